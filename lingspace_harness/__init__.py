@@ -1,0 +1,33 @@
+"""lingspace-harness: linguistic task spaces from language models' learning signals.
+
+The public API for plugins lives here; anything else may change without notice.
+"""
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .errors import DataError, ModelError, PluginError, UnknownNameError, UserError
+from .hookspecs import hookimpl
+from .models import LoadedModel, ModelLoader, ModelOptions
+from .pairs import MinimalPair, pairs_from_rows, read_jsonl, read_pairs_jsonl
+from .plugins import Harness, load_harness, register_plugin, unregister_plugin
+from .protocols import Command, GradientStrategy, Metric, MetricResult, Reporter, Space, SpaceBuilder
+from .run import PairScore, RunConfig, RunContext, cache_dir, run
+from .scoring import prefix_token_id, score_requests, sentence_requests
+from .tasks import DataOptions, Task, TaskData, split_pairs
+from .yaml_path import yaml_path
+
+try:
+    __version__ = version("lingspace-harness")
+except PackageNotFoundError:  # running from a source tree without an install
+    __version__ = "0+unknown"
+
+__all__ = [
+    "Command", "DataError", "DataOptions", "GradientStrategy", "Harness", "LoadedModel",
+    "Metric", "MetricResult", "MinimalPair", "ModelError", "ModelLoader", "ModelOptions",
+    "PairScore", "PluginError", "Reporter", "RunConfig", "RunContext", "Space", "SpaceBuilder",
+    "Task", "TaskData", "UnknownNameError", "UserError", "cache_dir", "hookimpl",
+    "load_harness", "pairs_from_rows", "prefix_token_id", "read_jsonl", "read_pairs_jsonl",
+    "register_plugin", "run", "score_requests", "sentence_requests", "split_pairs",
+    "unregister_plugin", "yaml_path", "__version__",
+]

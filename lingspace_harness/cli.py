@@ -1,0 +1,57 @@
+"""``lingspace-harness``: parse arguments, load plugins, turn user errors into one line."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from . import __version__
+from .commands import CORE_COMMANDS
+from .errors import UserError
+from .plugins import load_harness
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, like every user error
+        raise UserError(f"{self.prog}: {message}")
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--strict", action="store_true", help="fail if any plugin fails to load")
+    common.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    return common
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(format="%(levelname)s: %(message)s", stream=sys.stderr,
+                        level=logging.INFO if {"-v", "--verbose"} & set(argv) else logging.WARNING)
+    logging.addLevelName(logging.WARNING, "warning")
+    try:
+        harness = load_harness(strict="--strict" in argv)
+        parser = _Parser(prog="lingspace-harness", description=__doc__)
+        parser.add_argument("--version", action="version", version=__version__)
+        sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+        commands = {c.name: c for c in CORE_COMMANDS}
+        for command in harness.commands:
+            commands.setdefault(command.name, command)
+        for command in commands.values():
+            command.add_arguments(sub.add_parser(command.name, help=command.help,
+                                                 description=command.help, parents=[_common()]))
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        return commands[args.command].run(args, harness)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; files already written are complete, nothing partial was kept",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""The core sub-commands: run, tasks, plugins, metrics."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+from .plugins import Harness
+from .run import RunConfig, run
+from .scoring import METHODS
+
+
+def _globs(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
+class RunCommand:
+    name = "run"
+    help = "score tasks with a model and build the requested task spaces"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--model", required=True,
+                            help="hub id, local directory or .gguf file; or LOADER:spec")
+        parser.add_argument("--tasks", required=True, type=_globs,
+                            help="comma-separated task globs, e.g. 'blimp_*'")
+        parser.add_argument("--metric", dest="metrics", type=_globs, default=["accuracy"],
+                            help="comma-separated metrics (default: accuracy)")
+        parser.add_argument("--output", type=Path, default=Path("out"), help="output directory")
+        parser.add_argument("--data-dir", type=Path,
+                            default=Path(os.environ["LINGSPACE_BLIMP_DIR"])
+                            if os.environ.get("LINGSPACE_BLIMP_DIR") else None,
+                            help="local data directory (BLiMP: the official <UID>.jsonl files; "
+                                 "default $LINGSPACE_BLIMP_DIR, else the hub)")
+        parser.add_argument("--limit", type=_positive, help="cap each split of every task at N pairs")
+        parser.add_argument("--seed", type=int, default=0, help="split and run seed (default 0)")
+        parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+        parser.add_argument("--dtype", default="float32",
+                            choices=["float32", "bfloat16", "float16", "auto"])
+        parser.add_argument("--revision", help="model revision, e.g. a Pythia checkpoint 'step1000'")
+        parser.add_argument("--batch-size", type=_positive, default=64,
+                            help="sentences per forward pass (default 64)")
+        parser.add_argument("--prefix-token",
+                            help="token (or id) before each sentence; default BOS, else EOS")
+        parser.add_argument("--scoring", choices=METHODS, default="auto",
+                            help="'trie' shares prefixes, 'padded' is plain batching (default auto)")
+        parser.add_argument("--report", dest="reporters", type=_globs, default=[],
+                            help="comma-separated reporters to run afterwards")
+
+    def run(self, args: argparse.Namespace, harness: Harness) -> int:
+        fields = RunConfig.__dataclass_fields__
+        config = RunConfig(**{k: v for k, v in vars(args).items() if k in fields})
+        results = run(harness, config)
+        tasks = results["tasks"]
+        accs = [t["accuracy"] for t in tasks.values()]
+        print(f"{len(tasks)} tasks, mean accuracy {sum(accs) / len(accs):.4f}; "
+              f"wrote {config.output / 'results.json'}")
+        return 0
+
+
+class TasksCommand:
+    name = "tasks"
+    help = "list tasks: name, phenomenon, field, source"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("globs", nargs="?", type=_globs, default=["*"],
+                            help="comma-separated globs (default: all)")
+        parser.add_argument("--json", action="store_true", help="print JSON lines")
+
+    def run(self, args: argparse.Namespace, harness: Harness) -> int:
+        for task in harness.tasks.select(args.globs):
+            if args.json:
+                print(json.dumps({"name": task.name, "phenomenon": task.phenomenon,
+                                  "field": task.field, "group": task.group, "source": task.source}))
+            else:
+                print(f"{task.name}\t{task.phenomenon}\t{task.field}\t{task.source}")
+        return 0
+
+
+class PluginsCommand:
+    name = "plugins"
+    help = "print the loaded plugins as JSON"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        pass
+
+    def run(self, args: argparse.Namespace, harness: Harness) -> int:
+        print(json.dumps([asdict(p) for p in harness.plugins.values()], indent=2))
+        return 0
+
+
+class MetricsCommand:
+    name = "metrics"
+    help = "list the metrics --metric accepts"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        pass
+
+    def run(self, args: argparse.Namespace, harness: Harness) -> int:
+        for metric in harness.metrics:
+            print(f"{metric.name}\t{harness.metrics.owner(metric.name)}\t{metric.description}")
+        return 0
+
+
+CORE_COMMANDS = (RunCommand(), TasksCommand(), PluginsCommand(), MetricsCommand())
+
+

@@ -1,0 +1,22 @@
+"""Exceptions. A :class:`UserError` is the user's to fix; the CLI prints it as one line."""
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Something the user can fix: bad input, an unknown name, a missing file or model."""
+
+
+class DataError(UserError):
+    """A phenomenon's data is missing or malformed."""
+
+
+class ModelError(UserError):
+    """A model could not be found or loaded."""
+
+
+class PluginError(UserError):
+    """A plugin failed to load or register, or two plugins claim one name."""
+
+
+class UnknownNameError(UserError):
+    """A name (task, metric, loader, ...) that nothing registered."""

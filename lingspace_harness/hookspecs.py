@@ -1,0 +1,74 @@
+"""Hook specifications: what a plugin can add. Names carry the ``lingspace_`` prefix.
+
+Every ``lingspace_register_*`` hook receives a ``register`` callback. Call it once per
+thing the plugin adds; the harness records which plugin registered what, and rejects
+a name that two plugins both claim.
+"""
+from __future__ import annotations
+
+from pluggy import HookimplMarker, HookspecMarker
+
+PROJECT = "lingspace_harness"
+
+hookspec = HookspecMarker(PROJECT)
+hookimpl = HookimplMarker(PROJECT)
+
+
+@hookspec
+def lingspace_register_phenomena(register):
+    """Add minimal-pair tasks.
+
+    Call ``register(task)`` with a :class:`lingspace_harness.Task` for each task. A task
+    names its phenomenon and field, and loads its pairs lazily through ``task.load``.
+    """
+
+
+@hookspec
+def lingspace_register_model_loaders(register):
+    """Add ways to load a model from a ``--model`` string.
+
+    Call ``register(loader)`` with a :class:`lingspace_harness.ModelLoader`. The user
+    picks a loader with ``NAME:spec``, or the harness asks each loader's ``claims(spec)``.
+    """
+
+
+@hookspec
+def lingspace_register_gradient_strategies(register):
+    """Add gradient-differential strategies (``full``, ``topk``, ``projected``, ...).
+
+    Call ``register(strategy)`` with a :class:`lingspace_harness.GradientStrategy`.
+    """
+
+
+@hookspec
+def lingspace_register_metrics(register):
+    """Add metrics, chosen with ``--metric``.
+
+    Call ``register(metric)`` with a :class:`lingspace_harness.Metric`. A metric fills
+    per-task fields of results.json, or returns a task space (an N x N matrix).
+    """
+
+
+@hookspec
+def lingspace_register_space_builders(register):
+    """Add analyses of task spaces: hypothesis tests, clustering, comparisons.
+
+    Call ``register(builder)`` with a :class:`lingspace_harness.SpaceBuilder`. Its output
+    lands in results.json under ``analysis[builder.name]``.
+    """
+
+
+@hookspec
+def lingspace_register_reporters(register):
+    """Add reporters, which turn a finished results.json into other files.
+
+    Call ``register(reporter)`` with a :class:`lingspace_harness.Reporter`.
+    """
+
+
+@hookspec
+def lingspace_register_commands(register):
+    """Add CLI sub-commands, as in ``lingspace-harness NAME ...``.
+
+    Call ``register(command)`` with a :class:`lingspace_harness.Command`.
+    """

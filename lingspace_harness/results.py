@@ -1,0 +1,51 @@
+"""results.json and pairs.jsonl: the files later stages and outside scripts read."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+RESULTS_FILE = "results.json"
+PAIRS_FILE = "pairs.jsonl"
+SCHEMA_VERSION = 1
+
+
+def new_results(config: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
+    """The results skeleton: ``version, config, model, tasks, spaces, analysis``."""
+    return {"version": SCHEMA_VERSION, "config": config, "model": model, "tasks": {},
+            "spaces": {}, "analysis": {}}
+
+
+def write_atomic(path: Path, lines: Iterable[str]) -> None:
+    """Write text to a temporary file beside ``path``, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            for line in lines:
+                handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def write_results(out_dir: Path, results: dict[str, Any]) -> Path:
+    path = out_dir / RESULTS_FILE
+    write_atomic(path, [json.dumps(results, indent=2, sort_keys=False), "\n"])
+    return path
+
+
+def write_pairs(out_dir: Path, rows: Iterable[dict[str, Any]]) -> Path:
+    path = out_dir / PAIRS_FILE
+    write_atomic(path, (json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    return path
+
+
+def read_results(out_dir: Path) -> dict[str, Any]:
+    with (out_dir / RESULTS_FILE).open(encoding="utf-8") as handle:
+        return json.load(handle)

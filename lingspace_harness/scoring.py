@@ -1,0 +1,234 @@
+"""Exact log-probabilities of sentences under a causal LM, following lm-eval's conventions.
+
+A request is ``(context_ids, continuation_ids)``; its score is the summed log-prob of the
+continuation tokens. For BLiMP, as in lm-eval, the context is one prefix token (BOS, else
+EOS) and the continuation is the sentence with a leading space.
+
+The ``trie`` method packs the sequences of a batch into a prefix tree and runs it as one
+flat sequence with a tree-shaped attention mask: every distinct prefix is computed once
+(the shared start of a good/bad pair, and of all sentences that begin alike), no position
+is padding, and the LM head runs only where a next token is scored. A token's log-prob
+depends only on its prefix, so this is exact. The ``padded`` method is the plain batched
+forward pass; ``auto`` checks ``trie`` against it on the first batch and falls back if a
+model ignores custom attention masks.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .errors import UserError
+
+log = logging.getLogger("lingspace_harness")
+
+Request = tuple[Sequence[int], Sequence[int]]
+METHODS = ("auto", "trie", "padded")
+
+
+def prefix_token_id(tokenizer: Any, override: str | int | None = None) -> int:
+    """lm-eval's prefix token: ``override`` (a token or an id), else BOS, else EOS."""
+    if override is None or override == "":
+        for tid in (tokenizer.bos_token_id, tokenizer.eos_token_id):
+            if tid is not None:
+                return int(tid)
+        raise UserError("the tokenizer has neither a BOS nor an EOS token; pass --prefix-token")
+    if isinstance(override, int) or str(override).isdigit():
+        tid = int(override)
+        if not 0 <= tid < len(tokenizer):
+            raise UserError(f"--prefix-token {tid} is outside the vocabulary (size {len(tokenizer)})")
+        return tid
+    tid = tokenizer.convert_tokens_to_ids(override)
+    if tid is None or (tid == tokenizer.unk_token_id and override != tokenizer.unk_token):
+        raise UserError(f"--prefix-token {override!r} is not a token of this tokenizer")
+    return int(tid)
+
+
+def sentence_requests(tokenizer: Any, sentences: Sequence[str], prefix_id: int) -> list[Request]:
+    """Encode sentences as lm-eval does for an empty context: ``[prefix] + enc(' ' + s)``."""
+    encoded = tokenizer([" " + s for s in sentences], add_special_tokens=False)["input_ids"]
+    requests = []
+    for ids in encoded:
+        if ids and ids[0] == prefix_id:  # lm-eval: the continuation already starts with it
+            requests.append((ids[:1], ids[1:]))
+        else:
+            requests.append(([prefix_id], ids))
+    return requests
+
+
+@dataclass
+class _Chunk:
+    tokens: np.ndarray  # node -> token id
+    parent: np.ndarray  # node -> parent node, -1 for a root
+    depth: np.ndarray  # node -> position id
+    paths: list[list[int]]  # request (in chunk order) -> node ids
+    requests: list[int]  # chunk order -> request index
+
+
+def _build_chunks(requests: Sequence[Request], batch_size: int, max_nodes: int) -> list[_Chunk]:
+    full = [tuple(c) + tuple(x) for c, x in requests]
+    order = sorted(range(len(full)), key=lambda i: full[i])
+    chunks: list[_Chunk] = []
+    tokens: list[int] = []
+    parent: list[int] = []
+    depth: list[int] = []
+    paths: list[list[int]] = []
+    members: list[int] = []
+    prev: tuple[int, ...] = ()
+
+    def flush() -> None:
+        if members:
+            chunks.append(_Chunk(np.array(tokens), np.array(parent), np.array(depth),
+                                 list(paths), list(members)))
+        for buf in (tokens, parent, depth, paths, members):
+            buf.clear()
+
+    for i in order:
+        seq = full[i]
+        lcp = 0
+        if members:
+            limit = min(len(seq), len(prev))
+            while lcp < limit and seq[lcp] == prev[lcp]:
+                lcp += 1
+            if len(members) >= batch_size or len(tokens) + len(seq) - lcp > max_nodes:
+                flush()
+                lcp = 0
+        path = paths[-1][:lcp] if lcp else []
+        for pos in range(lcp, len(seq)):
+            parent.append(path[-1] if path else -1)
+            tokens.append(seq[pos])
+            depth.append(pos)
+            path.append(len(tokens) - 1)
+        paths.append(path)
+        members.append(i)
+        prev = seq
+    flush()
+    return chunks
+
+
+def _tree_mask(parent: np.ndarray, dtype: Any) -> Any:
+    import torch
+
+    n = len(parent)
+    allowed = np.zeros((n, n), dtype=bool)
+    for i, p in enumerate(parent):  # parents come before children
+        if p >= 0:
+            allowed[i] = allowed[p]
+        allowed[i, i] = True
+    mask = torch.zeros((1, 1, n, n), dtype=dtype)
+    mask.masked_fill_(~torch.from_numpy(allowed)[None, None], torch.finfo(dtype).min)
+    return mask
+
+
+def _score_chunk(model: Any, chunk: _Chunk, requests: Sequence[Request]) -> dict[int, float]:
+    import torch
+
+    device = model.device
+    scored: dict[int, int] = {}  # node -> parent node, for every scored token
+    for k, req_index in enumerate(chunk.requests):
+        path = chunk.paths[k]
+        for pos in range(len(requests[req_index][0]), len(path)):
+            scored[path[pos]] = path[pos - 1]
+    # A node without children is only ever a target: it needs no forward pass.
+    run = np.zeros(len(chunk.tokens), dtype=bool)
+    run[chunk.parent[chunk.parent >= 0]] = True
+    run_nodes = np.flatnonzero(run)
+    slot = np.full(len(chunk.tokens), -1, dtype=np.int64)
+    slot[run_nodes] = np.arange(len(run_nodes))
+    parent = np.where(chunk.parent[run_nodes] >= 0, slot[chunk.parent[run_nodes]], -1)
+    keep_nodes = np.array(sorted(set(scored.values())), dtype=np.int64)
+    out = model(
+        input_ids=torch.from_numpy(chunk.tokens[run_nodes])[None].to(device),
+        position_ids=torch.from_numpy(chunk.depth[run_nodes])[None].to(device),
+        attention_mask=_tree_mask(parent, model.dtype).to(device),
+        logits_to_keep=torch.from_numpy(slot[keep_nodes]).to(device),
+        use_cache=False,
+    )
+    # log_softmax then gather, as lm-eval does: logit - logsumexp loses ~1e-5 per token.
+    logprobs = torch.log_softmax(out.logits[0].float(), dim=-1)
+    row = np.full(len(chunk.tokens), -1, dtype=np.int64)
+    row[keep_nodes] = np.arange(len(keep_nodes))
+    nodes = np.fromiter(scored, dtype=np.int64, count=len(scored))
+    rows = torch.from_numpy(row[chunk.parent[nodes]]).to(device)
+    toks = torch.from_numpy(chunk.tokens[nodes]).to(device)
+    node_lp = np.zeros(len(chunk.tokens), dtype=np.float64)
+    node_lp[nodes] = logprobs[rows, toks].cpu().numpy()
+    results = {}
+    for k, req_index in enumerate(chunk.requests):
+        path = chunk.paths[k]
+        results[req_index] = float(node_lp[path[len(requests[req_index][0]):]].sum())
+    return results
+
+
+def _score_padded(model: Any, requests: Sequence[Request], indices: Sequence[int]) -> dict[int, float]:
+    import torch
+
+    seqs = [list(requests[i][0]) + list(requests[i][1]) for i in indices]
+    width = max(len(s) for s in seqs) - 1
+    inputs = torch.zeros((len(seqs), width), dtype=torch.long)
+    for r, s in enumerate(seqs):
+        inputs[r, : len(s) - 1] = torch.tensor(s[:-1])
+    logprobs = torch.log_softmax(model(input_ids=inputs.to(model.device), use_cache=False).logits.float(), -1)
+    results = {}
+    for r, i in enumerate(indices):
+        n_ctx, s = len(requests[i][0]), seqs[r]
+        targets = torch.tensor(s[n_ctx:], device=logprobs.device)
+        positions = torch.arange(n_ctx - 1, len(s) - 1, device=logprobs.device)
+        results[i] = float(logprobs[r, positions, targets].double().sum())
+    return results
+
+
+def score_requests(
+    model: Any,
+    requests: Sequence[Request],
+    *,
+    batch_size: int = 64,
+    method: str = "auto",
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Summed continuation log-probs, one per request, in request order (float64).
+
+    ``batch_size`` is the number of sequences per forward pass. ``progress(n)`` is called
+    with the number of requests finished by each pass.
+    """
+    import torch
+
+    if method not in METHODS:
+        raise UserError(f"unknown scoring method {method!r}; choose from {', '.join(METHODS)}")
+    for i, (ctx, cont) in enumerate(requests):
+        if not ctx or not cont:
+            raise ValueError(f"request {i} needs a non-empty context and continuation")
+    scores = np.empty(len(requests), dtype=np.float64)
+    if not requests:
+        return scores
+    max_nodes = batch_size * max(len(c) + len(x) for c, x in requests)
+    with torch.inference_mode():
+        if method in ("auto", "trie"):
+            chunks = _build_chunks(requests, batch_size, max_nodes)
+            for n, chunk in enumerate(chunks):
+                got = _score_chunk(model, chunk, requests)
+                if n == 0 and method == "auto" and not _agrees(model, requests, got):
+                    log.warning("this model ignores tree attention masks; scoring with padded batches")
+                    method = "padded"
+                    break
+                for i, v in got.items():
+                    scores[i] = v
+                if progress:
+                    progress(len(got))
+        if method == "padded":
+            order = sorted(range(len(requests)), key=lambda i: -(len(requests[i][0]) + len(requests[i][1])))
+            for start in range(0, len(order), batch_size):
+                got = _score_padded(model, requests, order[start:start + batch_size])
+                for i, v in got.items():
+                    scores[i] = v
+                if progress:
+                    progress(len(got))
+    return scores
+
+
+def _agrees(model: Any, requests: Sequence[Request], got: dict[int, float]) -> bool:
+    probe = list(got)[:8]
+    reference = _score_padded(model, requests, probe)
+    return all(abs(reference[i] - got[i]) <= 1e-3 * max(1.0, abs(reference[i])) for i in probe)

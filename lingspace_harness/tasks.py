@@ -1,0 +1,96 @@
+"""Tasks (a phenomenon's minimal pairs) and their deterministic splits."""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .errors import DataError
+from .pairs import MinimalPair
+
+#: Default split fractions (train, validation, test). BLiMP's 1,000 pairs give 400/100/500.
+SPLIT_FRACTIONS = (0.4, 0.1, 0.5)
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """Options a task's loader may use. ``data_dir`` comes from ``--data-dir``."""
+
+    data_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class Task:
+    """A minimal-pair task registered by a phenomenon plugin.
+
+    ``load(options)`` returns every pair of the task (validated, e.g. with
+    :func:`lingspace_harness.read_pairs_jsonl`); the harness splits them.
+    ``group`` is an optional coarser label (BLiMP: the paper's 12 phenomena).
+    """
+
+    name: str
+    phenomenon: str
+    field: str
+    source: str
+    load: Callable[[DataOptions], Sequence[MinimalPair]] = field(repr=False, compare=False)
+    group: str | None = None
+    description: str = ""
+
+
+@dataclass
+class TaskData:
+    """A task with its pairs split into train, validation and test."""
+
+    task: Task
+    train: list[MinimalPair]
+    validation: list[MinimalPair]
+    test: list[MinimalPair]
+
+    def split(self, name: str) -> list[MinimalPair]:
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r}")
+        return getattr(self, name)
+
+    def counts(self) -> dict[str, int]:
+        return {f"n_{s}": len(self.split(s)) for s in SPLITS}
+
+
+def split_pairs(
+    pairs: Sequence[MinimalPair],
+    task_name: str,
+    seed: int = 0,
+    fractions: tuple[float, float, float] = SPLIT_FRACTIONS,
+    limit: int | None = None,
+) -> tuple[list[MinimalPair], list[MinimalPair], list[MinimalPair]]:
+    """Shuffle with a generator seeded by ``(seed, crc32(task_name))`` and cut by ``fractions``.
+
+    A task's split depends only on its own pairs, its name and the seed, not on which
+    other tasks run. ``limit`` caps each split at that many pairs.
+    """
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-9:
+        raise ValueError(f"split fractions must be three non-negative numbers summing to 1: {fractions}")
+    rng = np.random.default_rng([seed, zlib.crc32(task_name.encode())])
+    order = rng.permutation(len(pairs))
+    n = len(pairs)
+    n_train = int(round(fractions[0] * n))
+    n_val = int(round(fractions[1] * n))
+    cuts = (order[:n_train], order[n_train:n_train + n_val], order[n_train + n_val:])
+    parts = tuple([pairs[i] for i in idx][:limit] if limit is not None else [pairs[i] for i in idx]
+                  for idx in cuts)
+    return parts  # type: ignore[return-value]
+
+
+def load_task_data(task: Task, options: DataOptions, seed: int = 0,
+                   limit: int | None = None) -> TaskData:
+    """Load, validate and split one task. An empty test split is an error."""
+    pairs = list(task.load(options))
+    if not pairs:
+        raise DataError(f"task {task.name!r} has no valid minimal pairs")
+    train, validation, test = split_pairs(pairs, task.name, seed=seed, limit=limit)
+    if not test:
+        raise DataError(f"task {task.name!r} has too few pairs ({len(pairs)}) for a test split")
+    return TaskData(task, train, validation, test)

@@ -1,0 +1,70 @@
+"""BLiMP: the 67 paradigms as tasks ``blimp_<UID>``.
+
+The task list and labels come from the packaged lm-eval YAML leaves. Pairs come from the
+hub (``nyu-mll/blimp``) by default, or from a directory of the official ``<UID>.jsonl``
+files given by ``--data-dir`` or ``LINGSPACE_BLIMP_DIR``.
+"""
+from __future__ import annotations
+
+import os
+from functools import partial
+from pathlib import Path
+
+import yaml
+
+from lingspace_harness import (
+    DataError, DataOptions, MinimalPair, Task, hookimpl, pairs_from_rows, read_pairs_jsonl, yaml_path,
+)
+
+HUB_DATASET = "nyu-mll/blimp"
+ENV_DIR = "LINGSPACE_BLIMP_DIR"
+
+
+def data_dir(options: DataOptions) -> Path | None:
+    if options.data_dir is not None:
+        return Path(options.data_dir)
+    env = os.environ.get(ENV_DIR)
+    return Path(env) if env else None
+
+
+def load_paradigm(uid: str, options: DataOptions) -> list[MinimalPair]:
+    local = data_dir(options)
+    if local is not None:
+        path = local / f"{uid}.jsonl"
+        if not path.is_file():
+            raise DataError(f"{path} not found: the BLiMP data directory must hold the official "
+                            f"<UID>.jsonl files")
+        return read_pairs_jsonl(path)
+    return _from_hub(uid)
+
+
+def _from_hub(uid: str) -> list[MinimalPair]:
+    try:
+        import datasets
+
+        rows = datasets.load_dataset(HUB_DATASET, uid, split="train")
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(
+            f"could not load BLiMP paradigm {uid!r} from the Hugging Face hub ({HUB_DATASET}): "
+            f"{reason}. Offline? Pass --data-dir DIR or set {ENV_DIR} to a directory of the "
+            f"official BLiMP <UID>.jsonl files") from None
+    return pairs_from_rows(enumerate(rows, start=1), f"{HUB_DATASET}/{uid}")
+
+
+@hookimpl
+def lingspace_register_phenomena(register):
+    env = os.environ.get(ENV_DIR)
+    source = f"blimp:{env}" if env else f"blimp:hub:{HUB_DATASET}"
+    for leaf in sorted((yaml_path() / "blimp").glob("lingspace_blimp_*.yaml")):
+        spec = yaml.safe_load(leaf.read_text(encoding="utf-8"))
+        uid, meta = spec["dataset_name"], spec["metadata"]
+        register(Task(
+            name=f"blimp_{uid}",
+            phenomenon=meta["phenomenon"],
+            field=meta["field"],
+            group=meta["group"],
+            source=source,
+            load=partial(load_paradigm, uid),
+            description=f"BLiMP paradigm {uid}",
+        ))
