@@ -25,9 +25,12 @@ def _common() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    logging.basicConfig(format="%(levelname)s: %(message)s", stream=sys.stderr,
-                        level=logging.INFO if {"-v", "--verbose"} & set(argv) else logging.WARNING)
-    logging.addLevelName(logging.WARNING, "warning")
+    log = logging.getLogger("lingspace_harness")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LineFormatter())
+    log.addHandler(handler)
+    log.setLevel(logging.INFO if {"-v", "--verbose"} & set(argv) else logging.WARNING)
+    log.propagate = False
     try:
         harness = load_harness(strict="--strict" in argv)
         parser = _Parser(prog="lingspace-harness", description=__doc__)
@@ -51,6 +54,14 @@ def main(argv: list[str] | None = None) -> int:
         print("error: interrupted; files already written are complete, nothing partial was kept",
               file=sys.stderr)
         return 130
+    finally:
+        log.removeHandler(handler)
+        log.propagate = True
+
+
+class _LineFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
 
 
 if __name__ == "__main__":

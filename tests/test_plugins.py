@@ -1,0 +1,255 @@
+"""Plugin loading: entry points, allow/deny lists, broken plugins, duplicates, every hook."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from lingspace_harness import (MetricResult, MinimalPair, PluginError, Space, Task, UnknownNameError,
+                               hookimpl, load_harness)
+from lingspace_harness.cli import main
+
+BUILTINS = {"blimp", "hf_models", "accuracy", "markdown"}
+
+
+def make_distribution(root: Path, dist: str, module: str, source: str, ep_name: str | None = None) -> None:
+    """A real installed distribution on sys.path: a module plus its .dist-info with an entry point."""
+    (root / f"{module}.py").write_text(textwrap.dedent(source))
+    info = root / f"{dist.replace('-', '_')}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[lingspace_harness]\n{ep_name or module} = {module}\n")
+
+
+GOOD_PLUGIN = """
+from lingspace_harness import Task, MinimalPair, hookimpl
+
+@hookimpl
+def lingspace_register_phenomena(register):
+    register(Task(name="thirdparty_task", phenomenon="p", field="f", source="test",
+                  load=lambda options: [MinimalPair("1", "A cat runs.", "A cat run.")]))
+"""
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield tmp_path
+    for name in list(sys.modules):
+        if name.startswith("lsh_test_"):
+            del sys.modules[name]
+
+
+def test_builtins_are_entry_points_of_the_distribution() -> None:
+    harness = load_harness()
+    builtins = {n for n, p in harness.plugins.items() if p.builtin}
+    assert builtins == BUILTINS
+    assert all(harness.plugins[n].distribution == "lingspace-harness" for n in builtins)
+    assert len(harness.tasks.select(["blimp_*"])) == 67
+    assert {"hf", "gguf"} <= set(harness.model_loaders.names())
+
+
+def test_plugins_command_prints_json(capsys: pytest.CaptureFixture) -> None:
+    assert main(["plugins"]) == 0
+    listed = {p["name"]: p for p in json.loads(capsys.readouterr().out)}
+    assert BUILTINS <= set(listed)
+    assert listed["accuracy"]["hooks"] == ["lingspace_register_metrics"]
+    assert listed["accuracy"]["registered"] == {"metric": ["accuracy"]}
+    assert listed["hf_models"]["version"]
+
+
+def test_third_party_entry_point_and_allow_list(site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_distribution(site, "lsh-test-good", "lsh_test_good", GOOD_PLUGIN)
+    harness = load_harness()
+    assert "thirdparty_task" in harness.tasks
+    assert harness.tasks.owner("thirdparty_task") == "lsh_test_good"
+    monkeypatch.setenv("LINGSPACE_LOAD_PLUGINS", "")
+    assert "thirdparty_task" not in load_harness().tasks
+    assert BUILTINS <= set(load_harness().plugins)
+    monkeypatch.setenv("LINGSPACE_LOAD_PLUGINS", "lsh-test-good")  # by distribution name
+    assert "thirdparty_task" in load_harness().tasks
+
+
+def test_disable_list_blocks_builtins_and_third_party(site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_distribution(site, "lsh-test-good", "lsh_test_good", GOOD_PLUGIN)
+    monkeypatch.setenv("LINGSPACE_DISABLE_PLUGINS", "blimp,lsh_test_good")
+    harness = load_harness()
+    assert len(harness.tasks) == 0
+    assert "blimp" not in harness.plugins and "accuracy" in harness.plugins
+
+
+def test_broken_plugin_warns_once_and_the_rest_loads(site: Path, capsys: pytest.CaptureFixture) -> None:
+    make_distribution(site, "lsh-test-broken", "lsh_test_broken", "import no_such_module_xyz\n")
+    harness = load_harness()
+    assert len(harness.warnings) == 1
+    assert "lsh_test_broken" in harness.warnings[0] and "no_such_module_xyz" in harness.warnings[0]
+    assert len(harness.tasks) == 67
+    assert main(["tasks", "blimp_adjunct_island"]) == 0
+    out = capsys.readouterr()
+    assert out.out.startswith("blimp_adjunct_island\t")
+    assert [line for line in out.err.splitlines() if "lsh_test_broken" in line] == [out.err.strip()]
+
+
+def test_strict_makes_a_broken_plugin_fatal(site: Path, capsys: pytest.CaptureFixture) -> None:
+    make_distribution(site, "lsh-test-broken", "lsh_test_broken", "raise RuntimeError('boom')\n")
+    with pytest.raises(PluginError, match="boom"):
+        load_harness(strict=True)
+    assert main(["tasks", "--strict"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "boom" in err and "Traceback" not in err
+
+
+def test_plugin_failing_in_register_is_reported(lingspace_plugin) -> None:
+    class Failing:
+        @hookimpl
+        def lingspace_register_metrics(self, register):
+            raise ValueError("cannot register")
+
+    lingspace_plugin(Failing(), "failing")
+    harness = load_harness()
+    assert any("failing" in w and "cannot register" in w for w in harness.warnings)
+    assert "accuracy" in harness.metrics
+
+
+def test_misspelt_hook_is_rejected_early(lingspace_plugin) -> None:
+    class Typo:
+        @hookimpl
+        def lingspace_register_metric(self, register):  # missing the final "s"
+            pass
+
+    lingspace_plugin(Typo(), "typo")
+    harness = load_harness()
+    assert "typo" not in harness.plugins
+    assert any("lingspace_register_metric'" in w for w in harness.warnings)
+
+
+def test_duplicate_name_names_both_plugins(lingspace_plugin) -> None:
+    class Clash:
+        @hookimpl
+        def lingspace_register_phenomena(self, register):
+            register(Task(name="blimp_adjunct_island", phenomenon="x", field="y", source="z",
+                          load=lambda o: []))
+
+    lingspace_plugin(Clash(), "clash")
+    with pytest.raises(PluginError, match=r"'blimp'.*'clash'"):
+        load_harness()
+
+
+def test_unknown_names_get_a_suggestion() -> None:
+    harness = load_harness()
+    with pytest.raises(UnknownNameError, match="did you mean 'accuracy'"):
+        harness.metrics.get("acuracy")
+    with pytest.raises(UnknownNameError, match="did you mean 'blimp_adjunct_island'"):
+        harness.tasks.select(["blimp_adjunct_islnd"])
+
+
+class EveryHook:
+    """One plugin implementing every hook, as a third party would."""
+
+    @hookimpl
+    def lingspace_register_phenomena(self, register):
+        register(Task(name="every_task", phenomenon="p", field="f", source="test",
+                      load=lambda options: [MinimalPair(str(i), f"The cat runs {i}.", f"The cat run {i}.")
+                                            for i in range(10)]))
+
+    @hookimpl
+    def lingspace_register_model_loaders(self, register):
+        class Loader:
+            name, description = "every_loader", "never claims anything"
+
+            def claims(self, spec):
+                return False
+
+            def load(self, spec, options):
+                raise AssertionError("not used")
+
+        register(Loader())
+
+    @hookimpl
+    def lingspace_register_gradient_strategies(self, register):
+        class Strategy:
+            name, description = "every_strategy", "the number of training pairs"
+
+            def compute(self, ctx, task):
+                return len(ctx.data[task].train)
+
+        register(Strategy())
+
+    @hookimpl
+    def lingspace_register_metrics(self, register):
+        class Diagonal:
+            name, description = "every_metric", "an identity space built through a strategy"
+
+            def compute(self, ctx):
+                strategy = ctx.harness.gradient_strategies.get("every_strategy")
+                n = len(ctx.task_names)
+                sizes = [strategy.compute(ctx, t) for t in ctx.task_names]
+                return MetricResult(space=Space(ctx.task_names, [[float(i == j) for j in range(n)]
+                                                                 for i in range(n)], {"sizes": sizes}))
+
+        register(Diagonal())
+
+    @hookimpl
+    def lingspace_register_space_builders(self, register):
+        class Trace:
+            name, description = "every_builder", "trace of each space"
+
+            def build(self, results):
+                return {m: sum(s["matrix"][i][i] for i in range(len(s["tasks"])))
+                        for m, s in results["spaces"].items()}
+
+        register(Trace())
+
+    @hookimpl
+    def lingspace_register_reporters(self, register):
+        class Count:
+            name, description = "every_reporter", "writes the number of tasks"
+
+            def report(self, results, out_dir):
+                path = out_dir / "count.txt"
+                path.write_text(str(len(results["tasks"])))
+                return [path]
+
+        register(Count())
+
+    @hookimpl
+    def lingspace_register_commands(self, register):
+        class Hello:
+            name, help = "hello", "greet"
+
+            def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+                parser.add_argument("who")
+
+            def run(self, args, harness):
+                print(f"hello {args.who}, {len(harness.tasks)} tasks")
+                return 0
+
+        register(Hello())
+
+
+def test_every_hook_reaches_its_registry(lingspace_plugin, tiny_model: Path, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture) -> None:
+    lingspace_plugin(EveryHook(), "every")
+    harness = load_harness()
+    for registry, name in [(harness.tasks, "every_task"), (harness.model_loaders, "every_loader"),
+                           (harness.gradient_strategies, "every_strategy"),
+                           (harness.metrics, "every_metric"), (harness.space_builders, "every_builder"),
+                           (harness.reporters, "every_reporter"), (harness.commands, "hello")]:
+        assert registry.owner(name) == "every"
+    assert len(harness.plugins["every"].hooks) == 7
+
+    assert main(["hello", "world"]) == 0
+    assert capsys.readouterr().out == "hello world, 68 tasks\n"
+
+    out = tmp_path / "out"
+    assert main(["run", "--model", str(tiny_model), "--tasks", "every_task", "--metric", "every_metric",
+                 "--report", "every_reporter", "--output", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["spaces"]["every_metric"] == {"tasks": ["every_task"], "matrix": [[1.0]], "sizes": [4]}
+    assert (out / "count.txt").read_text() == "1"
+    builder = harness.space_builders.get("every_builder")
+    assert builder.build(results) == {"every_metric": 1.0}
