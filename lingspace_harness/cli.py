@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from . import __version__
 from .commands import CORE_COMMANDS
-from .errors import UserError
+from .errors import PluginError, UserError
 from .plugins import load_harness
 
 
@@ -16,11 +17,13 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{self.prog}: {message}")
 
 
-def _common() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--strict", action="store_true", help="fail if any plugin fails to load")
-    common.add_argument("-v", "--verbose", action="store_true", help="log progress details")
-    return common
+def _add_common(parser: argparse.ArgumentParser, default: object = False) -> argparse.ArgumentParser:
+    """``--strict`` and ``-v``, accepted before or after the sub-command."""
+    parser.add_argument("--strict", action="store_true", default=default,
+                        help="fail if any plugin fails to load")
+    parser.add_argument("-v", "--verbose", action="store_true", default=default,
+                        help="log progress details")
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,13 +38,18 @@ def main(argv: list[str] | None = None) -> int:
         harness = load_harness(strict="--strict" in argv)
         parser = _Parser(prog="lingspace-harness", description=__doc__)
         parser.add_argument("--version", action="version", version=__version__)
+        _add_common(parser)
+        common = _add_common(argparse.ArgumentParser(add_help=False), default=argparse.SUPPRESS)
         sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
         commands = {c.name: c for c in CORE_COMMANDS}
         for command in harness.commands:
-            commands.setdefault(command.name, command)
+            if command.name in commands:
+                raise PluginError(f"plugin {harness.commands.owner(command.name)!r} registers the "
+                                  f"command {command.name!r}, which is a core command")
+            commands[command.name] = command
         for command in commands.values():
             command.add_arguments(sub.add_parser(command.name, help=command.help,
-                                                 description=command.help, parents=[_common()]))
+                                                 description=command.help, parents=[common]))
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help()
@@ -50,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `lingspace-harness plugins | head`
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except KeyboardInterrupt:
         print("error: interrupted; files already written are complete, nothing partial was kept",
               file=sys.stderr)

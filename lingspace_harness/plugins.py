@@ -155,6 +155,11 @@ def load_harness(strict: bool = False, env: dict[str, str] | None = None) -> Har
             fail(f"plugin {name!r} is invalid and was skipped: {exc}")
             return
         info.hooks = sorted(impl_name for impl_name in _hooks_of(pm, name))
+        if not info.hooks:
+            pm.unregister(name=name)
+            fail(f"plugin {name!r} implements no lingspace hook (is @hookimpl missing?) "
+                 f"and was skipped")
+            return
         plugins[name] = info
 
     for ep, dist in _entry_points():

@@ -26,6 +26,8 @@ log = logging.getLogger("lingspace_harness")
 
 Request = tuple[Sequence[int], Sequence[int]]
 METHODS = ("auto", "trie", "padded")
+#: Default largest prefix tree per batch row, in tokens (see ``score_requests``).
+TREE_NODES = 1 << 30
 
 
 def prefix_token_id(tokenizer: Any, override: str | int | None = None) -> int:
@@ -108,25 +110,28 @@ def _build_chunks(requests: Sequence[Request], batch_size: int, max_nodes: int) 
     return chunks
 
 
-def _tree_mask(parent: np.ndarray, dtype: Any) -> Any:
-    import torch
-
-    n = len(parent)
-    allowed = np.zeros((n, n), dtype=bool)
+def _tree_mask(parent: np.ndarray, size: int) -> np.ndarray:
+    """``allowed[i, j]``: node i attends to node j (an ancestor or itself). Padding attends to itself."""
+    allowed = np.zeros((size, size), dtype=bool)
     for i, p in enumerate(parent):  # parents come before children
         if p >= 0:
             allowed[i] = allowed[p]
         allowed[i, i] = True
-    mask = torch.zeros((1, 1, n, n), dtype=dtype)
-    mask.masked_fill_(~torch.from_numpy(allowed)[None, None], torch.finfo(dtype).min)
-    return mask
+    idx = np.arange(len(parent), size)
+    allowed[idx, idx] = True
+    return allowed
 
 
-def _score_chunk(model: Any, chunk: _Chunk, requests: Sequence[Request]) -> dict[int, float]:
-    import torch
+@dataclass
+class _Prepared:
+    run_nodes: np.ndarray  # chunk nodes that go through the model (those with children)
+    parent: np.ndarray  # parent as an index into run_nodes, -1 for a root
+    keep_nodes: np.ndarray  # chunk nodes whose next-token distribution is needed
+    scored: dict[int, int]  # scored node -> its parent node
 
-    device = model.device
-    scored: dict[int, int] = {}  # node -> parent node, for every scored token
+
+def _prepare(chunk: _Chunk, requests: Sequence[Request]) -> _Prepared:
+    scored: dict[int, int] = {}
     for k, req_index in enumerate(chunk.requests):
         path = chunk.paths[k]
         for pos in range(len(requests[req_index][0]), len(path)):
@@ -139,26 +144,48 @@ def _score_chunk(model: Any, chunk: _Chunk, requests: Sequence[Request]) -> dict
     slot[run_nodes] = np.arange(len(run_nodes))
     parent = np.where(chunk.parent[run_nodes] >= 0, slot[chunk.parent[run_nodes]], -1)
     keep_nodes = np.array(sorted(set(scored.values())), dtype=np.int64)
-    out = model(
-        input_ids=torch.from_numpy(chunk.tokens[run_nodes])[None].to(device),
-        position_ids=torch.from_numpy(chunk.depth[run_nodes])[None].to(device),
-        attention_mask=_tree_mask(parent, model.dtype).to(device),
-        logits_to_keep=torch.from_numpy(slot[keep_nodes]).to(device),
-        use_cache=False,
-    )
+    return _Prepared(run_nodes, parent, keep_nodes, scored)
+
+
+def _score_chunks(model: Any, chunks: Sequence[_Chunk], requests: Sequence[Request]) -> dict[int, float]:
+    """Score several tries in one forward pass, one trie per batch row."""
+    import torch
+
+    device = model.device
+    prepared = [_prepare(c, requests) for c in chunks]
+    width = max(len(p.run_nodes) for p in prepared)
+    ids = np.zeros((len(chunks), width), dtype=np.int64)
+    pos = np.zeros((len(chunks), width), dtype=np.int64)
+    allowed = np.zeros((len(chunks), 1, width, width), dtype=bool)
+    keep = np.zeros((len(chunks), width), dtype=bool)
+    for b, (c, p) in enumerate(zip(chunks, prepared)):
+        n = len(p.run_nodes)
+        ids[b, :n] = c.tokens[p.run_nodes]
+        pos[b, :n] = c.depth[p.run_nodes]
+        allowed[b, 0] = _tree_mask(p.parent, width)
+        slot = np.full(len(c.tokens), -1, dtype=np.int64)
+        slot[p.run_nodes] = np.arange(n)
+        keep[b, slot[p.keep_nodes]] = True
+    mask = torch.zeros(allowed.shape, dtype=model.dtype)
+    mask.masked_fill_(~torch.from_numpy(allowed), torch.finfo(model.dtype).min)
+    out = model(input_ids=torch.from_numpy(ids).to(device), position_ids=torch.from_numpy(pos).to(device),
+                attention_mask=mask.to(device), logits_to_keep=torch.from_numpy(keep).to(device),
+                use_cache=False)
     # log_softmax then gather, as lm-eval does: logit - logsumexp loses ~1e-5 per token.
-    logprobs = torch.log_softmax(out.logits[0].float(), dim=-1)
-    row = np.full(len(chunk.tokens), -1, dtype=np.int64)
-    row[keep_nodes] = np.arange(len(keep_nodes))
-    nodes = np.fromiter(scored, dtype=np.int64, count=len(scored))
-    rows = torch.from_numpy(row[chunk.parent[nodes]]).to(device)
-    toks = torch.from_numpy(chunk.tokens[nodes]).to(device)
-    node_lp = np.zeros(len(chunk.tokens), dtype=np.float64)
-    node_lp[nodes] = logprobs[rows, toks].cpu().numpy()
+    logprobs = torch.log_softmax(out.logits.reshape(-1, out.logits.shape[-1]).float(), dim=-1)
     results = {}
-    for k, req_index in enumerate(chunk.requests):
-        path = chunk.paths[k]
-        results[req_index] = float(node_lp[path[len(requests[req_index][0]):]].sum())
+    offset = 0
+    for c, p in zip(chunks, prepared):
+        row = np.full(len(c.tokens), -1, dtype=np.int64)
+        row[p.keep_nodes] = offset + np.arange(len(p.keep_nodes))  # keep order: batch row, then slot
+        offset += len(p.keep_nodes)
+        nodes = np.fromiter(p.scored, dtype=np.int64, count=len(p.scored))
+        rows = torch.from_numpy(row[c.parent[nodes]]).to(device)
+        toks = torch.from_numpy(c.tokens[nodes]).to(device)
+        node_lp = np.zeros(len(c.tokens), dtype=np.float64)
+        node_lp[nodes] = logprobs[rows, toks].cpu().numpy()
+        for k, req_index in enumerate(c.requests):
+            results[req_index] = float(node_lp[c.paths[k][len(requests[req_index][0]):]].sum())
     return results
 
 
@@ -185,13 +212,16 @@ def score_requests(
     requests: Sequence[Request],
     *,
     batch_size: int = 64,
+    tree_nodes: int = TREE_NODES,
     method: str = "auto",
     progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """Summed continuation log-probs, one per request, in request order (float64).
 
-    ``batch_size`` is the number of sequences per forward pass. ``progress(n)`` is called
-    with the number of requests finished by each pass.
+    ``batch_size`` is the number of sequences per forward pass. With ``trie``, they are
+    packed into prefix trees of at most ``tree_nodes`` tokens, one tree per batch row
+    (smaller trees keep the tree-masked attention cheap). ``progress(n)`` is called with
+    the number of requests finished by each pass.
     """
     import torch
 
@@ -203,12 +233,12 @@ def score_requests(
     scores = np.empty(len(requests), dtype=np.float64)
     if not requests:
         return scores
-    max_nodes = batch_size * max(len(c) + len(x) for c, x in requests)
+    longest = max(len(c) + len(x) for c, x in requests)
     with torch.inference_mode():
         if method in ("auto", "trie"):
-            chunks = _build_chunks(requests, batch_size, max_nodes)
-            for n, chunk in enumerate(chunks):
-                got = _score_chunk(model, chunk, requests)
+            chunks = _build_chunks(requests, batch_size, max(tree_nodes, longest))
+            for n, group in enumerate(_groups(chunks, batch_size)):
+                got = _score_chunks(model, group, requests)
                 if n == 0 and method == "auto" and not _agrees(model, requests, got):
                     log.warning("this model ignores tree attention masks; scoring with padded batches")
                     method = "padded"
@@ -226,6 +256,19 @@ def score_requests(
                 if progress:
                     progress(len(got))
     return scores
+
+
+def _groups(chunks: list[_Chunk], batch_size: int) -> list[list[_Chunk]]:
+    """Consecutive tries holding about ``batch_size`` sequences together."""
+    groups: list[list[_Chunk]] = [[]]
+    count = 0
+    for chunk in chunks:
+        if groups[-1] and count + len(chunk.requests) > batch_size:
+            groups.append([])
+            count = 0
+        groups[-1].append(chunk)
+        count += len(chunk.requests)
+    return groups
 
 
 def _agrees(model: Any, requests: Sequence[Request], got: dict[int, float]) -> bool:

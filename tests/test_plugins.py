@@ -253,3 +253,41 @@ def test_every_hook_reaches_its_registry(lingspace_plugin, tiny_model: Path, tmp
     assert (out / "count.txt").read_text() == "1"
     builder = harness.space_builders.get("every_builder")
     assert builder.build(results) == {"every_metric": 1.0}
+
+
+def test_plugin_without_hooks_is_skipped_with_a_warning(lingspace_plugin) -> None:
+    class Unmarked:
+        def lingspace_register_metrics(self, register):  # @hookimpl forgotten
+            raise AssertionError("never called")
+
+    lingspace_plugin(Unmarked(), "unmarked")
+    harness = load_harness()
+    assert "unmarked" not in harness.plugins
+    assert any("unmarked" in w and "@hookimpl" in w for w in harness.warnings)
+
+
+def test_a_plugin_cannot_replace_a_core_command(lingspace_plugin, capsys) -> None:
+    class Shadow:
+        @hookimpl
+        def lingspace_register_commands(self, register):
+            class Run:
+                name, help = "run", "not the real run"
+
+                def add_arguments(self, parser):
+                    pass
+
+                def run(self, args, harness):
+                    return 0
+
+            register(Run())
+
+    lingspace_plugin(Shadow(), "shadow")
+    assert main(["metrics"]) == 2
+    assert "'shadow'" in capsys.readouterr().err
+
+
+def test_strict_works_before_and_after_the_sub_command(site: Path, capsys) -> None:
+    make_distribution(site, "lsh-test-broken", "lsh_test_broken", "raise RuntimeError('boom')\n")
+    assert main(["--strict", "metrics"]) == 2
+    assert main(["metrics", "--strict"]) == 2
+    assert main(["metrics"]) == 0
