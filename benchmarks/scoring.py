@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--tasks", default="blimp_*")
     parser.add_argument("--pairs", type=int, default=20, help="test pairs per task")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=64, help="ours: sentences per forward")
+    parser.add_argument("--batch-size", type=int, default=128, help="ours: sentences per forward")
     parser.add_argument("--lmeval-batch-sizes", default="16,32,64")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
@@ -45,7 +45,7 @@ def main() -> None:
     from lm_eval.models.huggingface import HFLM
 
     from lingspace_harness import RunConfig, load_harness, score_requests, sentence_requests
-    from lingspace_harness.run import load_data, load_model
+    from lingspace_harness.runner import load_data, load_model
 
     harness = load_harness()
     config = RunConfig(model=args.model, tasks=[args.tasks], data_dir=Path(args.data_dir), limit=args.pairs)

@@ -12,7 +12,7 @@ from .models import LoadedModel, ModelLoader, ModelOptions
 from .pairs import MinimalPair, pairs_from_rows, read_jsonl, read_pairs_jsonl
 from .plugins import Harness, load_harness, register_plugin, unregister_plugin
 from .protocols import Command, GradientStrategy, Metric, MetricResult, Reporter, Space, SpaceBuilder
-from .run import PairScore, RunConfig, RunContext, cache_dir, run
+from .runner import PairScore, RunConfig, RunContext, cache_dir, run
 from .scoring import prefix_token_id, score_requests, sentence_requests
 from .tasks import DataOptions, Task, TaskData, split_pairs
 from .yaml_path import yaml_path

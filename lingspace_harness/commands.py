@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .plugins import Harness
-from .run import RunConfig, run
+from .runner import RunConfig, run
 from .scoring import METHODS
 
 
@@ -46,8 +46,8 @@ class RunCommand:
         parser.add_argument("--dtype", default="float32",
                             choices=["float32", "bfloat16", "float16", "auto"])
         parser.add_argument("--revision", help="model revision, e.g. a Pythia checkpoint 'step1000'")
-        parser.add_argument("--batch-size", type=_positive, default=64,
-                            help="sentences per forward pass (default 64)")
+        parser.add_argument("--batch-size", type=_positive, default=128,
+                            help="sentences per forward pass (default 128)")
         parser.add_argument("--prefix-token",
                             help="token (or id) before each sentence; default BOS, else EOS")
         parser.add_argument("--scoring", choices=METHODS, default="auto",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from .plugins import Harness
-    from .run import RunContext
+    from .runner import RunContext
 
 
 @dataclass

@@ -27,7 +27,7 @@ log = logging.getLogger("lingspace_harness")
 Request = tuple[Sequence[int], Sequence[int]]
 METHODS = ("auto", "trie", "padded")
 #: Default largest prefix tree per batch row, in tokens (see ``score_requests``).
-TREE_NODES = 1 << 30
+TREE_NODES = 192
 
 
 def prefix_token_id(tokenizer: Any, override: str | int | None = None) -> int:
@@ -211,7 +211,7 @@ def score_requests(
     model: Any,
     requests: Sequence[Request],
     *,
-    batch_size: int = 64,
+    batch_size: int = 128,
     tree_nodes: int = TREE_NODES,
     method: str = "auto",
     progress: Callable[[int], None] | None = None,

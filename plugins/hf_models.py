@@ -28,13 +28,18 @@ def _reason(exc: BaseException) -> str:
 
 
 def quiet_transformers() -> None:
-    """Keep transformers' own progress bars off when stderr is not a terminal."""
+    """Keep transformers' progress bars off when stderr is not a terminal, and the hub
+    client's retry chatter out of the way of our one error line (unless ``-v``)."""
+    import logging
     import sys
 
+    from huggingface_hub.utils import logging as hub_logging
     from transformers.utils import logging as hf_logging
 
     if not sys.stderr.isatty():
         hf_logging.disable_progress_bar()
+    if logging.getLogger("lingspace_harness").getEffectiveLevel() > logging.INFO:
+        hub_logging.set_verbosity_error()
 
 
 def _finish(model: Any, tokenizer: Any, name: str, revision: str | None,

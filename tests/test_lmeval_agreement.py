@@ -43,8 +43,8 @@ def _two_threads() -> Iterator[None]:
 # ----------------------------------------------------------------------------- helpers
 
 def _lm_eval_registry() -> None:
-    # lm-eval 0.4.13: these must be imported before a TaskManager registers tasks, or the
-    # built-in metrics/filters/models are missing from its registries.
+    # lm-eval 0.4.13 fills its metric, filter and model registries when these modules are
+    # imported; they must be imported before a TaskManager is built, or built-ins go missing.
     import lm_eval.api.metrics  # noqa: F401
     import lm_eval.filters  # noqa: F401
     import lm_eval.models  # noqa: F401
@@ -67,10 +67,17 @@ def _lm_eval_logps(lm: Any, sentences: Sequence[str]) -> list[float]:
     return [float(ll) for ll, _greedy in out]
 
 
-def _ours(model: Any, tokenizer: Any, sentences: Sequence[str], method: str,
+#: Our scorer's code paths: one prefix tree per pass, several small trees as padded batch
+#: rows (``tree_nodes``), and plain padded batches.
+VARIANTS = {"trie": {"method": "trie"}, "trie-rows": {"method": "trie", "tree_nodes": 64},
+            "padded": {"method": "padded"}}
+
+
+def _ours(model: Any, tokenizer: Any, sentences: Sequence[str], variant: str,
           override: str | int | None = None, batch_size: int = 16) -> list[float]:
     requests = sentence_requests(tokenizer, sentences, prefix_token_id(tokenizer, override))
-    return [float(v) for v in score_requests(model, requests, batch_size=batch_size, method=method)]
+    scores = score_requests(model, requests, batch_size=batch_size, **VARIANTS[variant])
+    return [float(v) for v in scores]
 
 
 def _deltas(a: Sequence[float], b: Sequence[float]) -> list[float]:
@@ -177,23 +184,25 @@ def test_lm_eval_blimp_task_agrees(arch: str, tiny_model_factory, blimp_dir: Pat
         mine = {p["pairID"]: p for p in pairs if p["task"] == task}
         samples = evaluated["samples"][name]
         assert ours[task]["n_test"] == len(samples) == len(mine) == 10
-        assert evaluated["results"][name]["acc,none"] == pytest.approx(ours[task]["accuracy"], abs=1e-12)
+        assert {s["doc"]["pairID"] for s in samples} == set(mine)
 
         # Per sentence: choice 0 is the good sentence, choice 1 the bad one.
         ref: dict[str, float] = {}
         for sample in samples:
-            doc = sample["doc"]
-            good, bad = doc["sentence_good"], doc["sentence_bad"]
+            good, bad = sample["doc"]["sentence_good"], sample["doc"]["sentence_bad"]
             assert [tuple(a) for a in sample["arguments"]] == [("", " " + good), ("", " " + bad)]
             (ll_good, _), (ll_bad, _) = sample["filtered_resps"]
             assert [r[0][0] for r in sample["resps"]] == [ll_good, ll_bad]
             ref[good], ref[bad] = float(ll_good), float(ll_bad)
-            # Same pair, same decision (lm-eval: argmax over the two log-likelihoods).
-            p = mine[doc["pairID"]]
-            assert sample["acc"] == float(p["logp_good"] > p["logp_bad"]), doc["pairID"]
         sentences = [s for p in mine.values() for s in (p["sentence_good"], p["sentence_bad"])]
         logps = [v for p in mine.values() for v in (p["logp_good"], p["logp_bad"])]
         _assert_close(f"{arch}/{task}", logps, [ref[s] for s in sentences], sentences)
+
+        # Same decision on every pair (lm-eval: argmax of the two), hence the same accuracy.
+        for sample in samples:
+            p = mine[sample["doc"]["pairID"]]
+            assert sample["acc"] == float(p["logp_good"] > p["logp_bad"]), p["pairID"]
+        assert evaluated["results"][name]["acc,none"] == pytest.approx(ours[task]["accuracy"], abs=1e-12)
 
 
 # ------------------------------------------------- 2. HFLM.loglikelihood vs score_requests
@@ -208,7 +217,7 @@ def test_hflm_loglikelihood_agrees(arch: str, tiny_model_factory, blimp_sentence
     model_dir = tiny_model_factory(arch)
     model, tokenizer = _load_hf(model_dir)
     ref = _lm_eval_logps(_hflm(model_dir), blimp_sentences)
-    for method in ("trie", "padded"):
+    for method in VARIANTS:
         ours = _ours(model, tokenizer, blimp_sentences, method)
         _assert_close(f"{arch}/{method}", ours, ref, blimp_sentences)
 
@@ -219,7 +228,7 @@ def test_hflm_loglikelihood_agrees(arch: str, tiny_model_factory, blimp_sentence
     _assert_would_catch(f"{arch}: no leading space", wrong, ref)
 
 
-@pytest.mark.parametrize("override", ["Ġ", "42"])
+@pytest.mark.parametrize("override", ["Ġ", "42"], ids=["token", "id"])
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_hflm_prefix_token_override_agrees(arch: str, override: str, tiny_model_factory,
                                            blimp_sentences: list[str]) -> None:
@@ -238,16 +247,53 @@ def test_hflm_prefix_token_override_agrees(arch: str, override: str, tiny_model_
     lm = _hflm(model_dir, prefix_token_id=expected_id)
     assert lm.prefix_token_id == expected_id
     ref = _lm_eval_logps(lm, sentences)
-    for method in ("trie", "padded"):
+    for method in VARIANTS:
         ours = _ours(model, tokenizer, sentences, method, override=override)
         _assert_close(f"{arch}/{method}/prefix {override!r}", ours, ref, sentences)
 
     # Ignoring the override (default prefix), or always prepending it, would fail.
     _assert_would_catch(f"{arch}: override ignored", _ours(model, tokenizer, sentences, "padded"), ref)
-    naive = [([expected_id], tokenizer(" " + s, add_special_tokens=False)["input_ids"]) for s in sentences]
     if override == "Ġ":
+        naive = [([expected_id], tokenizer(" " + s, add_special_tokens=False)["input_ids"])
+                 for s in sentences]
         wrong = [float(v) for v in score_requests(model, naive, batch_size=16, method="padded")]
         _assert_would_catch(f"{arch}: prefix always prepended", wrong, ref)
+
+
+#: The byte-level symbol of byte 0: in the tiny vocabulary, never in BLiMP text.
+UNUSED_TOKEN = "\u0100"
+
+
+@pytest.mark.parametrize("bos", ["distinct", "none"])
+def test_hflm_default_prefix_agrees(bos: str, tiny_model_factory, blimp_sentences: list[str],
+                                    tmp_path: Path) -> None:
+    """The default prefix is BOS, else EOS (the tiny tokenizer's BOS and EOS coincide)."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_factory("gpt2"), model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    vocab = len(tokenizer)
+    assert UNUSED_TOKEN in tokenizer.get_vocab()
+    tokenizer.bos_token = UNUSED_TOKEN if bos == "distinct" else None
+    tokenizer.save_pretrained(model_dir)
+    model, tokenizer = _load_hf(model_dir)
+    assert len(tokenizer) == vocab
+    expected = tokenizer.convert_tokens_to_ids(UNUSED_TOKEN) if bos == "distinct" else tokenizer.eos_token_id
+    assert (tokenizer.bos_token_id is None) == (bos == "none")
+    assert expected != (tokenizer.eos_token_id if bos == "distinct" else None)
+
+    sentences = blimp_sentences[:100]
+    lm = _hflm(model_dir)
+    assert lm.prefix_token_id == expected == prefix_token_id(tokenizer)
+    ref = _lm_eval_logps(lm, sentences)
+    for method in VARIANTS:
+        _assert_close(f"{bos} BOS/{method}", _ours(model, tokenizer, sentences, method), ref, sentences)
+    if bos == "distinct":  # EOS where lm-eval uses BOS would fail
+        eos = _ours(model, tokenizer, sentences, "padded", override=tokenizer.eos_token_id)
+        _assert_would_catch("EOS instead of BOS", eos, ref)
 
 
 # ------------------------------------------------------------- 3. the real SmolLM2-135M
@@ -272,7 +318,8 @@ def test_hflm_agrees_on_smollm2(smollm2_gguf: Path, blimp_dir: Path) -> None:
     sentences = [s for _, p in pairs for s in (p.good, p.bad)]
 
     lm = _hflm(cached)
-    assert lm.prefix_token_id == prefix_token_id(loaded.tokenizer)
+    ours_prefix, lm_prefix = prefix_token_id(loaded.tokenizer), lm.prefix_token_id
+    assert ours_prefix == lm_prefix, f"prefix token: ours {ours_prefix}, lm-eval {lm_prefix}"
     ref = _lm_eval_logps(lm, sentences)
     del lm
 
@@ -283,13 +330,14 @@ def test_hflm_agrees_on_smollm2(smollm2_gguf: Path, blimp_dir: Path) -> None:
         return {t: sum(w) / len(w) for t, w in wins.items()}
 
     ref_acc = accuracy(ref)
-    for method in ("trie", "padded"):
+    for method in VARIANTS:
         ours = _ours(loaded.model, loaded.tokenizer, sentences, method, batch_size=64)
         d = _deltas(ours, ref)
         print(f"\nSmolLM2 {method}: max |dlogp| {max(d):.3g}, median {statistics.median(d):.3g} "
               f"over {len(d)} sentences")
-        assert accuracy(ours) == ref_acc, method
         # fp32 kernels of different shapes differ by up to ~1e-3 on this model (lm-eval's own
         # values are ~3e-3 from float64), so 1e-4 holds only typically, not for every sentence.
         _assert_close(f"SmolLM2/{method}", ours, ref, sentences, tol=2e-3)
-        assert statistics.median(d) <= 1e-4, method
+        assert statistics.median(d) <= 1e-4, f"{method}: median |dlogp| {statistics.median(d):.3g}"
+        ours_acc = accuracy(ours)
+        assert ours_acc == ref_acc, {t: (a, ref_acc[t]) for t, a in ours_acc.items() if a != ref_acc[t]}

@@ -42,7 +42,7 @@ class RunConfig:
     device: str = "cpu"
     dtype: str = "float32"
     revision: str | None = None
-    batch_size: int = 64
+    batch_size: int = 128
     prefix_token: str | None = None
     scoring: str = "auto"
     reporters: list[str] = field(default_factory=list)
