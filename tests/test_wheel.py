@@ -32,10 +32,11 @@ def test_wheel_installs_into_a_fresh_venv(tmp_path: Path) -> None:
     python = env_dir / "bin" / "python"
     site = Path(subprocess.check_output([str(python), "-c", "import sysconfig;print(sysconfig.get_paths()['purelib'])"],
                                         text=True).strip())
-    # The dependencies come from this environment, behind the fresh venv's own site-packages.
-    (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q",
                     str(wheel)], check=True, capture_output=True)
+    # Then the dependencies, from this environment, behind the fresh venv's own site-packages
+    # (added only now, or pip would see this environment's copy and install nothing).
+    (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     work = tmp_path / "elsewhere"
     work.mkdir()
     where = subprocess.check_output([str(python), "-c", "import lingspace_harness as m;print(m.__file__)"],
