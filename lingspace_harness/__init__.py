@@ -11,7 +11,8 @@ from .hookspecs import hookimpl
 from .models import LoadedModel, ModelLoader, ModelOptions
 from .pairs import MinimalPair, pairs_from_rows, read_jsonl, read_pairs_jsonl
 from .plugins import Harness, load_harness, register_plugin, unregister_plugin
-from .protocols import Command, GradientStrategy, Metric, MetricResult, Reporter, Space, SpaceBuilder
+from .gradients import ParamLayout, gradient_differential, layout_of, select_parameters
+from .protocols import Command, GradientOptions, GradientStrategy, Metric, MetricResult, Reporter, Space, SpaceBuilder
 from .runner import PairScore, RunConfig, RunContext, cache_dir, run
 from .scoring import prefix_token_id, score_requests, sentence_requests
 from .tasks import DataOptions, Task, TaskData, split_pairs
@@ -23,7 +24,8 @@ except PackageNotFoundError:  # running from a source tree without an install
     __version__ = "0+unknown"
 
 __all__ = [
-    "Command", "DataError", "DataOptions", "GradientStrategy", "Harness", "LoadedModel",
+    "Command", "DataError", "GradientOptions", "ParamLayout", "gradient_differential", "layout_of",
+    "select_parameters", "DataOptions", "GradientStrategy", "Harness", "LoadedModel",
     "Metric", "MetricResult", "MinimalPair", "ModelError", "ModelLoader", "ModelOptions",
     "PairScore", "PluginError", "Reporter", "RunConfig", "RunContext", "Space", "SpaceBuilder",
     "Task", "TaskData", "UnknownNameError", "UserError", "cache_dir", "hookimpl",

@@ -49,14 +49,28 @@ class Metric(Protocol):
     def compute(self, ctx: "RunContext") -> MetricResult: ...
 
 
+@dataclass(frozen=True)
+class GradientOptions:
+    """Settings every gradient strategy may read (from ``run``'s options)."""
+
+    topk: float = 0.01
+    projection_dim: int = 1024
+    include_embeddings: bool = False
+    storage_dtype: str = "float32"
+    seed: int = 0
+
+
 @runtime_checkable
 class GradientStrategy(Protocol):
-    """Turns a task's minimal pairs into a gradient-differential vector (or its summary)."""
+    """Reduces a task's flat gradient differential (float32, in ``layout`` order) to what is
+    stored for it: a vector (``kind = "vector"``, with ``layer_slices(layout, options)``
+    giving each layer's slices of it) or a sorted index mask (``kind = "mask"``)."""
 
     name: str
     description: str
+    kind: str
 
-    def compute(self, ctx: "RunContext", task: str) -> Any: ...
+    def reduce(self, grad: Any, layout: Any, options: GradientOptions) -> Any: ...
 
 
 @runtime_checkable

@@ -36,7 +36,7 @@ def write_atomic(path: Path, lines: Iterable[str]) -> None:
 
 def write_results(out_dir: Path, results: dict[str, Any]) -> Path:
     path = out_dir / RESULTS_FILE
-    write_atomic(path, [json.dumps(results, indent=2, sort_keys=False), "\n"])
+    write_atomic(path, [json.dumps(results, indent=2, allow_nan=False), "\n"])
     return path
 
 

@@ -7,14 +7,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .errors import UserError
+from .gradients import ParamLayout, gradient_differential, layout_of, select_parameters
 from .models import LoadedModel, ModelOptions, resolve_loader
 from .plugins import Harness
 from .progress import progress_bar
-from .protocols import Metric
+from .protocols import GradientOptions, Metric
 from .results import new_results, write_pairs, write_results
 from .scoring import prefix_token_id, score_requests, sentence_requests
 from .tasks import SPLIT_FRACTIONS, DataOptions, TaskData, load_task_data
+from .units import UnitStore
 
 log = logging.getLogger("lingspace_harness")
 
@@ -46,6 +50,20 @@ class RunConfig:
     prefix_token: str | None = None
     scoring: str = "auto"
     reporters: list[str] = field(default_factory=list)
+    # gradient differentials
+    gradsim_strategy: str = "full"
+    topk: float = 0.01
+    projection_dim: int = 1024
+    include_embeddings: bool = False
+    gradient_dtype: str = "float32"
+    # FTGD fine-tuning (transfer, lookahead)
+    ftgd_lr: float = 1e-4
+    ftgd_steps: int = 40
+    ftgd_batch: int = 16
+    ftgd_eval_every: int = 5
+    ftgd_patience: int = 2
+    lookahead_steps: int = 3
+    transfer_baseline: bool = False
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -80,10 +98,72 @@ class RunContext:
         self.data = data
         self.prefix_id = prefix_token_id(model.tokenizer, config.prefix_token)
         self._scores: dict[str, dict[str, list[PairScore]]] = {}
+        self._params: list[tuple[str, Any]] | None = None
 
     @property
     def task_names(self) -> list[str]:
         return list(self.data)
+
+    # -- units of work -------------------------------------------------------------
+    def unit_key(self) -> dict[str, Any]:
+        """What every unit's result depends on (model, data, seed, prefix)."""
+        c = self.config
+        return {"model": self.model.name, "revision": self.model.revision, "dtype": self.model.dtype,
+                "n_params": self.model.n_params, "seed": c.seed, "limit": c.limit,
+                "data_dir": str(c.data_dir) if c.data_dir else None, "prefix_id": self.prefix_id}
+
+    def units(self, kind: str, **settings: Any) -> UnitStore:
+        """The store of finished units of ``kind`` under the output directory."""
+        return UnitStore(self.config.output, kind, {**self.unit_key(), "kind": kind, **settings})
+
+    # -- gradient differentials ----------------------------------------------------
+    @property
+    def gradient_options(self) -> GradientOptions:
+        c = self.config
+        return GradientOptions(topk=c.topk, projection_dim=c.projection_dim,
+                               include_embeddings=c.include_embeddings, storage_dtype=c.gradient_dtype,
+                               seed=c.seed)
+
+    @property
+    def gradient_params(self) -> list[tuple[str, Any]]:
+        if self._params is None:
+            self._params = select_parameters(self.model.model, self.config.include_embeddings)
+        return self._params
+
+    @property
+    def gradient_layout(self) -> ParamLayout:
+        return layout_of(self.gradient_params)
+
+    def _gradient_store(self, strategy: str) -> UnitStore:
+        o = self.gradient_options
+        return self.units(f"gradient-{strategy}", split="train", options=o.__dict__)
+
+    def ensure_gradients(self, strategies: list[str]) -> None:
+        """Compute each task's training-split differential once and store every strategy's
+        reduction of it; tasks whose units exist already are skipped."""
+        chosen = [self.harness.gradient_strategies.get(s) for s in dict.fromkeys(strategies)]
+        todo = [t for t in self.data if any(not self._gradient_store(s.name).has(t, ".npy") for s in chosen)]
+        if not todo:
+            return
+        layout, options = self.gradient_layout, self.gradient_options
+        with progress_bar(len(todo), "gradient differentials", unit="task") as bar:
+            for task in todo:
+                grad = gradient_differential(self.model.model, self.model.tokenizer, self.data[task].train,
+                                             self.prefix_id, self.gradient_params,
+                                             batch_size=self.config.batch_size)
+                for strategy in chosen:
+                    store = self._gradient_store(strategy.name)
+                    if not store.has(task, ".npy"):
+                        store.save_array(task, strategy.reduce(grad, layout, options))
+                del grad
+                bar.update(1)
+
+    def gradient(self, strategy: str, task: str) -> np.ndarray:
+        """A task's stored reduction (memory-mapped); computes it if missing."""
+        store = self._gradient_store(strategy)
+        if not store.has(task, ".npy"):
+            self.ensure_gradients([strategy])
+        return store.load_array(task)
 
     def has_scores(self, split: str) -> bool:
         return split in self._scores
@@ -151,6 +231,9 @@ def run(harness: Harness, config: RunConfig) -> dict[str, Any]:
         task = d.task
         results["tasks"][name] = {"phenomenon": task.phenomenon, "field": task.field,
                                   "group": task.group, "source": task.source, **d.counts()}
+    strategies = [s for m in metrics for s in getattr(m, "strategies", lambda ctx: [])(ctx)]
+    if strategies:
+        ctx.ensure_gradients(strategies)
     for metric in metrics:
         log.info("metric %s", metric.name)
         out = metric.compute(ctx)

@@ -129,15 +129,20 @@ class _Prepared:
     run_nodes: np.ndarray  # chunk nodes that go through the model (those with children)
     parent: np.ndarray  # parent as an index into run_nodes, -1 for a root
     keep_nodes: np.ndarray  # chunk nodes whose next-token distribution is needed
-    scored: dict[int, int]  # scored node -> its parent node
+    nodes: np.ndarray  # scored nodes
+    weight: np.ndarray  # node -> summed request weight (all ones without weights)
 
 
-def _prepare(chunk: _Chunk, requests: Sequence[Request]) -> _Prepared:
-    scored: dict[int, int] = {}
+def _prepare(chunk: _Chunk, requests: Sequence[Request], weights: np.ndarray | None) -> _Prepared:
+    weight = np.zeros(len(chunk.tokens))
+    scored = np.zeros(len(chunk.tokens), dtype=bool)
     for k, req_index in enumerate(chunk.requests):
-        path = chunk.paths[k]
-        for pos in range(len(requests[req_index][0]), len(path)):
-            scored[path[pos]] = path[pos - 1]
+        path = chunk.paths[k][len(requests[req_index][0]):]
+        scored[path] = True
+        weight[path] += 1.0 if weights is None else weights[req_index]
+    if weights is not None:  # e.g. +1 good, -1 bad: a shared prefix cancels exactly
+        scored &= weight != 0
+    nodes = np.flatnonzero(scored)
     # A node without children is only ever a target: it needs no forward pass.
     run = np.zeros(len(chunk.tokens), dtype=bool)
     run[chunk.parent[chunk.parent >= 0]] = True
@@ -145,16 +150,17 @@ def _prepare(chunk: _Chunk, requests: Sequence[Request]) -> _Prepared:
     slot = np.full(len(chunk.tokens), -1, dtype=np.int64)
     slot[run_nodes] = np.arange(len(run_nodes))
     parent = np.where(chunk.parent[run_nodes] >= 0, slot[chunk.parent[run_nodes]], -1)
-    keep_nodes = np.array(sorted(set(scored.values())), dtype=np.int64)
-    return _Prepared(run_nodes, parent, keep_nodes, scored)
+    keep_nodes = np.unique(chunk.parent[nodes])
+    return _Prepared(run_nodes, parent, keep_nodes, nodes, weight)
 
 
-def _score_chunks(model: Any, chunks: Sequence[_Chunk], requests: Sequence[Request]) -> dict[int, float]:
-    """Score several tries in one forward pass, one trie per batch row."""
+def _forward_trees(model: Any, chunks: Sequence[_Chunk], requests: Sequence[Request],
+                   weights: np.ndarray | None = None) -> list[tuple[_Prepared, Any]]:
+    """One forward pass over several tries (one per batch row): each scored node's log-prob."""
     import torch
 
     device = model.device
-    prepared = [_prepare(c, requests) for c in chunks]
+    prepared = [_prepare(c, requests, weights) for c in chunks]
     width = max(len(p.run_nodes) for p in prepared)
     ids = np.zeros((len(chunks), width), dtype=np.int64)
     pos = np.zeros((len(chunks), width), dtype=np.int64)
@@ -174,21 +180,61 @@ def _score_chunks(model: Any, chunks: Sequence[_Chunk], requests: Sequence[Reque
                 attention_mask=mask.to(device), logits_to_keep=torch.from_numpy(keep).to(device),
                 use_cache=False)
     # log_softmax then gather, as lm-eval does: logit - logsumexp loses ~1e-5 per token.
-    logprobs = torch.log_softmax(out.logits.reshape(-1, out.logits.shape[-1]).float(), dim=-1)
-    results = {}
+    logprobs = torch.log_softmax(_at_least_fp32(out.logits.reshape(-1, out.logits.shape[-1])), dim=-1)
+    results = []
     offset = 0
     for c, p in zip(chunks, prepared):
         row = np.full(len(c.tokens), -1, dtype=np.int64)
         row[p.keep_nodes] = offset + np.arange(len(p.keep_nodes))  # keep order: batch row, then slot
         offset += len(p.keep_nodes)
-        nodes = np.fromiter(p.scored, dtype=np.int64, count=len(p.scored))
-        rows = torch.from_numpy(row[c.parent[nodes]]).to(device)
-        toks = torch.from_numpy(c.tokens[nodes]).to(device)
+        rows = torch.from_numpy(row[c.parent[p.nodes]]).to(device)
+        toks = torch.from_numpy(c.tokens[p.nodes]).to(device)
+        results.append((p, logprobs[rows, toks]))
+    return results
+
+
+def _score_chunks(model: Any, chunks: Sequence[_Chunk], requests: Sequence[Request]) -> dict[int, float]:
+    """Summed continuation log-prob of every request in ``chunks``."""
+    results = {}
+    for c, (p, node_logprobs) in zip(chunks, _forward_trees(model, chunks, requests)):
         node_lp = np.zeros(len(c.tokens), dtype=np.float64)
-        node_lp[nodes] = logprobs[rows, toks].cpu().numpy()
+        node_lp[p.nodes] = node_logprobs.detach().cpu().numpy()
         for k, req_index in enumerate(c.requests):
             results[req_index] = float(node_lp[c.paths[k][len(requests[req_index][0]):]].sum())
     return results
+
+
+def request_logprobs(model: Any, chunks: Sequence[_Chunk], requests: Sequence[Request]) -> dict[int, Any]:
+    """Each request's summed continuation log-prob as a (differentiable) scalar tensor."""
+    out = {}
+    for c, (p, node_logprobs) in zip(chunks, _forward_trees(model, chunks, requests)):
+        where = np.full(len(c.tokens), -1, dtype=np.int64)
+        where[p.nodes] = np.arange(len(p.nodes))
+        for k, req_index in enumerate(c.requests):
+            idx = where[c.paths[k][len(requests[req_index][0]):]]
+            out[req_index] = node_logprobs[idx].sum()
+    return out
+
+
+def weighted_logprob_sum(model: Any, chunks: Sequence[_Chunk], requests: Sequence[Request],
+                         weights: np.ndarray) -> Any:
+    """Sum over requests of ``weights[i] * log p(continuation i)``, as a differentiable scalar.
+
+    Tokens whose weights cancel (a good/bad pair's shared start) are left out."""
+    import torch
+
+    total = torch.zeros((), device=model.device)
+    for p, node_logprobs in _forward_trees(model, chunks, requests, weights):
+        w = torch.from_numpy(p.weight[p.nodes]).to(node_logprobs)
+        total = total + (node_logprobs * w).sum()
+    return total
+
+
+def _at_least_fp32(logits: Any) -> Any:
+    """float32 for half-precision logits (as lm-eval does); float64 stays float64."""
+    import torch
+
+    return logits if logits.dtype == torch.float64 else logits.float()
 
 
 def _score_padded(model: Any, requests: Sequence[Request], indices: Sequence[int]) -> dict[int, float]:
@@ -199,7 +245,7 @@ def _score_padded(model: Any, requests: Sequence[Request], indices: Sequence[int
     inputs = torch.zeros((len(seqs), width), dtype=torch.long)
     for r, s in enumerate(seqs):
         inputs[r, : len(s) - 1] = torch.tensor(s[:-1])
-    logprobs = torch.log_softmax(model(input_ids=inputs.to(model.device), use_cache=False).logits.float(), -1)
+    logprobs = torch.log_softmax(_at_least_fp32(model(input_ids=inputs.to(model.device), use_cache=False).logits), -1)
     results = {}
     for r, i in enumerate(indices):
         n_ctx, s = len(requests[i][0]), seqs[r]

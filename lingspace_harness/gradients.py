@@ -1,0 +1,124 @@
+"""Gradient differentials: for minimal pairs P, D = sum over (g, b) in P of grad[log p(g) - log p(b)].
+
+The pairs are packed into prefix trees as for scoring, so a pair's shared start is computed
+once, and every token before the first difference carries weight +1 - 1 = 0 and is left out
+of the objective entirely (no LM head, no backward through its log-prob). One backward pass
+per batch accumulates the sum; there are no per-example gradients.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from .pairs import MinimalPair
+from .scoring import TREE_NODES, _build_chunks, _groups, sentence_requests, weighted_logprob_sum
+
+_LAYER = re.compile(r"\.(?:layers|h|layer|blocks)\.(\d+)\.")
+
+
+@dataclass(frozen=True)
+class ParamLayout:
+    """Which parameters a flat gradient vector holds, and where each one sits in it."""
+
+    names: tuple[str, ...]
+    shapes: tuple[tuple[int, ...], ...]
+
+    @property
+    def sizes(self) -> list[int]:
+        return [int(np.prod(s)) for s in self.shapes]
+
+    @property
+    def offsets(self) -> list[int]:
+        return [0, *np.cumsum(self.sizes).tolist()]
+
+    @property
+    def size(self) -> int:
+        return self.offsets[-1]
+
+    def layer_of(self, name: str) -> str:
+        """``"3"`` for a parameter of transformer block 3; ``"other"`` for the rest."""
+        match = _LAYER.search("." + name)
+        return match.group(1) if match else "other"
+
+    def layers(self) -> dict[str, list[tuple[int, int]]]:
+        """Layer -> the (start, end) slices of the flat vector that belong to it."""
+        out: dict[str, list[tuple[int, int]]] = {}
+        offsets = self.offsets
+        for i, name in enumerate(self.names):
+            out.setdefault(self.layer_of(name), []).append((offsets[i], offsets[i + 1]))
+        return dict(sorted(out.items(), key=lambda kv: (not kv[0].isdigit(), int(kv[0]) if kv[0].isdigit() else 0)))
+
+
+def select_parameters(model: Any, include_embeddings: bool = False) -> list[tuple[str, Any]]:
+    """The model's trainable parameters, without token/position embeddings (and a tied LM head)
+    unless ``include_embeddings``."""
+    import torch
+
+    embedding_ids = set()
+    if not include_embeddings:
+        for module in model.modules():
+            if isinstance(module, torch.nn.Embedding):
+                embedding_ids.add(id(module.weight))
+        head = model.get_output_embeddings()
+        if head is not None:
+            embedding_ids.add(id(head.weight))
+    seen = set()
+    chosen = []
+    for name, param in model.named_parameters():
+        if id(param) in seen or id(param) in embedding_ids:
+            continue
+        seen.add(id(param))
+        chosen.append((name, param))
+    return chosen
+
+
+def layout_of(params: Sequence[tuple[str, Any]]) -> ParamLayout:
+    return ParamLayout(tuple(n for n, _ in params), tuple(tuple(p.shape) for _, p in params))
+
+
+def gradient_differential(
+    model: Any,
+    tokenizer: Any,
+    pairs: Sequence[MinimalPair],
+    prefix_id: int,
+    params: Sequence[tuple[str, Any]],
+    *,
+    batch_size: int = 64,
+    tree_nodes: int = TREE_NODES,
+) -> np.ndarray:
+    """The summed gradient differential of ``pairs`` w.r.t. ``params``, as one flat float32 vector
+    (in ``layout_of(params)`` order). Other parameters get no gradient and are not touched."""
+    import torch
+
+    sentences = [s for p in pairs for s in (p.good, p.bad)]
+    requests = sentence_requests(tokenizer, sentences, prefix_id)
+    weights = np.tile(np.array([1.0, -1.0]), len(pairs))
+    wanted = {id(p) for _, p in params}
+    previous = {}
+    for _, param in model.named_parameters():
+        previous[id(param)] = param.requires_grad
+        param.requires_grad_(id(param) in wanted)
+        param.grad = None
+    try:
+        was_training = model.training
+        model.eval()  # no dropout: the gradient of the model as scored
+        for group in _groups(_build_chunks(requests, batch_size, tree_nodes), batch_size):
+            objective = weighted_logprob_sum(model, group, requests, weights)
+            if objective.requires_grad:
+                objective.backward()
+        flat = np.empty(layout_of(params).size, dtype=np.float32)
+        offset = 0
+        for _, param in params:
+            n = param.numel()
+            grad = param.grad if param.grad is not None else torch.zeros_like(param)
+            flat[offset:offset + n] = grad.detach().float().reshape(-1).cpu().numpy()
+            offset += n
+        return flat
+    finally:
+        for _, param in model.named_parameters():
+            param.grad = None
+            param.requires_grad_(previous[id(param)])
+        model.train(was_training)

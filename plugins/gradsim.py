@@ -1,0 +1,92 @@
+"""Task spaces from gradient differentials: ``gradsim`` (cosine) and ``overlap`` (mask Jaccard)."""
+from __future__ import annotations
+
+import numpy as np
+
+from lingspace_harness import MetricResult, RunContext, Space, hookimpl
+
+#: Gram matrices are accumulated over slices of at most this many parameters.
+BLOCK = 1 << 20
+
+
+def gram_by_layer(vectors: list[np.ndarray], slices: dict[str, list[tuple[int, int]]]) -> dict[str, np.ndarray]:
+    """Per layer, the N x N matrix of inner products, streamed block by block (float64)."""
+    n = len(vectors)
+    grams = {}
+    for layer, parts in slices.items():
+        gram = np.zeros((n, n))
+        for start, end in parts:
+            for lo in range(start, end, BLOCK):
+                hi = min(end, lo + BLOCK)
+                block = np.stack([np.asarray(v[lo:hi], dtype=np.float64) for v in vectors])
+                gram += block @ block.T
+        grams[layer] = gram
+    return grams
+
+
+def cosine(gram: np.ndarray) -> np.ndarray:
+    norms = np.sqrt(np.clip(np.diag(gram), 0, None))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = gram / np.outer(norms, norms)
+    return np.nan_to_num(out)
+
+
+def centred_cosine(gram: np.ndarray) -> np.ndarray:
+    """Cosines after subtracting the mean vector over tasks: H G H with H = I - 11'/N."""
+    n = len(gram)
+    h = np.eye(n) - np.full((n, n), 1.0 / n)
+    return cosine(h @ gram @ h)
+
+
+def jaccard(masks: list[np.ndarray]) -> np.ndarray:
+    n = len(masks)
+    out = np.eye(n)
+    for i in range(n):
+        for j in range(i + 1, n):
+            inter = np.intersect1d(masks[i], masks[j], assume_unique=True).size
+            union = masks[i].size + masks[j].size - inter
+            out[i, j] = out[j, i] = inter / union if union else 1.0
+    return out
+
+
+class GradSim:
+    name = "gradsim"
+    description = "cosine of gradient differentials (raw and task-mean-centred, also per layer)"
+
+    def strategies(self, ctx: RunContext) -> list[str]:
+        return [ctx.config.gradsim_strategy]
+
+    def compute(self, ctx: RunContext) -> MetricResult:
+        strategy = ctx.harness.gradient_strategies.get(ctx.config.gradsim_strategy)
+        tasks = ctx.task_names
+        vectors = [ctx.gradient(strategy.name, t) for t in tasks]
+        grams = gram_by_layer(vectors, strategy.layer_slices(ctx.gradient_layout, ctx.gradient_options))
+        total = sum(grams.values())
+        n_train = np.array([len(ctx.data[t].train) for t in tasks], dtype=float)
+        return MetricResult(space=Space(tasks, cosine(total).tolist(), {
+            "strategy": strategy.name,
+            "centred": centred_cosine(total).tolist(),
+            "per_layer": {layer: cosine(g).tolist() for layer, g in grams.items()},
+            "norm_sum": np.sqrt(np.diag(total)).tolist(),
+            "norm_mean": (np.sqrt(np.diag(total)) / n_train).tolist(),
+        }))
+
+
+class Overlap:
+    name = "overlap"
+    description = "parameter sharing: Jaccard index of the tasks' top-k FTGD masks"
+
+    def strategies(self, ctx: RunContext) -> list[str]:
+        return ["topk"]
+
+    def compute(self, ctx: RunContext) -> MetricResult:
+        tasks = ctx.task_names
+        masks = [np.asarray(ctx.gradient("topk", t)) for t in tasks]
+        k = ctx.gradient_options.topk
+        return MetricResult(space=Space(tasks, jaccard(masks).tolist(), {"k": k, "chance": k / (2 - k)}))
+
+
+@hookimpl
+def lingspace_register_metrics(register):
+    register(GradSim())
+    register(Overlap())

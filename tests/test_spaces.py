@@ -1,0 +1,81 @@
+"""The task-space metrics end to end on a tiny model: shapes, caching, resume, lookahead vs transfer."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from lingspace_harness.cli import main
+
+TASKS = "blimp_anaphor_gender_agreement,blimp_anaphor_number_agreement,blimp_passive_2,blimp_npi_present_1"
+
+
+def run(model: Path, blimp_dir: Path, out: Path, metrics: str, *extra: str) -> dict:
+    assert main(["run", "--model", str(model), "--tasks", TASKS, "--data-dir", str(blimp_dir), "--limit", "12",
+                 "--metric", metrics, "--output", str(out), *extra]) == 0
+    return json.loads((out / "results.json").read_text())
+
+
+def test_gradient_spaces_and_cache(tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    results = run(tiny_model, blimp_dir, out, "gradsim,overlap")
+    tasks = list(results["tasks"])
+    for name in ("gradsim", "overlap"):
+        space = results["spaces"][name]
+        m = np.array(space["matrix"])
+        assert space["tasks"] == tasks and m.shape == (4, 4)
+        assert np.allclose(m, m.T) and np.allclose(np.diag(m), 1)
+    gradsim = results["spaces"]["gradsim"]
+    assert set(gradsim["per_layer"]) == {"0", "1", "other"} and np.array(gradsim["centred"]).shape == (4, 4)
+    assert results["spaces"]["overlap"]["chance"] == pytest.approx(0.01 / 1.99)
+    units = sorted(p.name for p in (out / "units").rglob("*.npy"))
+    assert len(units) == 8  # full and topk, per task
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "units").rglob("*.npy")}
+    again = run(tiny_model, blimp_dir, out, "gradsim,overlap")
+    assert again["spaces"] == results["spaces"]
+    assert {p: p.stat().st_mtime_ns for p in (out / "units").rglob("*.npy")} == stamps  # nothing recomputed
+    other = run(tiny_model, blimp_dir, out, "overlap", "--topk", "0.05")
+    assert other["spaces"]["overlap"]["k"] == 0.05
+    assert len(list((out / "units").rglob("*.npy"))) == 12  # new masks beside the old ones
+
+
+def test_transfer_and_lookahead(tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> None:
+    results = run(tiny_model, blimp_dir, tmp_path / "out", "transfer,lookahead", "--ftgd-lr", "3e-3",
+                  "--ftgd-steps", "10", "--transfer-baseline")
+    transfer, lookahead = results["spaces"]["transfer"], results["spaces"]["lookahead"]
+    t = np.array(transfer["matrix"])
+    assert t.shape == (4, 4) and np.isfinite(t).all()
+    assert np.diag(t).mean() > 0  # tuning on a task raises its own margin
+    for i, row in enumerate(transfer["normalised"]):
+        assert row[i] == (1.0 if t[i, i] else None)
+    assert len(transfer["perplexity_change"]) == 4 and all(s >= 1 for s in transfer["steps"])
+    baseline = transfer["baseline"]["summary"]
+    assert set(baseline) == {"ftgd", "full"} and baseline["full"]["target"] != baseline["ftgd"]["target"]
+    rho = spearmanr(np.array(lookahead["matrix"]).ravel(), t.ravel()).statistic
+    assert rho > 0.5, rho  # the cheap estimate ranks cells like the real thing
+
+
+def test_killed_run_resumes_to_the_same_results(tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> None:
+    reference = run(tiny_model, blimp_dir, tmp_path / "ref", "gradsim,lookahead")
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "lingspace_harness.cli", "run", "--model", str(tiny_model), "--tasks", TASKS,
+            "--data-dir", str(blimp_dir), "--limit", "12", "--metric", "gradsim,lookahead", "--output", str(out)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.glob("units/lookahead/*.json"))) < 1:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "results.json").exists()
+    done = len(list(out.glob("units/lookahead/*.json")))
+    assert 1 <= done < 4, done
+    resumed = run(tiny_model, blimp_dir, out, "gradsim,lookahead")
+    assert resumed["spaces"] == reference["spaces"] and resumed["tasks"] == reference["tasks"]
