@@ -77,6 +77,8 @@ class RunCommand:
                           help="FTGD steps per source for lookahead (default 3)")
         ftgd.add_argument("--transfer-baseline", action="store_true",
                           help="also tune with the full gradient (no mask), for comparison")
+        ftgd.add_argument("--cka-reference", metavar="MODEL",
+                          help="cka: also compare with this model or checkpoint on the same probe set")
 
     def run(self, args: argparse.Namespace, harness: Harness) -> int:
         fields = RunConfig.__dataclass_fields__

@@ -6,8 +6,9 @@ sigmoid(-margin): pairs the model already gets right by a wide margin stop pulli
 objective stays bounded (plain ascent on the differential can push log p(bad) to minus
 infinity and wreck the model). Adam (no weight decay) updates the masked entries only: a gradient hook zeroes every other entry, and
 Adam's update of an entry whose gradient has always been zero is exactly zero. Every
-``eval_every`` steps the validation margin is measured; training stops after ``patience``
-evaluations without improvement and the best state is kept. ``restore()`` writes the saved
+``eval_every`` steps (and after the last) the validation margin is measured; training stops
+after ``patience`` evaluations without improvement, and the best state seen (possibly the
+untuned one) is kept. ``restore()`` writes the saved
 base values back, so the model is never reloaded.
 """
 from __future__ import annotations
@@ -148,9 +149,9 @@ class MaskedTuner:
                 report.steps = step
                 if progress:
                     progress(1)
-                if settings.early_stopping and step % settings.eval_every == 0:
-                    with torch.no_grad():
-                        margin = mean_margin(self.model, tokenizer, validation, prefix_id)
+                last = step == settings.steps
+                if settings.early_stopping and (step % settings.eval_every == 0 or last):
+                    margin = mean_margin(self.model, tokenizer, validation, prefix_id)
                     report.validation_margins.append(margin)
                     if margin > best:
                         best, best_state, report.best_step, stale = margin, self._snapshot(), step, 0

@@ -64,6 +64,7 @@ class RunConfig:
     ftgd_patience: int = 2
     lookahead_steps: int = 3
     transfer_baseline: bool = False
+    cka_reference: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)

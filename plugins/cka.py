@@ -1,0 +1,105 @@
+"""``cka``: centred kernel alignment of sentence representations, layer by layer.
+
+- For each source task: CKA between the probe set's representations before and after
+  FTGD-tuning on it (how much tuning changed each layer), and, as the task space, the CKA
+  between two sources' representation *changes* (do they move representations alike?).
+- With ``--cka-reference MODEL``: CKA between the run's model and another model or
+  checkpoint on the same probe set.
+Both linear CKA and its debiased form (unbiased HSIC; Song et al. 2012, Nguyen et al. 2021).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lingspace_harness import MetricResult, ModelOptions, RunContext, Space, hookimpl
+from lingspace_harness.models import resolve_loader
+from lingspace_harness.probing import probe_sentences, probe_states, tuned_rows, tuned_states
+from lingspace_harness.representations import pooled_hidden_states
+from lingspace_harness.runner import cache_dir
+
+
+def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
+    """||Y'X||_F^2 / (||X'X||_F ||Y'Y||_F) on column-centred X, Y (rows: examples)."""
+    x = np.asarray(x, np.float64) - np.mean(x, axis=0)
+    y = np.asarray(y, np.float64) - np.mean(y, axis=0)
+    cross = np.linalg.norm(y.T @ x) ** 2
+    denom = np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y)
+    return float(cross / denom) if denom > 0 else 0.0
+
+
+def _unbiased_hsic(k: np.ndarray, l: np.ndarray) -> float:
+    n = len(k)
+    k, l = k.copy(), l.copy()
+    np.fill_diagonal(k, 0)
+    np.fill_diagonal(l, 0)
+    ones_k, ones_l = k.sum(), l.sum()
+    return float((np.sum(k * l) + ones_k * ones_l / ((n - 1) * (n - 2))
+                  - 2 / (n - 2) * (k.sum(0) @ l.sum(0))) / (n * (n - 3)))
+
+
+def debiased_cka(x: np.ndarray, y: np.ndarray) -> float:
+    """CKA from the unbiased HSIC estimator with linear kernels; needs at least 4 examples."""
+    x = np.asarray(x, np.float64)
+    y = np.asarray(y, np.float64)
+    if len(x) < 4:
+        raise ValueError("debiased CKA needs at least 4 examples")
+    k, l = x @ x.T, y @ y.T
+    denom = np.sqrt(max(_unbiased_hsic(k, k), 0) * max(_unbiased_hsic(l, l), 0))
+    return _unbiased_hsic(k, l) / denom if denom > 0 else 0.0
+
+
+def per_layer(a: np.ndarray, b: np.ndarray) -> dict[str, list[float]]:
+    """Linear and debiased CKA for each layer of two ``[layers, n, hidden]`` stacks."""
+    return {"linear": [linear_cka(a[i], b[i]) for i in range(len(a))],
+            "debiased": [debiased_cka(a[i], b[i]) for i in range(len(a))]}
+
+
+class CKA:
+    name = "cka"
+    description = "CKA of probe-set representations: before vs after FTGD per task, and between tasks' changes"
+
+    def strategies(self, ctx: RunContext) -> list[str]:
+        return ["topk"]
+
+    def compute(self, ctx: RunContext) -> MetricResult:
+        tasks = ctx.task_names
+        tuned_rows(ctx, "transfer", with_states=True)  # shared with the transfer metric
+        before = probe_states(ctx)
+        changes = {s: np.asarray(tuned_states(ctx, "transfer", s)) - before for s in tasks}
+        after = {s: per_layer(before, before + changes[s]) for s in tasks}
+        layers = len(before)
+        spaces = {kind: [np.eye(len(tasks)) for _ in range(layers)] for kind in ("linear", "debiased")}
+        for i, s in enumerate(tasks):
+            for j in range(i + 1, len(tasks)):
+                t = tasks[j]
+                for layer in range(layers):
+                    for kind, fn in (("linear", linear_cka), ("debiased", debiased_cka)):
+                        spaces[kind][layer][i, j] = spaces[kind][layer][j, i] = fn(changes[s][layer], changes[t][layer])
+        last = layers - 1
+        extra: dict[str, Any] = {
+            "variant": "linear CKA of representation changes, last layer",
+            "probe_size": before.shape[1],
+            "per_layer": {kind: {str(layer): m.tolist() for layer, m in enumerate(ms)} for kind, ms in spaces.items()},
+            "before_after": after,
+        }
+        if ctx.config.cka_reference:
+            extra["reference"] = {"model": ctx.config.cka_reference, **self.against(ctx, before)}
+        return MetricResult(space=Space(tasks, spaces["linear"][last].tolist(), extra))
+
+    def against(self, ctx: RunContext, states: np.ndarray) -> dict[str, list[float]]:
+        loader, spec = resolve_loader(ctx.harness.model_loaders, ctx.config.cka_reference)
+        other = loader.load(spec, ModelOptions(dtype=ctx.config.dtype, device=ctx.config.device, cache_dir=cache_dir()))
+        theirs = pooled_hidden_states(other.model, other.tokenizer, probe_sentences(ctx),
+                                      other.tokenizer.bos_token_id if other.tokenizer.bos_token_id is not None
+                                      else other.tokenizer.eos_token_id)
+        if len(theirs) != len(states):  # different depth: compare by relative position
+            idx = np.round(np.linspace(0, len(theirs) - 1, len(states))).astype(int)
+            theirs = theirs[idx]
+        return per_layer(states, theirs)
+
+
+@hookimpl
+def lingspace_register_metrics(register):
+    register(CKA())
