@@ -172,10 +172,12 @@ class EveryHook:
     @hookimpl
     def lingspace_register_gradient_strategies(self, register):
         class Strategy:
-            name, description = "every_strategy", "the number of training pairs"
+            name, description, kind = "every_strategy", "the index of the largest |entry|", "mask"
 
-            def compute(self, ctx, task):
-                return len(ctx.data[task].train)
+            def reduce(self, grad, layout, options):
+                import numpy as np
+
+                return np.array([int(np.argmax(np.abs(grad)))])
 
         register(Strategy())
 
@@ -184,12 +186,14 @@ class EveryHook:
         class Diagonal:
             name, description = "every_metric", "an identity space built through a strategy"
 
+            def strategies(self, ctx):
+                return ["every_strategy"]
+
             def compute(self, ctx):
-                strategy = ctx.harness.gradient_strategies.get("every_strategy")
                 n = len(ctx.task_names)
-                sizes = [strategy.compute(ctx, t) for t in ctx.task_names]
+                picks = [ctx.gradient("every_strategy", t).tolist() for t in ctx.task_names]
                 return MetricResult(space=Space(ctx.task_names, [[float(i == j) for j in range(n)]
-                                                                 for i in range(n)], {"sizes": sizes}))
+                                                                 for i in range(n)], {"picks": picks}))
 
         register(Diagonal())
 
@@ -249,7 +253,10 @@ def test_every_hook_reaches_its_registry(lingspace_plugin, tiny_model: Path, tmp
     assert main(["run", "--model", str(tiny_model), "--tasks", "every_task", "--metric", "every_metric",
                  "--report", "every_reporter", "--output", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
-    assert results["spaces"]["every_metric"] == {"tasks": ["every_task"], "matrix": [[1.0]], "sizes": [4]}
+    space = results["spaces"]["every_metric"]
+    assert space["tasks"] == ["every_task"] and space["matrix"] == [[1.0]]
+    assert len(space["picks"]) == 1 and len(space["picks"][0]) == 1  # went through ctx.gradient
+    assert list((out / "units" / "gradient-every_strategy").glob("every_task-*.npy"))
     assert (out / "count.txt").read_text() == "1"
     builder = harness.space_builders.get("every_builder")
     assert builder.build(results) == {"every_metric": 1.0}
