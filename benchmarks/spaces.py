@@ -100,7 +100,7 @@ def one_per_phenomenon(data_dir: Path) -> list[str]:
 def transfer(args: argparse.Namespace) -> None:
     tasks = one_per_phenomenon(args.data_dir)
     wall, rss = run_cli(["--model", args.model, "--tasks", ",".join(tasks), "--data-dir", str(args.data_dir),
-                         "--limit", str(args.pairs), "--metric", "transfer,gradsim,overlap",
+                         "--limit", str(args.pairs), "--metric", "gradsim,overlap,transfer,lookahead,cka",
                          "--output", str(args.out)])
     results = json.loads((args.out / "results.json").read_text())
     t = np.array(results["spaces"]["transfer"]["matrix"])
@@ -110,7 +110,8 @@ def transfer(args: argparse.Namespace) -> None:
     print(f"  margin change: own task (diagonal) mean {np.diag(t).mean():.3f}, other tasks mean {off.mean():.3f}")
     print(f"  perplexity before {results['spaces']['transfer']['perplexity_before']:.1f}, change per source "
           f"{[round(x, 1) for x in results['spaces']['transfer']['perplexity_change']]}")
-    report(results, "transfer")
+    for metric in ("transfer", "lookahead", "cka"):
+        report(results, metric)
 
 
 def main() -> None:

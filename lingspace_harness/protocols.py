@@ -64,7 +64,9 @@ class GradientOptions:
 class GradientStrategy(Protocol):
     """Reduces a task's flat gradient differential (float32, in ``layout`` order) to what is
     stored for it: a vector (``kind = "vector"``, with ``layer_slices(layout, options)``
-    giving each layer's slices of it) or a sorted index mask (``kind = "mask"``)."""
+    giving each layer's slices of it) or a sorted index mask (``kind = "mask"``). An optional
+    ``key(options) -> dict`` names the options its result depends on, so that stored units
+    survive changes to the others."""
 
     name: str
     description: str

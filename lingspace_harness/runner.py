@@ -136,8 +136,12 @@ class RunContext:
         return layout_of(self.gradient_params)
 
     def _gradient_store(self, strategy: str) -> UnitStore:
-        o = self.gradient_options
-        return self.units(f"gradient-{strategy}", split="train", options=o.__dict__)
+        """Units keyed by the options the strategy depends on (its ``key(options)``, else all)."""
+        options = self.gradient_options
+        chosen = self.harness.gradient_strategies.get(strategy)
+        settings = chosen.key(options) if hasattr(chosen, "key") else options.__dict__
+        return self.units(f"gradient-{strategy}", split="train",
+                          include_embeddings=options.include_embeddings, options=settings)
 
     def ensure_gradients(self, strategies: list[str]) -> None:
         """Compute each task's training-split differential once and store every strategy's

@@ -11,6 +11,9 @@ class Full:
     description = "the whole differential over the selected parameters (non-embedding by default)"
     kind = "vector"
 
+    def key(self, options: GradientOptions) -> dict:
+        return {"storage_dtype": options.storage_dtype}
+
     def reduce(self, grad: np.ndarray, layout: ParamLayout, options: GradientOptions) -> np.ndarray:
         return grad.astype(options.storage_dtype, copy=False)
 
@@ -22,6 +25,9 @@ class TopK:
     name = "topk"
     description = "indices of the top-k fraction of |differential| over all parameters together (FTGD mask)"
     kind = "mask"
+
+    def key(self, options: GradientOptions) -> dict:
+        return {"topk": options.topk}
 
     def reduce(self, grad: np.ndarray, layout: ParamLayout, options: GradientOptions) -> np.ndarray:
         if not 0 < options.topk <= 1:
@@ -35,6 +41,9 @@ class Projected:
     name = "projected"
     description = "a seeded count-sketch projection of each parameter tensor to --projection-dim values"
     kind = "vector"
+
+    def key(self, options: GradientOptions) -> dict:
+        return {"projection_dim": options.projection_dim, "seed": options.seed}
 
     def __init__(self) -> None:
         self._plans: dict[tuple, list[tuple[np.ndarray, np.ndarray]]] = {}

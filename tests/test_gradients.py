@@ -156,3 +156,21 @@ def test_ftgd_changes_only_masked_entries_and_restores(tiny_model) -> None:
     tuner.restore()
     for n, p in model.named_parameters():
         assert torch.equal(p, before[n])
+
+
+def test_projected_gradsim_tracks_full_on_a_small_model(tiny_model, blimp_dir) -> None:
+    from lingspace_harness import read_pairs_jsonl
+
+    model, tokenizer = load(tiny_model)
+    params = select_parameters(model)
+    layout = layout_of(params)
+    grads = [gradient_differential(model, tokenizer, read_pairs_jsonl(blimp_dir / f"{name}.jsonl")[:20],
+                                   tokenizer.bos_token_id, params)
+             for name in ("anaphor_gender_agreement", "anaphor_number_agreement", "passive_2", "npi_present_1")]
+    projected = load_harness().gradient_strategies.get("projected")
+    options = GradientOptions(projection_dim=4096)
+    exact = cosine(sum(gram_by_layer(grads, layout.layers()).values()))
+    sketches = [projected.reduce(g, layout, options) for g in grads]
+    approx = cosine(sum(gram_by_layer(sketches, projected.layer_slices(layout, options)).values()))
+    assert np.abs(approx - exact).max() < 0.05
+    assert np.abs(exact - np.eye(4)).max() > 0.05  # the tasks' differentials are not orthogonal

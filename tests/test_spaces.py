@@ -42,9 +42,10 @@ def test_gradient_spaces_and_cache(tiny_model: Path, blimp_dir: Path, tmp_path: 
     again = run(tiny_model, blimp_dir, out, "gradsim,overlap")
     assert again["spaces"] == results["spaces"]
     assert {p: p.stat().st_mtime_ns for p in (out / "units").rglob("*.npy")} == stamps  # nothing recomputed
-    other = run(tiny_model, blimp_dir, out, "overlap", "--topk", "0.05")
+    other = run(tiny_model, blimp_dir, out, "gradsim,overlap", "--topk", "0.05")
     assert other["spaces"]["overlap"]["k"] == 0.05
-    assert len(list((out / "units").rglob("*.npy"))) == 12  # new masks beside the old ones
+    assert other["spaces"]["gradsim"] == results["spaces"]["gradsim"]
+    assert len(list((out / "units").rglob("*.npy"))) == 12  # new masks; the full vectors reused
 
 
 def test_transfer_and_lookahead(tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> None:
