@@ -7,13 +7,26 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
+from .errors import UserError
 from .plugins import Harness
 from .runner import RunConfig, run
 from .scoring import METHODS
+from .tasks import SPLIT_FRACTIONS
+from .yaml_path import write_local_yaml, yaml_path
 
 
 def _globs(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _fractions(value: str) -> tuple[float, float, float]:
+    try:
+        parts = tuple(float(v) for v in value.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3 or min(parts) < 0 or abs(sum(parts) - 1) > 1e-9:
+        raise argparse.ArgumentTypeError("three non-negative numbers that sum to 1, e.g. 0.4,0.1,0.5")
+    return parts  # type: ignore[return-value]
 
 
 def _positive(value: str) -> int:
@@ -42,6 +55,10 @@ class RunCommand:
                                  "default $LINGSPACE_BLIMP_DIR, else the hub)")
         parser.add_argument("--limit", type=_positive, help="cap each split of every task at N pairs")
         parser.add_argument("--seed", type=int, default=0, help="split and run seed (default 0)")
+        parser.add_argument("--split-fractions", type=_fractions, default=SPLIT_FRACTIONS,
+                            metavar="TRAIN,VAL,TEST",
+                            help="how each task's pairs are split (default 0.4,0.1,0.5; "
+                                 "0,0,1 scores every pair)")
         parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
         parser.add_argument("--dtype", default="float32",
                             choices=["float32", "bfloat16", "float16", "auto"])
@@ -135,6 +152,25 @@ class MetricsCommand:
         return 0
 
 
-CORE_COMMANDS = (RunCommand(), TasksCommand(), PluginsCommand(), MetricsCommand())
+class YamlPathCommand:
+    name = "yaml-path"
+    help = "print the directory of the lm-eval task YAMLs (or write a local-data copy)"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--data-dir", type=Path, help="BLiMP <UID>.jsonl files for a local-data copy")
+        parser.add_argument("--write", type=Path, metavar="DIR", help="where to write the local-data copy")
+
+    def run(self, args: argparse.Namespace, harness: Harness) -> int:
+        if (args.data_dir is None) != (args.write is None):
+            raise UserError("yaml-path: --data-dir and --write go together")
+        if args.write is None:
+            print(yaml_path())
+            return 0
+        write_local_yaml(args.data_dir, args.write)
+        print(args.write.resolve())
+        return 0
+
+
+CORE_COMMANDS = (RunCommand(), TasksCommand(), PluginsCommand(), MetricsCommand(), YamlPathCommand())
 
 

@@ -43,6 +43,7 @@ class RunConfig:
     data_dir: Path | None = None
     limit: int | None = None
     seed: int = 0
+    split_fractions: tuple[float, float, float] = SPLIT_FRACTIONS
     device: str = "cpu"
     dtype: str = "float32"
     revision: str | None = None
@@ -70,7 +71,6 @@ class RunConfig:
         out = asdict(self)
         out["output"] = str(self.output)
         out["data_dir"] = str(self.data_dir) if self.data_dir else None
-        out["split_fractions"] = list(SPLIT_FRACTIONS)
         return out
 
 
@@ -111,7 +111,8 @@ class RunContext:
         c = self.config
         return {"model": self.model.name, "revision": self.model.revision, "dtype": self.model.dtype,
                 "n_params": self.model.n_params, "seed": c.seed, "limit": c.limit,
-                "data_dir": str(c.data_dir) if c.data_dir else None, "prefix_id": self.prefix_id}
+                "data_dir": str(c.data_dir) if c.data_dir else None, "prefix_id": self.prefix_id,
+                "split_fractions": list(c.split_fractions)}
 
     def units(self, kind: str, **settings: Any) -> UnitStore:
         """The store of finished units of ``kind`` under the output directory."""
@@ -205,7 +206,8 @@ def load_data(harness: Harness, config: RunConfig) -> dict[str, TaskData]:
     data = {}
     with progress_bar(len(tasks), "loading tasks", unit="task") as bar:
         for task in tasks:
-            data[task.name] = load_task_data(task, options, seed=config.seed, limit=config.limit)
+            data[task.name] = load_task_data(task, options, seed=config.seed, limit=config.limit,
+                                             fractions=config.split_fractions)
             bar.update(1)
     return data
 

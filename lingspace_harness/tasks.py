@@ -84,13 +84,13 @@ def split_pairs(
     return parts  # type: ignore[return-value]
 
 
-def load_task_data(task: Task, options: DataOptions, seed: int = 0,
-                   limit: int | None = None) -> TaskData:
+def load_task_data(task: Task, options: DataOptions, seed: int = 0, limit: int | None = None,
+                   fractions: tuple[float, float, float] = SPLIT_FRACTIONS) -> TaskData:
     """Load, validate and split one task. An empty test split is an error."""
     pairs = list(task.load(options))
     if not pairs:
         raise DataError(f"task {task.name!r} has no valid minimal pairs")
-    train, validation, test = split_pairs(pairs, task.name, seed=seed, limit=limit)
+    train, validation, test = split_pairs(pairs, task.name, seed=seed, fractions=fractions, limit=limit)
     if not test:
         raise DataError(f"task {task.name!r} has too few pairs ({len(pairs)}) for a test split")
     return TaskData(task, train, validation, test)

@@ -13,7 +13,7 @@ from lingspace_harness import (MetricResult, MinimalPair, PluginError, Space, Ta
                                hookimpl, load_harness)
 from lingspace_harness.cli import main
 
-BUILTINS = {"blimp", "hf_models", "accuracy", "markdown", "strategies", "gradsim", "transfer", "cka"}
+BUILTINS = {"blimp", "hf_models", "accuracy", "markdown", "strategies", "gradsim", "transfer", "cka", "lm_eval_results"}
 
 
 def make_distribution(root: Path, dist: str, module: str, source: str, ep_name: str | None = None) -> None:

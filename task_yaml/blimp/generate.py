@@ -55,6 +55,9 @@ def group_file(uids: list[str]) -> str:
         "  - metric: acc\n"
         "    aggregation: mean\n"
         "    weight_by_size: false\n"
+        "  - metric: margin\n"
+        "    aggregation: mean\n"
+        "    weight_by_size: false\n"
         "metadata:\n"
         f"  version: {VERSION}\n"
     )
