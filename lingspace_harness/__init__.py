@@ -8,11 +8,15 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .errors import DataError, ModelError, PluginError, UnknownNameError, UserError
 from .hookspecs import hookimpl
-from .models import LoadedModel, ModelLoader, ModelOptions
+from .ftgd import FTGDSettings, MaskedTuner
+from .models import LoadedModel, ModelLoader, ModelOptions, resolve_loader
 from .pairs import MinimalPair, pairs_from_rows, read_jsonl, read_pairs_jsonl
 from .plugins import Harness, load_harness, register_plugin, unregister_plugin
 from .gradients import ParamLayout, gradient_differential, layout_of, select_parameters
+from .probing import probe_sentences, probe_states, tuned_rows, tuned_states
+from .progress import progress_bar
 from .protocols import Command, GradientOptions, GradientStrategy, Metric, MetricResult, Reporter, Space, SpaceBuilder
+from .representations import pooled_hidden_states
 from .runner import PairScore, RunConfig, RunContext, cache_dir, run
 from .scoring import prefix_token_id, score_requests, sentence_requests
 from .tasks import DataOptions, Task, TaskData, split_pairs
@@ -24,6 +28,8 @@ except PackageNotFoundError:  # running from a source tree without an install
     __version__ = "0+unknown"
 
 __all__ = [
+    "FTGDSettings", "MaskedTuner", "pooled_hidden_states", "probe_sentences", "probe_states",
+    "progress_bar", "resolve_loader", "tuned_rows", "tuned_states",
     "Command", "DataError", "GradientOptions", "ParamLayout", "gradient_differential", "layout_of",
     "select_parameters", "DataOptions", "GradientStrategy", "Harness", "LoadedModel",
     "Metric", "MetricResult", "MinimalPair", "ModelError", "ModelLoader", "ModelOptions",

@@ -13,11 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from lingspace_harness import MetricResult, ModelOptions, RunContext, Space, hookimpl
-from lingspace_harness.models import resolve_loader
-from lingspace_harness.probing import probe_sentences, probe_states, tuned_rows, tuned_states
-from lingspace_harness.representations import pooled_hidden_states
-from lingspace_harness.runner import cache_dir
+from lingspace_harness import (MetricResult, ModelOptions, RunContext, Space, cache_dir, hookimpl,
+                               pooled_hidden_states, probe_sentences, probe_states, resolve_loader, tuned_rows,
+                               tuned_states)
 
 
 def linear_cka(x: np.ndarray, y: np.ndarray) -> float:

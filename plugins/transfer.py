@@ -6,8 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from lingspace_harness import MetricResult, RunContext, Space, hookimpl
-from lingspace_harness.probing import tuned_rows
+from lingspace_harness import MetricResult, RunContext, Space, hookimpl, tuned_rows
 
 
 def rows_to_space(tasks: list[str], rows: dict[str, dict[str, Any]], key: str) -> list[list[float]]:

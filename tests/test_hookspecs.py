@@ -38,3 +38,19 @@ def test_spec_has_a_test_implementing_it(name: str) -> None:
     users = [p.name for p in TESTS.glob("test_*.py")
              if p.name != Path(__file__).name and pattern.search(p.read_text())]
     assert users, f"no test implements {name}"
+
+
+def test_builtins_use_only_the_public_api_and_the_core_imports_none() -> None:
+    import lingspace_harness
+
+    root = TESTS.parent
+    for path in (root / "plugins").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lingspace_harness"):
+                assert node.module == "lingspace_harness", f"{path.name} imports {node.module}"
+                for alias in node.names:
+                    assert alias.name in lingspace_harness.__all__, f"{path.name}: {alias.name} is not public"
+            if isinstance(node, ast.Import):
+                assert not any(a.name.startswith("lingspace_harness.") for a in node.names), path.name
+    for path in (root / "lingspace_harness").glob("*.py"):
+        assert "lingspace_harness_plugins" not in path.read_text(), f"the core's {path.name} imports a built-in"
