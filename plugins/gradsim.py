@@ -9,6 +9,16 @@ from lingspace_harness import MetricResult, RunContext, Space, hookimpl
 BLOCK = 1 << 20
 
 
+def read_block(vector: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """``vector[lo:hi]`` as float64. A memory-mapped vector is read with plain file reads, so the
+    pages of N stored differentials never pile up in the process's memory."""
+    if isinstance(vector, np.memmap) and vector.filename:
+        with open(vector.filename, "rb") as handle:
+            handle.seek(vector.offset + lo * vector.itemsize)
+            return np.fromfile(handle, dtype=vector.dtype, count=hi - lo).astype(np.float64)
+    return np.asarray(vector[lo:hi], dtype=np.float64)
+
+
 def gram_by_layer(vectors: list[np.ndarray], slices: dict[str, list[tuple[int, int]]]) -> dict[str, np.ndarray]:
     """Per layer, the N x N matrix of inner products, streamed block by block (float64)."""
     n = len(vectors)
@@ -18,7 +28,7 @@ def gram_by_layer(vectors: list[np.ndarray], slices: dict[str, list[tuple[int, i
         for start, end in parts:
             for lo in range(start, end, BLOCK):
                 hi = min(end, lo + BLOCK)
-                block = np.stack([np.asarray(v[lo:hi], dtype=np.float64) for v in vectors])
+                block = np.stack([read_block(v, lo, hi) for v in vectors])
                 gram += block @ block.T
         grams[layer] = gram
     return grams

@@ -174,3 +174,22 @@ def test_projected_gradsim_tracks_full_on_a_small_model(tiny_model, blimp_dir) -
     approx = cosine(sum(gram_by_layer(sketches, projected.layer_slices(layout, options)).values()))
     assert np.abs(approx - exact).max() < 0.05
     assert np.abs(exact - np.eye(4)).max() > 0.05  # the tasks' differentials are not orthogonal
+
+
+def test_gram_reads_stored_vectors_in_blocks(tmp_path, monkeypatch) -> None:
+    import lingspace_harness_plugins.gradsim as gradsim
+
+    rng = np.random.default_rng(3)
+    vectors = [rng.normal(size=1000).astype(np.float16) for _ in range(3)]
+    stored = []
+    for i, v in enumerate(vectors):
+        np.save(tmp_path / f"{i}.npy", v)
+        stored.append(np.load(tmp_path / f"{i}.npy", mmap_mode="r"))
+    monkeypatch.setattr(gradsim, "BLOCK", 64)
+    slices = {"a": [(0, 300)], "b": [(300, 1000)]}
+    from_disk = gram_by_layer(stored, slices)
+    in_memory = gram_by_layer([v.astype(np.float64) for v in vectors], slices)
+    for layer in slices:
+        assert np.allclose(from_disk[layer], in_memory[layer])
+    x = np.stack(vectors).astype(np.float64)
+    assert np.allclose(sum(from_disk.values()), x @ x.T)
