@@ -71,27 +71,29 @@ class RunCommand:
                             help="'trie' shares prefixes, 'padded' is plain batching (default auto)")
         parser.add_argument("--report", dest="reporters", type=_globs, default=[],
                             help="comma-separated reporters to run afterwards")
+        D = RunConfig  # one source of truth for the defaults
         grad = parser.add_argument_group("gradient differentials (gradsim, overlap, transfer, lookahead)")
-        grad.add_argument("--gradsim-strategy", default="full",
-                          help="strategy whose vectors gradsim compares: full or projected (default full)")
-        grad.add_argument("--topk", type=float, default=0.01,
-                          help="FTGD mask: fraction of parameters kept (default 0.01)")
-        grad.add_argument("--projection-dim", type=_positive, default=1024,
-                          help="values per parameter tensor for the projected strategy (default 1024)")
+        grad.add_argument("--gradsim-strategy", default=D.gradsim_strategy,
+                          help="strategy whose vectors gradsim compares: full or projected (default %(default)s)")
+        grad.add_argument("--topk", type=float, default=D.topk,
+                          help="FTGD mask: fraction of parameters kept (default %(default)s)")
+        grad.add_argument("--projection-dim", type=_positive, default=D.projection_dim,
+                          help="values per parameter tensor for the projected strategy (default %(default)s)")
         grad.add_argument("--include-embeddings", action="store_true",
                           help="include token/position embeddings (and a tied LM head)")
-        grad.add_argument("--gradient-dtype", choices=["float32", "float16"], default="float32",
-                          help="storage of full differentials on disk (default float32)")
+        grad.add_argument("--gradient-dtype", choices=["float32", "float16"], default=D.gradient_dtype,
+                          help="storage of full differentials on disk (default %(default)s)")
         ftgd = parser.add_argument_group("FTGD fine-tuning (transfer, lookahead)")
-        ftgd.add_argument("--ftgd-lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
-        ftgd.add_argument("--ftgd-steps", type=_positive, default=40, help="most steps per task (default 40)")
-        ftgd.add_argument("--ftgd-batch", type=_positive, default=16, help="pairs per step (default 16)")
-        ftgd.add_argument("--ftgd-eval-every", type=_positive, default=5,
-                          help="validate every N steps (default 5)")
-        ftgd.add_argument("--ftgd-patience", type=_positive, default=2,
-                          help="stop after N validations without improvement (default 2)")
-        ftgd.add_argument("--lookahead-steps", type=_positive, default=3,
-                          help="FTGD steps per source for lookahead (default 3)")
+        ftgd.add_argument("--ftgd-lr", type=float, default=D.ftgd_lr, help="Adam learning rate (default %(default)s)")
+        ftgd.add_argument("--ftgd-steps", type=_positive, default=D.ftgd_steps,
+                          help="most steps per task (default %(default)s)")
+        ftgd.add_argument("--ftgd-batch", type=_positive, default=D.ftgd_batch, help="pairs per step (default %(default)s)")
+        ftgd.add_argument("--ftgd-eval-every", type=_positive, default=D.ftgd_eval_every,
+                          help="validate every N steps (default %(default)s)")
+        ftgd.add_argument("--ftgd-patience", type=_positive, default=D.ftgd_patience,
+                          help="stop after N validations without improvement (default %(default)s)")
+        ftgd.add_argument("--lookahead-steps", type=_positive, default=D.lookahead_steps,
+                          help="FTGD steps per source for lookahead (default %(default)s)")
         ftgd.add_argument("--transfer-baseline", action="store_true",
                           help="also tune with the full gradient (no mask), for comparison")
         ftgd.add_argument("--cka-reference", metavar="MODEL",
