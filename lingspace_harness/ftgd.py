@@ -4,12 +4,12 @@ Each step minimises the pairwise logistic loss mean softplus(-(log p(good) - log
 a batch of training pairs. Its gradient is each pair's gradient differential, weighted by
 sigmoid(-margin): pairs the model already gets right by a wide margin stop pulling, so the
 objective stays bounded (plain ascent on the differential can push log p(bad) to minus
-infinity and wreck the model). Adam (no weight decay) updates the masked entries only: a gradient hook zeroes every other entry, and
-Adam's update of an entry whose gradient has always been zero is exactly zero. Every
-``eval_every`` steps (and after the last) the validation margin is measured; training stops
-after ``patience`` evaluations without improvement, and the best state seen (possibly the
-untuned one) is kept. ``restore()`` writes the saved
-base values back, so the model is never reloaded.
+infinity and wreck the model). Adam (no weight decay) updates the masked entries only: a
+gradient hook zeroes every other entry, and Adam's update of an entry whose gradient has
+always been zero is exactly zero. Every ``eval_every`` steps (and after the last) the
+validation margin is measured; training stops after ``patience`` evaluations without
+improvement, and the best state seen (possibly the untuned one) is kept. ``restore()``
+writes the saved base values back, so the model is never reloaded.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import numpy as np
 
 from .gradients import layout_of
 from .pairs import MinimalPair
-from .scoring import TREE_NODES, _build_chunks, _groups, request_logprobs, score_requests, sentence_requests
+from .scoring import request_logprobs, score_requests, sentence_requests, tree_batches
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ class MaskedTuner:
                 requests = sentence_requests(tokenizer, [s for p in batch for s in (p.good, p.bad)], prefix_id)
                 optimizer.zero_grad(set_to_none=True)
                 logps: dict[int, Any] = {}
-                for group in _groups(_build_chunks(requests, len(requests), TREE_NODES), len(requests)):
+                for group in tree_batches(requests, len(requests)):
                     logps.update(request_logprobs(self.model, group, requests))
                 margins = torch.stack([logps[2 * j] - logps[2 * j + 1] for j in range(len(batch))])
                 torch.nn.functional.softplus(-margins).mean().backward()

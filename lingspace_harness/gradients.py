@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .pairs import MinimalPair
-from .scoring import TREE_NODES, _build_chunks, _groups, sentence_requests, weighted_logprob_sum
+from .scoring import TREE_NODES, sentence_requests, tree_batches, weighted_logprob_sum
 
 _LAYER = re.compile(r"\.(?:layers|h|layer|blocks)\.(\d+)\.")
 
@@ -105,7 +105,7 @@ def gradient_differential(
     try:
         was_training = model.training
         model.eval()  # no dropout: the gradient of the model as scored
-        for group in _groups(_build_chunks(requests, batch_size, tree_nodes), batch_size):
+        for group in tree_batches(requests, batch_size, tree_nodes):
             objective = weighted_logprob_sum(model, group, requests, weights)
             if objective.requires_grad:
                 objective.backward()

@@ -29,10 +29,15 @@ def ftgd_settings(ctx: RunContext, steps: int | None = None, early_stopping: boo
                         early_stopping=early_stopping, seed=c.seed)
 
 
-def summarize(ctx: RunContext, scores: dict[str, list[PairScore]]) -> dict[str, Any]:
-    """Per-task accuracy and mean margin, and perplexity on the good test sentences of all tasks."""
-    goods = [p.good for d in ctx.data.values() for p in d.test]
-    n_tokens = sum(len(e) for e in ctx.model.tokenizer([" " + s for s in goods], add_special_tokens=False)["input_ids"])
+def good_test_tokens(ctx: RunContext) -> int:
+    """How many tokens the good test sentences of all tasks have (the perplexity denominator)."""
+    goods = [" " + p.good for d in ctx.data.values() for p in d.test]
+    return sum(len(e) for e in ctx.model.tokenizer(goods, add_special_tokens=False)["input_ids"])
+
+
+def summarize(ctx: RunContext, scores: dict[str, list[PairScore]], n_tokens: int) -> dict[str, Any]:
+    """Per-task accuracy and mean margin, and perplexity on the good test sentences of all tasks
+    (``n_tokens``: see ``good_test_tokens``)."""
     logp = sum(s.logp_good for ss in scores.values() for s in ss)
     return {"accuracy": {t: float(np.mean([s.margin > 0 for s in ss])) for t, ss in scores.items()},
             "margin": {t: float(np.mean([s.margin for s in ss])) for t, ss in scores.items()},
@@ -53,7 +58,8 @@ def tuned_rows(ctx: RunContext, kind: str, *, masked: bool = True, steps: int | 
     and how tuning went. Cached per source; ``kind`` names the unit store."""
     settings = ftgd_settings(ctx, steps, early_stopping)
     store = _store(ctx, kind, masked, settings)
-    base = summarize(ctx, ctx.scores("test"))
+    n_tokens = good_test_tokens(ctx)
+    base = summarize(ctx, ctx.scores("test"), n_tokens)
     rows: dict[str, dict[str, Any]] = {}
     todo = [s for s in ctx.task_names if not store.has(s, ".json")
             or (with_states and not store.has(s, ".npy"))]
@@ -68,7 +74,7 @@ def tuned_rows(ctx: RunContext, kind: str, *, masked: bool = True, steps: int | 
             try:
                 report = tuner.tune(ctx.model.tokenizer, ctx.prefix_id, data.train, data.validation, settings)
                 after = summarize(ctx, ctx.score_pairs({t: d.test for t, d in ctx.data.items()},
-                                                       desc=f"{kind}: eval2 after {source}"))
+                                                       desc=f"{kind}: eval2 after {source}"), n_tokens)
                 if with_states:
                     store.save_array(source, probe_states(ctx))
             finally:

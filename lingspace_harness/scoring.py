@@ -10,8 +10,8 @@ mask (several trees per forward pass, one per batch row). Every distinct prefix 
 is computed once (the shared start of a good/bad pair, and of sentences that begin
 alike), a sentence's last token is never an input, rows are padded only to the widest
 tree of their batch (about 3% on BLiMP), and the LM head runs only where a next token is
-scored. A token's log-prob depends only on its prefix, so this is exact. The ``padded`` method is the plain batched
-forward pass; ``auto`` checks ``trie`` against it on the first batch and falls back if a
+scored. A token's log-prob depends only on its prefix, so this is exact. The ``padded``
+method is the plain batched forward pass; ``auto`` checks ``trie`` against it on the first batch and falls back if a
 model ignores custom attention masks.
 """
 from __future__ import annotations
@@ -281,11 +281,9 @@ def score_requests(
     scores = np.empty(len(requests), dtype=np.float64)
     if not requests:
         return scores
-    longest = max(len(c) + len(x) for c, x in requests)
     with torch.inference_mode():
         if method in ("auto", "trie"):
-            chunks = _build_chunks(requests, batch_size, max(tree_nodes, longest))
-            for n, group in enumerate(_groups(chunks, batch_size)):
+            for n, group in enumerate(tree_batches(requests, batch_size, tree_nodes)):
                 got = _score_chunks(model, group, requests)
                 if n == 0 and method == "auto" and not _agrees(model, requests, got):
                     log.warning("this model ignores tree attention masks; scoring with padded batches")
@@ -304,6 +302,16 @@ def score_requests(
                 if progress:
                     progress(len(got))
     return scores
+
+
+def tree_batches(requests: Sequence[Request], batch_size: int,
+                 tree_nodes: int = TREE_NODES) -> list[list[_Chunk]]:
+    """The requests packed into prefix trees of at most ``tree_nodes`` tokens (a longer
+    sequence gets a tree of its own), grouped about ``batch_size`` sequences per forward pass."""
+    if not requests:
+        return []
+    longest = max(len(c) + len(x) for c, x in requests)
+    return _groups(_build_chunks(requests, batch_size, max(tree_nodes, longest)), batch_size)
 
 
 def _groups(chunks: list[_Chunk], batch_size: int) -> list[list[_Chunk]]:
