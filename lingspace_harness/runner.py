@@ -230,6 +230,11 @@ def run(harness: Harness, config: RunConfig) -> dict[str, Any]:
     metrics = resolve_metrics(harness, config.metrics)
     reporters = [harness.reporters.get(n) for n in config.reporters]
     data = load_data(harness, config)
+    learners = [m.name for m in metrics if hasattr(m, "strategies")]
+    empty = [name for name, d in data.items() if not d.train]
+    if learners and empty:
+        raise UserError(f"metric {learners[0]!r} learns from training pairs, but task {empty[0]!r} has none "
+                        f"(--split-fractions {','.join(map(str, config.split_fractions))}, --limit {config.limit})")
     torch.manual_seed(config.seed)
     model = load_model(harness, config)
     ctx = RunContext(harness, config, model, data)

@@ -79,6 +79,8 @@ def test_same_seed_same_numbers(capsys, tiny_model: Path, blimp_dir: Path, tmp_p
     (["run", "--model", "MODEL", "--tasks", "blimp_passive_2", "--prefix-token", "<nope>"],
      ["not a token of this tokenizer"]),
     (["run", "--tasks", "blimp_passive_2"], ["--model"]),
+    (["run", "--model", "MODEL", "--tasks", "blimp_passive_2", "--metric", "gradsim", "--split-fractions", "0,0,1"],
+     ["learns from training pairs", "'blimp_passive_2' has none"]),
     (["frobnicate"], ["invalid choice"]),
 ])
 def test_user_errors_exit_2_with_one_line(capsys, tiny_model: Path, blimp_dir: Path, tmp_path: Path,
