@@ -59,6 +59,25 @@ def lingspace_register_space_builders(register):
 
 
 @hookspec
+def lingspace_register_hypotheses(register):
+    """Add hypothesis spaces that analyses test task spaces against.
+
+    Call ``register(hypothesis)`` with a :class:`lingspace_harness.Hypothesis`: given the
+    tasks of a space (and results.json), it returns an N x N matrix of predicted similarity,
+    or None where it does not apply (e.g. tasks without the labels it needs).
+    """
+
+
+@hookspec
+def lingspace_register_executors(register):
+    """Add executors that run a run's units of work (serial, ray, ...), chosen with ``--executor``.
+
+    Call ``register(executor)`` with a :class:`lingspace_harness.Executor`. The units it
+    runs write their results into the run's unit cache; the driver assembles results.json.
+    """
+
+
+@hookspec
 def lingspace_register_reporters(register):
     """Add reporters, which turn a finished results.json into other files.
 

@@ -34,6 +34,8 @@ KINDS = {
     "lingspace_register_gradient_strategies": "gradient strategy",
     "lingspace_register_metrics": "metric",
     "lingspace_register_space_builders": "space builder",
+    "lingspace_register_hypotheses": "hypothesis",
+    "lingspace_register_executors": "executor",
     "lingspace_register_reporters": "reporter",
     "lingspace_register_commands": "command",
 }
@@ -80,6 +82,14 @@ class Harness:
     @property
     def space_builders(self) -> Registry:
         return self.registries["lingspace_register_space_builders"]
+
+    @property
+    def hypotheses(self) -> Registry:
+        return self.registries["lingspace_register_hypotheses"]
+
+    @property
+    def executors(self) -> Registry:
+        return self.registries["lingspace_register_executors"]
 
     @property
     def reporters(self) -> Registry:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from .analysis import AnalysisContext
     from .plugins import Harness
     from .runner import RunContext
 
@@ -77,12 +78,51 @@ class GradientStrategy(Protocol):
 
 @runtime_checkable
 class SpaceBuilder(Protocol):
-    """Analyses the spaces of a results dict; the return value lands in ``analysis[name]``."""
+    """Analyses the spaces of a results dict; the return value lands in ``analysis[name]``.
+    ``ctx`` (an :class:`lingspace_harness.AnalysisContext`) carries the options (permutations,
+    seed) and the hypothesis spaces."""
 
     name: str
     description: str
 
-    def build(self, results: dict[str, Any]) -> dict[str, Any]: ...
+    def build(self, results: dict[str, Any], ctx: "AnalysisContext") -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class Hypothesis(Protocol):
+    """A hypothesis space: ``matrix(tasks, results)`` is an N x N array of predicted
+    similarity between ``tasks`` (e.g. 1 for the same phenomenon, else 0), or None where the
+    hypothesis does not apply to them."""
+
+    name: str
+    description: str
+
+    def matrix(self, tasks: list[str], results: dict[str, Any]) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One independent unit of work of a run. Units of a lower ``stage`` all finish before a
+    higher stage starts. ``owner`` is the metric whose ``run_unit(ctx, name)`` computes it, or
+    ``""`` for the core's own units (a task's gradient differentials); ``kind`` and ``name``
+    identify what it stores (two metrics that need the same unit name it alike)."""
+
+    stage: int
+    kind: str
+    name: str
+    owner: str = ""
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Runs units of work. ``execute(units, worker)`` must leave every unit's result in the
+    run's unit cache: ``worker`` (a picklable :class:`lingspace_harness.WorkerSpec`) builds,
+    in any process, a worker whose ``run(unit)`` computes one unit."""
+
+    name: str
+    description: str
+
+    def execute(self, units: list[Unit], worker: Any) -> None: ...
 
 
 @runtime_checkable
