@@ -7,7 +7,7 @@ import os
 import sys
 
 from . import __version__
-from .commands import CORE_COMMANDS
+from .commands import core_commands
 from .errors import PluginError, UserError
 from .plugins import load_harness
 
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         _add_common(parser)
         common = _add_common(argparse.ArgumentParser(add_help=False), default=argparse.SUPPRESS)
         sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-        commands = {c.name: c for c in CORE_COMMANDS}
+        commands = {c.name: c for c in core_commands(harness)}
         for command in harness.commands:
             if command.name in commands:
                 raise PluginError(f"plugin {harness.commands.owner(command.name)!r} registers the "

@@ -6,8 +6,10 @@ import json
 import os
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any, Iterable
 
 from .errors import UserError
+from .execution import read_run_file
 from .plugins import Harness
 from .runner import RunConfig, run
 from .scoring import METHODS
@@ -29,6 +31,17 @@ def _fractions(value: str) -> tuple[float, float, float]:
     return parts  # type: ignore[return-value]
 
 
+def _shard(value: str) -> tuple[int, int]:
+    i, sep, n = value.partition("/")
+    try:
+        shard = (int(i), int(n))
+    except ValueError:
+        shard = (-1, 0)
+    if not sep or shard[1] < 1 or not 0 <= shard[0] < shard[1]:
+        raise argparse.ArgumentTypeError("I/N with 0 <= I < N, e.g. 0/3 (SLURM: $SLURM_ARRAY_TASK_ID/N)")
+    return shard
+
+
 def _positive(value: str) -> int:
     number = int(value)
     if number < 1:
@@ -39,6 +52,10 @@ def _positive(value: str) -> int:
 class RunCommand:
     name = "run"
     help = "score tasks with a model and build the requested task spaces"
+
+    def __init__(self, executors: Iterable[Any] = ()) -> None:
+        self.executors = list(executors)  # their add_arguments join the execution options
+        self.executor_dests: set[str] = set()
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--model", required=True,
@@ -71,6 +88,16 @@ class RunCommand:
                             help="'trie' shares prefixes, 'padded' is plain batching (default auto)")
         parser.add_argument("--report", dest="reporters", type=_globs, default=[],
                             help="comma-separated reporters to run afterwards")
+        execution = parser.add_argument_group("execution (units of work; never changes the results)")
+        execution.add_argument("--executor", default="serial",
+                               help="how units run: serial, ray, or a plugin's (default serial)")
+        execution.add_argument("--shard", type=_shard, metavar="I/N",
+                               help="run only slice I of N of the units into --output; then `merge`")
+        for executor in self.executors:
+            if hasattr(executor, "add_arguments"):
+                before = {a.dest for a in parser._actions}
+                executor.add_arguments(execution)
+                self.executor_dests |= {a.dest for a in parser._actions} - before
         D = RunConfig  # one source of truth for the defaults
         grad = parser.add_argument_group("gradient differentials (gradsim, overlap, transfer, lookahead)")
         grad.add_argument("--gradsim-strategy", default=D.gradsim_strategy,
@@ -98,15 +125,65 @@ class RunCommand:
                           help="also tune with the full gradient (no mask), for comparison")
         ftgd.add_argument("--cka-reference", metavar="MODEL",
                           help="cka: also compare with this model or checkpoint on the same probe set")
+        analysis = parser.add_argument_group("analysis (also: lingspace-harness analyse DIR)")
+        analysis.add_argument("--analysis", type=_globs, metavar="BUILDERS",
+                              help="space builders to run on the finished spaces (default: all; 'none': skip)")
+        analysis.add_argument("--permutations", type=_positive, default=D.permutations,
+                              help="permutations per hypothesis test (default %(default)s)")
+        analysis.add_argument("--hypothesis", dest="hypotheses", type=Path, action="append", default=[],
+                              metavar="FILE", help="your own hypothesis (CSV or JSON, see README); repeatable")
+        parser.add_argument("--split-half", action="store_true",
+                            help="noise ceiling: also build each learned space from two disjoint halves of "
+                                 "every task's training pairs (about twice the cost)")
 
-    def run(self, args: argparse.Namespace, harness: Harness) -> int:
+    def config(self, args: argparse.Namespace) -> RunConfig:
+        """The RunConfig that parsed ``run`` arguments stand for."""
         fields = RunConfig.__dataclass_fields__
         config = RunConfig(**{k: v for k, v in vars(args).items() if k in fields})
+        if config.analysis == ["none"]:
+            config.analysis = []
+        config.executor_options = {k: getattr(args, k) for k in sorted(self.executor_dests)
+                                   if getattr(args, k, None) is not None}
+        return config
+
+    def run(self, args: argparse.Namespace, harness: Harness) -> int:
+        config = self.config(args)
         results = run(harness, config)
-        tasks = results["tasks"]
-        accs = [t["accuracy"] for t in tasks.values()]
-        print(f"{len(tasks)} tasks, mean accuracy {sum(accs) / len(accs):.4f}; "
-              f"wrote {config.output / 'results.json'}")
+        if results is None:
+            i, n = config.shard
+            print(f"shard {i}/{n} finished in {config.output}; when all {n} have, run: "
+                  f"lingspace-harness merge {config.output}")
+            return 0
+        print_summary(results, config.output)
+        return 0
+
+
+def print_summary(results: dict, output: Path) -> None:
+    tasks = results["tasks"]
+    accs = [t["accuracy"] for t in tasks.values()]
+    print(f"{len(tasks)} tasks, mean accuracy {sum(accs) / len(accs):.4f}; "
+          f"wrote {output / 'results.json'}")
+
+
+class MergeCommand:
+    name = "merge"
+    help = "assemble results.json from the units that `run --shard I/N` jobs wrote into DIR"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("directory", type=Path, help="the --output directory the shards shared")
+        parser.add_argument("--report", dest="reporters", type=_globs, default=None,
+                            help="comma-separated reporters to run afterwards (default: the run's)")
+
+    def run(self, args: argparse.Namespace, harness: Harness) -> int:
+        config = read_run_file(args.directory)
+        config.output = args.directory
+        if args.reporters is not None:
+            config.reporters = args.reporters
+        if config.shard is None:
+            raise UserError(f"merge: {args.directory} was not written by `run --shard I/N`")
+        shards, config.shard = config.shard[1], None
+        results = run(harness, config, merge_of=shards)
+        print_summary(results, config.output)
         return 0
 
 
@@ -173,6 +250,9 @@ class YamlPathCommand:
         return 0
 
 
-CORE_COMMANDS = (RunCommand(), TasksCommand(), PluginsCommand(), MetricsCommand(), YamlPathCommand())
+def core_commands(harness: Harness) -> list[Any]:
+    """The built-in sub-commands (``run`` gets the executors' options)."""
+    return [RunCommand(harness.executors), MergeCommand(), TasksCommand(), PluginsCommand(), MetricsCommand(),
+            YamlPathCommand()]
 
 

@@ -105,24 +105,30 @@ class Unit:
     """One independent unit of work of a run. Units of a lower ``stage`` all finish before a
     higher stage starts. ``owner`` is the metric whose ``run_unit(ctx, name)`` computes it, or
     ``""`` for the core's own units (a task's gradient differentials); ``kind`` and ``name``
-    identify what it stores (two metrics that need the same unit name it alike)."""
+    identify what it stores (two metrics that need the same unit name it alike). ``variant``
+    names the data variant it runs on ("" for the run's data, ``half-a``/``half-b`` for the
+    split-half noise ceiling); the harness sets it."""
 
     stage: int
     kind: str
     name: str
     owner: str = ""
+    variant: str = ""
 
 
 @runtime_checkable
 class Executor(Protocol):
-    """Runs units of work. ``execute(units, worker)`` must leave every unit's result in the
-    run's unit cache: ``worker`` (a picklable :class:`lingspace_harness.WorkerSpec`) builds,
-    in any process, a worker whose ``run(unit)`` computes one unit."""
+    """Runs units of work. ``execute(stages, worker)`` gets the run's pending units grouped
+    by stage; every unit of a stage must finish before any unit of the next starts. It must
+    leave each unit's result in the run's unit cache: ``worker`` (a picklable
+    :class:`lingspace_harness.WorkerSpec`) builds, in any process, a worker whose
+    ``run(unit)`` computes one unit. An optional ``add_arguments(group)`` adds ``run``
+    options, which reach it as ``worker.config.executor_options``."""
 
     name: str
     description: str
 
-    def execute(self, units: list[Unit], worker: Any) -> None: ...
+    def execute(self, stages: list[list[Unit]], worker: Any) -> None: ...
 
 
 @runtime_checkable

@@ -12,10 +12,12 @@ PAIRS_FILE = "pairs.jsonl"
 SCHEMA_VERSION = 1
 
 
-def new_results(config: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
-    """The results skeleton: ``version, config, model, tasks, spaces, analysis``."""
-    return {"version": SCHEMA_VERSION, "config": config, "model": model, "tasks": {},
-            "spaces": {}, "analysis": {}}
+def new_results(config: dict[str, Any], model: dict[str, Any],
+                execution: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The results skeleton: ``version, config, execution, model, tasks, spaces, analysis``.
+    ``execution`` says how the units ran (executor, shard); it never changes the numbers."""
+    return {"version": SCHEMA_VERSION, "config": config, "execution": execution or {}, "model": model,
+            "tasks": {}, "spaces": {}, "analysis": {}}
 
 
 def write_atomic(path: Path, lines: Iterable[str]) -> None:

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .analysis import AnalysisOptions, analyse, hypothesis_from_file
 from .errors import UserError
 from .gradients import ParamLayout, gradient_differential, layout_of, select_parameters
 from .models import LoadedModel, ModelOptions, resolve_loader
@@ -21,6 +23,7 @@ from .tasks import SPLIT_FRACTIONS, DataOptions, TaskData, load_task_data
 from .units import UnitStore
 
 log = logging.getLogger("lingspace_harness")
+WORD = re.compile(r"[\w']+")
 
 #: Always computed: every space is read against the tasks' base accuracy.
 BASE_METRIC = "accuracy"
@@ -66,12 +69,53 @@ class RunConfig:
     lookahead_steps: int = 3
     transfer_baseline: bool = False
     cka_reference: str | None = None
+    split_half: bool = False
+    # analysis of the finished spaces (see ``lingspace-harness analyse``)
+    analysis: list[str] | None = None
+    permutations: int = 10000
+    hypotheses: list[Path] = field(default_factory=list)
+    # execution: how units are run; never changes the results
+    executor: str = "serial"
+    executor_options: dict[str, Any] = field(default_factory=dict)
+    shard: tuple[int, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """The settings that determine the results (execution settings are left out)."""
         out = asdict(self)
+        for name in EXECUTION_FIELDS:
+            del out[name]
         out["output"] = str(self.output)
         out["data_dir"] = str(self.data_dir) if self.data_dir else None
+        out["hypotheses"] = [str(h) for h in self.hypotheses]
         return out
+
+    def execution_json(self) -> dict[str, Any]:
+        return {"executor": self.executor, "options": dict(self.executor_options),
+                "shard": list(self.shard) if self.shard else None}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], execution: dict[str, Any] | None = None) -> "RunConfig":
+        """The inverse of ``to_json`` (plus ``execution_json``)."""
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known["output"] = Path(known["output"])
+        known["data_dir"] = Path(known["data_dir"]) if known.get("data_dir") else None
+        known["split_fractions"] = tuple(known.get("split_fractions", SPLIT_FRACTIONS))
+        known["hypotheses"] = [Path(h) for h in known.get("hypotheses", [])]
+        if execution:
+            known["executor"] = execution.get("executor", "serial")
+            known["executor_options"] = dict(execution.get("options") or {})
+            known["shard"] = tuple(execution["shard"]) if execution.get("shard") else None
+        return cls(**known)
+
+
+EXECUTION_FIELDS = ("executor", "executor_options", "shard")
+#: Data variants of a run: the two halves of each task's training pairs (noise ceiling).
+VARIANTS = ("half-a", "half-b")
+
+
+def halves(pairs: list) -> tuple[list, list]:
+    """The first and second half of a (seeded, shuffled) training split."""
+    return pairs[:len(pairs) // 2], pairs[len(pairs) // 2:]
 
 
 @dataclass
@@ -98,8 +142,39 @@ class RunContext:
         self.model = model
         self.data = data
         self.prefix_id = prefix_token_id(model.tokenizer, config.prefix_token)
+        self.metrics = resolve_metrics(harness, config.metrics)
+        #: Per-run cache for helpers (e.g. token counts); cleared with the context.
+        self.memo: dict[str, Any] = {}
         self._scores: dict[str, dict[str, list[PairScore]]] = {}
         self._params: list[tuple[str, Any]] | None = None
+        self._strategies: list[str] | None = None
+        #: "" for the run's data; "half-a"/"half-b" for the split-half noise ceiling.
+        self.variant = ""
+        self._variants: dict[str, RunContext] = {}
+
+    def for_variant(self, variant: str) -> "RunContext":
+        """The same run on a variant of the data: ``half-a``/``half-b`` keep the first/second half
+        of every task's training pairs (validation and test are unchanged). Units of a variant
+        are stored apart from the run's own; test scores are shared."""
+        if variant == self.variant:
+            return self
+        if self.variant:
+            return self._parent.for_variant(variant)  # type: ignore[attr-defined]
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown data variant {variant!r}")
+        if variant not in self._variants:
+            child = object.__new__(RunContext)
+            child.__dict__.update(self.__dict__)
+            half = {"half-a": 0, "half-b": 1}[variant]
+            child.data = {t: TaskData(d.task, halves(d.train)[half], d.validation, d.test)
+                          for t, d in self.data.items()}
+            child.variant, child._variants, child._parent, child._strategies = variant, {}, self, None
+            self._variants[variant] = child
+        return self._variants[variant]
+
+    def variants(self) -> list["RunContext"]:
+        """This run, then its split halves if ``--split-half`` asked for them."""
+        return [self] + ([self.for_variant(v) for v in VARIANTS] if self.config.split_half else [])
 
     @property
     def task_names(self) -> list[str]:
@@ -115,8 +190,10 @@ class RunContext:
                 "split_fractions": list(c.split_fractions)}
 
     def units(self, kind: str, **settings: Any) -> UnitStore:
-        """The store of finished units of ``kind`` under the output directory."""
-        return UnitStore(self.config.output, kind, {**self.unit_key(), "kind": kind, **settings})
+        """The store of finished units of ``kind`` under the output directory (a data variant's
+        units apart, except test scores, which do not depend on the training pairs)."""
+        variant = {"variant": self.variant} if self.variant and not kind.startswith("scores-") else {}
+        return UnitStore(self.config.output, kind, {**self.unit_key(), "kind": kind, **variant, **settings})
 
     # -- gradient differentials ----------------------------------------------------
     @property
@@ -144,24 +221,38 @@ class RunContext:
         return self.units(f"gradient-{strategy}", split="train",
                           include_embeddings=options.include_embeddings, options=settings)
 
+    @property
+    def strategies(self) -> list[str]:
+        """The gradient strategies the run's metrics need, in order."""
+        if self._strategies is None:
+            wanted = [s for m in self.metrics for s in getattr(m, "strategies", lambda ctx: [])(self)]
+            self._strategies = list(dict.fromkeys(wanted))
+        return self._strategies
+
+    def pending_gradients(self, strategies: list[str] | None = None) -> list[str]:
+        """Tasks whose differential is not stored yet for some of ``strategies`` (default: the run's)."""
+        names = self.strategies if strategies is None else strategies
+        return [t for t in self.data if any(not self._gradient_store(s).has(t, ".npy") for s in names)]
+
+    def compute_gradient(self, task: str, strategies: list[str] | None = None) -> None:
+        """One unit: a task's training-split differential, reduced and stored by each strategy."""
+        chosen = [self.harness.gradient_strategies.get(s)
+                  for s in dict.fromkeys(self.strategies if strategies is None else strategies)]
+        grad = gradient_differential(self.model.model, self.model.tokenizer, self.data[task].train,
+                                     self.prefix_id, self.gradient_params, batch_size=self.config.batch_size)
+        layout, options = self.gradient_layout, self.gradient_options
+        for strategy in chosen:
+            store = self._gradient_store(strategy.name)
+            if not store.has(task, ".npy"):
+                store.save_array(task, strategy.reduce(grad, layout, options))
+
     def ensure_gradients(self, strategies: list[str]) -> None:
         """Compute each task's training-split differential once and store every strategy's
         reduction of it; tasks whose units exist already are skipped."""
-        chosen = [self.harness.gradient_strategies.get(s) for s in dict.fromkeys(strategies)]
-        todo = [t for t in self.data if any(not self._gradient_store(s.name).has(t, ".npy") for s in chosen)]
-        if not todo:
-            return
-        layout, options = self.gradient_layout, self.gradient_options
+        todo = self.pending_gradients(list(dict.fromkeys(strategies)))
         with progress_bar(len(todo), "gradient differentials", unit="task") as bar:
             for task in todo:
-                grad = gradient_differential(self.model.model, self.model.tokenizer, self.data[task].train,
-                                             self.prefix_id, self.gradient_params,
-                                             batch_size=self.config.batch_size)
-                for strategy in chosen:
-                    store = self._gradient_store(strategy.name)
-                    if not store.has(task, ".npy"):
-                        store.save_array(task, strategy.reduce(grad, layout, options))
-                del grad
+                self.compute_gradient(task, strategies)
                 bar.update(1)
 
     def gradient(self, strategy: str, task: str) -> np.ndarray:
@@ -174,11 +265,23 @@ class RunContext:
     def has_scores(self, split: str) -> bool:
         return split in self._scores
 
+    def ensure_scores(self, split: str = "test") -> None:
+        """Score ``split`` of every task in one pass unless all are stored, and store each task's
+        scores as a unit. Always all tasks together: the batch composition, and so every float,
+        is then the same whichever process (or shard) scores them first."""
+        store = self.units(f"scores-{split}")
+        if all(store.has(t, ".json") for t in self.task_names):
+            return
+        scores = self.score_pairs({t: d.split(split) for t, d in self.data.items()}, desc=f"scoring {split}")
+        for task, rows in scores.items():
+            store.save_json(task, [asdict(s) for s in rows])
+
     def scores(self, split: str = "test") -> dict[str, list[PairScore]]:
-        """Log-probs of every pair of ``split`` in every task, scored together once."""
+        """Log-probs of every pair of ``split`` in every task (stored per task; scored once)."""
         if split not in self._scores:
-            self._scores[split] = self.score_pairs(
-                {name: d.split(split) for name, d in self.data.items()}, desc=f"scoring {split}")
+            self.ensure_scores(split)
+            store = self.units(f"scores-{split}")
+            self._scores[split] = {t: [PairScore(**row) for row in store.load_json(t)] for t in self.task_names}
         return self._scores[split]
 
     def score_pairs(self, pairs_by_task: dict[str, list], desc: str = "scoring") -> dict[str, list[PairScore]]:
@@ -193,6 +296,11 @@ class RunContext:
         for k, (t, p) in enumerate(flat):
             out[t].append(PairScore(t, p.pair_id, p.good, p.bad, float(logps[2 * k]), float(logps[2 * k + 1])))
         return out
+
+
+def vocabulary(pairs: list) -> list[str]:
+    """The distinct lower-cased word types of the pairs (the lexical-overlap control)."""
+    return sorted({w for p in pairs for text in (p.good, p.bad) for w in WORD.findall(text.lower())})
 
 
 def resolve_metrics(harness: Harness, names: list[str]) -> list[Metric]:
@@ -219,8 +327,8 @@ def load_model(harness: Harness, config: RunConfig) -> LoadedModel:
     return loader.load(spec, options)
 
 
-def run(harness: Harness, config: RunConfig) -> dict[str, Any]:
-    """Run every metric and write results.json (and pairs.jsonl) under ``config.output``."""
+def prepare(harness: Harness, config: RunConfig) -> RunContext:
+    """Check the config, load every task's data and the model: what a run and its workers share."""
     import torch
 
     if config.limit is not None and config.limit < 1:
@@ -228,36 +336,65 @@ def run(harness: Harness, config: RunConfig) -> dict[str, Any]:
     if config.batch_size < 1:
         raise UserError("--batch-size must be at least 1")
     metrics = resolve_metrics(harness, config.metrics)
-    reporters = [harness.reporters.get(n) for n in config.reporters]
+    for builder in config.analysis or []:
+        harness.space_builders.get(builder)
+    for path in config.hypotheses:  # a bad file fails now, not after hours of work
+        hypothesis_from_file(path)
     data = load_data(harness, config)
     learners = [m.name for m in metrics if hasattr(m, "strategies")]
-    empty = [name for name, d in data.items() if not d.train]
+    empty = [name for name, d in data.items() if len(d.train) < (2 if config.split_half else 1)]
     if learners and empty:
-        raise UserError(f"metric {learners[0]!r} learns from training pairs, but task {empty[0]!r} has none "
+        raise UserError(f"metric {learners[0]!r} learns from training pairs, but task {empty[0]!r} has "
+                        f"{'too few to halve' if config.split_half and data[empty[0]].train else 'none'} "
                         f"(--split-fractions {','.join(map(str, config.split_fractions))}, --limit {config.limit})")
     torch.manual_seed(config.seed)
-    model = load_model(harness, config)
-    ctx = RunContext(harness, config, model, data)
-    results = new_results(config.to_json(), {**model.record(), "prefix_token_id": ctx.prefix_id})
-    for name, d in data.items():
+    return RunContext(harness, config, load_model(harness, config), data)
+
+
+def run(harness: Harness, config: RunConfig, *, merge_of: int | None = None) -> dict[str, Any] | None:
+    """Run every metric and write results.json (and pairs.jsonl) under ``config.output``.
+
+    Units of work go through ``config.executor``. With ``config.shard = (i, n)`` only the
+    i-th of n slices of the units runs and None is returned: ``merge`` assembles results.json
+    once every shard has finished; ``merge_of=n`` (merge) then refuses to compute any unit.
+    """
+    from .execution import execute_units, write_run_file
+
+    executor = harness.executors.get(config.executor)
+    reporters = [harness.reporters.get(n) for n in config.reporters]
+    ctx = prepare(harness, config)
+    write_run_file(config)
+    if config.shard is not None:
+        execute_units(ctx, executor, shard=config.shard)
+        return None
+    execute_units(ctx, executor, merge_of=merge_of)
+    results = new_results(config.to_json(), {**ctx.model.record(), "prefix_token_id": ctx.prefix_id},
+                          config.execution_json())
+    for name, d in ctx.data.items():
         task = d.task
         results["tasks"][name] = {"phenomenon": task.phenomenon, "field": task.field,
-                                  "group": task.group, "source": task.source, **d.counts()}
-    strategies = [s for m in metrics for s in getattr(m, "strategies", lambda ctx: [])(ctx)]
-    if strategies:
-        ctx.ensure_gradients(strategies)
-    for metric in metrics:
+                                  "group": task.group, "source": task.source, **d.counts(),
+                                  "vocabulary": vocabulary(d.test)}
+    for metric in ctx.metrics:
         log.info("metric %s", metric.name)
         out = metric.compute(ctx)
         for task_name, fields in out.task_fields.items():
             results["tasks"][task_name].update(fields)
         if out.space is not None:
             results["spaces"][metric.name] = out.space.to_json()
+            if config.split_half and hasattr(metric, "strategies"):
+                halves_ = {v[-1]: metric.compute(ctx.for_variant(v)).space.matrix for v in VARIANTS}
+                results["spaces"][metric.name]["split_half"] = {
+                    **halves_, "n_train": [len(ctx.for_variant("half-a").data[t].train) for t in ctx.task_names]}
     if ctx.has_scores("test"):
         write_pairs(config.output, (
             {"task": s.task, "pairID": s.pair_id, "sentence_good": s.good, "sentence_bad": s.bad,
              "logp_good": s.logp_good, "logp_bad": s.logp_bad}
             for scores in ctx.scores("test").values() for s in scores))
+    if config.analysis != []:
+        results["analysis"] = analyse(harness, results, AnalysisOptions(
+            permutations=config.permutations, seed=config.seed, hypothesis_files=list(config.hypotheses),
+            builders=config.analysis))
     write_results(config.output, results)
     for reporter in reporters:
         reporter.report(results, config.output)

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from lingspace_harness import (MetricResult, ModelOptions, RunContext, Space, cache_dir, hookimpl,
-                               pooled_hidden_states, probe_sentences, probe_states, resolve_loader, tuned_rows,
+                               Unit, pending_sources, pooled_hidden_states, probe_sentences, probe_states,
+                               resolve_loader, tuned_row, tuned_rows,
                                tuned_states)
 
 
@@ -60,6 +61,12 @@ class CKA:
 
     def strategies(self, ctx: RunContext) -> list[str]:
         return ["topk"]
+
+    def units(self, ctx: RunContext) -> list[Unit]:  # the transfer metric's units, with states
+        return [Unit(1, "transfer", s, self.name) for s in pending_sources(ctx, "transfer", with_states=True)]
+
+    def run_unit(self, ctx: RunContext, unit: Unit) -> None:
+        tuned_row(ctx, "transfer", unit.name, with_states=True)
 
     def compute(self, ctx: RunContext) -> MetricResult:
         tasks = ctx.task_names

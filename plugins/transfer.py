@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from lingspace_harness import MetricResult, RunContext, Space, hookimpl, tuned_rows
+from lingspace_harness import MetricResult, RunContext, Space, Unit, hookimpl, pending_sources, tuned_row, tuned_rows
 
 
 def rows_to_space(tasks: list[str], rows: dict[str, dict[str, Any]], key: str) -> list[list[float]]:
@@ -40,10 +40,25 @@ class Transfer:
     def strategies(self, ctx: RunContext) -> list[str]:
         return ["topk"]
 
+    def options(self, ctx: RunContext) -> dict[str, Any]:
+        return {"with_states": "cka" in ctx.config.metrics}
+
+    def units(self, ctx: RunContext) -> list[Unit]:
+        units = [Unit(1, "transfer", s, self.name) for s in pending_sources(ctx, "transfer", **self.options(ctx))]
+        if ctx.config.transfer_baseline:
+            units += [Unit(1, "transfer-baseline", s, self.name)
+                      for s in pending_sources(ctx, "transfer-baseline", masked=False)]
+        return units
+
+    def run_unit(self, ctx: RunContext, unit: Unit) -> None:
+        if unit.kind == "transfer-baseline":
+            tuned_row(ctx, unit.kind, unit.name, masked=False)
+        else:
+            tuned_row(ctx, unit.kind, unit.name, **self.options(ctx))
+
     def compute(self, ctx: RunContext) -> MetricResult:
         tasks = ctx.task_names
-        wants_states = "cka" in ctx.config.metrics
-        rows = tuned_rows(ctx, "transfer", with_states=wants_states)
+        rows = tuned_rows(ctx, "transfer", **self.options(ctx))
         margin = rows_to_space(tasks, rows, "margin")
         extra: dict[str, Any] = {"variant": "margin", **tuning_extra(tasks, rows)}
         if ctx.config.transfer_baseline:
@@ -61,9 +76,18 @@ class Lookahead:
     def strategies(self, ctx: RunContext) -> list[str]:
         return ["topk"]
 
+    def options(self, ctx: RunContext) -> dict[str, Any]:
+        return {"steps": ctx.config.lookahead_steps, "early_stopping": False}
+
+    def units(self, ctx: RunContext) -> list[Unit]:
+        return [Unit(1, "lookahead", s, self.name) for s in pending_sources(ctx, "lookahead", **self.options(ctx))]
+
+    def run_unit(self, ctx: RunContext, unit: Unit) -> None:
+        tuned_row(ctx, "lookahead", unit.name, **self.options(ctx))
+
     def compute(self, ctx: RunContext) -> MetricResult:
         tasks = ctx.task_names
-        rows = tuned_rows(ctx, "lookahead", steps=ctx.config.lookahead_steps, early_stopping=False)
+        rows = tuned_rows(ctx, "lookahead", **self.options(ctx))
         margin = rows_to_space(tasks, rows, "margin")
         return MetricResult(space=Space(tasks, margin, {"variant": "margin", **tuning_extra(tasks, rows)}))
 

@@ -36,7 +36,7 @@ def test_run_writes_the_results_contract(capsys, tiny_model: Path, blimp_dir: Pa
                               "--report", "markdown")
     assert code == 0 and "3 tasks" in stdout
     results = json.loads((out / "results.json").read_text())
-    assert list(results) == ["version", "config", "model", "tasks", "spaces", "analysis"]
+    assert list(results) == ["version", "config", "execution", "model", "tasks", "spaces", "analysis"]
     assert results["config"]["limit"] == 6 and results["config"]["tasks"] == TASKS.split(",")
     assert results["model"]["n_params"] > 0 and results["model"]["dtype"] == "float32"
     assert results["model"]["revision"] is None
@@ -147,7 +147,9 @@ def test_interrupted_run_keeps_the_previous_results(capsys, lingspace_plugin, ti
     code, _, err = run_cli(capsys, *args, "--metric", "interrupt", "--limit", "3")
     assert code == 130 and "interrupted" in err and "Traceback" not in err
     assert ((out / "results.json").read_text(), (out / "pairs.jsonl").read_text()) == before
-    assert sorted(p.name for p in out.iterdir()) == ["pairs.jsonl", "results.json"]
+    # besides the finished units (the resumable cache), nothing was left: no partial files
+    assert sorted(p.name for p in out.iterdir()) == ["pairs.jsonl", "results.json", "run.json", "units"]
+    assert not [p for p in out.rglob(".*")]
 
 
 def test_metrics_and_tasks_listings(capsys) -> None:

@@ -13,7 +13,8 @@ from lingspace_harness import (MetricResult, MinimalPair, PluginError, Space, Ta
                                hookimpl, load_harness)
 from lingspace_harness.cli import main
 
-BUILTINS = {"blimp", "hf_models", "accuracy", "markdown", "strategies", "gradsim", "transfer", "cka", "lm_eval_results"}
+BUILTINS = {"blimp", "hf_models", "accuracy", "markdown", "strategies", "gradsim", "transfer", "cka", "lm_eval_results",
+            "hypotheses", "analysis", "clustering", "report", "compare", "executors"}
 
 
 def make_distribution(root: Path, dist: str, module: str, source: str, ep_name: str | None = None) -> None:
@@ -202,7 +203,7 @@ class EveryHook:
         class Trace:
             name, description = "every_builder", "trace of each space"
 
-            def build(self, results):
+            def build(self, results, ctx):
                 return {m: sum(s["matrix"][i][i] for i in range(len(s["tasks"])))
                         for m, s in results["spaces"].items()}
 
@@ -259,7 +260,7 @@ def test_every_hook_reaches_its_registry(lingspace_plugin, tiny_model: Path, tmp
     assert list((out / "units" / "gradient-every_strategy").glob("every_task-*.npy"))
     assert (out / "count.txt").read_text() == "1"
     builder = harness.space_builders.get("every_builder")
-    assert builder.build(results) == {"every_metric": 1.0}
+    assert results["analysis"]["every_builder"] == {"every_metric": 1.0}
 
 
 def test_plugin_without_hooks_is_skipped_with_a_warning(lingspace_plugin) -> None:

@@ -44,7 +44,8 @@ def test_wheel_installs_into_a_fresh_venv(tmp_path: Path) -> None:
     assert where.startswith(str(site))
     plugins = json.loads(subprocess.check_output([str(env_dir / "bin" / "lingspace-harness"), "plugins"],
                                                  cwd=work, text=True))
-    assert {p["name"] for p in plugins if p["builtin"]} == {"blimp", "hf_models", "accuracy", "markdown", "strategies", "gradsim", "transfer", "cka", "lm_eval_results"}
+    assert {p["name"] for p in plugins if p["builtin"]} == {"blimp", "hf_models", "accuracy", "markdown", "strategies", "gradsim", "transfer", "cka",
+                                                                "lm_eval_results", "hypotheses", "analysis", "clustering", "report", "compare", "executors"}
     tasks = subprocess.check_output([str(env_dir / "bin" / "lingspace-harness"), "tasks", "blimp_*"],
                                     cwd=work, text=True)
     assert len(tasks.splitlines()) == 67

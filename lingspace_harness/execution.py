@@ -1,0 +1,134 @@
+"""Units of work and how a run hands them to an executor (or runs one shard of them).
+
+A run's independent units: stage 0, each task's gradient differential; stage 1, what metrics
+declare (e.g. one FTGD tune per source task). Every unit stores its result in the unit cache
+under the output directory, so whichever process runs it, the driver then assembles
+results.json from the cache exactly as a serial run does.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import UserError
+from .protocols import Unit
+from .results import write_atomic
+
+if TYPE_CHECKING:
+    from .runner import RunConfig, RunContext
+
+log = logging.getLogger("lingspace_harness")
+
+#: Written by every run and shard into its output directory; ``merge`` reads it.
+RUN_FILE = "run.json"
+GRADIENT = "gradient"
+
+
+def plan_units(ctx: "RunContext") -> list[Unit]:
+    """The run's units that are not stored yet, in stage order (stage 1 units are planned as if
+    stage 0 were done; a metric lists them with ``units(ctx)``)."""
+    units = []
+    for run in ctx.variants():
+        units += [Unit(0, GRADIENT, task, variant=run.variant) for task in run.pending_gradients()]
+        for metric in run.metrics:
+            units += [replace(u, variant=run.variant) for u in getattr(metric, "units", lambda ctx: [])(run)]
+    unique = {(u.variant, u.kind, u.name): u for u in reversed(units)}  # the first declaration wins
+    return sorted(unique.values(), key=lambda u: (u.stage, units.index(u)))
+
+
+def shard_of(unit: Unit, ctx: "RunContext", n: int) -> int:
+    """Units are sharded by task, so a task's gradient and its tuning land in the same shard."""
+    names = ctx.task_names
+    index = names.index(unit.name) if unit.name in names else sum(map(ord, unit.name))
+    return index % n
+
+
+@dataclass
+class WorkerSpec:
+    """A picklable recipe for a worker: the run's config (and, in-process, the driver's context)."""
+
+    config: "RunConfig"
+    threads: int | None = None
+    local: "RunContext | None" = field(default=None, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "local": None}
+
+    def build(self) -> "Worker":
+        """The driver's own context in-process; elsewhere, load plugins, data and model once."""
+        if self.local is not None:
+            return Worker(self.local)
+        import torch
+
+        from .plugins import load_harness
+        from .runner import prepare
+
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        return Worker(prepare(load_harness(), self.config))
+
+
+class Worker:
+    """Runs units against one loaded model."""
+
+    def __init__(self, ctx: "RunContext") -> None:
+        self.ctx = ctx
+
+    def run(self, unit: Unit) -> Unit:
+        ctx = self.ctx.for_variant(unit.variant)
+        if unit.owner == "":
+            if unit.kind != GRADIENT:
+                raise ValueError(f"unknown core unit {unit}")
+            ctx.compute_gradient(unit.name)
+        else:
+            ctx.harness.metrics.get(unit.owner).run_unit(ctx, unit)
+        return unit
+
+
+def execute_units(ctx: "RunContext", executor: Any, *, shard: tuple[int, int] | None = None,
+                  merge_of: int | None = None) -> None:
+    """Run the pending units stage by stage through ``executor``, or only shard ``(i, n)`` of
+    them. ``merge_of=n`` (merge) computes no unit: any missing one of n shards is an error."""
+    if merge_of is not None:
+        missing = plan_units(ctx)
+        if missing:
+            raise UserError(incomplete_message(ctx, missing, merge_of))
+    ctx.ensure_scores("test")
+    units = plan_units(ctx)
+    if shard is not None:
+        units = [u for u in units if shard_of(u, ctx, shard[1]) == shard[0]]
+    stages = [[u for u in units if u.stage == stage] for stage in sorted({u.stage for u in units})]
+    if stages:
+        log.info("%d units in %d stage(s) through the %s executor", len(units), len(stages), executor.name)
+        executor.execute(stages, WorkerSpec(ctx.config, local=ctx))
+
+
+def incomplete_message(ctx: "RunContext", missing: list[Unit], shards: int) -> str:
+    example = ", ".join(f"{u.kind}:{u.name}" + (f" ({u.variant})" if u.variant else "") for u in missing[:3])
+    idle = sorted({shard_of(u, ctx, shards) for u in missing})
+    return (f"{len(missing)} units are not finished (e.g. {example}); "
+            f"rerun shard(s) {', '.join(f'{i}/{shards}' for i in idle)}")
+
+
+def write_run_file(config: "RunConfig") -> Path:
+    """Record the config beside the units so that ``merge`` can rebuild the run."""
+    path = Path(config.output) / RUN_FILE
+    body = {"config": config.to_json(), "execution": config.execution_json()}
+    write_atomic(path, [json.dumps(body, indent=2), "\n"])
+    return path
+
+
+def read_run_file(out_dir: Path) -> "RunConfig":
+    from .runner import RunConfig
+
+    path = Path(out_dir) / RUN_FILE
+    if not path.is_file():
+        raise UserError(f"{out_dir} has no {RUN_FILE}: is it the output directory of a run or its shards?")
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+        return RunConfig.from_json(body["config"], body.get("execution"))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{path} is not a run file this version can read: {exc}") from None

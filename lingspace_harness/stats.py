@@ -1,0 +1,311 @@
+"""Statistics on task spaces: Mantel tests, within/between-label contrasts, split-half
+reliability and cluster agreement.
+
+Pure numpy/scipy, vectorised over permutations and seeded (``numpy.random.default_rng(seed)``).
+Matrices may hold NaN or None for missing entries; those are left out. Degenerate inputs (too
+few tasks, a constant matrix) give ``None`` values and a ``reason`` instead of NaN, so results
+can go straight into results.json.
+"""
+from __future__ import annotations
+
+from typing import Any, Hashable, Sequence
+
+import numpy as np
+
+from .errors import UserError
+
+#: Permuted entries are processed in blocks of about this many values.
+CHUNK = 1 << 20
+#: Permuted statistics within this of the observed one count as "at least as large".
+TIE = 1e-10
+
+
+def _rankdata(values: np.ndarray, axis: int | None = None) -> np.ndarray:
+    """Average ranks (``scipy.stats.rankdata``, imported on first use: it takes 0.4 s)."""
+    from scipy.stats import rankdata as ranks
+
+    return ranks(values) if axis is None else ranks(values, axis=axis)
+
+
+def as_square(m: Any, what: str = "matrix") -> np.ndarray:
+    """``m`` as a float64 N x N array; None, NaN and infinities become NaN (missing)."""
+    try:
+        a = np.array(m, dtype=float)
+    except (TypeError, ValueError):
+        raise UserError(f"{what} must be a numeric matrix") from None
+    if a.ndim != 2 or a.shape[0] != a.shape[1]:
+        raise UserError(f"{what} must be a square matrix, got shape {a.shape}")
+    a[~np.isfinite(a)] = np.nan
+    return a
+
+
+def symmetrise(m: Any) -> np.ndarray:
+    """``(m + m.T) / 2``."""
+    a = as_square(m)
+    return (a + a.T) / 2
+
+
+def is_symmetric(m: Any, *, rtol: float = 1e-7, atol: float = 1e-10) -> bool:
+    """Whether ``m`` equals its transpose (within rounding; missing entries must mirror too)."""
+    a = as_square(m)
+    return bool(np.allclose(a, a.T, rtol=rtol, atol=atol, equal_nan=True))
+
+
+def _check_counts(permutations: int, bootstraps: int = 0) -> None:
+    if permutations < 1:
+        raise UserError(f"permutations must be at least 1, not {permutations}")
+    if bootstraps < 0:
+        raise UserError(f"bootstraps must be at least 0, not {bootstraps}")
+
+
+def _p_value(null: np.ndarray, observed: float) -> float:
+    """One-sided (k + 1) / (n + 1); a NaN permuted value counts as at least as large."""
+    k = int(np.count_nonzero(~(null < observed - TIE)))
+    return (k + 1) / (len(null) + 1)
+
+
+def _permutations(rng: np.random.Generator, n: int, count: int) -> np.ndarray:
+    return rng.permuted(np.tile(np.arange(n), (count, 1)), axis=1)
+
+
+def _defined(a: np.ndarray) -> np.ndarray:
+    """Tasks with at least one defined off-diagonal entry."""
+    off = ~np.isnan(a)
+    np.fill_diagonal(off, False)
+    return off.any(axis=0) | off.any(axis=1)
+
+
+def _spearman(x: np.ndarray, y: np.ndarray) -> float:
+    rx, ry = _rankdata(x), _rankdata(y)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    return float(rx @ ry / np.sqrt((rx @ rx) * (ry @ ry)))
+
+
+def _spearman_rows(g: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Spearman r of each row of ``g`` with ``y``, over the entries defined in both."""
+    valid = ~np.isnan(g) & ~np.isnan(y)
+    # Missing entries rank after all defined ones, so defined entries get ranks 1..k.
+    rx = np.where(valid, _rankdata(np.where(valid, g, np.inf), axis=1), 0.0)
+    ry = np.where(valid, _rankdata(np.where(valid, np.broadcast_to(y, g.shape), np.inf), axis=1), 0.0)
+    k = valid.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cx = np.where(valid, rx - (rx.sum(axis=1) / k)[:, None], 0.0)
+        cy = np.where(valid, ry - (ry.sum(axis=1) / k)[:, None], 0.0)
+        return (cx * cy).sum(axis=1) / np.sqrt((cx * cx).sum(axis=1) * (cy * cy).sum(axis=1))
+
+
+def _null_symmetric(h: np.ndarray, x: np.ndarray, perms: np.ndarray, rows: np.ndarray,
+                    cols: np.ndarray) -> np.ndarray:
+    """Permuted r when ``h`` is symmetric and complete: permuting it only reorders the ranks of
+    its triangle, so they are computed once and gathered."""
+    n = len(h)
+    ranks = _rankdata(h[rows, cols])
+    table = np.zeros((n, n))
+    table[rows, cols] = table[cols, rows] = ranks
+    rx = _rankdata(x)
+    rx -= rx.mean()
+    denom = np.sqrt((rx @ rx) * np.sum((ranks - ranks.mean()) ** 2))
+    flat = table.ravel()
+    out = np.empty(len(perms))
+    step = max(1, CHUNK // len(rows))
+    for s in range(0, len(perms), step):
+        p = perms[s:s + step]
+        out[s:s + step] = flat[p[:, rows] * n + p[:, cols]] @ rx / denom
+    return out
+
+
+def _null_general(h: np.ndarray, x: np.ndarray, perms: np.ndarray, rows: np.ndarray,
+                  cols: np.ndarray) -> np.ndarray:
+    """Permuted r for any ``h`` (asymmetric, or with missing entries): ranks per permutation."""
+    n = len(h)
+    flat = h.ravel()
+    out = np.empty(len(perms))
+    step = max(1, CHUNK // len(rows))
+    for s in range(0, len(perms), step):
+        p = perms[s:s + step]
+        out[s:s + step] = _spearman_rows(flat[p[:, rows] * n + p[:, cols]], x)
+    return out
+
+
+def mantel(space: Any, hypothesis: Any, *, permutations: int = 10000, seed: int = 0,
+           triangle: str = "upper") -> dict[str, Any]:
+    """Mantel test: Spearman r between the off-diagonal ``triangle`` ("upper" or "lower") of
+    ``space`` and of ``hypothesis``, with a one-sided permutation p-value ((k + 1) / (n + 1)).
+
+    The null permutes the hypothesis's rows and columns together (for symmetric matrices the
+    same test as permuting the space's). Entries missing in either matrix are left out, and
+    so are tasks with no defined entry in either. Returns ``r, p, n_permutations, n_tasks``,
+    plus ``reason`` where r is None (fewer than 3 tasks, a constant matrix).
+    """
+    a, h = as_square(space, "space"), as_square(hypothesis, "hypothesis")
+    if a.shape != h.shape:
+        raise UserError(f"space and hypothesis differ in shape: {a.shape} vs {h.shape}")
+    if triangle not in ("upper", "lower"):
+        raise UserError(f"triangle must be 'upper' or 'lower', not {triangle!r}")
+    _check_counts(permutations)
+    keep = _defined(a) & _defined(h)
+    a, h = a[np.ix_(keep, keep)], h[np.ix_(keep, keep)]
+    n = len(a)
+    out: dict[str, Any] = {"r": None, "p": None, "n_permutations": permutations, "n_tasks": n}
+    if n < 3:
+        return {**out, "reason": f"{n} tasks with defined entries; a Mantel test needs 3"}
+    rows, cols = np.triu_indices(n, 1) if triangle == "upper" else np.tril_indices(n, -1)
+    x, y = a[rows, cols], h[rows, cols]
+    valid = ~np.isnan(x) & ~np.isnan(y)
+    if valid.sum() < 3:
+        return {**out, "reason": "fewer than 3 task pairs defined in both matrices"}
+    for values, name in ((x, "space"), (y, "hypothesis")):
+        if np.ptp(values[valid]) == 0:
+            return {**out, "reason": f"the {name} is constant over these tasks"}
+    r = _spearman(x[valid], y[valid])
+    perms = _permutations(np.random.default_rng(seed), n, permutations)
+    if valid.all() and is_symmetric(h):
+        null = _null_symmetric(h, x, perms, rows, cols)
+    else:
+        null = _null_general(h, x, perms, rows, cols)
+    return {**out, "r": r, "p": _p_value(null, r)}
+
+
+def _codes(labels: Sequence[Hashable]) -> np.ndarray:
+    return np.unique(np.array([str(v) for v in labels], dtype=object), return_inverse=True)[1].ravel()
+
+
+def within_between(space: Any, labels: Sequence[Hashable | None], *, permutations: int = 10000,
+                   bootstraps: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Mean off-diagonal similarity within labels against between labels.
+
+    Means run over ordered pairs i != j (so an asymmetric space counts both directions, as its
+    symmetrised form would). Tasks whose label is None are left out, as are missing entries.
+    ``p`` is one-sided (within > between), permuting the labels over tasks. ``ci`` is a 95%
+    percentile bootstrap interval of ``difference``: each replicate resamples the tasks with
+    replacement, keeping each task's label, and uses every pair of distinct drawn tasks (a task
+    drawn twice adds its pairs twice, never a pair with itself); replicates without a within or
+    a between pair are dropped.
+    """
+    a = as_square(space, "space")
+    _check_counts(permutations, bootstraps)
+    if len(labels) != len(a):
+        raise UserError(f"{len(labels)} labels for a space over {len(a)} tasks")
+    keep = np.array([v is not None for v in labels]) & _defined(a)
+    a = a[np.ix_(keep, keep)]
+    codes = _codes([v for v, k in zip(labels, keep) if k])
+    n = len(a)
+    out: dict[str, Any] = {"within": None, "between": None, "difference": None, "p": None, "ci": None,
+                           "n_permutations": permutations, "n_bootstraps": bootstraps, "n_tasks": n,
+                           "n_labels": int(codes.max() + 1) if n else 0}
+    valid = ~np.isnan(a)
+    np.fill_diagonal(valid, False)
+    vals = np.where(valid, a, 0.0)
+    same = codes[:, None] == codes[None, :]
+    count_w, count_b = int((valid & same).sum()), int((valid & ~same).sum())
+    if n < 3 or count_w == 0 or count_b == 0:
+        return {**out, "reason": "needs at least 3 labelled tasks with both within- and between-label pairs"}
+    within, between = vals[same].sum() / count_w, vals[~same].sum() / count_b
+    rng = np.random.default_rng(seed)
+
+    total_s, total_c = vals.sum(), valid.sum()
+    null = np.empty(permutations)
+    perms = _permutations(rng, n, permutations)
+    g = int(codes.max()) + 1
+    step = max(1, CHUNK // (n * g))
+    for s in range(0, permutations, step):
+        # one-hot labels, tasks first: (n, b, g); within sums are sum_g L_g' M L_g, one GEMM each
+        onehot = np.eye(g)[codes[perms[s:s + step]]].transpose(1, 0, 2)
+        flat = onehot.reshape(n, -1)
+        sw, cw = (((m @ flat).reshape(onehot.shape) * onehot).sum(axis=(0, 2)) for m in (vals, valid * 1.0))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            null[s:s + step] = sw / cw - (total_s - sw) / (total_c - cw)
+
+    ci = None
+    if bootstraps > 0:
+        draws = rng.multinomial(n, np.full(n, 1.0 / n), size=bootstraps).astype(float)
+
+        def weighted(m: np.ndarray) -> np.ndarray:
+            return ((draws @ m) * draws).sum(axis=1)
+
+        with np.errstate(invalid="ignore", divide="ignore"):
+            diffs = (weighted(vals * same) / weighted(valid * same)
+                     - weighted(vals * ~same) / weighted(valid * ~same))
+        diffs = diffs[np.isfinite(diffs)]
+        if len(diffs) >= 2:
+            ci = [float(v) for v in np.percentile(diffs, [2.5, 97.5])]
+    return {**out, "within": float(within), "between": float(between), "difference": float(within - between),
+            "p": _p_value(null, within - between), "ci": ci}
+
+
+def split_half_reliability(a: Any, b: Any) -> dict[str, Any]:
+    """Spearman r between two spaces built from disjoint halves of the data, over their
+    off-diagonal entries (the upper triangle if both are symmetric), and the Spearman-Brown
+    estimate for the full data ``r_full = 2r / (1 + r)`` (None when r is not positive)."""
+    x, y = as_square(a, "first half"), as_square(b, "second half")
+    if x.shape != y.shape:
+        raise UserError(f"split halves differ in shape: {x.shape} vs {y.shape}")
+    n = len(x)
+    if is_symmetric(x) and is_symmetric(y):
+        rows, cols = np.triu_indices(n, 1)
+    else:
+        rows, cols = np.nonzero(~np.eye(n, dtype=bool))
+    xv, yv = x[rows, cols], y[rows, cols]
+    valid = ~np.isnan(xv) & ~np.isnan(yv)
+    out: dict[str, Any] = {"r": None, "r_full": None, "n_pairs": int(valid.sum())}
+    if valid.sum() < 3:
+        return {**out, "reason": "fewer than 3 task pairs defined in both halves"}
+    if np.ptp(xv[valid]) == 0 or np.ptp(yv[valid]) == 0:
+        return {**out, "reason": "a half is constant"}
+    r = _spearman(xv[valid], yv[valid])
+    if r <= 0:
+        return {**out, "r": r, "reason": "no positive split-half correlation to correct"}
+    return {**out, "r": r, "r_full": 2 * r / (1 + r)}
+
+
+def _comb2(x: np.ndarray) -> np.ndarray:
+    return x * (x - 1) / 2
+
+
+def _entropy(counts: np.ndarray, n: int) -> float:
+    p = counts[counts > 0] / n
+    return float(-(p * np.log(p)).sum())
+
+
+def cluster_agreement(labels_true: Sequence[Hashable], labels_pred: Sequence[Hashable], *,
+                      permutations: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Adjusted Rand index and normalised mutual information (arithmetic-mean normalisation),
+    each with a one-sided permutation p-value (``labels_pred`` permuted over items).
+
+    Conventions as in scikit-learn: two identical trivial partitions (one cluster each, or all
+    singletons) have ARI 1; NMI is 1 when both are a single cluster.
+    """
+    if len(labels_true) != len(labels_pred):
+        raise UserError(f"{len(labels_true)} true labels but {len(labels_pred)} predicted")
+    _check_counts(permutations)
+    n = len(labels_true)
+    if n < 2:
+        raise UserError("cluster agreement needs at least 2 items")
+    t, p = _codes(labels_true), _codes(labels_pred)
+    kt, kp = int(t.max()) + 1, int(p.max()) + 1
+    rows, cols = np.bincount(t, minlength=kt).astype(float), np.bincount(p, minlength=kp).astype(float)
+    sum_a, sum_b, pairs = _comb2(rows).sum(), _comb2(cols).sum(), _comb2(float(n))
+    expected, maximum = sum_a * sum_b / pairs, (sum_a + sum_b) / 2
+    h_t, h_p = _entropy(rows, n), _entropy(cols, n)
+    norm = (h_t + h_p) / 2
+    outer = np.outer(rows, cols)
+
+    def scores(tables: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        index = _comb2(tables).sum(axis=(1, 2))
+        ari = np.ones(len(tables)) if maximum == expected else (index - expected) / (maximum - expected)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            terms = np.where(tables > 0, tables / n * np.log(tables * n / outer), 0.0)
+        mi = np.clip(terms.sum(axis=(1, 2)), 0, None)
+        nmi = np.ones(len(tables)) if norm == 0 else mi / norm
+        return ari, nmi
+
+    def tables_of(pred: np.ndarray) -> np.ndarray:
+        m = len(pred)
+        idx = (np.arange(m)[:, None] * (kt * kp) + t[None, :] * kp + pred).ravel()
+        return np.bincount(idx, minlength=m * kt * kp).reshape(m, kt, kp).astype(float)
+
+    ari, nmi = (float(v[0]) for v in scores(tables_of(p[None, :])))
+    perms = _permutations(np.random.default_rng(seed), n, permutations)
+    null_ari, null_nmi = scores(tables_of(p[perms]))
+    return {"ari": ari, "ari_p": _p_value(null_ari, ari), "nmi": nmi, "nmi_p": _p_value(null_nmi, nmi),
+            "n_permutations": permutations}

@@ -1,0 +1,148 @@
+"""Space builders ``hypotheses``, ``generalisation`` and ``reliability``, and the ``analyse``
+command that runs space builders on a finished run directory."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lingspace_harness import (AnalysisContext, AnalysisOptions, DataError, UserError, analyse, hookimpl,
+                               is_symmetric, mantel, read_results, split_half_reliability, symmetrise,
+                               within_between, write_results)
+
+LABEL_KINDS = ("phenomenon", "field", "group")
+
+
+def _spaces(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """results["spaces"], each checked to hold an N x N numeric matrix over its N tasks."""
+    spaces = results.get("spaces", {})
+    for metric, space in spaces.items():
+        n = len(space.get("tasks", []))
+        try:
+            shape = np.array(space.get("matrix"), dtype=float).shape
+        except (TypeError, ValueError):
+            shape = None
+        if shape != (n, n):
+            raise DataError(f"results.json: space {metric!r} needs a numeric {n}x{n} matrix over its {n} tasks")
+    return spaces
+
+
+class Hypotheses:
+    name = "hypotheses"
+    description = ("Mantel tests (Spearman, permutations) of every space against every hypothesis; "
+                   "asymmetric spaces are symmetrised, and each triangle is also tested")
+
+    def build(self, results: dict[str, Any], ctx: AnalysisContext) -> dict[str, Any]:
+        o = ctx.options
+        out: dict[str, Any] = {}
+        for metric, space in _spaces(results).items():
+            matrix = np.array(space["matrix"], dtype=float)
+            symmetric = is_symmetric(matrix)
+            tests = {}
+            for name, hyp in ctx.hypotheses(space["tasks"], results).items():
+                test = mantel(matrix if symmetric else symmetrise(matrix), hyp,
+                              permutations=o.permutations, seed=o.seed)
+                test["symmetrised"] = not symmetric
+                if not symmetric:
+                    for triangle in ("upper", "lower"):
+                        test[triangle] = mantel(matrix, hyp, permutations=o.permutations, seed=o.seed,
+                                                triangle=triangle)
+                tests[name] = test
+            out[metric] = tests
+        return out
+
+
+class Generalisation:
+    name = "generalisation"
+    description = "mean similarity within against between phenomenon, field and group labels"
+
+    def build(self, results: dict[str, Any], ctx: AnalysisContext) -> dict[str, Any]:
+        o = ctx.options
+        info = results.get("tasks", {})
+        out: dict[str, Any] = {}
+        for metric, space in _spaces(results).items():
+            out[metric] = {kind: within_between(space["matrix"], [info.get(t, {}).get(kind) for t in space["tasks"]],
+                                                permutations=o.permutations, bootstraps=o.bootstraps, seed=o.seed)
+                           for kind in LABEL_KINDS}
+        return out
+
+
+class Reliability:
+    name = "reliability"
+    description = "split-half reliability (Spearman, and Spearman-Brown) of spaces that carry split_half"
+
+    def build(self, results: dict[str, Any], ctx: AnalysisContext) -> dict[str, Any]:
+        return {metric: split_half_reliability(space["split_half"]["a"], space["split_half"]["b"])
+                for metric, space in _spaces(results).items() if "split_half" in space}
+
+
+def _names(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _count(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return f"{'-':>7}" if value is None else format(value, spec)
+
+
+class AnalyseCommand:
+    name = "analyse"
+    help = "test a run's task spaces against hypotheses, cluster them, and write results.json back"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("directory", type=Path, metavar="DIR", help="a run's output directory")
+        parser.add_argument("--builders", type=_names,
+                            help="comma-separated space builders (default: all registered)")
+        parser.add_argument("--permutations", type=_count, default=AnalysisOptions.permutations,
+                            help="permutations per test (default %(default)s)")
+        parser.add_argument("--bootstraps", type=_count, default=AnalysisOptions.bootstraps,
+                            help="bootstrap resamples for confidence intervals (default %(default)s)")
+        parser.add_argument("--hypothesis", dest="hypothesis_files", type=Path, action="append", default=[],
+                            metavar="FILE", help="a hypothesis file (CSV or JSON: a task matrix or a "
+                                                 "task,group grouping), named after its stem; repeatable")
+        parser.add_argument("--seed", type=int, default=AnalysisOptions.seed, help="seed (default 0)")
+
+    def run(self, args: argparse.Namespace, harness: Any) -> int:
+        directory: Path = args.directory
+        if not (directory / "results.json").is_file():
+            raise UserError(f"no results.json in {directory} (run `lingspace-harness run --output {directory}` first)")
+        try:
+            results = read_results(directory)
+        except ValueError as exc:
+            raise UserError(f"{directory / 'results.json'} is not valid JSON: {exc}") from None
+        options = AnalysisOptions(permutations=args.permutations, bootstraps=args.bootstraps, seed=args.seed,
+                                  hypothesis_files=list(args.hypothesis_files), builders=args.builders)
+        output = analyse(harness, results, options)
+        results.setdefault("analysis", {}).update(output)
+        path = write_results(directory, results)
+        rows = [(space, hyp, test) for space, tests in output.get("hypotheses", {}).items()
+                for hyp, test in tests.items()]
+        if rows:
+            w1 = max(len("space"), *(len(r[0]) for r in rows))
+            w2 = max(len("hypothesis"), *(len(r[1]) for r in rows))
+            print(f"{'space':<{w1}}  {'hypothesis':<{w2}}  {'r':>7}  {'p':>7}")
+            for space, hyp, test in rows:
+                note = f"  ({test['reason']})" if test.get("reason") else ""
+                print(f"{space:<{w1}}  {hyp:<{w2}}  {_fmt(test['r'], '7.3f')}  {_fmt(test['p'], '7.4f')}{note}")
+        print(f"wrote {', '.join(output) or 'nothing'} to {path}")
+        return 0
+
+
+@hookimpl
+def lingspace_register_space_builders(register):
+    register(Hypotheses())
+    register(Generalisation())
+    register(Reliability())
+
+
+@hookimpl
+def lingspace_register_commands(register):
+    register(AnalyseCommand())

@@ -1,0 +1,360 @@
+"""The ``compare`` and ``sweep`` commands: task spaces across runs (checkpoints, model sizes).
+
+``compare DIR1 DIR2 ...`` takes the runs in the given order. For every space that all runs
+have (over the tasks they share), it relates each run to the previous one and to the first
+(Spearman r of the off-diagonal entries, Mantel p), and summarises each run (mean accuracy,
+mean ``overlap``, Mantel r with each hypothesis, within − between per label kind). It writes
+``OUT/comparison.json`` and prints the tables. ``sweep`` runs ``run`` once per revision or
+model into ``OUT/<label>/`` (skipping runs already done), then compares them into ``OUT``.
+
+comparison.json: ``{"version", "options", "notes", "tasks", "runs": [{"label", "dir", "model",
+"revision", "n_tasks", "mean_accuracy", "mean_overlap", "hypotheses": {space: {hypothesis:
+{"r", "p"}}}, "generalisation": {space: {labels: {"within", "between", "difference", "p"}}}}],
+"spaces": {space: {"tasks", "symmetric", "dropped": {label: [task]}, "pairs": [{"a", "b",
+"relations": ["previous" | "first"], "spearman", "p", "n_permutations", "n_entries",
+"upper"?, "lower"?}]}}}``; a pair's ``b`` is the later run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lingspace_harness import (AnalysisOptions, Harness, RunCommand, UserError, analyse, hookimpl, is_symmetric,
+                               mantel, read_results, symmetrise, write_atomic)
+
+RESULTS_FILE = "results.json"
+COMPARISON_FILE = "comparison.json"
+VERSION = 1
+#: Builders whose per-run output the comparison reads.
+BUILDERS = ("hypotheses", "generalisation")
+
+
+def _names(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _count(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
+# -- loading -------------------------------------------------------------------------------
+
+def load_runs(dirs: list[Path]) -> list[dict[str, Any]]:
+    """Each directory's results.json, in order; one-line errors for missing or broken ones."""
+    if len(dirs) < 2:
+        raise UserError(f"compare needs at least two run directories, got {len(dirs)}")
+    runs = []
+    for d in dirs:
+        if not (d / RESULTS_FILE).is_file():
+            raise UserError(f"compare: {d} has no {RESULTS_FILE} (is it a run's --output directory?)")
+        try:
+            runs.append(read_results(d))
+        except (OSError, ValueError) as exc:
+            raise UserError(f"compare: cannot read {d / RESULTS_FILE}: {exc}") from None
+    return runs
+
+
+def default_labels(dirs: list[Path], runs: list[dict[str, Any]]) -> list[str]:
+    """The runs' revisions if all differ, else their directory names, else their paths."""
+    candidates = [
+        [str((r.get("config") or {}).get("revision") or "") for r in runs],
+        [d.resolve().name for d in dirs],
+        [str(d) for d in dirs],
+    ]
+    for labels in candidates:
+        if all(labels) and len(set(labels)) == len(labels):
+            return labels
+    return [f"run{i + 1}" for i in range(len(dirs))]
+
+
+# -- the comparison ------------------------------------------------------------------------
+
+def submatrix(space: dict[str, Any], tasks: list[str]) -> np.ndarray:
+    index = {t: i for i, t in enumerate(space["tasks"])}
+    idx = [index[t] for t in tasks]
+    return np.asarray(space["matrix"], dtype=float)[np.ix_(idx, idx)]
+
+
+def common_spaces(runs: list[dict[str, Any]], labels: list[str], notes: list[str]) -> dict[str, dict[str, Any]]:
+    """Spaces in every run, each over the tasks all runs' copies share (in the first run's order)."""
+    names = [n for n in runs[0].get("spaces", {}) if all(n in r.get("spaces", {}) for r in runs)]
+    out = {}
+    for name in names:
+        task_lists = [r["spaces"][name]["tasks"] for r in runs]
+        shared = set.intersection(*map(set, task_lists))
+        tasks = [t for t in task_lists[0] if t in shared]
+        dropped = {label: [t for t in ts if t not in shared] for label, ts in zip(labels, task_lists)}
+        dropped = {label: ts for label, ts in dropped.items() if ts}
+        if len(tasks) < 3:
+            notes.append(f"space {name!r} skipped: the runs share only {len(tasks)} of its tasks (3 needed)")
+            continue
+        if dropped:
+            notes.append(f"space {name!r}: the runs' tasks differ; comparing the {len(tasks)} they share ("
+                         + "; ".join(f"{label} drops {len(ts)}" for label, ts in dropped.items()) + ")")
+        out[name] = {"tasks": tasks, "dropped": dropped}
+    if not out:
+        listing = "; ".join(f"{label}: {', '.join(r.get('spaces', {})) or 'none'}" for label, r in zip(labels, runs))
+        raise UserError(f"compare: no task space is common to all runs over 3 or more tasks ({listing})")
+    return out
+
+
+def relate(a: np.ndarray, b: np.ndarray, permutations: int, seed: int) -> dict[str, Any]:
+    """Spearman r of two spaces' off-diagonal entries with its Mantel p. Asymmetric spaces are
+    compared symmetrised, and per triangle in ``upper`` and ``lower``."""
+    symmetric = is_symmetric(a) and is_symmetric(b)
+    x, y = (a, b) if symmetric else (symmetrise(a), symmetrise(b))
+    test = mantel(x, y, permutations=permutations, seed=seed)
+    n = len(a)
+    out = {"spearman": test["r"], "p": test["p"], "n_permutations": permutations,
+           "n_entries": n * (n - 1) // 2, "symmetrised": not symmetric}
+    if "reason" in test:
+        out["reason"] = test["reason"]
+    if not symmetric:
+        for triangle in ("upper", "lower"):
+            t = mantel(a, b, permutations=permutations, seed=seed, triangle=triangle)
+            out[triangle] = {"r": t["r"], "p": t["p"]}
+    return out
+
+
+def mean_off_diagonal(m: np.ndarray) -> float | None:
+    values = m[~np.eye(len(m), dtype=bool)]
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if values.size else None
+
+
+def restricted(results: dict[str, Any], spaces: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A copy of ``results`` holding only the compared spaces, over the compared tasks."""
+    out = {k: v for k, v in results.items() if k not in ("spaces", "analysis")}
+    out["spaces"] = {name: {**{k: v for k, v in results["spaces"][name].items()
+                               if not isinstance(v, (list, dict))},
+                            "tasks": info["tasks"],
+                            "matrix": submatrix(results["spaces"][name], info["tasks"]).tolist()}
+                     for name, info in spaces.items()}
+    out["analysis"] = {}
+    return out
+
+
+def run_analysis(harness: Harness, results: dict[str, Any], spaces: dict[str, dict[str, Any]],
+                 permutations: int, seed: int) -> dict[str, Any]:
+    """The run's saved hypotheses and generalisation where they cover exactly the compared
+    tasks; otherwise computed here on the compared tasks."""
+    saved = results.get("analysis") or {}
+    wanted = [b for b in BUILDERS if b in harness.space_builders]
+    fits = all(sorted(results["spaces"][name]["tasks"]) == sorted(info["tasks"]) for name, info in spaces.items())
+    if fits and all(all(name in (saved.get(b) or {}) for name in spaces) for b in wanted):
+        return saved
+    if not wanted:
+        return saved if fits else {}
+    options = AnalysisOptions(permutations=permutations, seed=seed, builders=wanted)
+    return analyse(harness, restricted(results, spaces), options)
+
+
+def summarise(label: str, directory: Path, results: dict[str, Any], analysis: dict[str, Any],
+              tasks: list[str], spaces: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One run's row: mean accuracy and mean off-diagonal overlap over the compared tasks, and
+    each compared space's Mantel r per hypothesis and within/between per label kind."""
+    info = results["tasks"]
+    accs = [info[t]["accuracy"] for t in tasks if info[t].get("accuracy") is not None]
+    overlap = results.get("spaces", {}).get("overlap")
+    mean_overlap = None
+    if overlap is not None:
+        shared = spaces["overlap"]["tasks"] if "overlap" in spaces else [t for t in overlap["tasks"] if t in set(tasks)]
+        mean_overlap = mean_off_diagonal(submatrix(overlap, shared)) if len(shared) > 1 else None
+    tested = analysis.get("hypotheses") or {}
+    contrasts = analysis.get("generalisation") or {}
+    return {"label": label, "dir": str(directory), "model": (results.get("model") or {}).get("name"),
+            "revision": (results.get("config") or {}).get("revision"), "n_tasks": len(tasks),
+            "mean_accuracy": sum(accs) / len(accs) if accs else None, "mean_overlap": mean_overlap,
+            "hypotheses": {name: {h: {"r": t.get("r"), "p": t.get("p")} for h, t in tested.get(name, {}).items()}
+                           for name in spaces},
+            "generalisation": {name: {k: {f: g.get(f) for f in ("within", "between", "difference", "p")}
+                                      for k, g in contrasts.get(name, {}).items()} for name in spaces}}
+
+
+def compare(harness: Harness, dirs: list[Path], labels: list[str] | None = None, *,
+            permutations: int = 10000, seed: int = 0) -> dict[str, Any]:
+    """The comparison of the runs in ``dirs`` (in order), as written to comparison.json."""
+    runs = load_runs(dirs)
+    if labels is None:
+        labels = default_labels(dirs, runs)
+    elif len(labels) != len(dirs):
+        raise UserError(f"compare: {len(labels)} labels for {len(dirs)} runs")
+    elif len(set(labels)) != len(labels):
+        raise UserError("compare: the labels must differ")
+    notes: list[str] = []
+    spaces = common_spaces(runs, labels, notes)
+    shared_tasks = set.intersection(*(set(r.get("tasks", {})) for r in runs))
+    tasks = [t for t in runs[0].get("tasks", {}) if t in shared_tasks]
+    if len(tasks) < max(len(r.get("tasks", {})) for r in runs):
+        notes.append(f"the runs' tasks differ; accuracy is the mean over the {len(tasks)} tasks they share")
+    out_runs = [summarise(label, d, r, run_analysis(harness, r, spaces, permutations, seed), tasks, spaces)
+                for label, d, r in zip(labels, dirs, runs)]
+    out_spaces = {}
+    for name, info in spaces.items():
+        matrices = [submatrix(r["spaces"][name], info["tasks"]) for r in runs]
+        pairs = []
+        for j in range(1, len(runs)):
+            todo = [(j - 1, ["previous", "first"] if j == 1 else ["previous"])] + ([(0, ["first"])] if j > 1 else [])
+            for i, relations in todo:
+                pairs.append({"a": labels[i], "b": labels[j], "relations": relations,
+                              **relate(matrices[i], matrices[j], permutations, seed)})
+        out_spaces[name] = {"tasks": info["tasks"], "symmetric": all(is_symmetric(m) for m in matrices),
+                            "dropped": info["dropped"], "pairs": pairs}
+    return {"version": VERSION, "options": {"permutations": permutations, "seed": seed}, "notes": notes,
+            "tasks": tasks, "runs": out_runs, "spaces": out_spaces}
+
+
+# -- text ----------------------------------------------------------------------------------
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.2e}" if value != 0 and abs(value) < 1e-3 else f"{value:.4f}"
+    return str(value)
+
+
+def aligned(headers: list[str], rows: list[list[Any]]) -> str:
+    cells = [headers] + [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(row[k]) for row in cells) for k in range(len(headers))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
+
+
+def format_comparison(comparison: dict[str, Any]) -> str:
+    """The comparison as plain aligned tables: the runs, then one table per space."""
+    runs = comparison["runs"]
+    parts = [aligned(["run", "model", "revision", "tasks", "accuracy", "overlap"],
+                     [[r["label"], Path(r["model"] or "-").name, r["revision"], r["n_tasks"],
+                       r["mean_accuracy"], r["mean_overlap"]] for r in runs])]
+    for name, info in comparison["spaces"].items():
+        previous = {p["b"]: p for p in info["pairs"] if "previous" in p["relations"]}
+        first = {p["b"]: p for p in info["pairs"] if "first" in p["relations"]}
+        hyps = list(dict.fromkeys(h for r in runs for h in r["hypotheses"].get(name, {})))
+        kinds = list(dict.fromkeys(k for r in runs for k in r["generalisation"].get(name, {})))
+        headers = ["run", "rho_prev", "p_prev", "rho_first", "p_first"]
+        headers += [f"r_{h}" for h in hyps] + [f"wb_{k}" for k in kinds]
+        rows = []
+        for r in runs:
+            prev, fst = previous.get(r["label"], {}), first.get(r["label"], {})
+            rows.append([r["label"], prev.get("spearman"), prev.get("p"), fst.get("spearman"), fst.get("p")]
+                        + [r["hypotheses"].get(name, {}).get(h, {}).get("r") for h in hyps]
+                        + [r["generalisation"].get(name, {}).get(k, {}).get("difference") for k in kinds])
+        symmetrised = "" if info["symmetric"] else ", symmetrised"
+        parts.append(f"space {name} ({len(info['tasks'])} tasks{symmetrised})\n" + aligned(headers, rows))
+    return "\n\n".join(parts)
+
+
+def write_comparison(harness: Harness, dirs: list[Path], out: Path, labels: list[str] | None,
+                     permutations: int, seed: int) -> dict[str, Any]:
+    comparison = compare(harness, dirs, labels, permutations=permutations, seed=seed)
+    for note in comparison["notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    write_atomic(out / COMPARISON_FILE, [json.dumps(comparison, indent=2, allow_nan=False), "\n"])
+    print(format_comparison(comparison))
+    print(f"\nwrote {out / COMPARISON_FILE}")
+    return comparison
+
+
+def _compare_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--labels", type=_names, help="comma-separated run labels (default: revisions or "
+                                                      "directory names)")
+    parser.add_argument("--permutations", type=_count, default=10000,
+                        help="Mantel permutations (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="permutation seed (default 0)")
+
+
+class CompareCommand:
+    name = "compare"
+    help = "compare the task spaces of runs (checkpoints, model sizes) in the given order"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="run output directories, in order")
+        parser.add_argument("--output", type=Path, default=Path("comparison"), metavar="OUT",
+                            help="where comparison.json goes (default: ./comparison)")
+        _compare_options(parser)
+
+    def run(self, args: argparse.Namespace, harness: Harness) -> int:
+        write_comparison(harness, args.dirs, args.output, args.labels, args.permutations, args.seed)
+        return 0
+
+
+# -- sweep ---------------------------------------------------------------------------------
+
+class _RunParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:
+        raise UserError(f"sweep: run options: {message}")
+
+
+def _label(value: str) -> str:
+    name = value.rstrip("/").rsplit("/", 1)[-1] or value
+    return re.sub(r"[^A-Za-z0-9_.=+-]+", "_", name).strip("._") or "run"
+
+
+class SweepCommand:
+    name = "sweep"
+    help = "run once per revision or model into OUT/<label>/ (resumable), then compare the runs"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        which = parser.add_mutually_exclusive_group(required=True)
+        which.add_argument("--revisions", type=_names, help="comma-separated revisions of the run's --model")
+        which.add_argument("--models", type=_names, help="comma-separated models (instead of run's --model)")
+        parser.add_argument("--output", type=Path, required=True, metavar="OUT",
+                            help="OUT/<label>/ per run, OUT/comparison.json")
+        _compare_options(parser)
+        parser.add_argument("run_args", nargs=argparse.REMAINDER, metavar="-- RUN OPTIONS",
+                            help="options for each run (as for `run`), after --")
+
+    def run(self, args: argparse.Namespace, harness: Harness) -> int:
+        run_args = list(args.run_args)
+        if run_args[:1] == ["--"]:
+            run_args = run_args[1:]
+        values = args.revisions or args.models
+        if len(values) < 2:
+            raise UserError("sweep needs at least two revisions or models")
+        labels = args.labels or [_label(v) for v in values]
+        if len(labels) != len(values):
+            raise UserError(f"sweep: {len(labels)} labels for {len(values)} runs")
+        if len(set(labels)) != len(labels):
+            raise UserError(f"sweep: two runs get the same label ({', '.join(labels)}); name them with --labels")
+        flags = {a.split("=", 1)[0] for a in run_args}
+        if "--output" in flags:
+            raise UserError("sweep: do not pass --output in the run options; each run goes to OUT/<label>/")
+        if args.models and "--model" in flags:
+            raise UserError("sweep: --models replaces the run's --model; leave it out of the run options")
+        if args.revisions and "--revision" in flags:
+            raise UserError("sweep: --revisions replaces the run's --revision; leave it out of the run options")
+        if "--shard" in flags:
+            raise UserError("sweep: --shard is not supported; run the shards and `merge` yourself, then `compare`")
+        command = RunCommand(harness.executors)
+        parser = _RunParser(prog="lingspace-harness sweep ... --", add_help=False)
+        command.add_arguments(parser)
+        dirs = []
+        for value, label in zip(values, labels):
+            out = args.output / label
+            extra = ["--model", value] if args.models else ["--revision", value]
+            parsed = parser.parse_args([*run_args, *extra, "--output", str(out)])
+            dirs.append(out)
+            if (out / RESULTS_FILE).is_file():
+                print(f"{label}: {out / RESULTS_FILE} exists, skipped")
+                continue
+            print(f"{label}: running into {out}")
+            code = command.run(parsed, harness)
+            if code:
+                return code
+        write_comparison(harness, dirs, args.output, labels, args.permutations, args.seed)
+        return 0
+
+
+@hookimpl
+def lingspace_register_commands(register):
+    register(CompareCommand())
+    register(SweepCommand())

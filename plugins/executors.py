@@ -1,0 +1,129 @@
+"""Executors: ``serial`` (in the driver's process) and ``ray`` (a worker pool on a Ray cluster).
+
+Both only run units; each unit writes its result into the run's unit cache, and the driver
+assembles results.json from the cache, so the executor never changes the results.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from typing import Any
+
+from lingspace_harness import Unit, UserError, WorkerSpec, hookimpl, progress_bar
+
+log = logging.getLogger("lingspace_harness")
+
+
+class Serial:
+    name = "serial"
+    description = "run units one after another in this process (the default)"
+
+    def execute(self, stages: list[list[Unit]], worker: WorkerSpec) -> None:
+        runner = worker.build()
+        with progress_bar(sum(map(len, stages)), "units", unit="unit") as bar:
+            for unit in (u for stage in stages for u in stage):
+                bar.set_postfix_str(f"{unit.kind}:{unit.name}", refresh=False)
+                runner.run(unit)
+                bar.update(1)
+
+
+class _RayWorker:
+    """One Ray actor: loads the plugins, data and model once, then runs units."""
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        self.worker = spec.build()
+
+    def run(self, unit: Unit) -> Unit:
+        return self.worker.run(unit)
+
+
+class Ray:
+    name = "ray"
+    description = "fan units out to workers on a Ray cluster (pip install 'lingspace-harness[ray]')"
+
+    def add_arguments(self, group: argparse._ArgumentGroup) -> None:
+        group.add_argument("--ray-address", metavar="auto|HOST:PORT",
+                           help="ray: join this cluster ('auto': the one on this node); default: start a local one")
+        group.add_argument("--workers", type=int, metavar="N",
+                           help="ray: number of workers (default: cluster CPUs / --worker-cpus, or its GPUs)")
+        group.add_argument("--worker-cpus", type=float, default=1.0, metavar="N",
+                           help="ray: CPUs per worker, also its torch threads (default 1)")
+        group.add_argument("--worker-gpus", type=float, metavar="N",
+                           help="ray: GPUs per worker (default 1 with --device cuda, else 0)")
+        group.add_argument("--retries", type=int, default=3, metavar="N",
+                           help="ray: restarts of a lost worker, and retries of its unit (default 3)")
+
+    def execute(self, stages: list[list[Unit]], worker: WorkerSpec) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise UserError("the ray executor needs Ray: pip install 'lingspace-harness[ray]'") from None
+        opts = worker.config.executor_options
+        cpus = float(opts.get("worker_cpus") or 1.0)
+        gpus = opts.get("worker_gpus")
+        if gpus is None:
+            gpus = 1.0 if str(worker.config.device).startswith("cuda") else 0.0
+        started = not ray.is_initialized()
+        if started:
+            try:
+                ray.init(address=opts.get("ray_address"), include_dashboard=False, log_to_driver=False,
+                         logging_level=logging.WARNING)
+            except (ConnectionError, ValueError, RuntimeError) as exc:
+                raise UserError(f"ray: cannot start or join a cluster "
+                                f"(--ray-address {opts.get('ray_address')}): {exc}") from None
+        try:
+            resources = ray.cluster_resources()
+            default = int(resources.get("GPU", 0) // gpus) if gpus else int(resources.get("CPU", 1) // cpus)
+            n = max(1, min(int(opts.get("workers") or default or 1), max(map(len, stages))))
+            retries = int(opts.get("retries", 3))
+            actor = ray.remote(num_cpus=cpus, num_gpus=float(gpus), max_restarts=retries,
+                               max_task_retries=retries)(_RayWorker)
+            spec = WorkerSpec(worker.config, threads=max(1, int(cpus)))
+            workers = [actor.remote(spec) for _ in range(n)]  # each loads the model once, for all stages
+            try:
+                for units in stages:
+                    self._stage(ray, workers, units)
+            finally:
+                for w in workers:
+                    ray.kill(w)
+        finally:
+            if started:
+                ray.shutdown()
+
+    def _stage(self, ray: Any, workers: list[Any], units: list[Unit]) -> None:
+        """Keep every worker busy with the next unit until the stage's units are all done."""
+        queue = list(units)
+        running: dict[Any, tuple[Any, Unit]] = {}
+
+        def submit(w: Any) -> None:
+            if queue:
+                unit = queue.pop(0)
+                running[w.run.remote(unit)] = (w, unit)
+
+        start, done = time.monotonic(), 0
+        desc = f"stage {units[0].stage} units on {len(workers)} ray workers"
+        with progress_bar(len(units), desc, unit="unit") as bar:
+            for w in workers:
+                submit(w)
+            while running:
+                ready, _ = ray.wait(list(running), num_returns=1)
+                w, unit = running.pop(ready[0])
+                try:
+                    ray.get(ready[0])
+                except ray.exceptions.RayError as exc:
+                    for ref in running:
+                        ray.cancel(ref, force=True)
+                    raise UserError(f"ray: unit {unit.kind}:{unit.name} failed: "
+                                    f"{str(exc).strip().splitlines()[-1]}") from None
+                done += 1
+                bar.update(1)
+                log.info("ray: stage %d: %d units done, %d left (%.0f s)", unit.stage, done,
+                         len(units) - done, time.monotonic() - start)
+                submit(w)
+
+
+@hookimpl
+def lingspace_register_executors(register):
+    register(Serial())
+    register(Ray())

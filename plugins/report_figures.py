@@ -1,0 +1,194 @@
+"""Figures for the ``html`` report: heatmap, dendrogram, task graph and trajectories.
+
+matplotlib is an optional extra; :func:`require_matplotlib` imports it lazily and says how
+to install it. Figures are drawn on the Agg canvas (no pyplot, no global backend) and
+returned as PNG bytes.
+"""
+from __future__ import annotations
+
+import io
+from typing import Any, Sequence
+
+import numpy as np
+
+from lingspace_harness import UserError
+
+INSTALL_HINT = ("the html report needs matplotlib, which is not installed: "
+                "pip install 'lingspace-harness[report]'")
+
+
+def require_matplotlib() -> None:
+    """Raise a one-line :class:`UserError` if matplotlib cannot be imported."""
+    try:
+        import matplotlib  # noqa: F401
+        from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
+    except ImportError:
+        raise UserError(INSTALL_HINT) from None
+
+
+def _figure(width: float, height: float) -> Any:
+    require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig: Any, dpi: int = 110) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def palette(names: Sequence[Any]) -> dict[Any, tuple[float, ...]]:
+    """A distinct colour per name (tab20, cycled), in first-seen order."""
+    require_matplotlib()
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab20"]
+    unique = list(dict.fromkeys(names))
+    return {name: cmap(i % 20) for i, name in enumerate(unique)}
+
+
+def short_names(tasks: Sequence[str]) -> list[str]:
+    """Task names without a prefix (up to an ``_``) that all of them share, e.g. ``blimp_``."""
+    if len(tasks) < 2:
+        return list(tasks)
+    first = tasks[0]
+    cut = first.find("_") + 1
+    if cut and all(t.startswith(first[:cut]) and len(t) > cut for t in tasks):
+        return [t[cut:] for t in tasks]
+    return list(tasks)
+
+
+def _font(n: int) -> float:
+    return float(max(3.5, min(9.0, 420.0 / max(n, 1))))
+
+
+def heatmap(matrix: np.ndarray, tasks: list[str], phenomena: list[str], order: list[int],
+            title: str) -> bytes:
+    """The space with rows and columns in ``order``, phenomenon strips on both sides and a
+    legend; the diagonal is left blank so that it does not set the colour scale."""
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+    from mpl_toolkits.axes_grid1 import make_axes_locatable
+
+    n = len(tasks)
+    m = np.array(matrix, dtype=float)[np.ix_(order, order)]
+    np.fill_diagonal(m, np.nan)
+    size = max(5.0, min(22.0, 2.5 + 0.2 * n))
+    fig = _figure(size + 3.0, size)
+    ax = fig.add_subplot()
+    values = m[np.isfinite(m)]
+    if values.size and values.min() < 0 < values.max():
+        bound = float(np.abs(values).max())
+        image = ax.imshow(m, cmap="RdBu_r", vmin=-bound, vmax=bound, interpolation="nearest")
+    else:
+        image = ax.imshow(m, cmap="viridis", interpolation="nearest")
+    names = short_names([tasks[i] for i in order])
+    colours = palette(phenomena)
+    keys = list(colours)
+    codes = np.array([[keys.index(phenomena[i]) for i in order]])
+    strips = {"cmap": ListedColormap([colours[k] for k in keys]), "vmin": -0.5,
+              "vmax": len(keys) - 0.5, "aspect": "auto", "interpolation": "nearest"}
+    divider = make_axes_locatable(ax)
+    top = divider.append_axes("top", size="3%", pad=0.03)
+    top.imshow(codes, **strips)
+    top.set_xlim(ax.get_xlim())
+    top.set_axis_off()
+    left = divider.append_axes("left", size="3%", pad=0.03)
+    left.imshow(codes.T, **strips)
+    left.set_ylim(ax.get_ylim())
+    left.set_xticks([])
+    left.set_yticks(range(n), names, fontsize=_font(n))
+    left.tick_params(length=0)
+    ax.set_xticks(range(n), names, rotation=90, fontsize=_font(n))
+    ax.set_yticks([])
+    ax.tick_params(length=0)
+    fig.colorbar(image, cax=divider.append_axes("right", size="3%", pad=0.08))
+    fig.legend(handles=[Patch(color=colours[k], label=k) for k in keys], title="phenomenon",
+               loc="upper left", bbox_to_anchor=(0.9, 0.9), fontsize=8, title_fontsize=9, frameon=False)
+    top.set_title(title)
+    return _png(fig)
+
+
+def dendrogram(linkage: np.ndarray, tasks: list[str], phenomena: list[str], title: str) -> bytes:
+    """The clustering tree, leaves labelled with the tasks and coloured by phenomenon."""
+    from scipy.cluster import hierarchy
+
+    n = len(tasks)
+    fig = _figure(8.0, max(3.0, min(22.0, 0.8 + 0.2 * n)))
+    ax = fig.add_subplot()
+    names = short_names(tasks)
+    hierarchy.dendrogram(linkage, labels=names, orientation="left", ax=ax, color_threshold=0,
+                         above_threshold_color="0.3", leaf_font_size=_font(n))
+    colours = palette(phenomena)
+    by_name = dict(zip(names, phenomena))
+    for label in ax.get_yticklabels():
+        label.set_color(colours[by_name[label.get_text()]])
+    ax.invert_yaxis()  # the first leaf on top, as in the heatmap
+    ax.set_title(title)
+    ax.set_xlabel("distance")
+    return _png(fig)
+
+
+def task_graph(matrix: np.ndarray, tasks: list[str], communities: list[int], threshold: float,
+               title: str) -> bytes:
+    """Tasks as nodes (coloured by community), the pairs above ``threshold`` as edges."""
+    import networkx as nx
+
+    n = len(tasks)
+    graph = nx.Graph()
+    graph.add_nodes_from(range(n))
+    sym = (np.asarray(matrix, dtype=float) + np.asarray(matrix, dtype=float).T) / 2
+    for i in range(n):
+        for j in range(i + 1, n):
+            if sym[i, j] > threshold:
+                graph.add_edge(i, j, weight=float(sym[i, j]))
+    weights = [d["weight"] for _, _, d in graph.edges(data=True)]
+    if weights and min(weights) > 0:
+        pos = nx.spring_layout(graph, weight="weight", seed=0)
+    else:
+        pos = nx.spring_layout(graph, weight=None, seed=0)
+    size = max(5.0, min(14.0, 3.0 + 0.12 * n))
+    fig = _figure(size, size)
+    ax = fig.add_subplot()
+    colours = palette(sorted(set(communities)))
+    if weights:
+        low, high = min(weights), max(weights)
+        widths = [0.5 + 2.5 * ((w - low) / (high - low) if high > low else 1.0) for w in weights]
+        nx.draw_networkx_edges(graph, pos, ax=ax, width=widths, edge_color="0.6", alpha=0.7)
+    nx.draw_networkx_nodes(graph, pos, ax=ax, node_size=max(40, 500 - 6 * n),
+                           node_color=[colours[c] for c in communities], edgecolors="0.2", linewidths=0.5)
+    nx.draw_networkx_labels(graph, pos, dict(enumerate(short_names(tasks))), ax=ax, font_size=_font(n) * 0.9)
+    from matplotlib.patches import Patch
+
+    ax.legend(handles=[Patch(color=colours[c], label=f"community {c}") for c in colours],
+              loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+    ax.set_title(f"{title} ({graph.number_of_edges()} edges above {threshold:.3g})")
+    ax.margins(0.12)
+    ax.set_axis_off()
+    return _png(fig)
+
+
+def trajectory(labels: list[str], series: dict[str, list[float | None]], title: str, ylabel: str) -> bytes:
+    """One line per series over the runs in order (gaps where a value is missing)."""
+    fig = _figure(max(5.0, min(16.0, 3.0 + 0.6 * len(labels))), 3.6)
+    ax = fig.add_subplot()
+    x = np.arange(len(labels))
+    series = {name: values for name, values in series.items() if any(v is not None for v in values)}
+    for name, values in series.items():
+        y = np.array([np.nan if v is None else float(v) for v in values])
+        ax.plot(x, y, marker="o", label=name)
+    slanted = max(map(len, labels)) > 6
+    ax.set_xticks(x, labels, rotation=30 if slanted else 0, ha="right" if slanted else "center")
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if not series:
+        ax.text(0.5, 0.5, "no values", ha="center", va="center", transform=ax.transAxes, color="0.5")
+    else:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    return _png(fig)

@@ -1,0 +1,204 @@
+"""Executors and sharding: serial, Ray and merged shards give the same results.json."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from lingspace_harness import Unit, hookimpl, load_harness
+from lingspace_harness.cli import main
+
+TASKS = "blimp_anaphor_*,blimp_passive_*,blimp_npi_present_1"
+
+
+def run_args(model: Path, blimp_dir: Path, out: Path, metrics: str = "gradsim,overlap,transfer") -> list[str]:
+    return ["run", "--model", str(model), "--tasks", TASKS, "--data-dir", str(blimp_dir), "--limit", "6",
+            "--metric", metrics, "--ftgd-steps", "2", "--output", str(out)]
+
+
+def same_results(a: Path, b: Path) -> None:
+    """Equal in everything but where they were written and how they were executed."""
+    left, right = (json.loads((d / "results.json").read_text()) for d in (a, b))
+    for results in (left, right):
+        results.pop("execution")
+        results["config"].pop("output")
+    assert left == right
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Ray workers use one torch thread each (--worker-cpus 1); CPU float sums depend on the
+    thread count, so the serial run they are compared with uses one too."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_three_shards_merged_equal_the_serial_run(tiny_model: Path, blimp_dir: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    assert main(run_args(tiny_model, blimp_dir, tmp_path / "serial")) == 0
+    shared = tmp_path / "shards"
+    for i in (0, 2):
+        assert main(run_args(tiny_model, blimp_dir, shared) + ["--shard", f"{i}/3"]) == 0
+    assert not (shared / "results.json").exists()
+    capsys.readouterr()
+    assert main(["merge", str(shared)]) == 2  # shard 1 has not run
+    err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("warning:")]
+    assert len(err) == 1 and "rerun shard(s) 1/3" in err[0] and "gradient:" in err[0]
+    assert not (shared / "results.json").exists()
+    assert main(run_args(tiny_model, blimp_dir, shared) + ["--shard", "1/3"]) == 0
+    assert main(["merge", str(shared)]) == 0
+    same_results(tmp_path / "serial", shared)
+    merged = json.loads((shared / "results.json").read_text())
+    assert set(merged["spaces"]) == {"gradsim", "overlap", "transfer"}
+    # each task's gradient and tuning were done once, by the shard that owns the task
+    assert len(list((shared / "units" / "transfer").glob("*.json"))) == 5
+
+
+def test_merge_and_shard_errors(tmp_path: Path, tiny_model: Path, blimp_dir: Path,
+                                capsys: pytest.CaptureFixture) -> None:
+    assert main(["merge", str(tmp_path)]) == 2
+    assert "has no run.json" in capsys.readouterr().err
+    for bad in ("3/3", "1", "a/b", "-1/2"):
+        assert main(run_args(tiny_model, blimp_dir, tmp_path / "x") + ["--shard", bad]) == 2
+        assert "--shard" in capsys.readouterr().err
+    assert main(run_args(tiny_model, blimp_dir, tmp_path / "plain", "accuracy")) == 0
+    assert main(["merge", str(tmp_path / "plain")]) == 2
+    assert "not written by `run --shard" in capsys.readouterr().err
+    assert main(run_args(tiny_model, blimp_dir, tmp_path / "y") + ["--executor", "nope"]) == 2
+    assert "nope" in capsys.readouterr().err
+
+
+class Reverse:
+    """A third-party executor: runs each stage's units in reverse order, and records them."""
+
+    name, description = "reverse", "serial, backwards"
+
+    def __init__(self) -> None:
+        self.seen: list[list[Unit]] = []
+
+    def execute(self, stages: list[list[Unit]], worker: Any) -> None:
+        runner = worker.build()
+        for units in stages:
+            self.seen.append(list(units))
+            for unit in reversed(units):
+                runner.run(unit)
+
+
+def test_an_executor_plugin_runs_the_stages_in_order(lingspace_plugin, tiny_model: Path, blimp_dir: Path,
+                                                     tmp_path: Path) -> None:
+    reverse = Reverse()
+
+    class Plugin:
+        @hookimpl
+        def lingspace_register_executors(self, register):
+            register(reverse)
+
+    lingspace_plugin(Plugin(), "reverse-executor")
+    assert load_harness().executors.owner("reverse") == "reverse-executor"
+    assert main(run_args(tiny_model, blimp_dir, tmp_path / "rev") + ["--executor", "reverse"]) == 0
+    assert main(run_args(tiny_model, blimp_dir, tmp_path / "serial")) == 0
+    same_results(tmp_path / "serial", tmp_path / "rev")
+    stage0, stage1 = reverse.seen
+    assert {u.kind for u in stage0} == {"gradient"} and len(stage0) == 5
+    assert {(u.kind, u.owner) for u in stage1} == {("transfer", "transfer")} and len(stage1) == 5
+    # a rerun finds every unit stored and hands the executor nothing
+    assert main(run_args(tiny_model, blimp_dir, tmp_path / "rev") + ["--executor", "reverse"]) == 0
+    assert len(reverse.seen) == 2
+
+
+FLAKY = '''
+import os, signal
+from lingspace_harness import MetricResult, Unit, hookimpl
+
+class Flaky:
+    """A unit that kills its own worker process halfway through, the first time it runs."""
+    name, description = "flaky", "a gradient norm per task, computed by units that may die"
+
+    def strategies(self, ctx):
+        return ["full"]
+
+    def units(self, ctx):
+        store = ctx.units("flaky")
+        return [Unit(1, "flaky", t, self.name) for t in ctx.task_names if not store.has(t, ".json")]
+
+    def run_unit(self, ctx, unit):
+        norm = float((ctx.gradient("full", unit.name).astype("float64") ** 2).sum() ** 0.5)
+        marker = ctx.config.output / f"killed-{unit.name}"
+        if unit.name == ctx.task_names[0] and not marker.exists():
+            marker.write_text(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)
+        ctx.units("flaky").save_json(unit.name, {"norm": norm, "pid": os.getpid()})
+
+    def compute(self, ctx):
+        store = ctx.units("flaky")
+        for t in ctx.task_names:
+            if not store.has(t, ".json"):
+                self.run_unit(ctx, Unit(1, "flaky", t, self.name))
+        return MetricResult(task_fields={t: {"flaky_norm": store.load_json(t)["norm"]} for t in ctx.task_names})
+
+@hookimpl
+def lingspace_register_metrics(register):
+    register(Flaky())
+'''
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A local Ray cluster with 2 CPUs whose workers can import a third-party plugin."""
+    ray = pytest.importorskip("ray")
+    site = tmp_path_factory.mktemp("site")
+    (site / "lsh_test_flaky.py").write_text(textwrap.dedent(FLAKY))
+    info = site / "lsh_test_flaky-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lsh-test-flaky\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[lingspace_harness]\nflaky = lsh_test_flaky\n")
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), old]))
+    sys.path.insert(0, str(site))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield site
+    finally:
+        ray.shutdown()
+        sys.path.remove(str(site))
+        sys.modules.pop("lsh_test_flaky", None)
+        if old is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old
+
+
+def test_ray_with_two_workers_equals_the_serial_run(ray_cluster: Path, one_thread: None, tiny_model: Path,
+                                                    blimp_dir: Path, tmp_path: Path) -> None:
+    assert main(run_args(tiny_model, blimp_dir, tmp_path / "serial")) == 0
+    assert main(run_args(tiny_model, blimp_dir, tmp_path / "ray") + ["--executor", "ray", "--workers", "2"]) == 0
+    same_results(tmp_path / "serial", tmp_path / "ray")
+    results = json.loads((tmp_path / "ray" / "results.json").read_text())
+    assert results["execution"] == {"executor": "ray", "shard": None,
+                                    "options": {"workers": 2, "worker_cpus": 1.0, "retries": 3}}
+
+
+def test_a_killed_ray_worker_is_retried_and_nothing_is_lost(ray_cluster: Path, one_thread: None,
+                                                            tiny_model: Path, blimp_dir: Path,
+                                                            tmp_path: Path) -> None:
+    first = "blimp_anaphor_gender_agreement"
+    serial = tmp_path / "serial"
+    serial.mkdir()
+    (serial / f"killed-{first}").write_text("not in this process")  # the serial run must not kill pytest
+    assert main(run_args(tiny_model, blimp_dir, serial, "gradsim,flaky")) == 0
+    out = tmp_path / "ray"
+    assert main(run_args(tiny_model, blimp_dir, out, "gradsim,flaky") + ["--executor", "ray", "--workers", "2"]) == 0
+    killed_pid = int((out / f"killed-{first}").read_text())
+    stored = next((out / "units" / "flaky").glob(f"{first}-*.json"))
+    assert json.loads(stored.read_text())["value"]["pid"] != killed_pid  # done again, by a restarted worker
+    assert not list((out / "units").rglob(".*"))  # no partial files left behind
+    same_results(serial, out)
