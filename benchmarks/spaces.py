@@ -3,11 +3,14 @@
     OMP_NUM_THREADS=2 python benchmarks/spaces.py ratio    --data-dir ../shared/blimp
     OMP_NUM_THREADS=2 python benchmarks/spaces.py gradsim  --data-dir ../shared/blimp --out /tmp/gs
     OMP_NUM_THREADS=2 python benchmarks/spaces.py transfer --data-dir ../shared/blimp --out /tmp/tr
+    OMP_NUM_THREADS=2 python benchmarks/spaces.py executors --data-dir ../shared/blimp --out /tmp/ex
 
 ``ratio``: one task's gradient-differential pass against forward-only scoring of the same
 100 pairs (medians of --repeats; goal <= 3.5x). ``gradsim``/``transfer`` run the real CLI in
 a child process and report its wall time and peak RSS, then whether same-phenomenon cells
-exceed cross-phenomenon cells on average.
+exceed cross-phenomenon cells on average. ``executors``: the gradsim space of 12 tasks (one per
+phenomenon) run serially (2 torch threads) and on a local Ray cluster with 2 workers (1 thread
+each), alternating, each from an empty output directory; medians of --repeats and their ratio.
 """
 from __future__ import annotations
 
@@ -114,9 +117,29 @@ def transfer(args: argparse.Namespace) -> None:
         report(results, metric)
 
 
+def executors(args: argparse.Namespace) -> None:
+    tasks = ",".join(one_per_phenomenon(args.data_dir))
+    base = ["--model", args.model, "--tasks", tasks, "--data-dir", str(args.data_dir), "--limit", str(args.pairs),
+            "--metric", "gradsim", "--analysis", "none"]
+    modes = {"serial": [], "ray": ["--executor", "ray", "--workers", "2", "--worker-cpus", "1"]}
+    walls: dict[str, list[float]] = {m: [] for m in modes}
+    for k in range(args.repeats):
+        for mode, extra in modes.items():
+            out = args.out / f"{mode}-{k}"
+            subprocess.run(["rm", "-rf", str(out)], check=True)
+            walls[mode].append(run_cli(base + extra + ["--output", str(out)])[0])
+            print(f"  {mode} run {k + 1}: {walls[mode][-1]:.1f} s", flush=True)
+    spaces = {m: np.array(json.loads((args.out / f"{m}-0" / "results.json").read_text())["spaces"]["gradsim"]["matrix"])
+              for m in modes}
+    serial, ray = (statistics.median(walls[m]) for m in modes)
+    print(f"gradsim, 12 tasks x {args.pairs} training pairs: serial median {serial:.1f} s, "
+          f"ray (2 workers) median {ray:.1f} s; serial/ray {serial / ray:.2f}x")
+    print(f"  max |gradsim serial - ray| = {np.abs(spaces['serial'] - spaces['ray']).max():.2e}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["ratio", "gradsim", "transfer"])
+    parser.add_argument("what", choices=["ratio", "gradsim", "transfer", "executors"])
     parser.add_argument("--model", default=default_model())
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("LINGSPACE_BLIMP_DIR", "../shared/blimp")))
     parser.add_argument("--pairs", type=int, default=100, help="--limit: pairs per split")
@@ -126,7 +149,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench-out"))
     args = parser.parse_args()
     os.environ.setdefault("LINGSPACE_NO_PROGRESS", "1")
-    {"ratio": ratio, "gradsim": gradsim, "transfer": transfer}[args.what](args)
+    {"ratio": ratio, "gradsim": gradsim, "transfer": transfer, "executors": executors}[args.what](args)
 
 
 if __name__ == "__main__":

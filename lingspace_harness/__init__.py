@@ -26,8 +26,8 @@ from .yaml_path import yaml_path
 from .analysis import AnalysisContext, AnalysisOptions, analyse, hypothesis_from_file
 from .results import write_results
 from .stats import cluster_agreement, is_symmetric, mantel, split_half_reliability, symmetrise, within_between
-from .results import read_results, write_atomic  # reports and comparisons
-from .commands import RunCommand  # sweep parses run options with the real run parser
+from .results import atomic_open, read_results, write_atomic
+from .commands import RunCommand, comma_list, positive_int
 
 try:
     __version__ = version("lingspace-harness")
@@ -48,5 +48,5 @@ __all__ = [
     "load_harness", "pairs_from_rows", "prefix_token_id", "read_jsonl", "read_pairs_jsonl",
     "register_plugin", "run", "score_requests", "sentence_requests", "split_pairs",
     "unregister_plugin", "yaml_path", "__version__",
-    "read_results", "write_atomic", "RunCommand",
+    "atomic_open", "comma_list", "positive_int", "read_results", "write_atomic", "RunCommand",
 ]

@@ -17,7 +17,8 @@ from .tasks import SPLIT_FRACTIONS
 from .yaml_path import write_local_yaml, yaml_path
 
 
-def _globs(value: str) -> list[str]:
+def comma_list(value: str) -> list[str]:
+    """An argparse type: ``"a, b,,c"`` -> ``["a", "b", "c"]``."""
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
@@ -42,7 +43,8 @@ def _shard(value: str) -> tuple[int, int]:
     return shard
 
 
-def _positive(value: str) -> int:
+def positive_int(value: str) -> int:
+    """An argparse type: an integer of at least 1."""
     number = int(value)
     if number < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
@@ -60,9 +62,9 @@ class RunCommand:
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--model", required=True,
                             help="hub id, local directory or .gguf file; or LOADER:spec")
-        parser.add_argument("--tasks", required=True, type=_globs,
+        parser.add_argument("--tasks", required=True, type=comma_list,
                             help="comma-separated task globs, e.g. 'blimp_*'")
-        parser.add_argument("--metric", dest="metrics", type=_globs, default=["accuracy"],
+        parser.add_argument("--metric", dest="metrics", type=comma_list, default=["accuracy"],
                             help="comma-separated metrics (default: accuracy)")
         parser.add_argument("--output", type=Path, default=Path("out"), help="output directory")
         parser.add_argument("--data-dir", type=Path,
@@ -70,7 +72,7 @@ class RunCommand:
                             if os.environ.get("LINGSPACE_BLIMP_DIR") else None,
                             help="local data directory (BLiMP: the official <UID>.jsonl files; "
                                  "default $LINGSPACE_BLIMP_DIR, else the hub)")
-        parser.add_argument("--limit", type=_positive, help="cap each split of every task at N pairs")
+        parser.add_argument("--limit", type=positive_int, help="cap each split of every task at N pairs")
         parser.add_argument("--seed", type=int, default=0, help="split and run seed (default 0)")
         parser.add_argument("--split-fractions", type=_fractions, default=SPLIT_FRACTIONS,
                             metavar="TRAIN,VAL,TEST",
@@ -80,13 +82,13 @@ class RunCommand:
         parser.add_argument("--dtype", default="float32",
                             choices=["float32", "bfloat16", "float16", "auto"])
         parser.add_argument("--revision", help="model revision, e.g. a Pythia checkpoint 'step1000'")
-        parser.add_argument("--batch-size", type=_positive, default=128,
+        parser.add_argument("--batch-size", type=positive_int, default=128,
                             help="sentences per forward pass (default 128)")
         parser.add_argument("--prefix-token",
                             help="token (or id) before each sentence; default BOS, else EOS")
         parser.add_argument("--scoring", choices=METHODS, default="auto",
                             help="'trie' shares prefixes, 'padded' is plain batching (default auto)")
-        parser.add_argument("--report", dest="reporters", type=_globs, default=[],
+        parser.add_argument("--report", dest="reporters", type=comma_list, default=[],
                             help="comma-separated reporters to run afterwards")
         execution = parser.add_argument_group("execution (units of work; never changes the results)")
         execution.add_argument("--executor", default="serial",
@@ -104,7 +106,7 @@ class RunCommand:
                           help="strategy whose vectors gradsim compares: full or projected (default %(default)s)")
         grad.add_argument("--topk", type=float, default=D.topk,
                           help="FTGD mask: fraction of parameters kept (default %(default)s)")
-        grad.add_argument("--projection-dim", type=_positive, default=D.projection_dim,
+        grad.add_argument("--projection-dim", type=positive_int, default=D.projection_dim,
                           help="values per parameter tensor for the projected strategy (default %(default)s)")
         grad.add_argument("--include-embeddings", action="store_true",
                           help="include token/position embeddings (and a tied LM head)")
@@ -112,23 +114,23 @@ class RunCommand:
                           help="storage of full differentials on disk (default %(default)s)")
         ftgd = parser.add_argument_group("FTGD fine-tuning (transfer, lookahead)")
         ftgd.add_argument("--ftgd-lr", type=float, default=D.ftgd_lr, help="Adam learning rate (default %(default)s)")
-        ftgd.add_argument("--ftgd-steps", type=_positive, default=D.ftgd_steps,
+        ftgd.add_argument("--ftgd-steps", type=positive_int, default=D.ftgd_steps,
                           help="most steps per task (default %(default)s)")
-        ftgd.add_argument("--ftgd-batch", type=_positive, default=D.ftgd_batch, help="pairs per step (default %(default)s)")
-        ftgd.add_argument("--ftgd-eval-every", type=_positive, default=D.ftgd_eval_every,
+        ftgd.add_argument("--ftgd-batch", type=positive_int, default=D.ftgd_batch, help="pairs per step (default %(default)s)")
+        ftgd.add_argument("--ftgd-eval-every", type=positive_int, default=D.ftgd_eval_every,
                           help="validate every N steps (default %(default)s)")
-        ftgd.add_argument("--ftgd-patience", type=_positive, default=D.ftgd_patience,
+        ftgd.add_argument("--ftgd-patience", type=positive_int, default=D.ftgd_patience,
                           help="stop after N validations without improvement (default %(default)s)")
-        ftgd.add_argument("--lookahead-steps", type=_positive, default=D.lookahead_steps,
+        ftgd.add_argument("--lookahead-steps", type=positive_int, default=D.lookahead_steps,
                           help="FTGD steps per source for lookahead (default %(default)s)")
         ftgd.add_argument("--transfer-baseline", action="store_true",
                           help="also tune with the full gradient (no mask), for comparison")
         ftgd.add_argument("--cka-reference", metavar="MODEL",
                           help="cka: also compare with this model or checkpoint on the same probe set")
         analysis = parser.add_argument_group("analysis (also: lingspace-harness analyse DIR)")
-        analysis.add_argument("--analysis", type=_globs, metavar="BUILDERS",
+        analysis.add_argument("--analysis", type=comma_list, metavar="BUILDERS",
                               help="space builders to run on the finished spaces (default: all; 'none': skip)")
-        analysis.add_argument("--permutations", type=_positive, default=D.permutations,
+        analysis.add_argument("--permutations", type=positive_int, default=D.permutations,
                               help="permutations per hypothesis test (default %(default)s)")
         analysis.add_argument("--hypothesis", dest="hypotheses", type=Path, action="append", default=[],
                               metavar="FILE", help="your own hypothesis (CSV or JSON, see README); repeatable")
@@ -171,7 +173,7 @@ class MergeCommand:
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("directory", type=Path, help="the --output directory the shards shared")
-        parser.add_argument("--report", dest="reporters", type=_globs, default=None,
+        parser.add_argument("--report", dest="reporters", type=comma_list, default=None,
                             help="comma-separated reporters to run afterwards (default: the run's)")
 
     def run(self, args: argparse.Namespace, harness: Harness) -> int:
@@ -192,7 +194,7 @@ class TasksCommand:
     help = "list tasks: name, phenomenon, field, source"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("globs", nargs="?", type=_globs, default=["*"],
+        parser.add_argument("globs", nargs="?", type=comma_list, default=["*"],
                             help="comma-separated globs (default: all)")
         parser.add_argument("--json", action="store_true", help="print JSON lines")
 

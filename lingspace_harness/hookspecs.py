@@ -24,6 +24,16 @@ def lingspace_register_phenomena(register):
 
 
 @hookspec
+def lingspace_register_task_sources(register):
+    """Add task sources: tasks found at run time rather than registered up front.
+
+    Call ``register(source)`` with a :class:`lingspace_harness.TaskSource`. ``--tasks NAME:spec``
+    goes to the source named NAME (e.g. ``lm_eval:blimp_nl*``), and a spec that a source
+    ``claims`` (e.g. a YAML path) to that source; it returns :class:`lingspace_harness.Task` objects.
+    """
+
+
+@hookspec
 def lingspace_register_model_loaders(register):
     """Add ways to load a model from a ``--model`` string.
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 from .errors import ModelError
 from .registry import Registry
@@ -11,28 +11,34 @@ from .registry import Registry
 
 @dataclass(frozen=True)
 class ModelOptions:
-    """What the user asked for: ``--revision``, ``--dtype``, ``--device``, and the cache."""
+    """What the user asked for: ``--revision``, ``--dtype``, ``--device``, ``--batch-size``, and the cache."""
 
     revision: str | None = None
     dtype: str = "float32"
     device: str = "cpu"
     cache_dir: Path | None = None
+    batch_size: int | None = None
 
 
 @dataclass
 class LoadedModel:
-    """A causal LM ready for scoring and gradients."""
+    """A causal LM ready for scoring and gradients; or, with ``scorer`` set (and ``model`` None),
+    one that only scores: ``scorer(sentences)`` returns each sentence's log-probability under
+    lm-eval's empty-context convention, and metrics that need a torch model refuse it."""
 
-    model: Any  # a transformers PreTrainedModel (torch.nn.Module)
+    model: Any  # a transformers PreTrainedModel (torch.nn.Module), or None with a scorer
     tokenizer: Any  # a transformers tokenizer
     name: str
     revision: str | None
     dtype: str
     device: str
     loader: str
+    scorer: Callable[[Sequence[str]], Sequence[float]] | None = None
 
     @property
-    def n_params(self) -> int:
+    def n_params(self) -> int | None:
+        if self.model is None:
+            return None
         return sum(p.numel() for p in self.model.parameters())
 
     def record(self) -> dict[str, Any]:
@@ -47,6 +53,8 @@ class ModelLoader(Protocol):
 
     ``claims(spec)`` says whether a spec without a ``NAME:`` prefix is this loader's.
     ``load`` raises :class:`lingspace_harness.ModelError` with a clear message on failure.
+    A loader whose models only score (``LoadedModel.scorer``) sets ``scores_only = True``, so
+    that a run needing gradients fails before anything loads.
     """
 
     name: str

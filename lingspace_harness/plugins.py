@@ -30,6 +30,7 @@ DISABLE_ENV = "LINGSPACE_DISABLE_PLUGINS"
 # hook name -> registry kind (used in messages)
 KINDS = {
     "lingspace_register_phenomena": "task",
+    "lingspace_register_task_sources": "task source",
     "lingspace_register_model_loaders": "model loader",
     "lingspace_register_gradient_strategies": "gradient strategy",
     "lingspace_register_metrics": "metric",
@@ -66,6 +67,10 @@ class Harness:
     @property
     def tasks(self) -> Registry:
         return self.registries["lingspace_register_phenomena"]
+
+    @property
+    def task_sources(self) -> Registry:
+        return self.registries["lingspace_register_task_sources"]
 
     @property
     def model_loaders(self) -> Registry:

@@ -5,7 +5,8 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from contextlib import contextmanager
+from typing import IO, Any, Iterable, Iterator
 
 RESULTS_FILE = "results.json"
 PAIRS_FILE = "pairs.jsonl"
@@ -20,20 +21,40 @@ def new_results(config: dict[str, Any], model: dict[str, Any],
             "tasks": {}, "spaces": {}, "analysis": {}}
 
 
-def write_atomic(path: Path, lines: Iterable[str]) -> None:
-    """Write text to a temporary file beside ``path``, then rename it into place."""
+@contextmanager
+def atomic_open(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``path`` for writing; when the block ends without an
+    error, flush it to disk and rename it into place, else remove it. Readers therefore see
+    the old file or the new one, never a partial one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for line in lines:
-                handle.write(line)
+        os.fchmod(fd, 0o666 & ~_umask())  # as open() would create it, not mkstemp's 0600
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path: Path, lines: Iterable[str] | bytes) -> None:
+    """Write text lines (or bytes) to ``path`` atomically (see ``atomic_open``)."""
+    binary = isinstance(lines, bytes)
+    with atomic_open(path, "wb" if binary else "w") as handle:
+        if binary:
+            handle.write(lines)
+        else:
+            for line in lines:
+                handle.write(line)
 
 
 def write_results(out_dir: Path, results: dict[str, Any]) -> Path:

@@ -19,7 +19,7 @@ from .progress import progress_bar
 from .protocols import GradientOptions, Metric
 from .results import new_results, write_pairs, write_results
 from .scoring import prefix_token_id, score_requests, sentence_requests
-from .tasks import SPLIT_FRACTIONS, DataOptions, TaskData, load_task_data
+from .tasks import SPLIT_FRACTIONS, DataOptions, TaskData, load_task_data, select_tasks
 from .units import UnitStore
 
 log = logging.getLogger("lingspace_harness")
@@ -44,6 +44,7 @@ class RunConfig:
     metrics: list[str] = field(default_factory=lambda: [BASE_METRIC])
     output: Path = Path("out")
     data_dir: Path | None = None
+    include_paths: list[Path] = field(default_factory=list)
     limit: int | None = None
     seed: int = 0
     split_fractions: tuple[float, float, float] = SPLIT_FRACTIONS
@@ -87,6 +88,7 @@ class RunConfig:
         out["output"] = str(self.output)
         out["data_dir"] = str(self.data_dir) if self.data_dir else None
         out["hypotheses"] = [str(h) for h in self.hypotheses]
+        out["include_paths"] = [str(p) for p in self.include_paths]
         return out
 
     def execution_json(self) -> dict[str, Any]:
@@ -101,6 +103,7 @@ class RunConfig:
         known["data_dir"] = Path(known["data_dir"]) if known.get("data_dir") else None
         known["split_fractions"] = tuple(known.get("split_fractions", SPLIT_FRACTIONS))
         known["hypotheses"] = [Path(h) for h in known.get("hypotheses", [])]
+        known["include_paths"] = [Path(p) for p in known.get("include_paths", [])]
         if execution:
             known["executor"] = execution.get("executor", "serial")
             known["executor_options"] = dict(execution.get("options") or {})
@@ -141,7 +144,8 @@ class RunContext:
         self.config = config
         self.model = model
         self.data = data
-        self.prefix_id = prefix_token_id(model.tokenizer, config.prefix_token)
+        # A model that only scores (lm-eval's LMs) applies lm-eval's prefix itself.
+        self.prefix_id = None if model.scorer else prefix_token_id(model.tokenizer, config.prefix_token)
         self.metrics = resolve_metrics(harness, config.metrics)
         #: Per-run cache for helpers (e.g. token counts); cleared with the context.
         self.memo: dict[str, Any] = {}
@@ -187,7 +191,8 @@ class RunContext:
         return {"model": self.model.name, "revision": self.model.revision, "dtype": self.model.dtype,
                 "n_params": self.model.n_params, "seed": c.seed, "limit": c.limit,
                 "data_dir": str(c.data_dir) if c.data_dir else None, "prefix_id": self.prefix_id,
-                "split_fractions": list(c.split_fractions)}
+                "split_fractions": list(c.split_fractions),
+                **({"include_paths": [str(p) for p in c.include_paths]} if c.include_paths else {})}
 
     def units(self, kind: str, **settings: Any) -> UnitStore:
         """The store of finished units of ``kind`` under the output directory (a data variant's
@@ -288,10 +293,14 @@ class RunContext:
         """Score arbitrary pairs with the run's model and settings (uncached)."""
         flat = [(t, p) for t, ps in pairs_by_task.items() for p in ps]
         sentences = [s for _, p in flat for s in (p.good, p.bad)]
-        requests = sentence_requests(self.model.tokenizer, sentences, self.prefix_id)
-        with progress_bar(len(requests), desc, unit="sent") as bar:
-            logps = score_requests(self.model.model, requests, batch_size=self.config.batch_size,
-                                   method=self.config.scoring, progress=bar.update)
+        with progress_bar(len(sentences), desc, unit="sent") as bar:
+            if self.model.scorer:
+                logps = list(self.model.scorer(sentences))
+                bar.update(len(sentences))
+            else:
+                requests = sentence_requests(self.model.tokenizer, sentences, self.prefix_id)
+                logps = score_requests(self.model.model, requests, batch_size=self.config.batch_size,
+                                       method=self.config.scoring, progress=bar.update)
         out: dict[str, list[PairScore]] = {t: [] for t in pairs_by_task}
         for k, (t, p) in enumerate(flat):
             out[t].append(PairScore(t, p.pair_id, p.good, p.bad, float(logps[2 * k]), float(logps[2 * k + 1])))
@@ -309,8 +318,8 @@ def resolve_metrics(harness: Harness, names: list[str]) -> list[Metric]:
 
 
 def load_data(harness: Harness, config: RunConfig) -> dict[str, TaskData]:
-    tasks = harness.tasks.select(config.tasks)
-    options = DataOptions(data_dir=config.data_dir)
+    options = DataOptions(data_dir=config.data_dir, include_paths=tuple(config.include_paths))
+    tasks = select_tasks(harness.tasks, harness.task_sources, config.tasks, options)
     data = {}
     with progress_bar(len(tasks), "loading tasks", unit="task") as bar:
         for task in tasks:
@@ -323,7 +332,7 @@ def load_data(harness: Harness, config: RunConfig) -> dict[str, TaskData]:
 def load_model(harness: Harness, config: RunConfig) -> LoadedModel:
     loader, spec = resolve_loader(harness.model_loaders, config.model)
     options = ModelOptions(revision=config.revision, dtype=config.dtype, device=config.device,
-                           cache_dir=cache_dir())
+                           cache_dir=cache_dir(), batch_size=config.batch_size)
     return loader.load(spec, options)
 
 
@@ -336,6 +345,8 @@ def prepare(harness: Harness, config: RunConfig) -> RunContext:
     if config.batch_size < 1:
         raise UserError("--batch-size must be at least 1")
     metrics = resolve_metrics(harness, config.metrics)
+    if getattr(resolve_loader(harness.model_loaders, config.model)[0], "scores_only", False):
+        check_scoring_only(config, metrics)  # before any data or model is loaded
     for builder in config.analysis or []:
         harness.space_builders.get(builder)
     for path in config.hypotheses:  # a bad file fails now, not after hours of work
@@ -348,7 +359,20 @@ def prepare(harness: Harness, config: RunConfig) -> RunContext:
                         f"{'too few to halve' if config.split_half and data[empty[0]].train else 'none'} "
                         f"(--split-fractions {','.join(map(str, config.split_fractions))}, --limit {config.limit})")
     torch.manual_seed(config.seed)
-    return RunContext(harness, config, load_model(harness, config), data)
+    model = load_model(harness, config)
+    if model.scorer:
+        check_scoring_only(config, metrics)
+    return RunContext(harness, config, model, data)
+
+
+def check_scoring_only(config: RunConfig, metrics: list[Metric]) -> None:
+    """A model that only scores supports neither gradients (metrics with ``strategies``) nor our prefix."""
+    learners = [m.name for m in metrics if hasattr(m, "strategies")]
+    if learners:
+        raise UserError(f"metric {learners[0]} needs a torch model; --model {config.model} only scores")
+    if config.prefix_token:
+        raise UserError(f"--prefix-token does not apply to --model {config.model}, which scores with "
+                        f"its own prefix (set it in the model's arguments, e.g. prefix_token_id=ID)")
 
 
 def run(harness: Harness, config: RunConfig, *, merge_of: int | None = None) -> dict[str, Any] | None:

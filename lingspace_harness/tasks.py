@@ -4,12 +4,15 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, UserError
 from .pairs import MinimalPair
+
+if TYPE_CHECKING:
+    from .registry import Registry
 
 #: Default split fractions (train, validation, test). BLiMP's 1,000 pairs give 400/100/500.
 SPLIT_FRACTIONS = (0.4, 0.1, 0.5)
@@ -18,9 +21,11 @@ SPLITS = ("train", "validation", "test")
 
 @dataclass(frozen=True)
 class DataOptions:
-    """Options a task's loader may use. ``data_dir`` comes from ``--data-dir``."""
+    """Options a task's loader (or a task source) may use: ``data_dir`` comes from ``--data-dir``,
+    ``include_paths`` (directories of task definitions) from ``--include-path``."""
 
     data_dir: Path | None = None
+    include_paths: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,56 @@ class Task:
     load: Callable[[DataOptions], Sequence[MinimalPair]] = field(repr=False, compare=False)
     group: str | None = None
     description: str = ""
+
+
+@runtime_checkable
+class TaskSource(Protocol):
+    """Finds tasks at run time. ``--tasks NAME:spec`` goes to the source named NAME, and a spec
+    without a known prefix to the source whose ``claims(spec)`` is true (e.g. a file path).
+    ``resolve`` gets all of a selection's specs for this source at once and returns their Tasks
+    (loading pairs lazily, in ``Task.load``); a spec that matches nothing raises UserError."""
+
+    name: str
+    description: str
+
+    def claims(self, spec: str) -> bool: ...
+
+    def resolve(self, specs: list[str], options: DataOptions) -> list[Task]: ...
+
+
+def select_tasks(tasks: "Registry", sources: "Registry", patterns: list[str],
+                 options: DataOptions = DataOptions()) -> list[Task]:
+    """The tasks ``--tasks`` names: globs over registered tasks, and specs for task sources
+    (``NAME:spec``, or a spec a source claims). Two tasks of one name are an error."""
+    order: list[tuple[str, str]] = []  # ("glob", pattern) or ("source", name), first use only
+    specs: dict[str, list[str]] = {}
+    for pattern in patterns:
+        prefix, sep, rest = pattern.partition(":")
+        if sep and prefix in sources:
+            name, spec = prefix, rest
+        else:
+            claimants = [s.name for s in sources if s.claims(pattern)]
+            if len(claimants) > 1:
+                raise UserError(f"several task sources accept {pattern!r}; choose one: "
+                                + ", ".join(f"{c}:{pattern}" for c in claimants))
+            if not claimants:
+                order.append(("glob", pattern))
+                continue
+            name, spec = claimants[0], pattern
+        if name not in specs:
+            order.append(("source", name))
+        specs.setdefault(name, []).append(spec)
+    chosen: dict[str, Task] = {}
+    origin: dict[str, str] = {}
+    for kind, key in order:
+        found = tasks.select([key]) if kind == "glob" else sources.get(key).resolve(specs[key], options)
+        where = f"task source {key!r}" if kind == "source" else "the registered tasks"
+        for task in found:
+            if task.name in chosen and chosen[task.name] is not task:
+                raise UserError(f"two selected tasks are named {task.name!r} (from {origin[task.name]} "
+                                f"and from {where}); select only one of them")
+            chosen[task.name], origin[task.name] = task, where
+    return list(chosen.values())
 
 
 @dataclass

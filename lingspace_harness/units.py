@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .results import atomic_open
 
 UNITS_DIR = "units"
 
@@ -38,15 +38,8 @@ class UnitStore:
         return self.path(unit, suffix).is_file()
 
     def _atomic(self, target: Path, write: Any) -> Path:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                write(handle)
-            os.replace(tmp, target)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        with atomic_open(target, "wb") as handle:
+            write(handle)
         return target
 
     def save_json(self, unit: str, value: Any) -> Path:

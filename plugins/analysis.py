@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from lingspace_harness import (AnalysisContext, AnalysisOptions, DataError, UserError, analyse, hookimpl,
-                               is_symmetric, mantel, read_results, split_half_reliability, symmetrise,
-                               within_between, write_results)
+from lingspace_harness import (AnalysisContext, AnalysisOptions, DataError, UserError, analyse, comma_list,
+                               hookimpl, is_symmetric, mantel, positive_int, read_results,
+                               split_half_reliability, symmetrise, within_between, write_results)
 
 LABEL_KINDS = ("phenomenon", "field", "group")
 
@@ -78,15 +78,6 @@ class Reliability:
                 for metric, space in _spaces(results).items() if "split_half" in space}
 
 
-def _names(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
-
-
-def _count(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return number
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -99,11 +90,11 @@ class AnalyseCommand:
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("directory", type=Path, metavar="DIR", help="a run's output directory")
-        parser.add_argument("--builders", type=_names,
+        parser.add_argument("--builders", type=comma_list,
                             help="comma-separated space builders (default: all registered)")
-        parser.add_argument("--permutations", type=_count, default=AnalysisOptions.permutations,
+        parser.add_argument("--permutations", type=positive_int, default=AnalysisOptions.permutations,
                             help="permutations per test (default %(default)s)")
-        parser.add_argument("--bootstraps", type=_count, default=AnalysisOptions.bootstraps,
+        parser.add_argument("--bootstraps", type=positive_int, default=AnalysisOptions.bootstraps,
                             help="bootstrap resamples for confidence intervals (default %(default)s)")
         parser.add_argument("--hypothesis", dest="hypothesis_files", type=Path, action="append", default=[],
                             metavar="FILE", help="a hypothesis file (CSV or JSON: a task matrix or a "

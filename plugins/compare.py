@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from lingspace_harness import (AnalysisOptions, Harness, RunCommand, UserError, analyse, hookimpl, is_symmetric,
-                               mantel, read_results, symmetrise, write_atomic)
+from lingspace_harness import (AnalysisOptions, Harness, RunCommand, UserError, analyse, comma_list,
+                               hookimpl, is_symmetric, mantel, positive_int, read_results, symmetrise,
+                               write_atomic)
 
 RESULTS_FILE = "results.json"
 COMPARISON_FILE = "comparison.json"
@@ -35,15 +36,6 @@ VERSION = 1
 BUILDERS = ("hypotheses", "generalisation")
 
 
-def _names(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
-
-
-def _count(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return number
 
 
 # -- loading -------------------------------------------------------------------------------
@@ -265,9 +257,9 @@ def write_comparison(harness: Harness, dirs: list[Path], out: Path, labels: list
 
 
 def _compare_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--labels", type=_names, help="comma-separated run labels (default: revisions or "
+    parser.add_argument("--labels", type=comma_list, help="comma-separated run labels (default: revisions or "
                                                       "directory names)")
-    parser.add_argument("--permutations", type=_count, default=10000,
+    parser.add_argument("--permutations", type=positive_int, default=10000,
                         help="Mantel permutations (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="permutation seed (default 0)")
 
@@ -305,8 +297,8 @@ class SweepCommand:
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         which = parser.add_mutually_exclusive_group(required=True)
-        which.add_argument("--revisions", type=_names, help="comma-separated revisions of the run's --model")
-        which.add_argument("--models", type=_names, help="comma-separated models (instead of run's --model)")
+        which.add_argument("--revisions", type=comma_list, help="comma-separated revisions of the run's --model")
+        which.add_argument("--models", type=comma_list, help="comma-separated models (instead of run's --model)")
         parser.add_argument("--output", type=Path, required=True, metavar="OUT",
                             help="OUT/<label>/ per run, OUT/comparison.json")
         _compare_options(parser)

@@ -13,9 +13,7 @@ import argparse
 import base64
 import html
 import json
-import os
 import re
-import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,21 +157,6 @@ def ensure_analysis(results: dict[str, Any], harness: Harness | None = None, **o
 
 
 # -- files -----------------------------------------------------------------------------------
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write bytes to a temporary file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
 
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "space"
@@ -339,7 +322,7 @@ def write_run_report(results: dict[str, Any], out: Path) -> list[Path]:
         body.append(f"<h2>Space {esc(name)}</h2>")
         for kind, (png, caption) in pngs.items():
             path = out / PNG_DIR / f"{_slug(name)}-{kind}.png"
-            write_bytes_atomic(path, png)
+            write_atomic(path, png)
             written.append(path)
             body.append(image(png, caption))
     body += run_tables(results)
@@ -399,7 +382,7 @@ def write_comparison_report(comparison: dict[str, Any], out: Path) -> list[Path]
     body += [f"<p>{esc(note)}</p>" for note in comparison.get("notes", [])]
     for name, png, caption in plots:
         path = out / PNG_DIR / f"trajectory-{name}.png"
-        write_bytes_atomic(path, png)
+        write_atomic(path, png)
         written.append(path)
         body.append(image(png, caption))
     for space, info in spaces.items():
