@@ -128,6 +128,7 @@ def executors(args: argparse.Namespace) -> None:
             out = args.out / f"{mode}-{k}"
             subprocess.run(["rm", "-rf", str(out)], check=True)
             walls[mode].append(run_cli(base + extra + ["--output", str(out)])[0])
+            subprocess.run(["rm", "-rf", str(out / "units")], check=True)  # 12 x 0.4 GB of differentials
             print(f"  {mode} run {k + 1}: {walls[mode][-1]:.1f} s", flush=True)
     spaces = {m: np.array(json.loads((args.out / f"{m}-0" / "results.json").read_text())["spaces"]["gradsim"]["matrix"])
               for m in modes}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -10,6 +11,10 @@ from . import __version__
 from .commands import core_commands
 from .errors import PluginError, UserError
 from .plugins import load_harness
+
+
+#: Storage problems (disk full, quota, read-only, permissions) are one line, not a traceback.
+STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -61,6 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `lingspace-harness plugins | head`
         sys.stdout = open(os.devnull, "w")
         return 0
+    except OSError as exc:
+        if exc.errno not in STORAGE_ERRORS:
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: cannot write{where}: {exc.strerror or exc}; finished units are kept, so rerun the "
+              f"same command once there is room (or choose another --output)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("error: interrupted; files already written are complete, nothing partial was kept",
               file=sys.stderr)

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .errors import UserError
-from .execution import read_run_file
+from .execution import read_run_file, shard_status
 from .plugins import Harness
-from .runner import RunConfig, run
+from .runner import RunConfig, prepare, run
 from .scoring import METHODS
-from .tasks import SPLIT_FRACTIONS
+from .tasks import SPLIT_FRACTIONS, DataOptions, select_tasks
 from .yaml_path import write_local_yaml, yaml_path
 
 
@@ -63,7 +63,9 @@ class RunCommand:
         parser.add_argument("--model", required=True,
                             help="hub id, local directory or .gguf file; or LOADER:spec")
         parser.add_argument("--tasks", required=True, type=comma_list,
-                            help="comma-separated task globs, e.g. 'blimp_*'")
+                            help="comma-separated task globs, e.g. 'blimp_*'; 'lm_eval:GLOB' or a task "
+                                 "YAML file or directory for lm-eval tasks")
+        _add_include_path(parser)
         parser.add_argument("--metric", dest="metrics", type=comma_list, default=["accuracy"],
                             help="comma-separated metrics (default: accuracy)")
         parser.add_argument("--output", type=Path, default=Path("out"), help="output directory")
@@ -167,6 +169,12 @@ def print_summary(results: dict, output: Path) -> None:
           f"wrote {output / 'results.json'}")
 
 
+def _add_include_path(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--include-path", dest="include_paths", type=Path, action="append", default=[],
+                        metavar="DIR", help="a directory of task definitions for task sources, e.g. "
+                                            "lm-eval task YAMLs for 'lm_eval:NAME' (repeatable)")
+
+
 class MergeCommand:
     name = "merge"
     help = "assemble results.json from the units that `run --shard I/N` jobs wrote into DIR"
@@ -175,6 +183,8 @@ class MergeCommand:
         parser.add_argument("directory", type=Path, help="the --output directory the shards shared")
         parser.add_argument("--report", dest="reporters", type=comma_list, default=None,
                             help="comma-separated reporters to run afterwards (default: the run's)")
+        parser.add_argument("--status", action="store_true",
+                            help="only print how many units each shard has left, and exit")
 
     def run(self, args: argparse.Namespace, harness: Harness) -> int:
         config = read_run_file(args.directory)
@@ -184,6 +194,9 @@ class MergeCommand:
         if config.shard is None:
             raise UserError(f"merge: {args.directory} was not written by `run --shard I/N`")
         shards, config.shard = config.shard[1], None
+        if args.status:
+            print(shard_status(prepare(harness, config), shards))
+            return 0
         results = run(harness, config, merge_of=shards)
         print_summary(results, config.output)
         return 0
@@ -195,11 +208,13 @@ class TasksCommand:
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("globs", nargs="?", type=comma_list, default=["*"],
-                            help="comma-separated globs (default: all)")
+                            help="comma-separated globs (default: all); 'lm_eval:GLOB' or a path for lm-eval tasks")
         parser.add_argument("--json", action="store_true", help="print JSON lines")
+        _add_include_path(parser)
 
     def run(self, args: argparse.Namespace, harness: Harness) -> int:
-        for task in harness.tasks.select(args.globs):
+        options = DataOptions(include_paths=tuple(args.include_paths))
+        for task in select_tasks(harness.tasks, harness.task_sources, args.globs, options):
             if args.json:
                 print(json.dumps({"name": task.name, "phenomenon": task.phenomenon,
                                   "field": task.field, "group": task.group, "source": task.source}))

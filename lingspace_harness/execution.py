@@ -113,6 +113,19 @@ def incomplete_message(ctx: "RunContext", missing: list[Unit], shards: int) -> s
             f"rerun shard(s) {', '.join(f'{i}/{shards}' for i in idle)}")
 
 
+def shard_status(ctx: "RunContext", shards: int) -> str:
+    """Units left, in all and per shard and kind: e.g. ``3 units left: shard 1/3: 2 gradient, 1 transfer``."""
+    missing = plan_units(ctx)
+    if not missing:
+        return "every unit is finished: merge can assemble results.json"
+    lines = [f"{len(missing)} units left"]
+    for i in range(shards):
+        mine = [u for u in missing if shard_of(u, ctx, shards) == i]
+        kinds = {k: sum(u.kind == k for u in mine) for k in dict.fromkeys(u.kind for u in mine)}
+        lines.append(f"  shard {i}/{shards}: " + (", ".join(f"{n} {k}" for k, n in kinds.items()) or "done"))
+    return "\n".join(lines)
+
+
 def write_run_file(config: "RunConfig") -> Path:
     """Record the config beside the units so that ``merge`` can rebuild the run."""
     path = Path(config.output) / RUN_FILE

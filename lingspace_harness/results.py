@@ -1,6 +1,7 @@
 """results.json and pairs.jsonl: the files later stages and outside scripts read."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -35,8 +36,10 @@ def atomic_open(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno is None and "free space" in str(exc):  # numpy's tofile
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
         raise
 
 

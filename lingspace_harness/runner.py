@@ -387,7 +387,8 @@ def run(harness: Harness, config: RunConfig, *, merge_of: int | None = None) -> 
     executor = harness.executors.get(config.executor)
     reporters = [harness.reporters.get(n) for n in config.reporters]
     ctx = prepare(harness, config)
-    write_run_file(config)
+    if merge_of is None:  # merge keeps the shards' run.json
+        write_run_file(config)
     if config.shard is not None:
         execute_units(ctx, executor, shard=config.shard)
         return None

@@ -118,8 +118,9 @@ class Ray:
                                     f"{str(exc).strip().splitlines()[-1]}") from None
                 done += 1
                 bar.update(1)
-                log.info("ray: stage %d: %d units done, %d left (%.0f s)", unit.stage, done,
-                         len(units) - done, time.monotonic() - start)
+                elapsed = time.monotonic() - start
+                log.info("ray: stage %d: %d units done, %d left, %.0f s elapsed, ETA %.0f s", unit.stage, done,
+                         len(units) - done, elapsed, elapsed / done * (len(units) - done))
                 submit(w)
 
 

@@ -159,3 +159,32 @@ def test_metrics_and_tasks_listings(capsys) -> None:
     rows = [json.loads(line) for line in out.splitlines()]
     assert [r["name"] for r in rows] == ["blimp_passive_1", "blimp_passive_2"]
     assert rows[0]["phenomenon"] == "argument_structure" and rows[0]["field"] == "syntax"
+
+
+def test_a_full_disk_is_one_line_and_keeps_finished_work(capsys, monkeypatch, tiny_model: Path, blimp_dir: Path,
+                                                         tmp_path: Path) -> None:
+    import errno
+
+    import numpy as np
+
+    out = tmp_path / "out"
+    args = ["run", "--model", str(tiny_model), "--tasks", "blimp_passive_*", "--data-dir", str(blimp_dir),
+            "--limit", "4", "--metric", "gradsim", "--output", str(out)]
+    real_save = np.save
+    saved: list[str] = []
+
+    def save(handle, array, **kwargs):  # the second differential finds the disk full, as numpy says it
+        if saved:
+            raise OSError("Not enough free space to write 4096 bytes after offset 128")
+        saved.append(handle.name)
+        return real_save(handle, array, **kwargs)
+
+    monkeypatch.setattr(np, "save", save)
+    code, _, err = run_cli(capsys, *args)
+    assert code == 1 and "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and os.strerror(errno.ENOSPC) in lines[0] and "rerun" in lines[0]
+    assert not (out / "results.json").exists() and not list(out.rglob(".*"))  # no partial file
+    assert len(list(out.rglob("*.npy"))) == 1  # the finished unit is kept
+    monkeypatch.setattr(np, "save", real_save)
+    assert run_cli(capsys, *args)[0] == 0

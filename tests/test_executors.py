@@ -54,6 +54,10 @@ def test_three_shards_merged_equal_the_serial_run(tiny_model: Path, blimp_dir: P
     err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("warning:")]
     assert len(err) == 1 and "rerun shard(s) 1/3" in err[0] and "gradient:" in err[0]
     assert not (shared / "results.json").exists()
+    assert main(["merge", str(shared), "--status"]) == 0
+    status = capsys.readouterr().out.splitlines()
+    assert status[0].endswith("units left") and status[1:] == ["  shard 0/3: done", "  shard 1/3: 2 gradient, 2 transfer",
+                                                               "  shard 2/3: done"]
     assert main(run_args(tiny_model, blimp_dir, shared) + ["--shard", "1/3"]) == 0
     assert main(["merge", str(shared)]) == 0
     same_results(tmp_path / "serial", shared)

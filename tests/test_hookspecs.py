@@ -18,7 +18,7 @@ TESTS = Path(__file__).parent
 
 def test_specs_are_the_registries() -> None:
     assert sorted(SPECS) == sorted(KINDS)
-    assert len(SPECS) == 9
+    assert len(SPECS) == 10
 
 
 @pytest.mark.parametrize("name", SPECS)

@@ -14,7 +14,8 @@ from lingspace_harness import (MetricResult, MinimalPair, PluginError, Space, Ta
 from lingspace_harness.cli import main
 
 BUILTINS = {"blimp", "hf_models", "accuracy", "markdown", "strategies", "gradsim", "transfer", "cka", "lm_eval_results",
-            "hypotheses", "analysis", "clustering", "report", "compare", "executors"}
+            "hypotheses", "analysis", "clustering", "report", "compare", "executors",
+            "lm_eval_tasks", "lm_eval_models"}
 
 
 def make_distribution(root: Path, dist: str, module: str, source: str, ep_name: str | None = None) -> None:

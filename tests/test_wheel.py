@@ -26,6 +26,9 @@ def test_wheel_installs_into_a_fresh_venv(tmp_path: Path) -> None:
         assert expected in names
     assert sum(n.startswith("lingspace_harness_yaml/blimp/lingspace_blimp_") for n in names) == 67
     assert not any(n.startswith(("tests/", "examples/", "benchmarks/")) for n in names)
+    entry_points, = (n for n in names if n.endswith(".dist-info/entry_points.txt"))
+    assert "[lm_eval.tasks]\nlingspace_harness = lingspace_harness_yaml\n" in \
+        zipfile.ZipFile(wheel).read(entry_points).decode()  # lm-eval PR #4015's task directories
 
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=False)
@@ -45,7 +48,8 @@ def test_wheel_installs_into_a_fresh_venv(tmp_path: Path) -> None:
     plugins = json.loads(subprocess.check_output([str(env_dir / "bin" / "lingspace-harness"), "plugins"],
                                                  cwd=work, text=True))
     assert {p["name"] for p in plugins if p["builtin"]} == {"blimp", "hf_models", "accuracy", "markdown", "strategies", "gradsim", "transfer", "cka",
-                                                                "lm_eval_results", "hypotheses", "analysis", "clustering", "report", "compare", "executors"}
+                                                                "lm_eval_results", "hypotheses", "analysis", "clustering", "report", "compare", "executors",
+                                                                "lm_eval_tasks", "lm_eval_models"}
     tasks = subprocess.check_output([str(env_dir / "bin" / "lingspace-harness"), "tasks", "blimp_*"],
                                     cwd=work, text=True)
     assert len(tasks.splitlines()) == 67

@@ -1,0 +1,78 @@
+"""The ``lm_eval`` model loader: ``--model lm_eval:NAME[,ARGS]`` scores through any registered
+lm-eval LM, as ``lm_eval --model NAME --model_args ARGS`` builds it (e.g.
+``lm_eval:hf,pretrained=DIR``), by calling its ``loglikelihood`` with lm-eval's BLiMP request
+for each sentence: an empty context (lm-eval then conditions on its prefix token) and the
+sentence after a space. ``--device``, ``--batch-size`` and (where the LM takes one) ``--dtype``
+reach it unless ARGS set them. It only scores: accuracy and margins work, and metrics that need
+gradients or a torch model are refused before anything loads.
+"""
+from __future__ import annotations
+
+import difflib
+import inspect
+from functools import partial
+from typing import Any, Sequence
+
+from lingspace_harness import LoadedModel, ModelError, ModelOptions, hookimpl
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def loglikelihoods(lm: Any, sentences: Sequence[str]) -> list[float]:
+    """log p(' ' + sentence) under lm-eval's empty-context convention, for each sentence."""
+    from lm_eval.api.instance import Instance
+
+    requests = [Instance("loglikelihood", {}, ("", " " + s), i) for i, s in enumerate(sentences)]
+    quiet = "disable_tqdm" in inspect.signature(lm.loglikelihood).parameters
+    out = lm.loglikelihood(requests, disable_tqdm=True) if quiet else lm.loglikelihood(requests)
+    return [float(ll) for ll, _greedy in out]
+
+
+class LmEvalModels:
+    name = "lm_eval"
+    description = "an lm-eval LM: lm_eval:NAME,ARGS as lm_eval's --model NAME --model_args ARGS (scores only)"
+    scores_only = True
+
+    def claims(self, spec: str) -> bool:
+        return False  # only with the explicit lm_eval: prefix
+
+    def load(self, spec: str, options: ModelOptions) -> LoadedModel:
+        import lm_eval.api.metrics  # noqa: F401  (lm-eval's registries, before anything else)
+        import lm_eval.filters  # noqa: F401
+        import lm_eval.models  # noqa: F401
+        from lm_eval.api.registry import get_model, model_registry
+        from lm_eval.utils import simple_parse_args_string
+
+        name, _, args = (part.strip() for part in spec.partition(","))
+        if not name:
+            raise ModelError("--model lm_eval:NAME,ARGS needs an lm-eval model name, e.g. lm_eval:hf,pretrained=DIR")
+        try:
+            cls = get_model(name)
+        except (ValueError, KeyError):
+            close = difflib.get_close_matches(name, list(model_registry.keys()), n=3, cutoff=0.6)
+            hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+            raise ModelError(f"unknown lm-eval model {name!r}{hint}") from None
+        if options.revision:
+            raise ModelError(f"--revision does not apply to --model lm_eval:{spec}; put revision=R in its arguments")
+        given = simple_parse_args_string(args)
+        extra: dict[str, Any] = {"device": options.device, "batch_size": options.batch_size}
+        if "dtype" in inspect.signature(cls.__init__).parameters:
+            extra["dtype"] = options.dtype
+        try:
+            lm = cls.create_from_arg_string(args, {k: v for k, v in extra.items() if k not in given})
+        except Exception as exc:
+            raise ModelError(f"could not load lm-eval model {name!r} ({args or 'no arguments'}): {_reason(exc)}") from None
+        torch_model = getattr(lm, "model", None)
+        dtype = str(getattr(torch_model, "dtype", given.get("dtype", extra.get("dtype", "unknown"))))
+        return LoadedModel(model=None, tokenizer=getattr(lm, "tokenizer", None), name=f"lm_eval:{spec}",
+                           revision=given.get("revision"), dtype=dtype.removeprefix("torch."),
+                           device=str(given.get("device", options.device)), loader=self.name,
+                           scorer=partial(loglikelihoods, lm))
+
+
+@hookimpl
+def lingspace_register_model_loaders(register):
+    register(LmEvalModels())
