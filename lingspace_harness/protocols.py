@@ -123,7 +123,8 @@ class Executor(Protocol):
     leave each unit's result in the run's unit cache: ``worker`` (a picklable
     :class:`lingspace_harness.WorkerSpec`) builds, in any process, a worker whose
     ``run(unit)`` computes one unit. An optional ``add_arguments(group)`` adds ``run``
-    options, which reach it as ``worker.config.executor_options``."""
+    options, which reach it as ``worker.config.executor_options``; an optional
+    ``check(config)`` runs before any work (e.g. to say that a dependency is missing)."""
 
     name: str
     description: str

@@ -385,6 +385,7 @@ def run(harness: Harness, config: RunConfig, *, merge_of: int | None = None) -> 
     from .execution import execute_units, write_run_file
 
     executor = harness.executors.get(config.executor)
+    getattr(executor, "check", lambda config: None)(config)
     reporters = [harness.reporters.get(n) for n in config.reporters]
     ctx = prepare(harness, config)
     if merge_of is None:  # merge keeps the shards' run.json

@@ -54,11 +54,17 @@ class Ray:
         group.add_argument("--retries", type=int, default=3, metavar="N",
                            help="ray: restarts of a lost worker, and retries of its unit (default 3)")
 
-    def execute(self, stages: list[list[Unit]], worker: WorkerSpec) -> None:
+    def check(self, config: Any) -> None:
+        """Fail before any work if Ray is missing."""
         try:
-            import ray
+            import ray  # noqa: F401
         except ImportError:
             raise UserError("the ray executor needs Ray: pip install 'lingspace-harness[ray]'") from None
+
+    def execute(self, stages: list[list[Unit]], worker: WorkerSpec) -> None:
+        self.check(worker.config)
+        import ray
+
         opts = worker.config.executor_options
         cpus = float(opts.get("worker_cpus") or 1.0)
         gpus = opts.get("worker_gpus")

@@ -149,9 +149,9 @@ def task_graph(matrix: np.ndarray, tasks: list[str], communities: list[int], thr
                 graph.add_edge(i, j, weight=float(sym[i, j]))
     weights = [d["weight"] for _, _, d in graph.edges(data=True)]
     if weights and min(weights) > 0:
-        pos = nx.spring_layout(graph, weight="weight", seed=0)
+        pos = nx.spring_layout(graph, weight="weight", seed=0, k=2 / np.sqrt(max(n, 1)))
     else:
-        pos = nx.spring_layout(graph, weight=None, seed=0)
+        pos = nx.spring_layout(graph, weight=None, seed=0, k=2 / np.sqrt(max(n, 1)))
     size = max(5.0, min(14.0, 3.0 + 0.12 * n))
     fig = _figure(size, size)
     ax = fig.add_subplot()
@@ -162,13 +162,17 @@ def task_graph(matrix: np.ndarray, tasks: list[str], communities: list[int], thr
         nx.draw_networkx_edges(graph, pos, ax=ax, width=widths, edge_color="0.6", alpha=0.7)
     nx.draw_networkx_nodes(graph, pos, ax=ax, node_size=max(40, 500 - 6 * n),
                            node_color=[colours[c] for c in communities], edgecolors="0.2", linewidths=0.5)
-    nx.draw_networkx_labels(graph, pos, dict(enumerate(short_names(tasks))), ax=ax, font_size=_font(n) * 0.9)
+    below = {k: (x, y - 0.07) for k, (x, y) in pos.items()}  # names under their nodes, not across them
+    texts = nx.draw_networkx_labels(graph, below, dict(enumerate(short_names(tasks))), ax=ax,
+                                    font_size=_font(n) * 0.9, verticalalignment="top")
+    for text in texts.values():
+        text.set_clip_on(False)
     from matplotlib.patches import Patch
 
     ax.legend(handles=[Patch(color=colours[c], label=f"community {c}") for c in colours],
               loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     ax.set_title(f"{title} ({graph.number_of_edges()} edges above {threshold:.3g})")
-    ax.margins(0.12)
+    ax.margins(x=0.25, y=0.12)  # room for the names at the edges
     ax.set_axis_off()
     return _png(fig)
 

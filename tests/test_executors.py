@@ -81,6 +81,15 @@ def test_merge_and_shard_errors(tmp_path: Path, tiny_model: Path, blimp_dir: Pat
     assert "nope" in capsys.readouterr().err
 
 
+def test_ray_missing_is_one_line(monkeypatch, tiny_model: Path, blimp_dir: Path, tmp_path: Path,
+                                 capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    assert main(run_args(tiny_model, blimp_dir, tmp_path / "r", "gradsim") + ["--executor", "ray"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert err == ["error: the ray executor needs Ray: pip install 'lingspace-harness[ray]'"]
+    assert not (tmp_path / "r").exists()  # refused before any work
+
+
 class Reverse:
     """A third-party executor: runs each stage's units in reverse order, and records them."""
 
