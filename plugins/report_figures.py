@@ -136,43 +136,39 @@ def dendrogram(linkage: np.ndarray, tasks: list[str], phenomena: list[str], titl
 
 def task_graph(matrix: np.ndarray, tasks: list[str], communities: list[int], threshold: float,
                title: str) -> bytes:
-    """Tasks as nodes (coloured by community), the pairs above ``threshold`` as edges."""
-    import networkx as nx
-
+    """Tasks on a circle, community by community (each in ``tasks`` order) and coloured by
+    community; the pairs above ``threshold`` as edges, wider for more similar pairs."""
     n = len(tasks)
-    graph = nx.Graph()
-    graph.add_nodes_from(range(n))
     sym = (np.asarray(matrix, dtype=float) + np.asarray(matrix, dtype=float).T) / 2
-    for i in range(n):
-        for j in range(i + 1, n):
-            if sym[i, j] > threshold:
-                graph.add_edge(i, j, weight=float(sym[i, j]))
-    weights = [d["weight"] for _, _, d in graph.edges(data=True)]
-    if weights and min(weights) > 0:
-        pos = nx.spring_layout(graph, weight="weight", seed=0, k=2 / np.sqrt(max(n, 1)))
-    else:
-        pos = nx.spring_layout(graph, weight=None, seed=0, k=2 / np.sqrt(max(n, 1)))
-    size = max(5.0, min(14.0, 3.0 + 0.12 * n))
+    order = sorted(range(n), key=lambda i: (communities[i], i))
+    angle = np.empty(n)
+    angle[order] = np.pi / 2 - 2 * np.pi * np.arange(n) / max(n, 1)  # clockwise from the top
+    xy = np.stack([np.cos(angle), np.sin(angle)], axis=1)
+    edges = [(i, j, sym[i, j]) for i in range(n) for j in range(i + 1, n) if sym[i, j] > threshold]
+    size = max(6.0, min(14.0, 4.0 + 0.12 * n))
     fig = _figure(size, size)
     ax = fig.add_subplot()
     colours = palette(sorted(set(communities)))
-    if weights:
-        low, high = min(weights), max(weights)
-        widths = [0.5 + 2.5 * ((w - low) / (high - low) if high > low else 1.0) for w in weights]
-        nx.draw_networkx_edges(graph, pos, ax=ax, width=widths, edge_color="0.6", alpha=0.7)
-    nx.draw_networkx_nodes(graph, pos, ax=ax, node_size=max(40, 500 - 6 * n),
-                           node_color=[colours[c] for c in communities], edgecolors="0.2", linewidths=0.5)
-    below = {k: (x, y - 0.07) for k, (x, y) in pos.items()}  # names under their nodes, not across them
-    texts = nx.draw_networkx_labels(graph, below, dict(enumerate(short_names(tasks))), ax=ax,
-                                    font_size=_font(n) * 0.9, verticalalignment="top")
-    for text in texts.values():
-        text.set_clip_on(False)
+    if edges:
+        low, high = min(w for *_, w in edges), max(w for *_, w in edges)
+        for i, j, w in edges:
+            strength = (w - low) / (high - low) if high > low else 1.0
+            ax.plot(*xy[[i, j]].T, color="0.45", alpha=0.35 + 0.5 * strength, lw=0.5 + 2.5 * strength, zorder=1)
+    ax.scatter(*xy.T, s=max(30, 360 - 4 * n), c=[colours[c] for c in communities], edgecolors="0.2",
+               linewidths=0.5, zorder=2)
+    for (x, y), a, name in zip(xy, angle, short_names(tasks)):
+        degrees = np.degrees(a) % 360
+        left = 90 < degrees < 270
+        ax.text(1.08 * x, 1.08 * y, name, fontsize=_font(n) * 0.9, rotation=degrees - 180 if left else degrees,
+                rotation_mode="anchor", ha="right" if left else "left", va="center")
     from matplotlib.patches import Patch
 
     ax.legend(handles=[Patch(color=colours[c], label=f"community {c}") for c in colours],
-              loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
-    ax.set_title(f"{title} ({graph.number_of_edges()} edges above {threshold:.3g})")
-    ax.margins(x=0.25, y=0.12)  # room for the names at the edges
+              title=f"{title}\n{len(edges)} edges above {threshold:.3g}", alignment="left",
+              loc="upper left", bbox_to_anchor=(1.25, 1.0), fontsize=8, title_fontsize=10, frameon=False)
+    ax.set_xlim(-1.1, 1.1)
+    ax.set_ylim(-1.1, 1.1)
+    ax.set_aspect("equal")
     ax.set_axis_off()
     return _png(fig)
 
