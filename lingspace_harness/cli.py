@@ -13,6 +13,9 @@ from .errors import PluginError, UserError
 from .plugins import load_harness
 
 
+DESCRIPTION = ("Linguistic task spaces from a language model's learning signals: score minimal-pair tasks, "
+               "build N x N spaces, test them against hypotheses, report and compare them.")
+
 #: Storage problems (disk full, quota, read-only, permissions) are one line, not a traceback.
 STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES}
 
@@ -41,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     log.propagate = False
     try:
         harness = load_harness(strict="--strict" in argv)
-        parser = _Parser(prog="lingspace-harness", description=__doc__)
+        parser = _Parser(prog="lingspace-harness", description=DESCRIPTION)
         parser.add_argument("--version", action="version", version=__version__)
         _add_common(parser)
         common = _add_common(argparse.ArgumentParser(add_help=False), default=argparse.SUPPRESS)
