@@ -9,7 +9,8 @@ model into ``OUT/<label>/`` (skipping runs already done), then compares them int
 
 comparison.json: ``{"version", "options", "notes", "tasks", "runs": [{"label", "dir", "model",
 "revision", "n_tasks", "mean_accuracy", "mean_overlap", "hypotheses": {space: {hypothesis:
-{"r", "p"}}}, "generalisation": {space: {labels: {"within", "between", "difference", "p"}}}}],
+{"r", "p"}}}, "generalisation": {space: {labels: {"within", "between", "difference", "p"}}},
+"change": null | {"mean_accuracy", "mean_overlap", "generalisation": {space: {labels: difference}}}}],
 "spaces": {space: {"tasks", "symmetric", "dropped": {label: [task]}, "pairs": [{"a", "b",
 "relations": ["previous" | "first"], "spearman", "p", "n_permutations", "n_entries",
 "upper"?, "lower"?}]}}}``; a pair's ``b`` is the later run.
@@ -172,6 +173,21 @@ def summarise(label: str, directory: Path, results: dict[str, Any], analysis: di
                                       for k, g in contrasts.get(name, {}).items()} for name in spaces}}
 
 
+def _minus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def change(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """How a run's summary moved from the previous run's: mean accuracy, mean overlap (parameter
+    sharing), and each space's within - between difference per label kind."""
+    return {"mean_accuracy": _minus(after["mean_accuracy"], before["mean_accuracy"]),
+            "mean_overlap": _minus(after["mean_overlap"], before["mean_overlap"]),
+            "generalisation": {space: {kind: _minus(g.get("difference"),
+                                                    before["generalisation"].get(space, {}).get(kind, {}).get("difference"))
+                                       for kind, g in kinds.items()}
+                               for space, kinds in after["generalisation"].items()}}
+
+
 def compare(harness: Harness, dirs: list[Path], labels: list[str] | None = None, *,
             permutations: int = 10000, seed: int = 0) -> dict[str, Any]:
     """The comparison of the runs in ``dirs`` (in order), as written to comparison.json."""
@@ -190,6 +206,8 @@ def compare(harness: Harness, dirs: list[Path], labels: list[str] | None = None,
         notes.append(f"the runs' tasks differ; accuracy is the mean over the {len(tasks)} tasks they share")
     out_runs = [summarise(label, d, r, run_analysis(harness, r, spaces, permutations, seed), tasks, spaces)
                 for label, d, r in zip(labels, dirs, runs)]
+    for before, after in zip([None] + out_runs, out_runs):
+        after["change"] = None if before is None else change(before, after)
     out_spaces = {}
     for name, info in spaces.items():
         matrices = [submatrix(r["spaces"][name], info["tasks"]) for r in runs]
@@ -224,9 +242,10 @@ def aligned(headers: list[str], rows: list[list[Any]]) -> str:
 def format_comparison(comparison: dict[str, Any]) -> str:
     """The comparison as plain aligned tables: the runs, then one table per space."""
     runs = comparison["runs"]
-    parts = [aligned(["run", "model", "revision", "tasks", "accuracy", "overlap"],
+    parts = [aligned(["run", "model", "revision", "tasks", "accuracy", "d_accuracy", "overlap", "d_overlap"],
                      [[r["label"], Path(r["model"] or "-").name, r["revision"], r["n_tasks"],
-                       r["mean_accuracy"], r["mean_overlap"]] for r in runs])]
+                       r["mean_accuracy"], (r["change"] or {}).get("mean_accuracy"),
+                       r["mean_overlap"], (r["change"] or {}).get("mean_overlap")] for r in runs])]
     for name, info in comparison["spaces"].items():
         previous = {p["b"]: p for p in info["pairs"] if "previous" in p["relations"]}
         first = {p["b"]: p for p in info["pairs"] if "first" in p["relations"]}

@@ -83,6 +83,12 @@ def test_compare_three_runs(tmp_path: Path, capsys) -> None:
     assert run_c["mean_accuracy"] == pytest.approx(np.mean([t["accuracy"] for t in runs["c"]["tasks"].values()]))
     assert set(run_c["hypotheses"]["gradsim"]) >= {"phenomenon", "field", "group"}
     assert run_c["generalisation"]["gradsim"]["phenomenon"]["difference"] is not None
+    run_b = comparison["runs"][1]
+    assert comparison["runs"][0]["change"] is None
+    assert run_c["change"]["mean_overlap"] == pytest.approx(run_c["mean_overlap"] - run_b["mean_overlap"])
+    assert run_c["change"]["generalisation"]["gradsim"]["phenomenon"] == pytest.approx(
+        run_c["generalisation"]["gradsim"]["phenomenon"]["difference"]
+        - run_b["generalisation"]["gradsim"]["phenomenon"]["difference"])
 
     # the printed table: runs in order, and the Spearman with the previous run
     section = printed.split("space gradsim")[1].split("\n\n")[0].splitlines()
