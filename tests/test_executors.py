@@ -215,3 +215,24 @@ def test_a_killed_ray_worker_is_retried_and_nothing_is_lost(ray_cluster: Path, o
     assert json.loads(stored.read_text())["value"]["pid"] != killed_pid  # done again, by a restarted worker
     assert not list((out / "units").rglob(".*"))  # no partial files left behind
     same_results(serial, out)
+
+
+def test_split_half_spaces_shard_and_leave_the_main_space_alone(tiny_model: Path, blimp_dir: Path,
+                                                                 tmp_path: Path) -> None:
+    assert main(run_args(tiny_model, blimp_dir, tmp_path / "plain", "gradsim,overlap")) == 0
+    halves = run_args(tiny_model, blimp_dir, tmp_path / "halves", "gradsim,overlap") + ["--split-half"]
+    assert main(halves) == 0
+    plain, split = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("plain", "halves"))
+    for metric in ("gradsim", "overlap"):
+        assert split["spaces"][metric]["matrix"] == plain["spaces"][metric]["matrix"]
+        a, b = split["spaces"][metric]["split_half"]["a"], split["spaces"][metric]["split_half"]["b"]
+        assert len(a) == len(b) == 5 and a != b != split["spaces"][metric]["matrix"]
+        assert split["spaces"][metric]["split_half"]["n_train"] == [3] * 5  # 6 training pairs, halved
+        assert set(split["analysis"]["reliability"][metric]) >= {"r", "r_full"}
+    assert "reliability" not in plain["analysis"] or not plain["analysis"]["reliability"]
+    # the halves are units too: two shards merged give the same results
+    shards = tmp_path / "shards"
+    for i in (0, 1):
+        assert main(run_args(tiny_model, blimp_dir, shards, "gradsim,overlap") + ["--split-half", "--shard", f"{i}/2"]) == 0
+    assert main(["merge", str(shards)]) == 0
+    same_results(tmp_path / "halves", shards)
