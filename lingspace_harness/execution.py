@@ -35,8 +35,10 @@ def plan_units(ctx: "RunContext") -> list[Unit]:
         units += [Unit(0, GRADIENT, task, variant=run.variant) for task in run.pending_gradients()]
         for metric in run.metrics:
             units += [replace(u, variant=run.variant) for u in getattr(metric, "units", lambda ctx: [])(run)]
-    unique = {(u.variant, u.kind, u.name): u for u in reversed(units)}  # the first declaration wins
-    return sorted(unique.values(), key=lambda u: (u.stage, units.index(u)))
+    unique: dict[tuple[str, str, str], Unit] = {}
+    for unit in units:  # the first declaration wins
+        unique.setdefault((unit.variant, unit.kind, unit.name), unit)
+    return sorted(unique.values(), key=lambda u: u.stage)  # stable: declaration order within a stage
 
 
 def shard_of(unit: Unit, ctx: "RunContext", n: int) -> int:
@@ -96,7 +98,7 @@ def execute_units(ctx: "RunContext", executor: Any, *, shard: tuple[int, int] | 
         missing = plan_units(ctx)
         if missing:
             raise UserError(incomplete_message(ctx, missing, merge_of))
-    ctx.ensure_scores("test")
+    ctx.scores("test")  # eval1, before any unit needs it
     units = plan_units(ctx)
     if shard is not None:
         units = [u for u in units if shard_of(u, ctx, shard[1]) == shard[0]]

@@ -169,7 +169,7 @@ class RunContext:
         if variant not in self._variants:
             child = object.__new__(RunContext)
             child.__dict__.update(self.__dict__)
-            half = {"half-a": 0, "half-b": 1}[variant]
+            half = VARIANTS.index(variant)
             child.data = {t: TaskData(d.task, halves(d.train)[half], d.validation, d.test)
                           for t, d in self.data.items()}
             child.variant, child._variants, child._parent, child._strategies = variant, {}, self, None
@@ -270,23 +270,20 @@ class RunContext:
     def has_scores(self, split: str) -> bool:
         return split in self._scores
 
-    def ensure_scores(self, split: str = "test") -> None:
-        """Score ``split`` of every task in one pass unless all are stored, and store each task's
-        scores as a unit. Always all tasks together: the batch composition, and so every float,
-        is then the same whichever process (or shard) scores them first."""
-        store = self.units(f"scores-{split}")
-        if all(store.has(t, ".json") for t in self.task_names):
-            return
-        scores = self.score_pairs({t: d.split(split) for t, d in self.data.items()}, desc=f"scoring {split}")
-        for task, rows in scores.items():
-            store.save_json(task, [asdict(s) for s in rows])
-
     def scores(self, split: str = "test") -> dict[str, list[PairScore]]:
-        """Log-probs of every pair of ``split`` in every task (stored per task; scored once)."""
+        """Log-probs of every pair of ``split`` in every task, stored per task as units. Unless
+        all are stored, every task is scored in one pass: the batch composition, and so every
+        float, is then the same whichever process (or shard) scores them first."""
         if split not in self._scores:
-            self.ensure_scores(split)
             store = self.units(f"scores-{split}")
-            self._scores[split] = {t: [PairScore(**row) for row in store.load_json(t)] for t in self.task_names}
+            if all(store.has(t, ".json") for t in self.task_names):
+                scores = {t: [PairScore(**row) for row in store.load_json(t)] for t in self.task_names}
+            else:
+                scores = self.score_pairs({t: d.split(split) for t, d in self.data.items()},
+                                          desc=f"scoring {split}")
+                for task, rows in scores.items():
+                    store.save_json(task, [asdict(s) for s in rows])
+            self._scores[split] = scores
         return self._scores[split]
 
     def score_pairs(self, pairs_by_task: dict[str, list], desc: str = "scoring") -> dict[str, list[PairScore]]:
