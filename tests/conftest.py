@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
+from typing import Callable, Iterator
 
 import pytest
 
@@ -50,3 +51,13 @@ def smollm2_gguf() -> Path:
 @pytest.fixture(autouse=True)
 def _no_progress(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LINGSPACE_NO_PROGRESS", "1")
+
+
+@pytest.fixture
+def torch_threads() -> Iterator[Callable[[int], None]]:
+    """``torch_threads(n)`` sets torch's thread count for this test; the old count comes back after."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)

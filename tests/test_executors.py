@@ -31,15 +31,10 @@ def same_results(a: Path, b: Path) -> None:
 
 
 @pytest.fixture
-def one_thread() -> Iterator[None]:
+def one_thread(torch_threads) -> None:
     """Ray workers use one torch thread each (--worker-cpus 1); CPU float sums depend on the
     thread count, so the serial run they are compared with uses one too."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    torch_threads(1)
 
 
 def test_three_shards_merged_equal_the_serial_run(tiny_model: Path, blimp_dir: Path, tmp_path: Path,

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -16,11 +15,8 @@ TASKS = "blimp_anaphor_gender_agreement,blimp_regular_plural_subject_verb_agreem
 
 
 @pytest.fixture(autouse=True)
-def _two_threads() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+def _two_threads(torch_threads) -> None:
+    torch_threads(2)
 
 
 def _run(model: str, out: Path, blimp_dir: Path, *extra: str) -> int:

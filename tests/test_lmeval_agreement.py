@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import statistics
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import pytest
 import yaml
@@ -33,11 +33,8 @@ PARADIGMS = ("adjunct_island", "anaphor_gender_agreement", "regular_plural_subje
 
 
 @pytest.fixture(autouse=True)
-def _two_threads() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+def _two_threads(torch_threads) -> None:
+    torch_threads(2)
 
 
 # ----------------------------------------------------------------------------- helpers
