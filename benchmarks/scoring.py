@@ -44,8 +44,9 @@ def main() -> None:
     from lm_eval.api.instance import Instance
     from lm_eval.models.huggingface import HFLM
 
-    from lingspace_harness import RunConfig, load_harness, score_requests, sentence_requests
+    from lingspace_harness import RunConfig, load_harness
     from lingspace_harness.runner import load_data, load_model
+    from lingspace_harness.scoring import score_requests, sentence_requests
 
     harness = load_harness()
     config = RunConfig(model=args.model, tasks=[args.tasks], data_dir=Path(args.data_dir), limit=args.pairs)

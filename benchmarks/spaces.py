@@ -38,14 +38,14 @@ def ratio(args: argparse.Namespace) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from lingspace_harness import RunConfig, gradient_differential, load_harness, score_requests, sentence_requests
-    from lingspace_harness.runner import RunContext, load_data, load_model
+    from lingspace_harness import RunConfig, gradient_differential, load_harness
+    from lingspace_harness.runner import prepare
+    from lingspace_harness.scoring import score_requests, sentence_requests
 
     harness = load_harness()
     config = RunConfig(model=args.model, tasks=[args.task], data_dir=Path(args.data_dir), limit=args.pairs)
-    data = load_data(harness, config)
-    ctx = RunContext(harness, config, load_model(harness, config), data)
-    pairs = data[args.task].train
+    ctx = prepare(harness, config)
+    pairs = ctx.data[args.task].train
     sentences = [s for p in pairs for s in (p.good, p.bad)]
     forward, backward = [], []
     for _ in range(args.repeats):

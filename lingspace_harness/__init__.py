@@ -1,32 +1,33 @@
 """lingspace-harness: linguistic task spaces from language models' learning signals.
 
-The public API for plugins lives here; anything else may change without notice.
+The public API for plugins lives here (each name is documented in CONTRIBUTING.md); anything
+else may change without notice.
 """
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .access import ModelAccess
 from .analysis import AnalysisContext, AnalysisOptions, analyse, hypothesis_from_file
-from .commands import RunCommand, comma_list, positive_int
+from .cli import main
+from .commands import comma_list, positive_int
+from .config import RunConfig, cache_dir
 from .errors import DataError, ModelError, PluginError, UnknownNameError, UserError
-from .execution import Worker, WorkerSpec, plan_units
-from .ftgd import FTGDSettings, MaskedTuner
+from .execution import Worker, WorkerSpec
 from .gradients import ParamLayout, gradient_differential, layout_of, select_parameters
 from .hookspecs import hookimpl
 from .models import LoadedModel, ModelLoader, ModelOptions, resolve_loader
-from .pairs import MinimalPair, pairs_from_rows, read_jsonl, read_pairs_jsonl
+from .pairs import MinimalPair, PairScore, pairs_from_rows, read_jsonl, read_pairs_jsonl
 from .plugins import Harness, load_harness, register_plugin, unregister_plugin
-from .probing import pending_sources, probe_sentences, probe_states, tuned_row, tuned_rows, tuned_states
 from .progress import progress_bar
-from .protocols import (Command, Executor, GradientOptions, GradientStrategy, Hypothesis, Metric,
-                        MetricResult, Reporter, Space, SpaceBuilder, Unit)
-from .representations import pooled_hidden_states
+from .protocols import (Command, Executor, GradientStrategy, Hypothesis, Metric, MetricResult, Reporter,
+                        RunContext, Space, SpaceBuilder, Unit)
 from .results import atomic_open, read_results, write_atomic, write_results
-from .runner import PairScore, RunConfig, RunContext, cache_dir, run
-from .scoring import prefix_token_id, score_requests, sentence_requests
+from .runner import run
+from .scoring import prefix_token_id
 from .stats import cluster_agreement, is_symmetric, mantel, split_half_reliability, symmetrise, within_between
 from .tasks import DataOptions, Task, TaskData, TaskSource, select_tasks, split_pairs
-from .yaml_path import yaml_path
+from .units import UnitStore
 
 try:
     __version__ = version("lingspace-harness")
@@ -35,17 +36,13 @@ except PackageNotFoundError:  # running from a source tree without an install
 
 __all__ = [
     "AnalysisContext", "AnalysisOptions", "Command", "DataError", "DataOptions", "Executor",
-    "FTGDSettings", "GradientOptions", "GradientStrategy", "Harness", "Hypothesis", "LoadedModel",
-    "MaskedTuner", "Metric", "MetricResult", "MinimalPair", "ModelError", "ModelLoader",
-    "ModelOptions", "PairScore", "ParamLayout", "PluginError", "Reporter", "RunCommand",
-    "RunConfig", "RunContext", "Space", "SpaceBuilder", "Task", "TaskData", "TaskSource", "Unit",
-    "UnknownNameError", "UserError", "Worker", "WorkerSpec", "analyse", "atomic_open", "cache_dir",
-    "cluster_agreement", "comma_list", "gradient_differential", "hookimpl", "hypothesis_from_file",
-    "is_symmetric", "layout_of", "load_harness", "mantel", "pairs_from_rows", "pending_sources",
-    "plan_units", "pooled_hidden_states", "positive_int", "prefix_token_id", "probe_sentences",
-    "probe_states", "progress_bar", "read_jsonl", "read_pairs_jsonl", "read_results",
-    "register_plugin", "resolve_loader", "run", "score_requests", "select_parameters",
-    "select_tasks", "sentence_requests", "split_half_reliability", "split_pairs", "symmetrise",
-    "tuned_row", "tuned_rows", "tuned_states", "unregister_plugin", "within_between",
-    "write_atomic", "write_results", "yaml_path", "__version__",
+    "GradientStrategy", "Harness", "Hypothesis", "LoadedModel", "Metric", "MetricResult", "MinimalPair",
+    "ModelAccess", "ModelError", "ModelLoader", "ModelOptions", "PairScore", "ParamLayout", "PluginError",
+    "Reporter", "RunConfig", "RunContext", "Space", "SpaceBuilder", "Task", "TaskData", "TaskSource", "Unit",
+    "UnitStore", "UnknownNameError", "UserError", "Worker", "WorkerSpec", "analyse", "atomic_open", "cache_dir",
+    "cluster_agreement", "comma_list", "gradient_differential", "hookimpl", "hypothesis_from_file", "is_symmetric",
+    "layout_of", "load_harness", "main", "mantel", "pairs_from_rows", "positive_int", "prefix_token_id", "progress_bar", "read_jsonl",
+    "read_pairs_jsonl", "read_results", "register_plugin", "resolve_loader", "run", "select_parameters",
+    "select_tasks", "split_half_reliability", "split_pairs", "symmetrise", "unregister_plugin",
+    "within_between", "write_atomic", "write_results", "__version__",
 ]

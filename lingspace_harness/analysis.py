@@ -12,15 +12,12 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from .errors import DataError, PluginError, UserError
-
-if TYPE_CHECKING:
-    from .plugins import Harness
-    from .protocols import Hypothesis
+from .protocols import Hypothesis
 
 
 @dataclass
@@ -138,7 +135,7 @@ def _read_json(path: Path, bad: Any) -> tuple[list[str], np.ndarray]:
     raise AssertionError  # unreachable: bad() raises
 
 
-def hypothesis_from_file(path: Path | str) -> "Hypothesis":
+def hypothesis_from_file(path: Path | str) -> Hypothesis:
     """A hypothesis from a CSV or JSON file, named after the file's stem.
 
     CSV: a matrix (header row of task names after one ignored cell, then one row per task:
@@ -168,7 +165,7 @@ class AnalysisContext:
     """What a space builder gets besides results: the options and the hypothesis spaces."""
 
     options: AnalysisOptions
-    harness: "Harness | None" = None
+    harness: Any = None
     _files: list[Any] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -202,7 +199,7 @@ class AnalysisContext:
         return out
 
 
-def analyse(harness: "Harness", results: dict[str, Any],
+def analyse(harness: Any, results: dict[str, Any],
             options: AnalysisOptions | None = None) -> dict[str, Any]:
     """Run the selected space builders on ``results``; returns {builder name: output}."""
     options = options or AnalysisOptions()

@@ -7,7 +7,8 @@ import logging
 import os
 import sys
 
-from . import __version__
+from importlib.metadata import PackageNotFoundError, version
+
 from .commands import core_commands
 from .errors import PluginError, UserError
 from .plugins import load_harness
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         harness = load_harness(strict="--strict" in argv)
         parser = _Parser(prog="lingspace-harness", description=DESCRIPTION)
-        parser.add_argument("--version", action="version", version=__version__)
+        parser.add_argument("--version", action="version", version=_version())
         _add_common(parser)
         common = _add_common(argparse.ArgumentParser(add_help=False), default=argparse.SUPPRESS)
         sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -83,6 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         log.removeHandler(handler)
         log.propagate = True
+
+
+def _version() -> str:
+    try:
+        return version("lingspace-harness")
+    except PackageNotFoundError:  # a source tree without an install
+        return "0+unknown"
 
 
 class _LineFormatter(logging.Formatter):

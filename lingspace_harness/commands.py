@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .errors import UserError
+from .config import IN_PROCESS, RunConfig
 from .execution import read_run_file, shard_status
+from .options import add_plugin_arguments, optioned, parsed_options
+from .outputs import check_output_dir
 from .plugins import Harness
-from .runner import RunConfig, prepare, run
+from .runner import prepare, run
 from .scoring import METHODS
 from .tasks import SPLIT_FRACTIONS, DataOptions, select_tasks
-from .yaml_path import write_local_yaml, yaml_path
 
 
 def comma_list(value: str) -> list[str]:
@@ -55,90 +57,24 @@ class RunCommand:
     name = "run"
     help = "score tasks with a model and build the requested task spaces"
 
-    def __init__(self, executors: Iterable[Any] = ()) -> None:
-        self.executors = list(executors)  # their add_arguments join the execution options
-        self.executor_dests: set[str] = set()
+    def __init__(self, harness: Harness | None = None) -> None:
+        self.harness = harness
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--model", required=True,
-                            help="hub id, local directory or .gguf file; or LOADER:spec")
-        parser.add_argument("--tasks", required=True, type=comma_list,
-                            help="comma-separated task globs, e.g. 'blimp_*'; 'lm_eval:GLOB' or a task "
-                                 "YAML file or directory for lm-eval tasks")
-        _add_include_path(parser)
-        parser.add_argument("--metric", dest="metrics", type=comma_list, default=["accuracy"],
-                            help="comma-separated metrics (default: accuracy)")
-        parser.add_argument("--output", type=Path, default=Path("out"), help="output directory")
-        parser.add_argument("--data-dir", type=Path,
-                            default=Path(os.environ["LINGSPACE_BLIMP_DIR"])
-                            if os.environ.get("LINGSPACE_BLIMP_DIR") else None,
-                            help="local data directory (BLiMP: the official <UID>.jsonl files; "
-                                 "default $LINGSPACE_BLIMP_DIR, else the hub)")
-        parser.add_argument("--limit", type=positive_int, help="cap each split of every task at N pairs")
-        parser.add_argument("--seed", type=int, default=0, help="split and run seed (default 0)")
-        parser.add_argument("--split-fractions", type=_fractions, default=SPLIT_FRACTIONS,
-                            metavar="TRAIN,VAL,TEST",
-                            help="how each task's pairs are split (default 0.4,0.1,0.5; "
-                                 "0,0,1 scores every pair)")
-        parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
-        parser.add_argument("--dtype", default="float32",
-                            choices=["float32", "bfloat16", "float16", "auto"])
-        parser.add_argument("--revision", help="model revision, e.g. a Pythia checkpoint 'step1000'")
-        parser.add_argument("--batch-size", type=positive_int, default=128,
-                            help="sentences per forward pass (default 128)")
-        parser.add_argument("--prefix-token",
-                            help="token (or id) before each sentence; default BOS, else EOS")
-        parser.add_argument("--scoring", choices=METHODS, default="auto",
-                            help="'trie' shares prefixes, 'padded' is plain batching (default auto)")
-        parser.add_argument("--report", dest="reporters", type=comma_list, default=[],
-                            help="comma-separated reporters to run afterwards")
+        _add_run_arguments(parser)
+        _add_scoring_arguments(parser)
+        _add_analysis_arguments(parser)
         execution = parser.add_argument_group("execution (units of work; never changes the results)")
-        execution.add_argument("--executor", default="serial",
-                               help="how units run: serial, ray, or a plugin's (default serial)")
+        execution.add_argument("--executor", default=IN_PROCESS,
+                               help=f"how units run: {IN_PROCESS} (in this process, the default) or a plugin's"
+                                    + (f" ({', '.join(self.harness.executors.names())})"
+                                       if self.harness and len(self.harness.executors) else ""))
         execution.add_argument("--shard", type=_shard, metavar="I/N",
                                help="run only slice I of N of the units into --output; then `merge`")
-        for executor in self.executors:
-            if hasattr(executor, "add_arguments"):
-                before = {a.dest for a in parser._actions}
-                executor.add_arguments(execution)
-                self.executor_dests |= {a.dest for a in parser._actions} - before
-        D = RunConfig  # one source of truth for the defaults
-        grad = parser.add_argument_group("gradient differentials (gradsim, overlap, transfer, lookahead)")
-        grad.add_argument("--gradsim-strategy", default=D.gradsim_strategy,
-                          help="strategy whose vectors gradsim compares: full or projected (default %(default)s)")
-        grad.add_argument("--topk", type=float, default=D.topk,
-                          help="FTGD mask: fraction of parameters kept (default %(default)s)")
-        grad.add_argument("--projection-dim", type=positive_int, default=D.projection_dim,
-                          help="values per parameter tensor for the projected strategy (default %(default)s)")
-        grad.add_argument("--include-embeddings", action="store_true",
-                          help="include token/position embeddings (and a tied LM head)")
-        grad.add_argument("--gradient-dtype", choices=["float32", "float16"], default=D.gradient_dtype,
-                          help="storage of full differentials on disk (default %(default)s)")
-        ftgd = parser.add_argument_group("FTGD fine-tuning (transfer, lookahead)")
-        ftgd.add_argument("--ftgd-lr", type=float, default=D.ftgd_lr, help="Adam learning rate (default %(default)s)")
-        ftgd.add_argument("--ftgd-steps", type=positive_int, default=D.ftgd_steps,
-                          help="most steps per task (default %(default)s)")
-        ftgd.add_argument("--ftgd-batch", type=positive_int, default=D.ftgd_batch, help="pairs per step (default %(default)s)")
-        ftgd.add_argument("--ftgd-eval-every", type=positive_int, default=D.ftgd_eval_every,
-                          help="validate every N steps (default %(default)s)")
-        ftgd.add_argument("--ftgd-patience", type=positive_int, default=D.ftgd_patience,
-                          help="stop after N validations without improvement (default %(default)s)")
-        ftgd.add_argument("--lookahead-steps", type=positive_int, default=D.lookahead_steps,
-                          help="FTGD steps per source for lookahead (default %(default)s)")
-        ftgd.add_argument("--transfer-baseline", action="store_true",
-                          help="also tune with the full gradient (no mask), for comparison")
-        ftgd.add_argument("--cka-reference", metavar="MODEL",
-                          help="cka: also compare with this model or checkpoint on the same probe set")
-        analysis = parser.add_argument_group("analysis (also: lingspace-harness analyse DIR)")
-        analysis.add_argument("--analysis", type=comma_list, metavar="BUILDERS",
-                              help="space builders to run on the finished spaces (default: all; 'none': skip)")
-        analysis.add_argument("--permutations", type=positive_int, default=D.permutations,
-                              help="permutations per hypothesis test (default %(default)s)")
-        analysis.add_argument("--hypothesis", dest="hypotheses", type=Path, action="append", default=[],
-                              metavar="FILE", help="your own hypothesis (CSV or JSON, see README); repeatable")
-        parser.add_argument("--split-half", action="store_true",
-                            help="noise ceiling: also build each learned space from two disjoint halves of "
-                                 "every task's training pairs (about twice the cost)")
+        if self.harness is not None:
+            registries = [r for hook, r in self.harness.registries.items() if hook in OPTIONED_HOOKS]
+            owners = {name: r.owner(name) for r in registries for name in r.names()}
+            add_plugin_arguments(parser, optioned(registries), owners)
 
     def config(self, args: argparse.Namespace) -> RunConfig:
         """The RunConfig that parsed ``run`` arguments stand for."""
@@ -146,27 +82,95 @@ class RunCommand:
         config = RunConfig(**{k: v for k, v in vars(args).items() if k in fields})
         if config.analysis == ["none"]:
             config.analysis = []
-        config.executor_options = {k: getattr(args, k) for k in sorted(self.executor_dests)
-                                   if getattr(args, k, None) is not None}
+        options = parsed_options(args)
+        config.executor_options = options.pop(config.executor, {})
+        executors = set(self.harness.executors.names()) if self.harness else set()
+        config.options = {name: values for name, values in options.items() if name not in executors}
         return config
 
     def run(self, args: argparse.Namespace, harness: Harness) -> int:
         config = self.config(args)
-        results = run(harness, config)
+        check_output_dir(config.output)
+        results = run(harness, config, overwrite=args.overwrite)
         if results is None:
             i, n = config.shard
             print(f"shard {i}/{n} finished in {config.output}; when all {n} have, run: "
                   f"lingspace-harness merge {config.output}")
             return 0
-        print_summary(results, config.output)
+        print_summary(harness, results, config.output)
         return 0
 
 
-def print_summary(results: dict, output: Path) -> None:
-    tasks = results["tasks"]
-    accs = [t["accuracy"] for t in tasks.values()]
-    print(f"{len(tasks)} tasks, mean accuracy {sum(accs) / len(accs):.4f}; "
-          f"wrote {output / 'results.json'}")
+#: Registries whose objects may add their own ``run`` options.
+OPTIONED_HOOKS = ("lingspace_register_gradient_strategies", "lingspace_register_metrics",
+                  "lingspace_register_space_builders", "lingspace_register_executors",
+                  "lingspace_register_reporters")
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="hub id, local directory or .gguf file; or LOADER:spec")
+    parser.add_argument("--tasks", required=True, type=comma_list,
+                        help="comma-separated task globs, e.g. 'blimp_*'; 'lm_eval:GLOB' or a task "
+                             "YAML file or directory for lm-eval tasks")
+    _add_include_path(parser)
+    parser.add_argument("--metric", dest="metrics", type=comma_list, default=[],
+                        help="comma-separated metrics (see `lingspace-harness metrics`); those every run "
+                             "computes are always added")
+    parser.add_argument("--output", type=Path, default=Path("out"), help="output directory (default: out)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace another run's files in --output (default: refuse; the same run resumes)")
+    _add_data_dir(parser)
+    parser.add_argument("--limit", type=positive_int, help="cap each split of every task at N pairs")
+    parser.add_argument("--seed", type=int, default=0, help="split and run seed (default 0)")
+    parser.add_argument("--split-fractions", type=_fractions, default=SPLIT_FRACTIONS, metavar="TRAIN,VAL,TEST",
+                        help="how each task's pairs are split (default 0.4,0.1,0.5; 0,0,1 scores every pair)")
+    parser.add_argument("--report", dest="reporters", type=comma_list, default=[],
+                        help="comma-separated reporters to run afterwards")
+    parser.add_argument("--split-half", action="store_true",
+                        help="noise ceiling: also build each learned space from two disjoint halves of "
+                             "every task's training pairs (about twice the cost)")
+
+
+def _add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model and scoring")
+    group.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    group.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16", "auto"],
+                       help="model weights' dtype (default float32; bfloat16 is slow on most CPUs)")
+    group.add_argument("--revision", help="model revision, e.g. a Pythia checkpoint 'step1000'")
+    group.add_argument("--batch-size", type=positive_int, default=128, help="sentences per forward pass (default 128)")
+    group.add_argument("--prefix-token", help="token (or id) before each sentence; default BOS, else EOS")
+    group.add_argument("--scoring", choices=METHODS, default="auto",
+                       help="'trie' shares prefixes, 'padded' is plain batching, for scores, gradients, tuning "
+                            "and hidden states alike (default auto: trie if the model honours tree masks)")
+    group.add_argument("--include-embeddings", action="store_true",
+                       help="gradients: include token/position embeddings (and a tied LM head)")
+
+
+def _add_analysis_arguments(parser: argparse.ArgumentParser) -> None:
+    analysis = parser.add_argument_group("analysis (also: lingspace-harness analyse DIR)")
+    analysis.add_argument("--analysis", type=comma_list, metavar="BUILDERS",
+                          help="space builders to run on the finished spaces (default: all; 'none': skip)")
+    analysis.add_argument("--permutations", type=positive_int, default=RunConfig.permutations,
+                          help="permutations per hypothesis test (default %(default)s)")
+    analysis.add_argument("--hypothesis", dest="hypotheses", type=Path, action="append", default=[],
+                          metavar="FILE", help="your own hypothesis (CSV or JSON, see README); repeatable")
+
+
+def print_summary(harness: Harness, results: dict, output: Path) -> None:
+    """One line: the number of tasks, each metric's own summary, where results.json is."""
+    parts = [f"{len(results['tasks'])} tasks"]
+    for metric in harness.metrics:
+        line = getattr(metric, "summary", lambda results: None)(results)
+        if line:
+            parts.append(line)
+    print(f"{', '.join(parts)}; wrote {output / 'results.json'}")
+
+
+def _add_data_dir(parser: argparse.ArgumentParser) -> None:
+    env = os.environ.get("LINGSPACE_BLIMP_DIR")
+    parser.add_argument("--data-dir", type=Path, default=Path(env) if env else None,
+                        help="local data directory (BLiMP: the official <UID>.jsonl files; "
+                             "default $LINGSPACE_BLIMP_DIR, else the hub)")
 
 
 def _add_include_path(parser: argparse.ArgumentParser) -> None:
@@ -198,7 +202,7 @@ class MergeCommand:
             print(shard_status(prepare(harness, config), shards))
             return 0
         results = run(harness, config, merge_of=shards)
-        print_summary(results, config.output)
+        print_summary(harness, results, config.output)
         return 0
 
 
@@ -248,28 +252,8 @@ class MetricsCommand:
         return 0
 
 
-class YamlPathCommand:
-    name = "yaml-path"
-    help = "print the directory of the lm-eval task YAMLs (or write a local-data copy)"
-
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--data-dir", type=Path, help="BLiMP <UID>.jsonl files for a local-data copy")
-        parser.add_argument("--write", type=Path, metavar="DIR", help="where to write the local-data copy")
-
-    def run(self, args: argparse.Namespace, harness: Harness) -> int:
-        if (args.data_dir is None) != (args.write is None):
-            raise UserError("yaml-path: --data-dir and --write go together")
-        if args.write is None:
-            print(yaml_path())
-            return 0
-        write_local_yaml(args.data_dir, args.write)
-        print(args.write.resolve())
-        return 0
-
-
 def core_commands(harness: Harness) -> list[Any]:
-    """The built-in sub-commands (``run`` gets the executors' options)."""
-    return [RunCommand(harness.executors), MergeCommand(), TasksCommand(), PluginsCommand(), MetricsCommand(),
-            YamlPathCommand()]
+    """The core's sub-commands (``run`` gets the plugins' own options)."""
+    return [RunCommand(harness), MergeCommand(), TasksCommand(), PluginsCommand(), MetricsCommand()]
 
 

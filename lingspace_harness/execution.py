@@ -11,23 +11,22 @@ import json
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable
 
+from .config import RunConfig
+from .context import Run
 from .errors import UserError
+from .outputs import RUN_FILE
+from .progress import progress_bar
 from .protocols import Unit
 from .results import write_atomic
 
-if TYPE_CHECKING:
-    from .runner import RunConfig, RunContext
-
 log = logging.getLogger("lingspace_harness")
 
-#: Written by every run and shard into its output directory; ``merge`` reads it.
-RUN_FILE = "run.json"
 GRADIENT = "gradient"
 
 
-def plan_units(ctx: "RunContext") -> list[Unit]:
+def plan_units(ctx: Run) -> list[Unit]:
     """The run's units that are not stored yet, in stage order (stage 1 units are planned as if
     stage 0 were done; a metric lists them with ``units(ctx)``)."""
     units = []
@@ -41,7 +40,7 @@ def plan_units(ctx: "RunContext") -> list[Unit]:
     return sorted(unique.values(), key=lambda u: u.stage)  # stable: declaration order within a stage
 
 
-def shard_of(unit: Unit, ctx: "RunContext", n: int) -> int:
+def shard_of(unit: Unit, ctx: Run, n: int) -> int:
     """Units are sharded by task, so a task's gradient and its tuning land in the same shard."""
     names = ctx.task_names
     index = names.index(unit.name) if unit.name in names else sum(map(ord, unit.name))
@@ -50,11 +49,13 @@ def shard_of(unit: Unit, ctx: "RunContext", n: int) -> int:
 
 @dataclass
 class WorkerSpec:
-    """A picklable recipe for a worker: the run's config (and, in-process, the driver's context)."""
+    """A picklable recipe for a worker: the run's config, how to prepare a run from it (a
+    module-level function, pickled by name), and, in-process, the driver's own context."""
 
-    config: "RunConfig"
+    config: RunConfig
+    prepare: Callable[[Any, RunConfig], Run]
     threads: int | None = None
-    local: "RunContext | None" = field(default=None, repr=False, compare=False)
+    local: Run | None = field(default=None, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "local": None}
@@ -66,17 +67,16 @@ class WorkerSpec:
         import torch
 
         from .plugins import load_harness
-        from .runner import prepare
 
         if self.threads:
             torch.set_num_threads(self.threads)
-        return Worker(prepare(load_harness(), self.config))
+        return Worker(self.prepare(load_harness(), self.config))
 
 
 class Worker:
     """Runs units against one loaded model."""
 
-    def __init__(self, ctx: "RunContext") -> None:
+    def __init__(self, ctx: Run) -> None:
         self.ctx = ctx
 
     def run(self, unit: Unit) -> Unit:
@@ -90,10 +90,20 @@ class Worker:
         return unit
 
 
-def execute_units(ctx: "RunContext", executor: Any, *, shard: tuple[int, int] | None = None,
+def run_in_process(stages: list[list[Unit]], worker: WorkerSpec) -> None:
+    """The default executor: every unit, one after another, in this process."""
+    runner = worker.build()
+    with progress_bar(sum(map(len, stages)), "units", unit="unit") as bar:
+        for unit in (u for stage in stages for u in stage):
+            runner.run(unit)
+            bar.update(1)
+
+
+def execute_units(ctx: Run, executor: Any, prepare: Callable[[Any, RunConfig], Run], *, shard: tuple[int, int] | None = None,
                   merge_of: int | None = None) -> None:
-    """Run the pending units stage by stage through ``executor``, or only shard ``(i, n)`` of
-    them. ``merge_of=n`` (merge) computes no unit: any missing one of n shards is an error."""
+    """Run the pending units stage by stage through ``executor`` (None: in this process), or only
+    shard ``(i, n)`` of them. ``merge_of=n`` (merge) computes no unit: any missing one of n
+    shards is an error."""
     if merge_of is not None:
         missing = plan_units(ctx)
         if missing:
@@ -104,18 +114,20 @@ def execute_units(ctx: "RunContext", executor: Any, *, shard: tuple[int, int] | 
         units = [u for u in units if shard_of(u, ctx, shard[1]) == shard[0]]
     stages = [[u for u in units if u.stage == stage] for stage in sorted({u.stage for u in units})]
     if stages:
-        log.info("%d units in %d stage(s) through the %s executor", len(units), len(stages), executor.name)
-        executor.execute(stages, WorkerSpec(ctx.config, local=ctx))
+        name = executor.name if executor is not None else "in-process"
+        log.info("%d units in %d stage(s) through the %s executor", len(units), len(stages), name)
+        spec = WorkerSpec(ctx.config, prepare, local=ctx)
+        (executor.execute if executor is not None else run_in_process)(stages, spec)
 
 
-def incomplete_message(ctx: "RunContext", missing: list[Unit], shards: int) -> str:
+def incomplete_message(ctx: Run, missing: list[Unit], shards: int) -> str:
     example = ", ".join(f"{u.kind}:{u.name}" + (f" ({u.variant})" if u.variant else "") for u in missing[:3])
     idle = sorted({shard_of(u, ctx, shards) for u in missing})
     return (f"{len(missing)} units are not finished (e.g. {example}); "
             f"rerun shard(s) {', '.join(f'{i}/{shards}' for i in idle)}")
 
 
-def shard_status(ctx: "RunContext", shards: int) -> str:
+def shard_status(ctx: Run, shards: int) -> str:
     """Units left, in all and per shard and kind: e.g. ``3 units left: shard 1/3: 2 gradient, 1 transfer``."""
     missing = plan_units(ctx)
     if not missing:
@@ -128,17 +140,16 @@ def shard_status(ctx: "RunContext", shards: int) -> str:
     return "\n".join(lines)
 
 
-def write_run_file(config: "RunConfig") -> Path:
-    """Record the config beside the units so that ``merge`` can rebuild the run."""
+def write_run_file(config: RunConfig, fingerprints: dict[str, Any]) -> Path:
+    """Record the config and fingerprints beside the units: ``merge`` rebuilds the run from it,
+    and a later run into the same directory is checked against it."""
     path = Path(config.output) / RUN_FILE
-    body = {"config": config.to_json(), "execution": config.execution_json()}
+    body = {"config": config.to_json(), "execution": config.execution_json(), "fingerprints": fingerprints}
     write_atomic(path, [json.dumps(body, indent=2), "\n"])
     return path
 
 
-def read_run_file(out_dir: Path) -> "RunConfig":
-    from .runner import RunConfig
-
+def read_run_file(out_dir: Path) -> RunConfig:
     path = Path(out_dir) / RUN_FILE
     if not path.is_file():
         raise UserError(f"{out_dir} has no {RUN_FILE}: is it the output directory of a run or its shards?")

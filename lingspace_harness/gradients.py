@@ -88,9 +88,11 @@ def gradient_differential(
     *,
     batch_size: int = 64,
     tree_nodes: int = TREE_NODES,
+    share: bool = True,
 ) -> np.ndarray:
     """The summed gradient differential of ``pairs`` w.r.t. ``params``, as one flat float32 vector
-    (in ``layout_of(params)`` order). Other parameters get no gradient and are not touched."""
+    (in ``layout_of(params)`` order). Other parameters get no gradient and are not touched.
+    ``share=False`` batches plain padded rows instead of prefix trees (see ``tree_batches``)."""
     import torch
 
     sentences = [s for p in pairs for s in (p.good, p.bad)]
@@ -105,7 +107,7 @@ def gradient_differential(
     try:
         was_training = model.training
         model.eval()  # no dropout: the gradient of the model as scored
-        for group in tree_batches(requests, batch_size, tree_nodes):
+        for group in tree_batches(requests, batch_size, tree_nodes, share=share):
             objective = weighted_logprob_sum(model, group, requests, weights)
             if objective.requires_grad:
                 objective.backward()

@@ -21,6 +21,22 @@ class MinimalPair:
     bad: str
 
 
+@dataclass
+class PairScore:
+    """A scored pair: the log-probabilities of its good and bad sentence."""
+
+    task: str
+    pair_id: str
+    good: str
+    bad: str
+    logp_good: float
+    logp_bad: float
+
+    @property
+    def margin(self) -> float:
+        return self.logp_good - self.logp_bad
+
+
 def pairs_from_rows(
     rows: Iterable[tuple[int, Any]],
     where: str,

@@ -8,12 +8,16 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
-if TYPE_CHECKING:
-    from .analysis import AnalysisContext
-    from .plugins import Harness
-    from .runner import RunContext
+import numpy as np
+
+from .access import ModelAccess
+from .gradients import ParamLayout
+from .models import LoadedModel
+from .pairs import MinimalPair, PairScore
+from .tasks import TaskData
+from .units import UnitStore
 
 
 @dataclass
@@ -41,39 +45,67 @@ class MetricResult:
 
 
 @runtime_checkable
+class RunContext(Protocol):
+    """What metrics (and their units) see of a run: its data, scores, units, gradients, model
+    access and options. ``variant`` is "" for the run's data, or ``half-a``/``half-b``: the
+    first/second half of every task's training pairs (the split-half noise ceiling)."""
+
+    config: Any  # the RunConfig
+    harness: Any  # the loaded plugins
+    model: LoadedModel
+    data: Mapping[str, TaskData]
+    variant: str
+
+    @property
+    def task_names(self) -> list[str]: ...
+    @property
+    def access(self) -> ModelAccess: ...
+    @property
+    def gradient_params(self) -> list[tuple[str, Any]]: ...
+    @property
+    def gradient_layout(self) -> ParamLayout: ...
+
+    def options(self, plugin: str) -> Any: ...
+    def provider(self, capability: str) -> Any: ...
+    def needed(self, capability: str) -> bool: ...
+    def for_variant(self, variant: str) -> "RunContext": ...
+    def units(self, kind: str, **settings: Any) -> UnitStore: ...
+    def gradient(self, strategy: str, task: str) -> np.ndarray: ...
+    def scores(self, split: str = "test") -> dict[str, list[PairScore]]: ...
+    def score_pairs(self, pairs_by_task: Mapping[str, Sequence[MinimalPair]],
+                    desc: str = "scoring") -> dict[str, list[PairScore]]: ...
+
+
+@runtime_checkable
 class Metric(Protocol):
-    """A ``--metric``. ``compute`` reads the run (model, task data, cached scores)."""
+    """A ``--metric``. ``compute`` reads the run (model, task data, cached scores).
+
+    Optional: ``always = True`` (computed in every run), ``strategies(ctx)`` (the gradient
+    strategies whose differentials it reads), ``needs``/``provides`` (capabilities: a metric
+    that needs one gets it from a metric or strategy that provides it, see
+    ``RunContext.provider``), ``units(ctx)``/``run_unit(ctx, unit)`` (its units of work),
+    ``add_arguments(group)`` and ``Options`` (its own options), ``summary(results)`` (a line
+    for the end of ``run``)."""
 
     name: str
     description: str
 
-    def compute(self, ctx: "RunContext") -> MetricResult: ...
-
-
-@dataclass(frozen=True)
-class GradientOptions:
-    """Settings every gradient strategy may read (from ``run``'s options)."""
-
-    topk: float = 0.01
-    projection_dim: int = 1024
-    include_embeddings: bool = False
-    storage_dtype: str = "float32"
-    seed: int = 0
+    def compute(self, ctx: RunContext) -> MetricResult: ...
 
 
 @runtime_checkable
 class GradientStrategy(Protocol):
     """Reduces a task's flat gradient differential (float32, in ``layout`` order) to what is
     stored for it: a vector (``kind = "vector"``, with ``layer_slices(layout, options)``
-    giving each layer's slices of it) or a sorted index mask (``kind = "mask"``). An optional
-    ``key(options) -> dict`` names the options its result depends on, so that stored units
-    survive changes to the others."""
+    giving each layer's slices of it) or a sorted index mask (``kind = "mask"``). ``options``
+    are the strategy's own (its ``Options``, from its ``add_arguments``); stored units are
+    keyed by them. ``provides`` (optional) names capabilities, e.g. ``("mask",)``."""
 
     name: str
     description: str
     kind: str
 
-    def reduce(self, grad: Any, layout: Any, options: GradientOptions) -> Any: ...
+    def reduce(self, grad: Any, layout: Any, options: Any) -> Any: ...
 
 
 @runtime_checkable
@@ -85,7 +117,7 @@ class SpaceBuilder(Protocol):
     name: str
     description: str
 
-    def build(self, results: dict[str, Any], ctx: "AnalysisContext") -> dict[str, Any]: ...
+    def build(self, results: dict[str, Any], ctx: Any) -> dict[str, Any]: ...
 
 
 @runtime_checkable
@@ -123,7 +155,8 @@ class Executor(Protocol):
     leave each unit's result in the run's unit cache: ``worker`` (a picklable
     :class:`lingspace_harness.WorkerSpec`) builds, in any process, a worker whose
     ``run(unit)`` computes one unit. An optional ``add_arguments(group)`` adds ``run``
-    options, which reach it as ``worker.config.executor_options``; an optional
+    options, which reach it as ``worker.config.executor_options`` (execution settings: they are
+    kept out of results.json's ``config``); an optional
     ``check(config)`` runs before any work (e.g. to say that a dependency is missing)."""
 
     name: str
@@ -151,4 +184,4 @@ class Command(Protocol):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
 
-    def run(self, args: argparse.Namespace, harness: "Harness") -> int: ...
+    def run(self, args: argparse.Namespace, harness: Any) -> int: ...

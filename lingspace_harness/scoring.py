@@ -255,6 +255,27 @@ def _score_padded(model: Any, requests: Sequence[Request], indices: Sequence[int
     return results
 
 
+def choose_method(model: Any, requests: Sequence[Request], tree_nodes: int = TREE_NODES) -> str:
+    """``trie`` if tree-masked scoring of the first requests agrees with plain batching, else
+    ``padded`` (the model ignores custom attention masks)."""
+    import torch
+
+    probe = list(requests[:8])
+    with torch.inference_mode():
+        ok = agrees(model, probe, score_batches(model, tree_batches(probe, len(probe), tree_nodes), probe))
+    if not ok:
+        log.warning("this model ignores tree attention masks; scoring, gradients and tuning use padded batches")
+    return "trie" if ok else "padded"
+
+
+def score_batches(model: Any, groups: Sequence[Sequence[_Chunk]], requests: Sequence[Request]) -> dict[int, float]:
+    """Summed continuation log-prob of every request in ``groups`` (one forward pass per group)."""
+    out: dict[int, float] = {}
+    for group in groups:
+        out.update(_score_chunks(model, group, requests))
+    return out
+
+
 def score_requests(
     model: Any,
     requests: Sequence[Request],
@@ -268,8 +289,9 @@ def score_requests(
 
     ``batch_size`` is the number of sequences per forward pass. With ``trie``, they are
     packed into prefix trees of at most ``tree_nodes`` tokens, one tree per batch row
-    (smaller trees keep the tree-masked attention cheap). ``progress(n)`` is called with
-    the number of requests finished by each pass.
+    (smaller trees keep the tree-masked attention cheap); ``padded`` gives every sequence
+    its own row; ``auto`` checks ``trie`` against plain batching first (``choose_method``).
+    ``progress(n)`` is called with the number of requests finished by each pass.
     """
     import torch
 
@@ -281,35 +303,28 @@ def score_requests(
     scores = np.empty(len(requests), dtype=np.float64)
     if not requests:
         return scores
+    if method == "auto":
+        method = choose_method(model, requests, tree_nodes)
     with torch.inference_mode():
-        if method in ("auto", "trie"):
-            for n, group in enumerate(tree_batches(requests, batch_size, tree_nodes)):
-                got = _score_chunks(model, group, requests)
-                if n == 0 and method == "auto" and not _agrees(model, requests, got):
-                    log.warning("this model ignores tree attention masks; scoring with padded batches")
-                    method = "padded"
-                    break
-                for i, v in got.items():
-                    scores[i] = v
-                if progress:
-                    progress(len(got))
-        if method == "padded":
-            order = sorted(range(len(requests)), key=lambda i: -(len(requests[i][0]) + len(requests[i][1])))
-            for start in range(0, len(order), batch_size):
-                got = _score_padded(model, requests, order[start:start + batch_size])
-                for i, v in got.items():
-                    scores[i] = v
-                if progress:
-                    progress(len(got))
+        for group in tree_batches(requests, batch_size, tree_nodes, share=method == "trie"):
+            got = _score_chunks(model, group, requests)
+            for i, v in got.items():
+                scores[i] = v
+            if progress:
+                progress(len(got))
     return scores
 
 
-def tree_batches(requests: Sequence[Request], batch_size: int,
-                 tree_nodes: int = TREE_NODES) -> list[list[_Chunk]]:
+def tree_batches(requests: Sequence[Request], batch_size: int, tree_nodes: int = TREE_NODES,
+                 share: bool = True) -> list[list[_Chunk]]:
     """The requests packed into prefix trees of at most ``tree_nodes`` tokens (a longer
-    sequence gets a tree of its own), grouped about ``batch_size`` sequences per forward pass."""
+    sequence gets a tree of its own), grouped about ``batch_size`` sequences per forward pass.
+    ``share=False`` gives every request a chain of its own (plain padded rows: nothing shared,
+    so the result does not depend on the model honouring the tree mask)."""
     if not requests:
         return []
+    if not share:
+        return _groups(_build_chunks(requests, 1, 0), batch_size)
     longest = max(len(c) + len(x) for c, x in requests)
     return _groups(_build_chunks(requests, batch_size, max(tree_nodes, longest)), batch_size)
 
@@ -327,7 +342,7 @@ def _groups(chunks: list[_Chunk], batch_size: int) -> list[list[_Chunk]]:
     return groups
 
 
-def _agrees(model: Any, requests: Sequence[Request], got: dict[int, float]) -> bool:
+def agrees(model: Any, requests: Sequence[Request], got: dict[int, float]) -> bool:
     probe = list(got)[:8]
     reference = _score_padded(model, requests, probe)
     return all(abs(reference[i] - got[i]) <= 1e-3 * max(1.0, abs(reference[i])) for i in probe)

@@ -9,14 +9,16 @@ Both linear CKA and its debiased form (unbiased HSIC; Song et al. 2012, Nguyen e
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from lingspace_harness import (MetricResult, ModelOptions, RunContext, Space, cache_dir, hookimpl,
-                               Unit, pending_sources, pooled_hidden_states, probe_sentences, probe_states,
-                               resolve_loader, tuned_row, tuned_rows,
-                               tuned_states)
+from lingspace_harness import (MetricResult, ModelAccess, ModelOptions, RunContext, Space, cache_dir, hookimpl,
+                               prefix_token_id, resolve_loader)
+
+#: What cka needs: each source task's tuned probe-set states (``transfer`` provides them).
+TUNED_STATES = "tuned-states"
 
 
 def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
@@ -55,24 +57,28 @@ def per_layer(a: np.ndarray, b: np.ndarray) -> dict[str, list[float]]:
             "debiased": [debiased_cka(a[i], b[i]) for i in range(len(a))]}
 
 
+@dataclass(frozen=True)
+class CKAOptions:
+    cka_reference: str | None = None
+
+
 class CKA:
     name = "cka"
     description = "CKA of probe-set representations: before vs after FTGD per task, and between tasks' changes"
+    needs = (TUNED_STATES,)
+    Options = CKAOptions
 
-    def strategies(self, ctx: RunContext) -> list[str]:
-        return ["topk"]
-
-    def units(self, ctx: RunContext) -> list[Unit]:  # the transfer metric's units, with states
-        return [Unit(1, "transfer", s, self.name) for s in pending_sources(ctx, "transfer", with_states=True)]
-
-    def run_unit(self, ctx: RunContext, unit: Unit) -> None:
-        tuned_row(ctx, "transfer", unit.name, with_states=True)
+    def add_arguments(self, group: Any) -> None:
+        group.add_argument("--cka-reference", metavar="MODEL",
+                           help="also compare with this model or checkpoint on the same probe set")
 
     def compute(self, ctx: RunContext) -> MetricResult:
         tasks = ctx.task_names
-        tuned_rows(ctx, "transfer", with_states=True)  # shared with the transfer metric
-        before = probe_states(ctx)
-        changes = {s: np.asarray(tuned_states(ctx, "transfer", s)) - before for s in tasks}
+        provider = ctx.provider(TUNED_STATES)
+        provider.tuned_rows(ctx)  # computes any missing source
+        sentences = provider.probe_sentences(ctx)
+        before = ctx.access.hidden_states(sentences)
+        changes = {s: np.asarray(provider.tuned_states(ctx, s)) - before for s in tasks}
         after = {s: per_layer(before, before + changes[s]) for s in tasks}
         layers = len(before)
         spaces = {kind: [np.eye(len(tasks)) for _ in range(layers)] for kind in ("linear", "debiased")}
@@ -89,16 +95,16 @@ class CKA:
             "per_layer": {kind: {str(layer): m.tolist() for layer, m in enumerate(ms)} for kind, ms in spaces.items()},
             "before_after": after,
         }
-        if ctx.config.cka_reference:
-            extra["reference"] = {"model": ctx.config.cka_reference, **self.against(ctx, before)}
+        reference = ctx.options(self.name).cka_reference
+        if reference:
+            extra["reference"] = {"model": reference, **self.against(ctx, reference, sentences, before)}
         return MetricResult(space=Space(tasks, spaces["linear"][last].tolist(), extra))
 
-    def against(self, ctx: RunContext, states: np.ndarray) -> dict[str, list[float]]:
-        loader, spec = resolve_loader(ctx.harness.model_loaders, ctx.config.cka_reference)
+    def against(self, ctx: RunContext, reference: str, sentences: list[str], states: np.ndarray) -> dict[str, list[float]]:
+        loader, spec = resolve_loader(ctx.harness.model_loaders, reference)
         other = loader.load(spec, ModelOptions(dtype=ctx.config.dtype, device=ctx.config.device, cache_dir=cache_dir()))
-        theirs = pooled_hidden_states(other.model, other.tokenizer, probe_sentences(ctx),
-                                      other.tokenizer.bos_token_id if other.tokenizer.bos_token_id is not None
-                                      else other.tokenizer.eos_token_id)
+        access = ModelAccess(other.model, other.tokenizer, prefix_token_id(other.tokenizer), method=ctx.config.scoring)
+        theirs = access.hidden_states(sentences)
         if len(theirs) != len(states):  # different depth: compare by relative position
             idx = np.round(np.linspace(0, len(theirs) - 1, len(states))).astype(int)
             theirs = theirs[idx]

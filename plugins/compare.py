@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from lingspace_harness import (AnalysisOptions, Harness, RunCommand, UserError, analyse, comma_list,
-                               hookimpl, is_symmetric, mantel, positive_int, read_results, symmetrise,
+from lingspace_harness import (AnalysisOptions, Harness, UserError, analyse, comma_list,
+                               hookimpl, is_symmetric, main, mantel, positive_int, read_results, symmetrise,
                                write_atomic)
 
 RESULTS_FILE = "results.json"
@@ -300,11 +300,6 @@ class CompareCommand:
 
 # -- sweep ---------------------------------------------------------------------------------
 
-class _RunParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
-        raise UserError(f"sweep: run options: {message}")
-
-
 def _label(value: str) -> str:
     name = value.rstrip("/").rsplit("/", 1)[-1] or value
     return re.sub(r"[^A-Za-z0-9_.=+-]+", "_", name).strip("._") or "run"
@@ -345,20 +340,13 @@ class SweepCommand:
             raise UserError("sweep: --revisions replaces the run's --revision; leave it out of the run options")
         if "--shard" in flags:
             raise UserError("sweep: --shard is not supported; run the shards and `merge` yourself, then `compare`")
-        command = RunCommand(harness.executors)
-        parser = _RunParser(prog="lingspace-harness sweep ... --", add_help=False)
-        command.add_arguments(parser)
         dirs = []
         for value, label in zip(values, labels):
             out = args.output / label
             extra = ["--model", value] if args.models else ["--revision", value]
-            parsed = parser.parse_args([*run_args, *extra, "--output", str(out)])
             dirs.append(out)
-            if (out / RESULTS_FILE).is_file():
-                print(f"{label}: {out / RESULTS_FILE} exists, skipped")
-                continue
-            print(f"{label}: running into {out}")
-            code = command.run(parsed, harness)
+            print(f"{label}: running into {out} (a finished run of the same config resumes at once)")
+            code = main(["run", *run_args, *extra, "--output", str(out)])
             if code:
                 return code
         write_comparison(harness, dirs, args.output, labels, args.permutations, args.seed)

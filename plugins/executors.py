@@ -1,6 +1,6 @@
-"""Executors: ``serial`` (in the driver's process) and ``ray`` (a worker pool on a Ray cluster).
+"""The ``ray`` executor: a worker pool on a Ray cluster (the core runs units in-process by default).
 
-Both only run units; each unit writes its result into the run's unit cache, and the driver
+It only runs units; each unit writes its result into the run's unit cache, and the driver
 assembles results.json from the cache, so the executor never changes the results.
 """
 from __future__ import annotations
@@ -13,19 +13,6 @@ from typing import Any
 from lingspace_harness import Unit, UserError, WorkerSpec, hookimpl, progress_bar
 
 log = logging.getLogger("lingspace_harness")
-
-
-class Serial:
-    name = "serial"
-    description = "run units one after another in this process (the default)"
-
-    def execute(self, stages: list[list[Unit]], worker: WorkerSpec) -> None:
-        runner = worker.build()
-        with progress_bar(sum(map(len, stages)), "units", unit="unit") as bar:
-            for unit in (u for stage in stages for u in stage):
-                bar.set_postfix_str(f"{unit.kind}:{unit.name}", refresh=False)
-                runner.run(unit)
-                bar.update(1)
 
 
 class _RayWorker:
@@ -132,5 +119,4 @@ class Ray:
 
 @hookimpl
 def lingspace_register_executors(register):
-    register(Serial())
     register(Ray())

@@ -1,9 +1,15 @@
 """Task spaces from gradient differentials: ``gradsim`` (cosine) and ``overlap`` (mask Jaccard)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
 from lingspace_harness import MetricResult, RunContext, Space, hookimpl
+
+#: What overlap compares: a gradient strategy's per-task mask (sorted flat indices).
+MASK = "mask"
 
 #: Gram matrices are accumulated over slices of at most this many parameters.
 BLOCK = 1 << 20
@@ -59,18 +65,29 @@ def jaccard(masks: list[np.ndarray]) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True)
+class GradSimOptions:
+    gradsim_strategy: str = "full"
+
+
 class GradSim:
     name = "gradsim"
     description = "cosine of gradient differentials (raw and task-mean-centred, also per layer)"
+    Options = GradSimOptions
+
+    def add_arguments(self, group: Any) -> None:
+        group.add_argument("--gradsim-strategy",
+                           help="the gradient strategy whose vectors gradsim compares, e.g. full or projected "
+                                "(default full)")
 
     def strategies(self, ctx: RunContext) -> list[str]:
-        return [ctx.config.gradsim_strategy]
+        return [ctx.options(self.name).gradsim_strategy]
 
     def compute(self, ctx: RunContext) -> MetricResult:
-        strategy = ctx.harness.gradient_strategies.get(ctx.config.gradsim_strategy)
+        strategy = ctx.harness.gradient_strategies.get(ctx.options(self.name).gradsim_strategy)
         tasks = ctx.task_names
         vectors = [ctx.gradient(strategy.name, t) for t in tasks]
-        grams = gram_by_layer(vectors, strategy.layer_slices(ctx.gradient_layout, ctx.gradient_options))
+        grams = gram_by_layer(vectors, strategy.layer_slices(ctx.gradient_layout, ctx.options(strategy.name)))
         total = sum(grams.values())
         n_train = np.array([len(ctx.data[t].train) for t in tasks], dtype=float)
         return MetricResult(space=Space(tasks, cosine(total).tolist(), {
@@ -86,13 +103,15 @@ class Overlap:
     name = "overlap"
     description = "parameter sharing: Jaccard index of the tasks' top-k FTGD masks"
 
+    needs = (MASK,)
+
     def strategies(self, ctx: RunContext) -> list[str]:
-        return ["topk"]
+        return [ctx.provider(MASK).name]
 
     def compute(self, ctx: RunContext) -> MetricResult:
         tasks = ctx.task_names
-        masks = [np.asarray(ctx.gradient("topk", t)) for t in tasks]
-        k = ctx.gradient_options.topk
+        masks = [np.asarray(ctx.gradient(ctx.provider(MASK).name, t)) for t in tasks]
+        k = float(np.mean([m.size for m in masks])) / ctx.gradient_layout.size
         return MetricResult(space=Space(tasks, jaccard(masks).tolist(), {"k": k, "chance": k / (2 - k)}))
 
 

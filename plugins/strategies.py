@@ -1,49 +1,73 @@
 """Gradient-differential strategies: ``full``, ``topk`` (the FTGD mask) and ``projected``."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
-from lingspace_harness import GradientOptions, ParamLayout, hookimpl
+from lingspace_harness import ParamLayout, UserError, hookimpl
+
+
+@dataclass(frozen=True)
+class FullOptions:
+    gradient_dtype: str = "float32"
 
 
 class Full:
     name = "full"
     description = "the whole differential over the selected parameters (non-embedding by default)"
     kind = "vector"
+    Options = FullOptions
 
-    def key(self, options: GradientOptions) -> dict:
-        return {"storage_dtype": options.storage_dtype}
+    def add_arguments(self, group: Any) -> None:
+        group.add_argument("--gradient-dtype", choices=["float32", "float16"],
+                           help="storage of full differentials on disk (default float32)")
 
-    def reduce(self, grad: np.ndarray, layout: ParamLayout, options: GradientOptions) -> np.ndarray:
-        return grad.astype(options.storage_dtype, copy=False)
+    def reduce(self, grad: np.ndarray, layout: ParamLayout, options: FullOptions) -> np.ndarray:
+        return grad.astype(options.gradient_dtype, copy=False)
 
-    def layer_slices(self, layout: ParamLayout, options: GradientOptions) -> dict[str, list[tuple[int, int]]]:
+    def layer_slices(self, layout: ParamLayout, options: FullOptions) -> dict[str, list[tuple[int, int]]]:
         return layout.layers()
+
+
+@dataclass(frozen=True)
+class TopKOptions:
+    topk: float = 0.01
 
 
 class TopK:
     name = "topk"
     description = "indices of the top-k fraction of |differential| over all parameters together (FTGD mask)"
     kind = "mask"
+    provides = ("mask",)
+    Options = TopKOptions
 
-    def key(self, options: GradientOptions) -> dict:
-        return {"topk": options.topk}
+    def add_arguments(self, group: Any) -> None:
+        group.add_argument("--topk", type=float, help="fraction of parameters in the mask (default 0.01)")
 
-    def reduce(self, grad: np.ndarray, layout: ParamLayout, options: GradientOptions) -> np.ndarray:
+    def reduce(self, grad: np.ndarray, layout: ParamLayout, options: TopKOptions) -> np.ndarray:
         if not 0 < options.topk <= 1:
-            raise ValueError(f"topk must be in (0, 1], got {options.topk}")
+            raise UserError(f"--topk must be in (0, 1], got {options.topk}")
         n = max(1, int(round(options.topk * grad.size)))
         chosen = np.argpartition(np.abs(grad), grad.size - n)[grad.size - n:]
         return np.sort(chosen).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class ProjectedOptions:
+    projection_dim: int = 1024
+    seed: int = 0
 
 
 class Projected:
     name = "projected"
     description = "a seeded count-sketch projection of each parameter tensor to --projection-dim values"
     kind = "vector"
+    Options = ProjectedOptions
 
-    def key(self, options: GradientOptions) -> dict:
-        return {"projection_dim": options.projection_dim, "seed": options.seed}
+    def add_arguments(self, group: Any) -> None:
+        group.add_argument("--projection-dim", type=int, help="values per parameter tensor (default 1024)")
 
     def __init__(self) -> None:
         self._plans: dict[tuple, list[tuple[np.ndarray, np.ndarray]]] = {}
@@ -58,7 +82,7 @@ class Projected:
             self._plans = {key: plan}  # one layout at a time
         return self._plans[key]
 
-    def reduce(self, grad: np.ndarray, layout: ParamLayout, options: GradientOptions) -> np.ndarray:
+    def reduce(self, grad: np.ndarray, layout: ParamLayout, options: ProjectedOptions) -> np.ndarray:
         dim = options.projection_dim
         out = np.zeros(len(layout.sizes) * dim, dtype=np.float64)
         offsets = layout.offsets
@@ -67,7 +91,7 @@ class Projected:
             out[i * dim:(i + 1) * dim] = np.bincount(bucket, weights=piece, minlength=dim)
         return out.astype(np.float32)
 
-    def layer_slices(self, layout: ParamLayout, options: GradientOptions) -> dict[str, list[tuple[int, int]]]:
+    def layer_slices(self, layout: ParamLayout, options: ProjectedOptions) -> dict[str, list[tuple[int, int]]]:
         dim = options.projection_dim
         out: dict[str, list[tuple[int, int]]] = {}
         for i, name in enumerate(layout.names):

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lingspace_harness import DataError, DataOptions, MinimalPair, read_pairs_jsonl, split_pairs, yaml_path
+from lingspace_harness import DataError, DataOptions, MinimalPair, read_pairs_jsonl, split_pairs
+from lingspace_harness_plugins.blimp_yaml import yaml_path
 from lingspace_harness.tasks import load_task_data
 
 

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from lingspace_harness import (GradientOptions, MinimalPair, gradient_differential, layout_of, load_harness,
-                               score_requests, select_parameters, sentence_requests)
-from lingspace_harness.ftgd import FTGDSettings, MaskedTuner, mean_margin
+from lingspace_harness import (MinimalPair, ModelAccess, gradient_differential, layout_of, load_harness,
+                               select_parameters)
+from lingspace_harness.scoring import score_requests, sentence_requests
+from lingspace_harness_plugins.ftgd.tuner import FTGDSettings, MaskedTuner
 from lingspace_harness_plugins.gradsim import centred_cosine, cosine, gram_by_layer, jaccard
 
 PAIRS = [MinimalPair("0", "The cats are happy.", "The cats is happy."),
@@ -95,16 +96,15 @@ def test_strategies() -> None:
     rng = np.random.default_rng(1)
     vectors = [rng.normal(size=layout.size).astype(np.float32) for _ in range(4)]
     vectors[1] = vectors[0] + 0.3 * vectors[1]  # correlated pair
-    options = GradientOptions(topk=0.05, projection_dim=2048)
-
-    mask = topk.reduce(vectors[0], layout, options)
+    mask = topk.reduce(vectors[0], layout, topk.Options(topk=0.05))
     assert mask.size == round(0.05 * layout.size) and np.all(np.diff(mask) > 0)
     threshold = np.sort(np.abs(vectors[0]))[-mask.size]
     assert np.all(np.abs(vectors[0][mask]) >= threshold)
 
-    assert np.array_equal(full.reduce(vectors[0], layout, options), vectors[0])
-    assert full.layer_slices(layout, options) == {"0": [(0, 12000)], "1": [(12000, 12200)]}
+    assert np.array_equal(full.reduce(vectors[0], layout, full.Options()), vectors[0])
+    assert full.layer_slices(layout, full.Options()) == {"0": [(0, 12000)], "1": [(12000, 12200)]}
     exact = cosine(sum(gram_by_layer(vectors, layout.layers()).values()))
+    options = projected.Options(projection_dim=2048)
     sketched = [projected.reduce(v, layout, options) for v in vectors]
     assert sketched[0].size == 2 * 2048
     approx = cosine(sum(gram_by_layer(sketched, projected.layer_slices(layout, options)).values()))
@@ -141,9 +141,10 @@ def test_ftgd_changes_only_masked_entries_and_restores(tiny_model) -> None:
     grad = gradient_differential(model, tokenizer, PAIRS, tokenizer.bos_token_id, params)
     mask = np.sort(np.argpartition(np.abs(grad), grad.size - 50)[-50:])
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    margin0 = mean_margin(model, tokenizer, PAIRS, tokenizer.bos_token_id)
+    access = ModelAccess(model, tokenizer, tokenizer.bos_token_id)
+    margin0 = access.mean_margin(PAIRS)
     tuner = MaskedTuner(model, params, mask)
-    report = tuner.tune(tokenizer, tokenizer.bos_token_id, PAIRS, [], FTGDSettings(lr=1e-2, steps=5, batch=2))
+    report = tuner.tune(access, PAIRS, [], FTGDSettings(lr=1e-2, steps=5, batch=2))
     assert report.steps == 5
     after = torch.cat([p.detach().reshape(-1) for _, p in params]).numpy()
     base = torch.cat([before[n].reshape(-1) for n, _ in params]).numpy()
@@ -152,7 +153,7 @@ def test_ftgd_changes_only_masked_entries_and_restores(tiny_model) -> None:
     for n, p in model.named_parameters():  # embeddings and the rest untouched
         if n not in dict(params):
             assert torch.equal(p, before[n])
-    assert mean_margin(model, tokenizer, PAIRS, tokenizer.bos_token_id) > margin0
+    assert access.mean_margin(PAIRS) > margin0
     tuner.restore()
     for n, p in model.named_parameters():
         assert torch.equal(p, before[n])
@@ -168,7 +169,7 @@ def test_projected_gradsim_tracks_full_on_a_small_model(tiny_model, blimp_dir) -
                                    tokenizer.bos_token_id, params)
              for name in ("anaphor_gender_agreement", "anaphor_number_agreement", "passive_2", "npi_present_1")]
     projected = load_harness().gradient_strategies.get("projected")
-    options = GradientOptions(projection_dim=4096)
+    options = projected.Options(projection_dim=4096)
     exact = cosine(sum(gram_by_layer(grads, layout.layers()).values()))
     sketches = [projected.reduce(g, layout, options) for g in grads]
     approx = cosine(sum(gram_by_layer(sketches, projected.layer_slices(layout, options)).values()))

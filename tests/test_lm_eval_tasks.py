@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from lingspace_harness import (
-    DataOptions, Task, hookimpl, load_harness, read_pairs_jsonl, select_tasks, yaml_path,
+    DataOptions, Task, hookimpl, load_harness, read_pairs_jsonl, select_tasks,
 )
 from lingspace_harness.cli import main
-from lingspace_harness.yaml_path import write_local_yaml
+from lingspace_harness_plugins.blimp_yaml import write_local_yaml, yaml_path
 
 torch = pytest.importorskip("torch")
 lm_eval = pytest.importorskip("lm_eval")

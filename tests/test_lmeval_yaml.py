@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lingspace_harness import yaml_path
+from lingspace_harness_plugins.blimp_yaml import yaml_path
 from lingspace_harness.cli import main
 
 PARADIGMS = ["anaphor_gender_agreement", "determiner_noun_agreement_2"]

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from lingspace_harness import read_pairs_jsonl, score_requests, sentence_requests
-from lingspace_harness.scoring import _build_chunks, prefix_token_id
+from lingspace_harness import read_pairs_jsonl
+from lingspace_harness.scoring import _build_chunks, prefix_token_id, score_requests, sentence_requests
 
 
 def load(path: Path):

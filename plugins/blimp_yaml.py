@@ -1,10 +1,12 @@
-"""The packaged lm-eval task YAMLs (the project's ``task_yaml/``) and their local-data variant."""
+"""BLiMP as lm-eval tasks: the packaged task YAMLs (the project's ``task_yaml/``), their
+local-data variant, and the ``yaml-path`` command."""
 from __future__ import annotations
 
+import argparse
 import shutil
 from pathlib import Path
 
-from .errors import DataError
+from lingspace_harness import DataError, UserError, hookimpl
 
 
 def yaml_path() -> Path:
@@ -37,3 +39,27 @@ def write_local_yaml(data_dir: Path, out: Path) -> int:
             f"dataset_path: json\ndataset_name: null\ndataset_kwargs:\n  data_files:\n    train: {data}\n")
         (out / path.name).write_text(text)
     return len(leaves)
+
+
+class YamlPathCommand:
+    name = "yaml-path"
+    help = "print the directory of the lm-eval task YAMLs (or write a local-data copy)"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--data-dir", type=Path, help="BLiMP <UID>.jsonl files for a local-data copy")
+        parser.add_argument("--write", type=Path, metavar="DIR", help="where to write the local-data copy")
+
+    def run(self, args: argparse.Namespace, harness: object) -> int:
+        if (args.data_dir is None) != (args.write is None):
+            raise UserError("yaml-path: --data-dir and --write go together")
+        if args.write is None:
+            print(yaml_path())
+            return 0
+        write_local_yaml(args.data_dir, args.write)
+        print(args.write.resolve())
+        return 0
+
+
+@hookimpl
+def lingspace_register_commands(register):
+    register(YamlPathCommand())

@@ -18,9 +18,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .gradients import layout_of
-from .pairs import MinimalPair
-from .scoring import request_logprobs, score_requests, sentence_requests, tree_batches
+from lingspace_harness import MinimalPair, ModelAccess, layout_of
 
 
 @dataclass(frozen=True)
@@ -44,10 +42,8 @@ class TuneReport:
     validation_margins: list[float] = field(default_factory=list)
 
 
-def mean_margin(model: Any, tokenizer: Any, pairs: Sequence[MinimalPair], prefix_id: int) -> float:
-    requests = sentence_requests(tokenizer, [s for p in pairs for s in (p.good, p.bad)], prefix_id)
-    scores = score_requests(model, requests, method="trie")
-    return float(np.mean(scores[0::2] - scores[1::2]))
+def mean_margin(access: ModelAccess, pairs: Sequence[MinimalPair]) -> float:
+    return access.mean_margin(pairs)
 
 
 class MaskedTuner:
@@ -106,7 +102,7 @@ class MaskedTuner:
                 else:
                     self.params[i][self.masks[i]] = values
 
-    def tune(self, tokenizer: Any, prefix_id: int, train: Sequence[MinimalPair],
+    def tune(self, access: ModelAccess, train: Sequence[MinimalPair],
              validation: Sequence[MinimalPair], settings: FTGDSettings,
              progress: Callable[[int], None] | None = None) -> TuneReport:
         import torch
@@ -126,7 +122,7 @@ class MaskedTuner:
         rng = np.random.default_rng(settings.seed)
         order: list[int] = []
         report = TuneReport(steps=0, best_step=0)
-        best = mean_margin(self.model, tokenizer, validation, prefix_id) if settings.early_stopping else None
+        best = mean_margin(access, validation) if settings.early_stopping else None
         report.validation_margins.append(best if best is not None else float("nan"))
         best_state = self._snapshot() if settings.early_stopping else None
         stale = 0
@@ -138,11 +134,8 @@ class MaskedTuner:
                     order += rng.permutation(len(train)).tolist()
                 batch = [train[j] for j in order[:settings.batch]]
                 del order[:settings.batch]
-                requests = sentence_requests(tokenizer, [s for p in batch for s in (p.good, p.bad)], prefix_id)
                 optimizer.zero_grad(set_to_none=True)
-                logps: dict[int, Any] = {}
-                for group in tree_batches(requests, len(requests)):
-                    logps.update(request_logprobs(self.model, group, requests))
+                logps = access.logprobs([s for p in batch for s in (p.good, p.bad)])
                 margins = torch.stack([logps[2 * j] - logps[2 * j + 1] for j in range(len(batch))])
                 torch.nn.functional.softplus(-margins).mean().backward()
                 optimizer.step()
@@ -151,7 +144,7 @@ class MaskedTuner:
                     progress(1)
                 last = step == settings.steps
                 if settings.early_stopping and (step % settings.eval_every == 0 or last):
-                    margin = mean_margin(self.model, tokenizer, validation, prefix_id)
+                    margin = mean_margin(access, validation)
                     report.validation_margins.append(margin)
                     if margin > best:
                         best, best_state, report.best_step, stale = margin, self._snapshot(), step, 0

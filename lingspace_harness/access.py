@@ -1,0 +1,108 @@
+"""One way into a loaded model: scoring, gradient differentials, tuning log-probs, hidden states.
+
+:class:`ModelAccess` owns the choice between prefix-tree batching (``trie``: shared prefixes
+computed once under a tree-shaped attention mask) and plain batching (``padded``: one
+sequence per row, ordinary causal attention), and the check that a model honours tree masks.
+With ``auto`` the first batch the model sees, whatever the operation, is scored both ways;
+if they disagree every later computation (scores, gradients, FTGD steps and validation,
+hidden states) uses padded rows. ``--scoring padded`` applies to all of them too.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .errors import UserError
+from .gradients import gradient_differential
+from .pairs import MinimalPair
+from .scoring import (METHODS, TREE_NODES, Request, choose_method, request_logprobs, score_requests,
+                      sentence_requests, tree_batches)
+
+log = logging.getLogger("lingspace_harness")
+
+
+class ModelAccess:
+    """Scores, gradients and hidden states of one torch causal LM, all batched the same way."""
+
+    def __init__(self, model: Any, tokenizer: Any, prefix_id: int, *, method: str = "auto",
+                 batch_size: int = 128, tree_nodes: int = TREE_NODES) -> None:
+        if method not in METHODS:
+            raise UserError(f"unknown scoring method {method!r}; choose from {', '.join(METHODS)}")
+        self.model, self.tokenizer, self.prefix_id = model, tokenizer, prefix_id
+        self.requested = method
+        self.batch_size, self.tree_nodes = batch_size, tree_nodes
+        self._method: str | None = None if method == "auto" else method
+
+    @property
+    def method(self) -> str | None:
+        """``trie`` or ``padded`` once decided (``auto`` decides on the first batch), else None."""
+        return self._method
+
+    def requests(self, sentences: Sequence[str]) -> list[Request]:
+        return sentence_requests(self.tokenizer, sentences, self.prefix_id)
+
+    def batches(self, requests: Sequence[Request], batch_size: int | None = None) -> list[list[Any]]:
+        """The requests grouped for forward passes: prefix trees, or one chain per request."""
+        self._decide(requests)
+        size = batch_size or self.batch_size
+        return tree_batches(requests, size, self.tree_nodes, share=self._method == "trie")
+
+    def _decide(self, requests: Sequence[Request]) -> None:
+        if self._method is None and requests:
+            self._method = choose_method(self.model, requests, self.tree_nodes)
+
+    # -- operations ------------------------------------------------------------------
+    def score(self, sentences: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Each sentence's summed log-probability after the prefix token (float64)."""
+        requests = self.requests(sentences)
+        self._decide(requests)
+        return score_requests(self.model, requests, batch_size=self.batch_size, tree_nodes=self.tree_nodes,
+                              method=self._method or "auto", progress=progress)
+
+    def logprobs(self, sentences: Sequence[str]) -> list[Any]:
+        """Differentiable summed log-probs (scalar tensors), one per sentence (FTGD's objective)."""
+        requests = self.requests(sentences)
+        out: dict[int, Any] = {}
+        for group in self.batches(requests, len(requests)):
+            out.update(request_logprobs(self.model, group, requests))
+        return [out[i] for i in range(len(requests))]
+
+    def mean_margin(self, pairs: Sequence[MinimalPair]) -> float:
+        """Mean log p(good) - log p(bad) over ``pairs``."""
+        scores = self.score([s for p in pairs for s in (p.good, p.bad)])
+        return float(np.mean(scores[0::2] - scores[1::2]))
+
+    def gradient_differential(self, pairs: Sequence[MinimalPair], params: Sequence[tuple[str, Any]],
+                              batch_size: int | None = None) -> np.ndarray:
+        """Sum over pairs of grad[log p(good) - log p(bad)] w.r.t. ``params``, one flat float32
+        vector in ``layout_of(params)`` order."""
+        self._decide(self.requests([s for p in pairs[:4] for s in (p.good, p.bad)]))
+        return gradient_differential(self.model, self.tokenizer, pairs, self.prefix_id, params,
+                                     batch_size=batch_size or min(self.batch_size, 64),
+                                     tree_nodes=self.tree_nodes, share=self._method == "trie")
+
+    def hidden_states(self, sentences: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """``[layers + 1, len(sentences), hidden]`` float32: each layer's hidden states
+        (embeddings first) mean-pooled over the sentence's tokens, the prefix token left out.
+        Right-padded plain rows: real tokens never attend to padding, so no mask is involved."""
+        import torch
+
+        encoded = [list(c) + list(x) for c, x in self.requests(sentences)]
+        pooled = []
+        model = self.model
+        with torch.inference_mode():
+            for start in range(0, len(encoded), batch_size):
+                batch = encoded[start:start + batch_size]
+                width = max(len(e) for e in batch)
+                ids = torch.zeros((len(batch), width), dtype=torch.long)
+                keep = torch.zeros((len(batch), width), dtype=torch.bool)
+                for r, e in enumerate(batch):
+                    ids[r, :len(e)] = torch.tensor(e)
+                    keep[r, 1:len(e)] = True
+                out = model(input_ids=ids.to(model.device), output_hidden_states=True, use_cache=False)
+                weights = keep.to(model.device, torch.float32)[None, :, :, None]
+                states = torch.stack([h.float() for h in out.hidden_states])
+                pooled.append(((states * weights).sum(2) / weights.sum(2)).cpu().numpy())
+        return np.concatenate(pooled, axis=1)

@@ -1,0 +1,97 @@
+"""A run's settings: the run-level options (``RunConfig``) and each plugin's own options."""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+from .tasks import SPLIT_FRACTIONS
+
+#: Settings that say how units run, never what they compute; kept out of ``config`` in results.json.
+EXECUTION_FIELDS = ("executor", "executor_options", "shard")
+#: The executor that runs units one after another in the driver's process.
+IN_PROCESS = "serial"
+
+
+def cache_dir() -> Path:
+    """Where dequantised models and other reusable artefacts live (``LINGSPACE_CACHE_DIR``)."""
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lingspace_harness"
+    return Path(os.environ.get("LINGSPACE_CACHE_DIR", default))
+
+
+@dataclass
+class RunConfig:
+    """A run's run-level options; recorded under ``config`` in results.json. Each plugin's own
+    options (``add_arguments`` + ``Options``) are in ``options[plugin name]``."""
+
+    model: str
+    tasks: list[str]
+    metrics: list[str] = field(default_factory=list)
+    output: Path = Path("out")
+    data_dir: Path | None = None
+    include_paths: list[Path] = field(default_factory=list)
+    limit: int | None = None
+    seed: int = 0
+    split_fractions: tuple[float, float, float] = SPLIT_FRACTIONS
+    device: str = "cpu"
+    dtype: str = "float32"
+    revision: str | None = None
+    batch_size: int = 128
+    prefix_token: str | None = None
+    scoring: str = "auto"
+    include_embeddings: bool = False
+    split_half: bool = False
+    reporters: list[str] = field(default_factory=list)
+    analysis: list[str] | None = None
+    permutations: int = 10000
+    hypotheses: list[Path] = field(default_factory=list)
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    executor: str = IN_PROCESS
+    executor_options: dict[str, Any] = field(default_factory=dict)
+    shard: tuple[int, int] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The settings that determine the results (execution settings are left out)."""
+        out = asdict(self)
+        for name in EXECUTION_FIELDS:
+            del out[name]
+        out["output"] = str(self.output)
+        out["data_dir"] = str(self.data_dir) if self.data_dir else None
+        out["hypotheses"] = [str(h) for h in self.hypotheses]
+        out["include_paths"] = [str(p) for p in self.include_paths]
+        out["split_fractions"] = list(self.split_fractions)
+        return out
+
+    def execution_json(self) -> dict[str, Any]:
+        return {"executor": self.executor, "options": dict(self.executor_options),
+                "shard": list(self.shard) if self.shard else None}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], execution: dict[str, Any] | None = None) -> "RunConfig":
+        """The inverse of ``to_json`` (plus ``execution_json``)."""
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known["output"] = Path(known["output"])
+        known["data_dir"] = Path(known["data_dir"]) if known.get("data_dir") else None
+        known["split_fractions"] = tuple(known.get("split_fractions", SPLIT_FRACTIONS))
+        known["hypotheses"] = [Path(h) for h in known.get("hypotheses", [])]
+        known["include_paths"] = [Path(p) for p in known.get("include_paths", [])]
+        if execution:
+            known["executor"] = execution.get("executor", IN_PROCESS)
+            known["executor_options"] = dict(execution.get("options") or {})
+            known["shard"] = tuple(execution["shard"]) if execution.get("shard") else None
+        return cls(**known)
+
+
+def plugin_options(plugin: Any, values: dict[str, Any], seed: int) -> Any:
+    """A plugin's options: its ``Options`` dataclass filled from ``values`` (a field named
+    ``seed`` defaults to the run's seed), or a plain dict for a plugin without one."""
+    kind = getattr(plugin, "Options", None)
+    if kind is None or not is_dataclass(kind):
+        return dict(values)
+    names = {f.name for f in fields(kind)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise UserError(f"{plugin.name}: unknown option(s) {', '.join(unknown)}; it has {', '.join(sorted(names))}")
+    return kind(**{**({"seed": seed} if "seed" in names else {}), **values})

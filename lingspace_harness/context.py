@@ -1,0 +1,203 @@
+"""The runner's :class:`lingspace_harness.RunContext`: one run's data, model access, scores,
+units and options, for the run's own data or a split-half variant of it."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, is_dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .access import ModelAccess
+from .config import RunConfig, plugin_options
+from .errors import UserError
+from .fingerprints import UNIT_FORMAT
+from .gradients import ParamLayout, layout_of, select_parameters
+from .models import LoadedModel
+from .pairs import MinimalPair, PairScore
+from .progress import progress_bar
+from .tasks import TaskData
+from .units import UnitStore
+
+#: Data variants of a run: the two halves of each task's training pairs (noise ceiling).
+VARIANTS = ("half-a", "half-b")
+
+
+def halves(pairs: list) -> tuple[list, list]:
+    """The first and second half of a (seeded, shuffled) training split."""
+    return pairs[:len(pairs) // 2], pairs[len(pairs) // 2:]
+
+
+def options_record(value: Any) -> Any:
+    return asdict(value) if is_dataclass(value) else dict(value)
+
+
+@dataclass
+class Shared:
+    """What every variant of a run shares: plugins, config, model, metrics, fingerprints, scores."""
+
+    harness: Any
+    config: RunConfig
+    model: LoadedModel
+    data: dict[str, TaskData]
+    metrics: list[Any]
+    providers: dict[str, Any]
+    fingerprints: dict[str, Any]
+    prefix_id: int | None
+    access: ModelAccess | None
+    scores: dict[str, dict[str, list[PairScore]]] = field(default_factory=dict)
+    variants: dict[str, "Run"] = field(default_factory=dict)
+    params: list[tuple[str, Any]] | None = None
+
+
+class Run:
+    """A run (or one split-half variant of it), as metrics see it."""
+
+    def __init__(self, shared: Shared, variant: str = "") -> None:
+        if variant and variant not in VARIANTS:
+            raise ValueError(f"unknown data variant {variant!r}")
+        self.shared, self.variant = shared, variant
+        shared.variants.setdefault(variant, self)
+        self.harness, self.config, self.model = shared.harness, shared.config, shared.model
+        self.metrics = shared.metrics
+        self.prefix_id = shared.prefix_id
+        half = VARIANTS.index(variant) if variant else None
+        self.data: dict[str, TaskData] = shared.data if half is None else {
+            t: TaskData(d.task, halves(d.train)[half], d.validation, d.test) for t, d in shared.data.items()}
+
+    def for_variant(self, variant: str) -> "Run":
+        """The same run on a variant of the data (validation and test are unchanged; units of a
+        variant are stored apart from the run's own, test scores are shared)."""
+        if variant not in self.shared.variants:
+            self.shared.variants[variant] = Run(self.shared, variant)
+        return self.shared.variants[variant]
+
+    def variants(self) -> list["Run"]:
+        """This run, then its split halves if ``--split-half`` asked for them."""
+        return [self] + ([self.for_variant(v) for v in VARIANTS] if self.config.split_half else [])
+
+    @property
+    def task_names(self) -> list[str]:
+        return list(self.data)
+
+    @property
+    def access(self) -> ModelAccess:
+        if self.shared.access is None:
+            raise UserError(f"--model {self.config.model} only scores; this needs a torch model")
+        return self.shared.access
+
+    # -- plugins ----------------------------------------------------------------------
+    def options(self, plugin: str) -> Any:
+        """A plugin's options (its ``Options`` dataclass, or a dict), from the run's config."""
+        obj = self._plugin(plugin)
+        return plugin_options(obj, self.config.options.get(plugin, {}), self.config.seed)
+
+    def _plugin(self, name: str) -> Any:
+        for registry in self.harness.registries.values():
+            if name in registry:
+                return registry.get(name)
+        raise UserError(f"no plugin object is named {name!r}")
+
+    def provider(self, capability: str) -> Any:
+        """The metric or gradient strategy that provides ``capability`` to this run."""
+        try:
+            return self.shared.providers[capability]
+        except KeyError:
+            raise UserError(f"nothing in this run provides {capability!r}") from None
+
+    def needed(self, capability: str) -> bool:
+        """Whether a metric of this run needs ``capability``."""
+        return any(capability in getattr(m, "needs", ()) for m in self.metrics)
+
+    # -- units --------------------------------------------------------------------------
+    def unit_key(self) -> dict[str, Any]:
+        """What every unit's result depends on: the model and the data (fingerprints), the
+        scoring settings, the seed and the unit format."""
+        c, f = self.config, self.shared.fingerprints
+        return {"format": UNIT_FORMAT, "model": f["model"], "data": f["data"], "seed": c.seed,
+                "dtype": self.model.dtype, "device": self.model.device, "prefix_id": self.prefix_id,
+                "scoring": c.scoring, "batch_size": c.batch_size}
+
+    def units(self, kind: str, **settings: Any) -> UnitStore:
+        """The store of finished units of ``kind`` under the output directory (a data variant's
+        units apart, except test scores, which do not depend on the training pairs)."""
+        variant = {"variant": self.variant} if self.variant and not kind.startswith("scores-") else {}
+        return UnitStore(self.config.output, kind, {**self.unit_key(), "kind": kind, **variant, **settings})
+
+    # -- gradient differentials ---------------------------------------------------------
+    @property
+    def gradient_params(self) -> list[tuple[str, Any]]:
+        if self.shared.params is None:
+            self.shared.params = select_parameters(self.access.model, self.config.include_embeddings)
+        return self.shared.params
+
+    @property
+    def gradient_layout(self) -> ParamLayout:
+        return layout_of(self.gradient_params)
+
+    def _gradient_store(self, strategy: str) -> UnitStore:
+        return self.units(f"gradient-{strategy}", split="train", include_embeddings=self.config.include_embeddings,
+                          options=options_record(self.options(strategy)))
+
+    @property
+    def strategies(self) -> list[str]:
+        """The gradient strategies the run's metrics need, in order."""
+        wanted = [s for m in self.metrics for s in getattr(m, "strategies", lambda ctx: [])(self)]
+        return list(dict.fromkeys(wanted))
+
+    def pending_gradients(self, strategies: list[str] | None = None) -> list[str]:
+        """Tasks whose differential is not stored yet for some of ``strategies`` (default: the run's)."""
+        names = self.strategies if strategies is None else strategies
+        return [t for t in self.data if any(not self._gradient_store(s).has(t, ".npy") for s in names)]
+
+    def compute_gradient(self, task: str, strategies: list[str] | None = None) -> None:
+        """One unit: a task's training-split differential, reduced and stored by each strategy."""
+        names = list(dict.fromkeys(self.strategies if strategies is None else strategies))
+        grad = self.access.gradient_differential(self.data[task].train, self.gradient_params)
+        for name in names:
+            store = self._gradient_store(name)
+            if not store.has(task, ".npy"):
+                strategy = self.harness.gradient_strategies.get(name)
+                store.save_array(task, strategy.reduce(grad, self.gradient_layout, self.options(name)))
+
+    def gradient(self, strategy: str, task: str) -> np.ndarray:
+        """A task's stored reduction (memory-mapped); computes it if missing."""
+        store = self._gradient_store(strategy)
+        if not store.has(task, ".npy"):
+            self.compute_gradient(task, [strategy])
+        return store.load_array(task)
+
+    # -- scores -------------------------------------------------------------------------
+    def has_scores(self, split: str) -> bool:
+        return split in self.shared.scores
+
+    def scores(self, split: str = "test") -> dict[str, list[PairScore]]:
+        """Log-probs of every pair of ``split`` in every task, stored per task as units. Unless
+        all are stored, every task is scored in one pass: the batch composition, and so every
+        float, is then the same whichever process (or shard) scores them first."""
+        if split not in self.shared.scores:
+            store = self.units(f"scores-{split}")
+            if all(store.has(t, ".json") for t in self.task_names):
+                scores = {t: [PairScore(**row) for row in store.load_json(t)] for t in self.task_names}
+            else:
+                scores = self.score_pairs({t: d.split(split) for t, d in self.data.items()}, desc=f"scoring {split}")
+                for task, rows in scores.items():
+                    store.save_json(task, [asdict(s) for s in rows])
+            self.shared.scores[split] = scores
+        return self.shared.scores[split]
+
+    def score_pairs(self, pairs_by_task: Mapping[str, Sequence[MinimalPair]],
+                    desc: str = "scoring") -> dict[str, list[PairScore]]:
+        """Score arbitrary pairs with the run's model and settings (uncached)."""
+        flat = [(t, p) for t, ps in pairs_by_task.items() for p in ps]
+        sentences = [s for _, p in flat for s in (p.good, p.bad)]
+        with progress_bar(len(sentences), desc, unit="sent") as bar:
+            if self.model.scorer:
+                logps = list(self.model.scorer(sentences))
+                bar.update(len(sentences))
+            else:
+                logps = self.access.score(sentences, progress=bar.update)
+        out: dict[str, list[PairScore]] = {t: [] for t in pairs_by_task}
+        for k, (t, p) in enumerate(flat):
+            out[t].append(PairScore(t, p.pair_id, p.good, p.bad, float(logps[2 * k]), float(logps[2 * k + 1])))
+        return out
+

@@ -1,0 +1,60 @@
+"""Plugins' own ``run`` options: each plugin's ``add_arguments(group)`` fills an argument group
+named after it, and the parsed values come back per plugin (``RunConfig.options[name]``).
+
+A plugin adds options as with argparse; the destination of each option (its ``dest``, or
+the option string without dashes) is a field of the plugin's ``Options`` dataclass. Values
+are kept apart per plugin, so two plugins may use the same field names.
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Any, Iterable
+
+from .errors import PluginError
+
+#: Namespace attributes of plugin options are ``PREFIX + plugin + "." + field``.
+PREFIX = "plugin:"
+
+
+class PluginGroup:
+    """An argparse group that files each option under its plugin (see the module docstring)."""
+
+    def __init__(self, group: Any, plugin: str) -> None:
+        self._group, self.plugin = group, plugin
+        self.fields: list[str] = []
+
+    def add_argument(self, *flags: str, **kwargs: Any) -> Any:
+        name = kwargs.pop("dest", None) or next(f for f in flags if f.startswith("--"))[2:].replace("-", "_")
+        self.fields.append(name)
+        return self._group.add_argument(*flags, dest=f"{PREFIX}{self.plugin}.{name}", **kwargs)
+
+
+def optioned(registries: Iterable[Any]) -> list[Any]:
+    """Registered objects that add ``run`` options, in registry order."""
+    return [item for registry in registries for item in registry if callable(getattr(item, "add_arguments", None))]
+
+
+def add_plugin_arguments(parser: argparse.ArgumentParser, plugins: Iterable[Any],
+                         owners: dict[str, str]) -> dict[str, list[str]]:
+    """One argument group per plugin object; returns plugin name -> its option fields."""
+    added: dict[str, list[str]] = {}
+    for plugin in plugins:
+        group = PluginGroup(parser.add_argument_group(f"{plugin.name} ({owners.get(plugin.name, 'plugin')})",
+                                                      getattr(plugin, "description", None)), plugin.name)
+        try:
+            plugin.add_arguments(group)
+        except argparse.ArgumentError as exc:
+            raise PluginError(f"plugin {owners.get(plugin.name, plugin.name)!r}: {plugin.name}'s option "
+                              f"clashes with another: {exc}") from None
+        added.setdefault(plugin.name, []).extend(group.fields)
+    return added
+
+
+def parsed_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Plugin name -> {field: value} from parsed arguments (values left at None are dropped)."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in vars(args).items():
+        if key.startswith(PREFIX) and value is not None:
+            plugin, _, name = key[len(PREFIX):].partition(".")
+            out.setdefault(plugin, {})[name] = value
+    return out

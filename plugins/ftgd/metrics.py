@@ -1,0 +1,159 @@
+"""Similarity probing metrics: ``transfer`` (FTGD-tune on each source task, re-score every task)
+and ``lookahead`` (its cheap estimate from a few FTGD steps without early stopping)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lingspace_harness import MetricResult, RunContext, Space, Unit
+
+from .probing import MASK, Tuning, pending_sources, probe_sentences, tuned_row, tuned_rows, tuned_states
+from .tuner import FTGDSettings
+
+#: The capability ``transfer`` provides: each source's tuned probe-set states (for ``cka``).
+TUNED_STATES = "tuned-states"
+
+
+def rows_to_space(tasks: list[str], rows: dict[str, dict[str, Any]], key: str) -> list[list[float]]:
+    """Source x target matrix of a row field; NaN where it is undefined (an untuned source)."""
+    return [[float("nan") if rows[s][key][t] is None else rows[s][key][t] for t in tasks] for s in tasks]
+
+
+def normalised(matrix: list[list[float]]) -> list[list[float | None]]:
+    """Each row divided by its diagonal; None where the diagonal is not positive (tuning did not
+    improve its own task) or undefined."""
+    return [[v / row[i] if row[i] > 0 and np.isfinite(v) else None for v in row] for i, row in enumerate(matrix)]
+
+
+def movement(matrix: list[list[float]]) -> dict[str, float | None]:
+    """How far tuning moved its own task (diagonal) against the others (off-diagonal)."""
+    m = np.array(matrix, dtype=float)
+    off = m[~np.eye(len(m), dtype=bool)]
+    diag = np.diag(m)
+    return {"target": float(np.nanmean(diag)) if np.isfinite(diag).any() else None,
+            "collateral_abs": float(np.nanmean(np.abs(off))) if np.isfinite(off).any() else None}
+
+
+def tuning_extra(tasks: list[str], rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    margin = rows_to_space(tasks, rows, "margin")
+    untuned = [s for s in tasks if not rows[s].get("tuned", True)]
+    return {"accuracy": rows_to_space(tasks, rows, "accuracy"), "normalised": normalised(margin),
+            "perplexity_before": rows[tasks[0]]["perplexity_before"],
+            "perplexity_change": [rows[s]["perplexity_change"] for s in tasks],
+            "steps": [rows[s]["steps"] for s in tasks], "n_tuned": [rows[s]["n_tuned"] for s in tasks],
+            "tuned": [rows[s].get("tuned", True) for s in tasks],
+            **({"undefined_reason": f"early stopping kept the untuned model for {', '.join(untuned)}"}
+               if untuned else {})}
+
+
+@dataclass(frozen=True)
+class TransferOptions:
+    ftgd_lr: float = 1e-4
+    ftgd_steps: int = 40
+    ftgd_batch: int = 16
+    ftgd_eval_every: int = 5
+    ftgd_patience: int = 2
+    transfer_baseline: bool = False
+    seed: int = 0
+
+
+class Transfer:
+    name = "transfer"
+    description = "FTGD-tune on each source task's mask, re-score every task: eval2 - eval1 (margin)"
+    needs = (MASK,)
+    provides = (TUNED_STATES,)
+    Options = TransferOptions
+
+    def add_arguments(self, group: Any) -> None:
+        d = TransferOptions()
+        group.add_argument("--ftgd-lr", type=float, help=f"Adam learning rate (default {d.ftgd_lr})")
+        group.add_argument("--ftgd-steps", type=int, help=f"most steps per source task (default {d.ftgd_steps})")
+        group.add_argument("--ftgd-batch", type=int, help=f"pairs per step (default {d.ftgd_batch})")
+        group.add_argument("--ftgd-eval-every", type=int, help=f"validate every N steps (default {d.ftgd_eval_every})")
+        group.add_argument("--ftgd-patience", type=int,
+                           help=f"stop after N validations without improvement (default {d.ftgd_patience})")
+        group.add_argument("--transfer-baseline", action="store_true", default=None,
+                           help="also tune with the full gradient (no mask), for comparison")
+
+    def strategies(self, ctx: RunContext) -> list[str]:
+        return [ctx.provider(MASK).name]
+
+    def tunings(self, ctx: RunContext) -> list[Tuning]:
+        o = ctx.options(self.name)
+        settings = FTGDSettings(lr=o.ftgd_lr, steps=o.ftgd_steps, batch=o.ftgd_batch, eval_every=o.ftgd_eval_every,
+                                patience=o.ftgd_patience, seed=o.seed)
+        out = [Tuning("transfer", settings, with_states=ctx.needed(TUNED_STATES))]
+        return out + ([Tuning("transfer-baseline", settings, masked=False)] if o.transfer_baseline else [])
+
+    def units(self, ctx: RunContext) -> list[Unit]:
+        return [Unit(1, t.kind, s, self.name) for t in self.tunings(ctx) for s in pending_sources(ctx, t)]
+
+    def run_unit(self, ctx: RunContext, unit: Unit) -> None:
+        tuned_row(ctx, next(t for t in self.tunings(ctx) if t.kind == unit.kind), unit.name)
+
+    def tuned_rows(self, ctx: RunContext) -> dict[str, dict[str, Any]]:
+        return tuned_rows(ctx, self.tunings(ctx)[0])
+
+    def probe_sentences(self, ctx: RunContext) -> list[str]:
+        """The probe set the tuned states are taken on (``tuned-states`` capability)."""
+        return probe_sentences(ctx)
+
+    def tuned_states(self, ctx: RunContext, source: str) -> np.ndarray:
+        """The probe-set states after tuning on ``source`` (the ``tuned-states`` capability)."""
+        return tuned_states(ctx, self.tunings(ctx)[0], source)
+
+    def compute(self, ctx: RunContext) -> MetricResult:
+        tasks = ctx.task_names
+        tunings = self.tunings(ctx)
+        rows = tuned_rows(ctx, tunings[0])
+        margin = rows_to_space(tasks, rows, "margin")
+        extra: dict[str, Any] = {"variant": "margin", **tuning_extra(tasks, rows)}
+        if len(tunings) > 1:
+            full = tuned_rows(ctx, tunings[1])
+            full_margin = rows_to_space(tasks, full, "margin")
+            extra["baseline"] = {**tuning_extra(tasks, full), "margin": full_margin,
+                                 "summary": {"ftgd": movement(margin), "full": movement(full_margin)}}
+        return MetricResult(space=Space(tasks, margin, extra))
+
+
+@dataclass(frozen=True)
+class LookaheadOptions:
+    lookahead_steps: int = 3
+    lookahead_lr: float = 1e-4
+    lookahead_batch: int = 16
+    seed: int = 0
+
+
+class Lookahead:
+    name = "lookahead"
+    description = "cheap transfer estimate: margin change on every task after a few FTGD steps on each source"
+    needs = (MASK,)
+    Options = LookaheadOptions
+
+    def add_arguments(self, group: Any) -> None:
+        d = LookaheadOptions()
+        group.add_argument("--lookahead-steps", type=int, help=f"FTGD steps per source (default {d.lookahead_steps})")
+        group.add_argument("--lookahead-lr", type=float, help=f"Adam learning rate (default {d.lookahead_lr})")
+        group.add_argument("--lookahead-batch", type=int, help=f"pairs per step (default {d.lookahead_batch})")
+
+    def strategies(self, ctx: RunContext) -> list[str]:
+        return [ctx.provider(MASK).name]
+
+    def tuning(self, ctx: RunContext) -> Tuning:
+        o = ctx.options(self.name)
+        return Tuning("lookahead", FTGDSettings(lr=o.lookahead_lr, steps=o.lookahead_steps, batch=o.lookahead_batch,
+                                                early_stopping=False, seed=o.seed))
+
+    def units(self, ctx: RunContext) -> list[Unit]:
+        return [Unit(1, "lookahead", s, self.name) for s in pending_sources(ctx, self.tuning(ctx))]
+
+    def run_unit(self, ctx: RunContext, unit: Unit) -> None:
+        tuned_row(ctx, self.tuning(ctx), unit.name)
+
+    def compute(self, ctx: RunContext) -> MetricResult:
+        tasks = ctx.task_names
+        rows = tuned_rows(ctx, self.tuning(ctx))
+        margin = rows_to_space(tasks, rows, "margin")
+        return MetricResult(space=Space(tasks, margin, {"variant": "margin", **tuning_extra(tasks, rows)}))

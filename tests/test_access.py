@@ -1,0 +1,87 @@
+"""One model path: a model that ignores tree attention masks gets plain padded batches for
+scores, gradients, FTGD steps and hidden states alike, and the numbers equal the padded path."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lingspace_harness import ModelAccess, read_pairs_jsonl, select_parameters
+from lingspace_harness_plugins.ftgd.tuner import FTGDSettings, MaskedTuner
+
+
+class MaskBlind(torch.nn.Module):
+    """A causal LM that drops any attention mask it is given (as some architectures do)."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.train(inner.training)
+
+    @property
+    def device(self) -> torch.device:
+        return self.inner.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.inner.dtype
+
+    def get_output_embeddings(self):
+        return self.inner.get_output_embeddings()
+
+    def forward(self, attention_mask=None, **kwargs):
+        return self.inner(**kwargs)
+
+
+def load(path: Path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), AutoTokenizer.from_pretrained(path)
+
+
+@pytest.fixture
+def pairs(blimp_dir: Path):
+    return read_pairs_jsonl(blimp_dir / "anaphor_number_agreement.jsonl")[:12]
+
+
+def test_mask_blind_model_falls_back_to_padded_everywhere(tiny_model: Path, pairs, torch_threads) -> None:
+    torch_threads(1)
+    model, tokenizer = load(tiny_model)
+    bos = tokenizer.bos_token_id
+    blind = ModelAccess(MaskBlind(model), tokenizer, bos, method="auto")
+    padded = ModelAccess(model, tokenizer, bos, method="padded")
+    trusted = ModelAccess(MaskBlind(model), tokenizer, bos, method="trie")
+    sentences = [s for p in pairs for s in (p.good, p.bad)]
+    # the check matters: tree masks on a mask-blind model give other numbers
+    assert np.abs(trusted.score(sentences) - padded.score(sentences)).max() > 1e-3
+    params = select_parameters(model)
+    grad_blind = blind.gradient_differential(pairs, params)
+    assert blind.method == "padded"
+    np.testing.assert_allclose(grad_blind, padded.gradient_differential(pairs, params), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(blind.score(sentences), padded.score(sentences), rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(blind.hidden_states(sentences[:6]), padded.hidden_states(sentences[:6]), atol=1e-6)
+    # and the padded path equals the tree path on a model that honours masks
+    tree = ModelAccess(model, tokenizer, bos, method="auto")
+    np.testing.assert_allclose(tree.gradient_differential(pairs, params), grad_blind, rtol=1e-4, atol=1e-5)
+    assert tree.method == "trie"
+
+
+def test_ftgd_steps_on_a_mask_blind_model_equal_the_padded_path(tiny_model: Path, pairs, torch_threads) -> None:
+    torch_threads(1)
+    model, tokenizer = load(tiny_model)
+    twin = copy.deepcopy(model)
+    bos = tokenizer.bos_token_id
+    settings = FTGDSettings(lr=1e-2, steps=3, batch=4, early_stopping=False)
+    results = []
+    for net, access in ((MaskBlind(model), None), (twin, "padded")):
+        inner = net.inner if isinstance(net, MaskBlind) else net
+        acc = ModelAccess(net, tokenizer, bos, method=access or "auto")
+        params = select_parameters(inner)
+        size = sum(p.numel() for _, p in params)
+        mask = np.sort(np.random.default_rng(0).choice(size, size // 50, replace=False)).astype(np.int64)
+        MaskedTuner(inner, params, mask).tune(acc, pairs, [], settings)
+        results.append(torch.cat([p.detach().reshape(-1) for _, p in params]))
+    torch.testing.assert_close(results[0], results[1], rtol=1e-5, atol=1e-6)
