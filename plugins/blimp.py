@@ -13,8 +13,10 @@ from pathlib import Path
 import yaml
 
 from lingspace_harness import (
-    DataError, DataOptions, MinimalPair, Task, hookimpl, pairs_from_rows, read_pairs_jsonl, yaml_path,
+    DataError, DataOptions, MinimalPair, Task, hookimpl, pairs_from_rows, read_pairs_jsonl,
 )
+
+from .blimp_yaml import yaml_path
 
 HUB_DATASET = "nyu-mll/blimp"
 ENV_DIR = "LINGSPACE_BLIMP_DIR"
