@@ -8,7 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .analysis import AnalysisContext, AnalysisOptions, analyse, hypothesis_from_file
 from .commands import RunCommand, comma_list, positive_int
-from .errors import DataError, ModelError, PluginError, UnknownNameError, UserError
+from .errors import DataError, ModelError, PluginError, UnknownNameError, UserError, error_reason
 from .execution import Worker, WorkerSpec, plan_units
 from .ftgd import FTGDSettings, MaskedTuner
 from .gradients import ParamLayout, gradient_differential, layout_of, select_parameters
@@ -40,7 +40,7 @@ __all__ = [
     "ModelOptions", "PairScore", "ParamLayout", "PluginError", "Reporter", "RunCommand",
     "RunConfig", "RunContext", "Space", "SpaceBuilder", "Task", "TaskData", "TaskSource", "Unit",
     "UnknownNameError", "UserError", "Worker", "WorkerSpec", "analyse", "atomic_open", "cache_dir",
-    "cluster_agreement", "comma_list", "gradient_differential", "hookimpl", "hypothesis_from_file",
+    "cluster_agreement", "comma_list", "error_reason", "gradient_differential", "hookimpl", "hypothesis_from_file",
     "is_symmetric", "layout_of", "load_harness", "mantel", "pairs_from_rows", "pending_sources",
     "plan_units", "pooled_hidden_states", "positive_int", "prefix_token_id", "probe_sentences",
     "probe_states", "progress_bar", "read_jsonl", "read_pairs_jsonl", "read_results",

@@ -14,15 +14,17 @@ def rows_to_space(tasks: list[str], rows: dict[str, dict[str, Any]], key: str) -
 
 
 def normalised(matrix: list[list[float]]) -> list[list[float | None]]:
-    """Each row divided by its diagonal; None where tuning did not move its own task."""
-    return [[v / row[i] if row[i] else None for v in row] for i, row in enumerate(matrix)]
+    """Each row divided by its diagonal; the whole row None (undefined) where tuning did not
+    improve its own task (a diagonal <= 0, or undefined), since the ratio then means nothing."""
+    return [[v / row[i] if row[i] is not None and row[i] > 0 else None for v in row]
+            for i, row in enumerate(matrix)]
 
 
-def movement(matrix: list[list[float]]) -> dict[str, float]:
+def movement(matrix: list[list[float]]) -> dict[str, float | None]:
     """How far tuning moved its own task (diagonal) against the others (off-diagonal)."""
     m = np.array(matrix)
     off = m[~np.eye(len(m), dtype=bool)]
-    return {"target": float(np.mean(np.diag(m))), "collateral_abs": float(np.mean(np.abs(off))) if off.size else 0.0}
+    return {"target": float(np.mean(np.diag(m))), "collateral_abs": float(np.mean(np.abs(off))) if off.size else None}
 
 
 def tuning_extra(tasks: list[str], rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
