@@ -12,7 +12,7 @@ from .analysis import AnalysisContext, AnalysisOptions, analyse, hypothesis_from
 from .cli import main
 from .commands import comma_list, positive_int
 from .config import RunConfig, cache_dir
-from .errors import DataError, ModelError, PluginError, UnknownNameError, UserError
+from .errors import DataError, ModelError, PluginError, UnknownNameError, UserError, error_reason
 from .execution import Worker, WorkerSpec
 from .gradients import ParamLayout, gradient_differential, layout_of, select_parameters
 from .hookspecs import hookimpl
@@ -40,7 +40,7 @@ __all__ = [
     "ModelAccess", "ModelError", "ModelLoader", "ModelOptions", "PairScore", "ParamLayout", "PluginError",
     "Reporter", "RunConfig", "RunContext", "Space", "SpaceBuilder", "Task", "TaskData", "TaskSource", "Unit",
     "UnitStore", "UnknownNameError", "UserError", "Worker", "WorkerSpec", "analyse", "atomic_open", "cache_dir",
-    "cluster_agreement", "comma_list", "gradient_differential", "hookimpl", "hypothesis_from_file", "is_symmetric",
+    "cluster_agreement", "comma_list", "error_reason", "gradient_differential", "hookimpl", "hypothesis_from_file", "is_symmetric",
     "layout_of", "load_harness", "main", "mantel", "pairs_from_rows", "positive_int", "prefix_token_id", "progress_bar", "read_jsonl",
     "read_pairs_jsonl", "read_results", "register_plugin", "resolve_loader", "run", "select_parameters",
     "select_tasks", "split_half_reliability", "split_pairs", "symmetrise", "unregister_plugin",

@@ -20,3 +20,10 @@ class PluginError(UserError):
 
 class UnknownNameError(UserError):
     """A name (task, metric, loader, ...) that nothing registered."""
+
+
+def error_reason(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name if it has none), for a
+    one-line error that wraps it."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

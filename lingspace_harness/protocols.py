@@ -18,22 +18,34 @@ from .models import LoadedModel
 from .pairs import MinimalPair, PairScore
 from .tasks import TaskData
 from .units import UnitStore
+from .results import json_safe
 
 
 @dataclass
 class Space:
-    """A task space: ``matrix[i][j]`` relates ``tasks[i]`` to ``tasks[j]``."""
+    """A task space: ``matrix[i][j]`` relates ``tasks[i]`` to ``tasks[j]``.
+
+    Undefined cells (e.g. the cosine of a zero vector) are NaN (or None), never 0. The metric
+    may say why in ``extra["undefined"]`` (a string); ``to_json`` counts them."""
 
     tasks: list[str]
-    matrix: list[list[float]]
+    matrix: list[list[float | None]]
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
+        """The space for results.json: undefined cells (and undefined numbers in ``extra``)
+        as null, and ``"undefined": {"count": cells, "reason": the metric's reason or None}``."""
         n = len(self.tasks)
         if len(self.matrix) != n or any(len(row) != n for row in self.matrix):
             raise ValueError(f"a space over {n} tasks needs an {n}x{n} matrix")
-        return {"tasks": list(self.tasks), "matrix": [[float(v) for v in row] for row in self.matrix],
-                **self.extra}
+        matrix = np.array(self.matrix, dtype=float).reshape(n, n)
+        extra = dict(self.extra)
+        reason = extra.pop("undefined", None)
+        if reason is not None and not isinstance(reason, str):
+            raise ValueError("a space's extra['undefined'] must be a string: why cells are undefined")
+        count = int(np.count_nonzero(~np.isfinite(matrix)))
+        return {"tasks": list(self.tasks), "matrix": json_safe(matrix), **json_safe(extra),
+                "undefined": {"count": count, "reason": (reason or "not given by the metric") if count else None}}
 
 
 @dataclass

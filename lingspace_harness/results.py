@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
 from contextlib import contextmanager
 from typing import IO, Any, Iterable, Iterator
+
+import numpy as np
 
 RESULTS_FILE = "results.json"
 PAIRS_FILE = "pairs.jsonl"
@@ -60,9 +63,26 @@ def write_atomic(path: Path, lines: Iterable[str] | bytes) -> None:
                 handle.write(line)
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with every NaN or infinite number (undefined) as None and numpy arrays and
+    numbers as lists and Python numbers, so that it can go into results.json."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist())
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
 def write_results(out_dir: Path, results: dict[str, Any]) -> Path:
+    """Write results.json; undefined (NaN) numbers become null (see :func:`json_safe`)."""
     path = out_dir / RESULTS_FILE
-    write_atomic(path, [json.dumps(results, indent=2, allow_nan=False), "\n"])
+    write_atomic(path, [json.dumps(json_safe(results), indent=2, allow_nan=False), "\n"])
     return path
 
 
@@ -72,6 +92,24 @@ def write_pairs(out_dir: Path, rows: Iterable[dict[str, Any]]) -> Path:
     return path
 
 
+def _nan_for_null(matrix: Any) -> Any:
+    if not isinstance(matrix, list):
+        return matrix
+    return [[math.nan if v is None else v for v in row] if isinstance(row, list) else row for row in matrix]
+
+
 def read_results(out_dir: Path) -> dict[str, Any]:
+    """results.json, with the null (undefined) cells of each space's ``matrix`` and split
+    halves back as NaN."""
     with (out_dir / RESULTS_FILE).open(encoding="utf-8") as handle:
-        return json.load(handle)
+        results = json.load(handle)
+    for space in (results.get("spaces") or {}).values() if isinstance(results, dict) else ():
+        if not isinstance(space, dict):
+            continue
+        space["matrix"] = _nan_for_null(space.get("matrix"))
+        halves = space.get("split_half")
+        if isinstance(halves, dict):
+            for half in ("a", "b"):
+                if half in halves:
+                    halves[half] = _nan_for_null(halves[half])
+    return results

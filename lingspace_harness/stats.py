@@ -133,8 +133,11 @@ def mantel(space: Any, hypothesis: Any, *, permutations: int = 10000, seed: int 
     ``space`` and of ``hypothesis``, with a one-sided permutation p-value ((k + 1) / (n + 1)).
 
     The null permutes the hypothesis's rows and columns together (for symmetric matrices the
-    same test as permuting the space's). Entries missing in either matrix are left out, and
-    so are tasks with no defined entry in either. Returns ``r, p, n_permutations, n_tasks``,
+    same test as permuting the space's). Entries missing (undefined) in either matrix are left
+    out: tasks with no defined entry in either are dropped, and the remaining pairs with a NaN
+    on either side are dropped after each permutation. Returns ``r, p, n_permutations,
+    n_tasks, n_pairs`` (the pairs r is computed on), ``n_undefined`` (pairs of the triangle
+    left out because the space is undefined there) and ``n_left_out`` (all pairs left out),
     plus ``reason`` where r is None (fewer than 3 tasks, a constant matrix).
     """
     a, h = as_square(space, "space"), as_square(hypothesis, "hypothesis")
@@ -143,15 +146,19 @@ def mantel(space: Any, hypothesis: Any, *, permutations: int = 10000, seed: int 
     if triangle not in ("upper", "lower"):
         raise UserError(f"triangle must be 'upper' or 'lower', not {triangle!r}")
     _check_counts(permutations)
+    full = np.triu_indices(len(a), 1) if triangle == "upper" else np.tril_indices(len(a), -1)
+    undefined = int(np.isnan(a[full]).sum())
     keep = _defined(a) & _defined(h)
     a, h = a[np.ix_(keep, keep)], h[np.ix_(keep, keep)]
     n = len(a)
-    out: dict[str, Any] = {"r": None, "p": None, "n_permutations": permutations, "n_tasks": n}
-    if n < 3:
-        return {**out, "reason": f"{n} tasks with defined entries; a Mantel test needs 3"}
     rows, cols = np.triu_indices(n, 1) if triangle == "upper" else np.tril_indices(n, -1)
     x, y = a[rows, cols], h[rows, cols]
     valid = ~np.isnan(x) & ~np.isnan(y)
+    out: dict[str, Any] = {"r": None, "p": None, "n_permutations": permutations, "n_tasks": n,
+                           "n_pairs": int(valid.sum()), "n_undefined": undefined,
+                           "n_left_out": len(full[0]) - int(valid.sum())}
+    if n < 3:
+        return {**out, "reason": f"{n} tasks with defined entries; a Mantel test needs 3"}
     if valid.sum() < 3:
         return {**out, "reason": "fewer than 3 task pairs defined in both matrices"}
     for values, name in ((x, "space"), (y, "hypothesis")):
@@ -175,7 +182,8 @@ def within_between(space: Any, labels: Sequence[Hashable | None], *, permutation
     """Mean off-diagonal similarity within labels against between labels.
 
     Means run over ordered pairs i != j (so an asymmetric space counts both directions, as its
-    symmetrised form would). Tasks whose label is None are left out, as are missing entries.
+    symmetrised form would). Tasks whose label is None are left out, and so are undefined
+    (NaN) entries: ``n_undefined`` counts those among the labelled tasks (ordered pairs).
     ``p`` is one-sided (within > between), permuting the labels over tasks. ``ci`` is a 95%
     percentile bootstrap interval of ``difference``: each replicate resamples the tasks with
     replacement, keeping each task's label, and uses every pair of distinct drawn tasks (a task
@@ -186,13 +194,16 @@ def within_between(space: Any, labels: Sequence[Hashable | None], *, permutation
     _check_counts(permutations, bootstraps)
     if len(labels) != len(a):
         raise UserError(f"{len(labels)} labels for a space over {len(a)} tasks")
-    keep = np.array([v is not None for v in labels]) & _defined(a)
+    labelled = np.array([v is not None for v in labels], dtype=bool)
+    sub = a[np.ix_(labelled, labelled)]
+    undefined = int(np.isnan(sub).sum() - np.isnan(np.diag(sub)).sum())
+    keep = labelled & _defined(a)
     a = a[np.ix_(keep, keep)]
     codes = _codes([v for v, k in zip(labels, keep) if k])
     n = len(a)
     out: dict[str, Any] = {"within": None, "between": None, "difference": None, "p": None, "ci": None,
                            "n_permutations": permutations, "n_bootstraps": bootstraps, "n_tasks": n,
-                           "n_labels": int(codes.max() + 1) if n else 0}
+                           "n_labels": int(codes.max() + 1) if n else 0, "n_undefined": undefined}
     valid = ~np.isnan(a)
     np.fill_diagonal(valid, False)
     vals = np.where(valid, a, 0.0)
@@ -202,40 +213,51 @@ def within_between(space: Any, labels: Sequence[Hashable | None], *, permutation
         return {**out, "reason": "needs at least 3 labelled tasks with both within- and between-label pairs"}
     within, between = vals[same].sum() / count_w, vals[~same].sum() / count_b
     rng = np.random.default_rng(seed)
+    null = _within_between_null(vals, valid, codes, _permutations(rng, n, permutations))
+    ci = _within_between_ci(vals, valid, same, rng, bootstraps) if bootstraps > 0 else None
+    return {**out, "within": float(within), "between": float(between), "difference": float(within - between),
+            "p": _p_value(null, within - between), "ci": ci}
 
+
+def _within_between_null(vals: np.ndarray, valid: np.ndarray, codes: np.ndarray,
+                         perms: np.ndarray) -> np.ndarray:
+    """Within - between for each row of ``perms`` (a permutation of the labels over tasks);
+    ``vals`` holds 0 where ``valid`` is False (undefined entries, the diagonal)."""
+    n, g = len(vals), int(codes.max()) + 1
     total_s, total_c = vals.sum(), valid.sum()
-    null = np.empty(permutations)
-    perms = _permutations(rng, n, permutations)
-    g = int(codes.max()) + 1
+    null = np.empty(len(perms))
     step = max(1, CHUNK // (n * g))
-    for s in range(0, permutations, step):
+    for s in range(0, len(perms), step):
         # one-hot labels, tasks first: (n, b, g); within sums are sum_g L_g' M L_g, one GEMM each
         onehot = np.eye(g)[codes[perms[s:s + step]]].transpose(1, 0, 2)
         flat = onehot.reshape(n, -1)
         sw, cw = (((m @ flat).reshape(onehot.shape) * onehot).sum(axis=(0, 2)) for m in (vals, valid * 1.0))
         with np.errstate(invalid="ignore", divide="ignore"):
             null[s:s + step] = sw / cw - (total_s - sw) / (total_c - cw)
+    return null
 
-    ci = None
-    if bootstraps > 0:
-        draws = rng.multinomial(n, np.full(n, 1.0 / n), size=bootstraps).astype(float)
 
-        def weighted(m: np.ndarray) -> np.ndarray:
-            return ((draws @ m) * draws).sum(axis=1)
+def _within_between_ci(vals: np.ndarray, valid: np.ndarray, same: np.ndarray, rng: np.random.Generator,
+                       bootstraps: int) -> list[float] | None:
+    """95% percentile bootstrap interval of within - between over resampled tasks (None when
+    fewer than 2 replicates have both kinds of pair)."""
+    n = len(vals)
+    draws = rng.multinomial(n, np.full(n, 1.0 / n), size=bootstraps).astype(float)
 
-        with np.errstate(invalid="ignore", divide="ignore"):
-            diffs = (weighted(vals * same) / weighted(valid * same)
-                     - weighted(vals * ~same) / weighted(valid * ~same))
-        diffs = diffs[np.isfinite(diffs)]
-        if len(diffs) >= 2:
-            ci = [float(v) for v in np.percentile(diffs, [2.5, 97.5])]
-    return {**out, "within": float(within), "between": float(between), "difference": float(within - between),
-            "p": _p_value(null, within - between), "ci": ci}
+    def weighted(m: np.ndarray) -> np.ndarray:
+        return ((draws @ m) * draws).sum(axis=1)
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        diffs = (weighted(vals * same) / weighted(valid * same)
+                 - weighted(vals * ~same) / weighted(valid * ~same))
+    diffs = diffs[np.isfinite(diffs)]
+    return [float(v) for v in np.percentile(diffs, [2.5, 97.5])] if len(diffs) >= 2 else None
 
 
 def split_half_reliability(a: Any, b: Any) -> dict[str, Any]:
     """Spearman r between two spaces built from disjoint halves of the data, over their
-    off-diagonal entries (the upper triangle if both are symmetric), and the Spearman-Brown
+    off-diagonal entries (the upper triangle if both are symmetric) defined in both halves
+    (``n_pairs``; ``n_undefined`` counts those left out), and the Spearman-Brown
     estimate for the full data ``r_full = 2r / (1 + r)`` (None when r is not positive)."""
     x, y = as_square(a, "first half"), as_square(b, "second half")
     if x.shape != y.shape:
@@ -247,7 +269,8 @@ def split_half_reliability(a: Any, b: Any) -> dict[str, Any]:
         rows, cols = np.nonzero(~np.eye(n, dtype=bool))
     xv, yv = x[rows, cols], y[rows, cols]
     valid = ~np.isnan(xv) & ~np.isnan(yv)
-    out: dict[str, Any] = {"r": None, "r_full": None, "n_pairs": int(valid.sum())}
+    out: dict[str, Any] = {"r": None, "r_full": None, "n_pairs": int(valid.sum()),
+                           "n_undefined": int((~valid).sum())}
     if valid.sum() < 3:
         return {**out, "reason": "fewer than 3 task pairs defined in both halves"}
     if np.ptp(xv[valid]) == 0 or np.ptp(yv[valid]) == 0:

@@ -78,8 +78,6 @@ class Reliability:
                 for metric, space in _spaces(results).items() if "split_half" in space}
 
 
-
-
 def _fmt(value: float | None, spec: str) -> str:
     return f"{'-':>7}" if value is None else format(value, spec)
 
@@ -121,7 +119,10 @@ class AnalyseCommand:
             w2 = max(len("hypothesis"), *(len(r[1]) for r in rows))
             print(f"{'space':<{w1}}  {'hypothesis':<{w2}}  {'r':>7}  {'p':>7}")
             for space, hyp, test in rows:
-                note = f"  ({test['reason']})" if test.get("reason") else ""
+                notes = [test["reason"]] if test.get("reason") else []
+                if test.get("n_undefined"):
+                    notes.append(f"{test['n_undefined']} undefined pairs left out")
+                note = f"  ({'; '.join(notes)})" if notes else ""
                 print(f"{space:<{w1}}  {hyp:<{w2}}  {_fmt(test['r'], '7.3f')}  {_fmt(test['p'], '7.4f')}{note}")
         print(f"wrote {', '.join(output) or 'nothing'} to {path}")
         return 0

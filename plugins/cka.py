@@ -22,12 +22,13 @@ TUNED_STATES = "tuned-states"
 
 
 def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
-    """||Y'X||_F^2 / (||X'X||_F ||Y'Y||_F) on column-centred X, Y (rows: examples)."""
+    """||Y'X||_F^2 / (||X'X||_F ||Y'Y||_F) on column-centred X, Y (rows: examples); NaN
+    (undefined) when either is constant over the examples."""
     x = np.asarray(x, np.float64) - np.mean(x, axis=0)
     y = np.asarray(y, np.float64) - np.mean(y, axis=0)
     cross = np.linalg.norm(y.T @ x) ** 2
     denom = np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y)
-    return float(cross / denom) if denom > 0 else 0.0
+    return float(cross / denom) if denom > 0 else float("nan")
 
 
 def _unbiased_hsic(k: np.ndarray, l: np.ndarray) -> float:
@@ -41,20 +42,38 @@ def _unbiased_hsic(k: np.ndarray, l: np.ndarray) -> float:
 
 
 def debiased_cka(x: np.ndarray, y: np.ndarray) -> float:
-    """CKA from the unbiased HSIC estimator with linear kernels; needs at least 4 examples."""
+    """CKA from the unbiased HSIC estimator with linear kernels; needs at least 4 examples.
+    NaN (undefined) when an unbiased self-HSIC is not positive (e.g. a constant representation)."""
     x = np.asarray(x, np.float64)
     y = np.asarray(y, np.float64)
     if len(x) < 4:
         raise ValueError("debiased CKA needs at least 4 examples")
     k, l = x @ x.T, y @ y.T
     denom = np.sqrt(max(_unbiased_hsic(k, k), 0) * max(_unbiased_hsic(l, l), 0))
-    return _unbiased_hsic(k, l) / denom if denom > 0 else 0.0
+    return _unbiased_hsic(k, l) / denom if denom > 0 else float("nan")
 
 
 def per_layer(a: np.ndarray, b: np.ndarray) -> dict[str, list[float]]:
     """Linear and debiased CKA for each layer of two ``[layers, n, hidden]`` stacks."""
     return {"linear": [linear_cka(a[i], b[i]) for i in range(len(a))],
             "debiased": [debiased_cka(a[i], b[i]) for i in range(len(a))]}
+
+
+def change_spaces(tasks: list[str], changes: dict[str, np.ndarray], layers: int) -> dict[str, list[np.ndarray]]:
+    """Per kind (linear, debiased) and layer, the CKA between the tasks' representation changes.
+    The diagonal is 1, or NaN (undefined) for a change that is constant over the probe set."""
+    fns = {"linear": linear_cka, "debiased": debiased_cka}
+    n = len(tasks)
+    spaces = {kind: [np.empty((n, n)) for _ in range(layers)] for kind in fns}
+    for i, s in enumerate(tasks):
+        for j in range(i, n):
+            for layer in range(layers):
+                for kind, fn in fns.items():
+                    value = fn(changes[s][layer], changes[tasks[j]][layer])
+                    if i == j:
+                        value = 1.0 if np.isfinite(value) else np.nan
+                    spaces[kind][layer][i, j] = spaces[kind][layer][j, i] = value
+    return spaces
 
 
 @dataclass(frozen=True)
@@ -80,17 +99,13 @@ class CKA:
         before = ctx.access.hidden_states(sentences)
         changes = {s: np.asarray(provider.tuned_states(ctx, s)) - before for s in tasks}
         after = {s: per_layer(before, before + changes[s]) for s in tasks}
-        layers = len(before)
-        spaces = {kind: [np.eye(len(tasks)) for _ in range(layers)] for kind in ("linear", "debiased")}
-        for i, s in enumerate(tasks):
-            for j in range(i + 1, len(tasks)):
-                t = tasks[j]
-                for layer in range(layers):
-                    for kind, fn in (("linear", linear_cka), ("debiased", debiased_cka)):
-                        spaces[kind][layer][i, j] = spaces[kind][layer][j, i] = fn(changes[s][layer], changes[t][layer])
-        last = layers - 1
+        spaces = change_spaces(tasks, changes, len(before))
+        last = len(before) - 1
+        constant = [t for i, t in enumerate(tasks) if np.isnan(spaces["linear"][last][i, i])]
         extra: dict[str, Any] = {
             "variant": "linear CKA of representation changes, last layer",
+            "undefined": (f"tuning on {', '.join(constant)} changed the last layer's probe representations "
+                          "by a constant (or not at all)") if constant else None,
             "probe_size": before.shape[1],
             "per_layer": {kind: {str(layer): m.tolist() for layer, m in enumerate(ms)} for kind, ms in spaces.items()},
             "before_after": after,

@@ -1,12 +1,13 @@
 """Space builder ``clusters``: Louvain communities and an average-linkage tree of each space,
-and their agreement with the tasks' labels."""
+and their agreement with the tasks' labels. :func:`cluster_tasks` is the one clustering of a
+space; the html report uses it too where results.json has no ``clusters`` analysis."""
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
 
-from lingspace_harness import AnalysisContext, DataError, cluster_agreement, hookimpl, symmetrise
+from lingspace_harness import AnalysisContext, DataError, UserError, cluster_agreement, hookimpl, symmetrise
 
 LABEL_KINDS = ("phenomenon", "group", "field")
 #: Negative similarities become weight 0 (no edge) in the graph Louvain runs on.
@@ -57,27 +58,61 @@ def distances(sim: np.ndarray) -> tuple[np.ndarray, str]:
     return dist, how
 
 
-def cluster_space(tasks: list[str], matrix: Any, results: dict[str, Any], ctx: AnalysisContext) -> dict[str, Any]:
-    from scipy.cluster.hierarchy import fcluster, leaves_list, linkage, optimal_leaf_ordering
+def drop_undefined(sim: np.ndarray) -> np.ndarray:
+    """Which tasks to keep so that no similarity between kept tasks is undefined (NaN): drops,
+    one at a time, the task with the most undefined similarities to the tasks still kept."""
+    bad = np.isnan(sim)
+    np.fill_diagonal(bad, False)
+    keep = np.ones(len(sim), dtype=bool)
+    while True:
+        counts = (bad & keep[:, None] & keep[None, :]).sum(axis=1)
+        if not counts.any():
+            return keep
+        keep[int(np.argmax(counts))] = False
+
+
+def cluster_tasks(tasks: list[str], matrix: Any, seed: int = 0) -> dict[str, Any]:
+    """Louvain communities and the average-linkage tree (optimal leaf order) of a space,
+    symmetrised. Tasks with undefined similarities are left out (``left_out``, see
+    :func:`drop_undefined`), never read as 0: ``tasks`` are the clustered ones (the linkage's
+    leaves index them), ``order`` is their leaf order followed by the left-out tasks."""
+    from scipy.cluster.hierarchy import leaves_list, linkage, optimal_leaf_ordering
     from scipy.spatial.distance import squareform
 
-    sim = np.array(matrix, dtype=float)
-    if sim.shape != (len(tasks), len(tasks)):
-        raise DataError(f"results.json: a space over {len(tasks)} tasks has a {sim.shape} matrix")
-    sim = symmetrise(sim)
-    out: dict[str, Any] = {"order": list(tasks), "linkage": [], "communities": {}, "modularity": None,
-                           "negative_weights": None, "agreement": {}}
-    if len(tasks) < 3:
-        return {**out, "reason": f"{len(tasks)} tasks; clustering needs 3"}
-    if np.isnan(sim[~np.eye(len(tasks), dtype=bool)]).any():
-        return {**out, "reason": "the space has missing entries"}
-    o = ctx.options
-    graph, negative = graph_of(tasks, sim)
-    communities, modularity = louvain(graph, tasks, o.seed)
+    try:
+        sim = symmetrise(np.array(matrix, dtype=float))
+    except (UserError, ValueError):
+        sim = None
+    if sim is None or sim.shape != (len(tasks), len(tasks)):
+        raise DataError(f"results.json: a space over {len(tasks)} tasks needs a {len(tasks)}x{len(tasks)} matrix")
+    keep = drop_undefined(sim)
+    kept = [t for t, k in zip(tasks, keep) if k]
+    left = [t for t, k in zip(tasks, keep) if not k]
+    out: dict[str, Any] = {"tasks": kept, "order": kept + left, "linkage": [], "communities": {},
+                           "modularity": None, "negative_weights": None,
+                           "left_out": {"count": len(left), "tasks": left,
+                                        "reason": "undefined similarities to other tasks" if left else None}}
+    if len(kept) < 3:
+        return {**out, "reason": f"{len(kept)} tasks with defined similarities; clustering needs 3"}
+    sim = sim[np.ix_(keep, keep)]
+    graph, negative = graph_of(kept, sim)
+    communities, modularity = louvain(graph, kept, seed)
     dist, how = distances(sim)
     condensed = squareform(dist, checks=False)
     tree = optimal_leaf_ordering(linkage(condensed, method="average"), condensed)
-    agreement = {}
+    return {**out, "order": [kept[i] for i in leaves_list(tree)] + left, "linkage": tree.tolist(),
+            "distance": how, "communities": communities, "n_communities": len(set(communities.values())),
+            "modularity": modularity, "negative_weights": negative}
+
+
+def agreement(clustered: dict[str, Any], results: dict[str, Any], ctx: AnalysisContext) -> dict[str, Any]:
+    """ARI/NMI of the clustered tasks' Louvain communities and of the tree cut into as many
+    clusters as there are labels, against each label kind (tasks without the label left out)."""
+    from scipy.cluster.hierarchy import fcluster
+
+    tasks, communities, o = clustered["tasks"], clustered["communities"], ctx.options
+    tree = np.array(clustered["linkage"], dtype=float)
+    out = {}
     info = results.get("tasks", {})
     for kind in LABEL_KINDS:
         labels = [info.get(t, {}).get(kind) for t in tasks]
@@ -87,21 +122,28 @@ def cluster_space(tasks: list[str], matrix: Any, results: dict[str, Any], ctx: A
         if not 2 <= k < len(truth):  # one label, or every task its own: nothing to agree with
             continue
         cut = fcluster(tree, t=k, criterion="maxclust")
-        agreement[kind] = {
+        out[kind] = {
             "louvain": cluster_agreement(truth, [communities[tasks[i]] for i in keep],
                                          permutations=o.permutations, seed=o.seed),
             "hierarchical": {"clusters": k, **cluster_agreement(truth, [int(cut[i]) for i in keep],
                                                                 permutations=o.permutations, seed=o.seed)},
         }
-    return {"order": [tasks[i] for i in leaves_list(tree)], "linkage": tree.tolist(), "distance": how,
-            "communities": communities, "n_communities": len(set(communities.values())),
-            "modularity": modularity, "negative_weights": negative, "agreement": agreement}
+    return out
+
+
+def cluster_space(tasks: list[str], matrix: Any, results: dict[str, Any], ctx: AnalysisContext) -> dict[str, Any]:
+    """:func:`cluster_tasks` and its ``agreement`` with the tasks' labels."""
+    clustered = cluster_tasks(tasks, matrix, ctx.options.seed)
+    if clustered.get("reason"):
+        return {**clustered, "agreement": {}}
+    return {**clustered, "agreement": agreement(clustered, results, ctx)}
 
 
 class Clusters:
     name = "clusters"
     description = ("Louvain communities (negative similarities clipped to 0) and an average-linkage tree "
-                   "with optimal leaf order per space, with ARI/NMI against phenomenon, group and field")
+                   "with optimal leaf order per space, with ARI/NMI against phenomenon, group and field; "
+                   "tasks with undefined similarities are left out (and counted)")
 
     def build(self, results: dict[str, Any], ctx: AnalysisContext) -> dict[str, Any]:
         return {metric: cluster_space(space["tasks"], space["matrix"], results, ctx)

@@ -12,7 +12,7 @@ comparison.json: ``{"version", "options", "notes", "tasks", "runs": [{"label", "
 {"r", "p"}}}, "generalisation": {space: {labels: {"within", "between", "difference", "p"}}},
 "change": null | {"mean_accuracy", "mean_overlap", "generalisation": {space: {labels: difference}}}}],
 "spaces": {space: {"tasks", "symmetric", "dropped": {label: [task]}, "pairs": [{"a", "b",
-"relations": ["previous" | "first"], "spearman", "p", "n_permutations", "n_entries",
+"relations": ["previous" | "first"], "spearman", "p", "n_permutations", "n_entries", "n_left_out",
 "upper"?, "lower"?}]}}}``; a pair's ``b`` is the later run.
 """
 from __future__ import annotations
@@ -102,13 +102,14 @@ def common_spaces(runs: list[dict[str, Any]], labels: list[str], notes: list[str
 
 def relate(a: np.ndarray, b: np.ndarray, permutations: int, seed: int) -> dict[str, Any]:
     """Spearman r of two spaces' off-diagonal entries with its Mantel p. Asymmetric spaces are
-    compared symmetrised, and per triangle in ``upper`` and ``lower``."""
+    compared symmetrised, and per triangle in ``upper`` and ``lower``. Pairs undefined in
+    either run are left out (``n_left_out`` of the ``n_entries``)."""
     symmetric = is_symmetric(a) and is_symmetric(b)
     x, y = (a, b) if symmetric else (symmetrise(a), symmetrise(b))
     test = mantel(x, y, permutations=permutations, seed=seed)
     n = len(a)
     out = {"spearman": test["r"], "p": test["p"], "n_permutations": permutations,
-           "n_entries": n * (n - 1) // 2, "symmetrised": not symmetric}
+           "n_entries": n * (n - 1) // 2, "n_left_out": test["n_left_out"], "symmetrised": not symmetric}
     if "reason" in test:
         out["reason"] = test["reason"]
     if not symmetric:

@@ -41,10 +41,17 @@ def gram_by_layer(vectors: list[np.ndarray], slices: dict[str, list[tuple[int, i
 
 
 def cosine(gram: np.ndarray) -> np.ndarray:
+    """Cosines from a Gram matrix; NaN (undefined) in the rows and columns of zero vectors."""
     norms = np.sqrt(np.clip(np.diag(gram), 0, None))
+    outer = np.outer(norms, norms)
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = gram / np.outer(norms, norms)
-    return np.nan_to_num(out)
+        return np.where(outer > 0, gram / np.where(outer > 0, outer, 1.0), np.nan)
+
+
+def zero_reason(tasks: list[str], gram: np.ndarray, what: str = "zero gradient differential") -> str | None:
+    """Why cosines are undefined: the tasks whose vector is zero (None if none is)."""
+    zero = [t for t, v in zip(tasks, np.diag(gram)) if not v > 0]
+    return f"{what} for task{'s' if len(zero) > 1 else ''} {', '.join(zero)}" if zero else None
 
 
 def centred_cosine(gram: np.ndarray) -> np.ndarray:
@@ -55,13 +62,14 @@ def centred_cosine(gram: np.ndarray) -> np.ndarray:
 
 
 def jaccard(masks: list[np.ndarray]) -> np.ndarray:
+    """Jaccard index of sorted index masks; NaN (undefined) between two empty masks."""
     n = len(masks)
-    out = np.eye(n)
+    out = np.diag([1.0 if m.size else np.nan for m in masks])
     for i in range(n):
         for j in range(i + 1, n):
             inter = np.intersect1d(masks[i], masks[j], assume_unique=True).size
             union = masks[i].size + masks[j].size - inter
-            out[i, j] = out[j, i] = inter / union if union else 1.0
+            out[i, j] = out[j, i] = inter / union if union else np.nan  # two empty masks: undefined
     return out
 
 
@@ -91,6 +99,7 @@ class GradSim:
         total = sum(grams.values())
         n_train = np.array([len(ctx.data[t].train) for t in tasks], dtype=float)
         return MetricResult(space=Space(tasks, cosine(total).tolist(), {
+            "undefined": zero_reason(tasks, total),
             "strategy": strategy.name,
             "centred": centred_cosine(total).tolist(),
             "per_layer": {layer: cosine(g).tolist() for layer, g in grams.items()},
@@ -112,7 +121,10 @@ class Overlap:
         tasks = ctx.task_names
         masks = [np.asarray(ctx.gradient(ctx.provider(MASK).name, t)) for t in tasks]
         k = float(np.mean([m.size for m in masks])) / ctx.gradient_layout.size
-        return MetricResult(space=Space(tasks, jaccard(masks).tolist(), {"k": k, "chance": k / (2 - k)}))
+        empty = [t for t, m in zip(tasks, masks) if not m.size]
+        reason = f"empty mask for {', '.join(empty)}" if empty else None
+        return MetricResult(space=Space(tasks, jaccard(masks).tolist(),
+                                        {"k": k, "chance": k / (2 - k), "undefined": reason}))
 
 
 @hookimpl

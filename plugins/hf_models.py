@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from lingspace_harness import LoadedModel, ModelError, ModelOptions, hookimpl
+from lingspace_harness import LoadedModel, ModelError, ModelOptions, error_reason, hookimpl
 
 DTYPES = ("float32", "bfloat16", "float16", "auto")
 
@@ -20,11 +20,6 @@ def _torch_dtype(name: str) -> Any:
     if name not in DTYPES:
         raise ModelError(f"unknown dtype {name!r}; choose from {', '.join(DTYPES)}")
     return "auto" if name == "auto" else getattr(torch, name)
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def quiet_transformers() -> None:
@@ -47,7 +42,7 @@ def _finish(model: Any, tokenizer: Any, name: str, revision: str | None,
     try:
         model = model.to(options.device)
     except (RuntimeError, AssertionError) as exc:
-        raise ModelError(f"cannot move the model to device {options.device!r}: {_reason(exc)}") from None
+        raise ModelError(f"cannot move the model to device {options.device!r}: {error_reason(exc)}") from None
     model.eval()
     dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
     return LoadedModel(model, tokenizer, name, revision, dtype, options.device, loader)
@@ -84,7 +79,7 @@ class HFLoader:
         except Exception as exc:
             raise ModelError(f"could not load model {spec!r}"
                              f"{f' at revision {options.revision!r}' if options.revision else ''}: "
-                             f"{_reason(exc)}") from None
+                             f"{error_reason(exc)}") from None
         return _finish(model, tokenizer, spec, options.revision, options, self.name)
 
 
@@ -121,7 +116,7 @@ class GGUFLoader:
             tokenizer = AutoTokenizer.from_pretrained(cached)
             model = AutoModelForCausalLM.from_pretrained(cached, dtype=_torch_dtype(options.dtype))
         except Exception as exc:
-            raise ModelError(f"could not load the cached copy of {spec} from {cached}: {_reason(exc)}; "
+            raise ModelError(f"could not load the cached copy of {spec} from {cached}: {error_reason(exc)}; "
                              f"delete that directory to rebuild it") from None
         return _finish(model, tokenizer, str(path), f"sha256:{digest}", options, self.name)
 
@@ -138,7 +133,7 @@ class GGUFLoader:
                 quantization_config=GgufConfig(dequantize=True))
             tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
         except Exception as exc:
-            raise ModelError(f"could not load GGUF file {path}: {_reason(exc)}") from None
+            raise ModelError(f"could not load GGUF file {path}: {error_reason(exc)}") from None
         model.hf_quantizer = None  # dense now: save it as a plain checkpoint
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config

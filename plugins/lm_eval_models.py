@@ -13,12 +13,7 @@ import inspect
 from functools import partial
 from typing import Any, Sequence
 
-from lingspace_harness import LoadedModel, ModelError, ModelOptions, hookimpl
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+from lingspace_harness import LoadedModel, ModelError, ModelOptions, error_reason, hookimpl
 
 
 def loglikelihoods(lm: Any, sentences: Sequence[str]) -> list[float]:
@@ -64,7 +59,7 @@ class LmEvalModels:
         try:
             lm = cls.create_from_arg_string(args, {k: v for k, v in extra.items() if k not in given})
         except Exception as exc:
-            raise ModelError(f"could not load lm-eval model {name!r} ({args or 'no arguments'}): {_reason(exc)}") from None
+            raise ModelError(f"could not load lm-eval model {name!r} ({args or 'no arguments'}): {error_reason(exc)}") from None
         torch_model = getattr(lm, "model", None)
         dtype = str(getattr(torch_model, "dtype", given.get("dtype", extra.get("dtype", "unknown"))))
         return LoadedModel(model=None, tokenizer=getattr(lm, "tokenizer", None), name=f"lm_eval:{spec}",

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from lingspace_harness import (
-    DataError, DataOptions, MinimalPair, Task, UnknownNameError, UserError, hookimpl, pairs_from_rows,
+    DataError, DataOptions, MinimalPair, Task, UnknownNameError, UserError, error_reason, hookimpl,
+    pairs_from_rows,
 )
 
 log = logging.getLogger("lingspace_harness")
@@ -38,11 +39,6 @@ def lm_eval_ready() -> None:
     import lm_eval.api.metrics  # noqa: F401
     import lm_eval.filters  # noqa: F401
     import lm_eval.models  # noqa: F401
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class _NotFound(Exception):
@@ -125,7 +121,7 @@ def _select(index: Index, names: list[str], files: list[Path], dirs: list[Path])
         try:
             cfg = load_yaml(path, resolve_func=False)
         except Exception as exc:
-            raise UserError(f"{path}: not a readable lm-eval task YAML ({_reason(exc)})") from None
+            raise UserError(f"{path}: not a readable lm-eval task YAML ({error_reason(exc)})") from None
         name = cfg.get("group") if isinstance(cfg.get("group"), str) else cfg.get("task")
         if not isinstance(name, str) or name not in index.entries:
             raise UserError(f"{path} defines no lm-eval task or group (it needs a 'task' or 'group' name)")
@@ -178,7 +174,7 @@ def load_pairs(index: Index, name: str, options: DataOptions) -> list[MinimalPai
     try:
         task = index.manager.load([name])["tasks"][name]
     except Exception as exc:
-        raise DataError(f"could not load lm-eval task {name!r}: {_reason(exc)}") from None
+        raise DataError(f"could not load lm-eval task {name!r}: {error_reason(exc)}") from None
     return task_pairs(task, name)
 
 

@@ -10,21 +10,20 @@ matplotlib is the ``report`` extra.
 from __future__ import annotations
 
 import argparse
-import base64
-import html
 import json
 import re
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
 from lingspace_harness import (AnalysisOptions, Harness, UserError, analyse, hookimpl, load_harness,
-                               read_results, write_atomic)
+                               read_results, symmetrise, write_atomic)
 
 from . import report_figures as figures
+from .clustering import cluster_tasks
+from .report_html import esc, image, page, run_tables, table
 
 PNG_DIR = "report"
 HTML_FILE = "report.html"
@@ -37,58 +36,24 @@ ANALYSIS_PARTS = ("hypotheses", "generalisation", "reliability", "clusters")
 
 @dataclass
 class SpaceLayout:
-    """What the plots of one space need, from ``analysis.clusters`` where present."""
+    """What the plots of one space need: the clustering from ``analysis.clusters`` where
+    present, else from the same function (:func:`clustering.cluster_tasks`). ``tree_tasks``
+    are the clustered tasks (the linkage's leaves); tasks left out of the clustering for
+    undefined similarities have community None and come last in ``order``."""
 
     tasks: list[str]
     matrix: np.ndarray
     order: list[int]
     linkage: np.ndarray | None
-    communities: list[int]
+    tree_tasks: list[str]
+    communities: list[int | None]
     from_analysis: bool
-
-
-def symmetric(matrix: Any) -> np.ndarray:
-    m = np.asarray(matrix, dtype=float)
-    return (m + m.T) / 2
-
-
-def fallback_linkage(matrix: Any) -> np.ndarray:
-    """Average linkage with optimal leaf ordering on distance = max off-diagonal similarity
-    minus similarity (of the symmetrised space)."""
-    from scipy.cluster.hierarchy import linkage
-    from scipy.spatial.distance import squareform
-
-    sim = symmetric(matrix)
-    n = len(sim)
-    off = sim[~np.eye(n, dtype=bool)]
-    off = off[np.isfinite(off)]
-    top = off.max() if off.size else 0.0
-    dist = np.clip(top - np.nan_to_num(sim, nan=off.min() if off.size else 0.0), 0.0, None)
-    np.fill_diagonal(dist, 0.0)
-    return linkage(squareform(dist, checks=False), method="average", optimal_ordering=True)
-
-
-def fallback_communities(matrix: Any, seed: int = 0) -> list[int]:
-    """Louvain communities of the graph of positive (symmetrised) similarities."""
-    import networkx as nx
-
-    sim = symmetric(matrix)
-    n = len(sim)
-    graph = nx.Graph()
-    graph.add_nodes_from(range(n))
-    graph.add_weighted_edges_from((i, j, sim[i, j]) for i in range(n) for j in range(i + 1, n) if sim[i, j] > 0)
-    found = nx.community.louvain_communities(graph, weight="weight", seed=seed)
-    label = {}
-    for c, members in enumerate(sorted(found, key=lambda m: (-len(m), min(m)))):
-        for node in members:
-            label[node] = c
-    return [label[i] for i in range(n)]
 
 
 def edge_threshold(matrix: Any) -> float:
     """The weight above which the task graph draws an edge: it keeps the strongest 2N task
     pairs (at most a fifth of them)."""
-    sim = symmetric(matrix)
+    sim = symmetrise(matrix)
     n = len(sim)
     upper = sim[np.triu_indices(n, 1)]
     upper = np.sort(upper[np.isfinite(upper)])[::-1]
@@ -108,33 +73,24 @@ def _given_linkage(value: Any, n: int) -> np.ndarray | None:
     return given if n > 1 and given.shape == (n - 1, 4) and is_valid_linkage(given) else None
 
 
-def layout(name: str, space: dict[str, Any], analysis: dict[str, Any]) -> SpaceLayout:
+def layout(name: str, space: dict[str, Any], analysis: dict[str, Any], seed: int = 0) -> SpaceLayout:
     """Order, tree and communities of a space: from ``analysis.clusters[name]`` where it
-    covers the space's tasks, else computed here."""
-    from scipy.cluster.hierarchy import leaves_list
-
+    clustered the space's tasks, else from :func:`cluster_tasks` (the ``clusters`` builder's
+    own clustering) computed here."""
     tasks = list(space["tasks"])
     matrix = np.asarray(space["matrix"], dtype=float)
-    n = len(tasks)
     clusters = (analysis.get("clusters") or {}).get(name) or {}
-    if clusters.get("reason"):  # the builder could not cluster this space
-        clusters = {}
-    linkage = _given_linkage(clusters.get("linkage"), n)
     names = clusters.get("order")
-    from_analysis = linkage is not None or (bool(names) and sorted(names) == sorted(tasks))
-    if linkage is None and n > 1:
-        linkage = fallback_linkage(matrix)
-    if names and sorted(names) == sorted(tasks):
-        index = {t: i for i, t in enumerate(tasks)}
-        order = [index[t] for t in names]
-    else:
-        order = [int(i) for i in leaves_list(linkage)] if n > 1 else list(range(n))
+    from_analysis = not clusters.get("reason") and bool(names) and sorted(names) == sorted(tasks)
+    if not from_analysis:
+        clusters = cluster_tasks(tasks, matrix, seed) if len(tasks) > 1 else {"order": tasks}
+    index = {t: i for i, t in enumerate(tasks)}
+    tree_tasks = list(clusters.get("tasks") or tasks)
     given = clusters.get("communities") or {}
-    if n and all(t in given for t in tasks):
-        communities = [int(given[t]) for t in tasks]
-    else:
-        communities = fallback_communities(matrix) if n > 1 else [0] * n
-    return SpaceLayout(tasks, matrix, order, linkage, communities, from_analysis)
+    communities = [int(given[t]) if given.get(t) is not None else None for t in tasks]
+    return SpaceLayout(tasks, matrix, [index[t] for t in clusters["order"]],
+                       _given_linkage(clusters.get("linkage"), len(tree_tasks)), tree_tasks, communities,
+                       from_analysis)
 
 
 # -- analysis --------------------------------------------------------------------------------
@@ -162,136 +118,27 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "space"
 
 
-# -- HTML ------------------------------------------------------------------------------------
-
-def esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def fmt(value: Any) -> str:
-    """A compact text form of a results value."""
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if value != value:
-            return "nan"
-        if value != 0 and abs(value) < 1e-3:
-            return f"{value:.2e}"
-        return f"{value:.4f}" if abs(value) < 1000 else f"{value:.4g}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(fmt(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "; ".join(f"{k}: {fmt(v)}" for k, v in value.items())
-    return str(value)
-
-
-def table(headers: list[str], rows: Iterable[list[Any]], caption: str = "") -> str:
-    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{esc(fmt(v))}</td>" for v in row) + "</tr>" for row in rows)
-    cap = f"<caption>{esc(caption)}</caption>" if caption else ""
-    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def image(png: bytes, alt: str) -> str:
-    data = base64.b64encode(png).decode("ascii")
-    return (f'<figure><img src="data:image/png;base64,{data}" alt="{esc(alt)}">'
-            f"<figcaption>{esc(alt)}</figcaption></figure>")
-
-
-STYLE = """
-body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:0.9em}
-th,td{border:1px solid #ccc;padding:0.25em 0.6em;text-align:left}
-th{background:#f2f2f2}caption{text-align:left;font-weight:bold;padding:0.3em 0}
-figure{display:inline-block;margin:0.5em;vertical-align:top}img{max-width:100%}
-figcaption{font-size:0.85em;color:#555}
-"""
-
-
-def page(title: str, body: list[str]) -> str:
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>"
-            f"<h1>{esc(title)}</h1>\n" + "\n".join(body) + "\n</body></html>\n")
-
-
-def _test(t: Any) -> str:
-    """A sub-test ``{r, p, ...}`` as ``r (p = ...)``."""
-    if not isinstance(t, dict):
-        return fmt(t)
-    return f"{fmt(t.get('r'))} (p = {fmt(t.get('p'))})" if t.get("r") is not None else fmt(t.get("reason"))
-
-
-def _rows_hypotheses(analysis: dict[str, Any]) -> list[list[Any]]:
-    return [[space, name, t.get("r"), t.get("p"), t.get("n_tasks"), t.get("n_permutations"), t.get("symmetrised"),
-             _test(t["upper"]) if "upper" in t else None, _test(t["lower"]) if "lower" in t else None,
-             t.get("reason")]
-            for space, tests in (analysis.get("hypotheses") or {}).items() for name, t in tests.items()]
-
-
-def _rows_generalisation(analysis: dict[str, Any]) -> list[list[Any]]:
-    return [[space, kind, g.get("within"), g.get("between"), g.get("difference"), g.get("p"), g.get("ci"),
-             g.get("reason")]
-            for space, kinds in (analysis.get("generalisation") or {}).items() for kind, g in kinds.items()]
-
-
-def _rows_clusters(analysis: dict[str, Any]) -> list[list[Any]]:
-    rows = []
-    for space, c in (analysis.get("clusters") or {}).items():
-        communities = c.get("communities") or {}
-        negative = c.get("negative_weights") or {}
-        rows.append([space, c.get("n_communities", len(set(communities.values())) or None), c.get("modularity"),
-                     c.get("distance"), negative.get("count") if isinstance(negative, dict) else negative,
-                     c.get("reason")])
-    return rows
-
-
-def _rows_agreement(analysis: dict[str, Any]) -> list[list[Any]]:
-    rows = []
-    for space, c in (analysis.get("clusters") or {}).items():
-        for kind, methods in (c.get("agreement") or {}).items():
-            for method, a in (methods or {}).items():
-                if isinstance(a, dict):
-                    rows.append([space, kind, method, a.get("clusters"), a.get("ari"), a.get("ari_p"),
-                                 a.get("nmi"), a.get("nmi_p")])
-    return rows
-
-
-def run_tables(results: dict[str, Any]) -> list[str]:
-    tasks = results.get("tasks") or {}
-    analysis = results.get("analysis") or {}
-    parts = ["<h2>Accuracy</h2>"]
-    by_phenomenon: dict[str, list[float]] = defaultdict(list)
-    for t in tasks.values():
-        if t.get("accuracy") is not None:
-            by_phenomenon[t.get("phenomenon", "")].append(t["accuracy"])
-    parts.append(table(["phenomenon", "tasks", "mean accuracy"],
-                       [[p, len(a), sum(a) / len(a)] for p, a in sorted(by_phenomenon.items())],
-                       "by phenomenon"))
-    parts.append(table(["task", "phenomenon", "field", "group", "n_test", "accuracy", "margin"],
-                       [[name, t.get("phenomenon"), t.get("field"), t.get("group"), t.get("n_test"),
-                         t.get("accuracy"), t.get("margin")] for name, t in tasks.items()], "by task"))
-    sections = [
-        ("Hypothesis tests (Mantel, Spearman r)",
-         ["space", "hypothesis", "r", "p", "tasks", "permutations", "symmetrised", "upper triangle",
-          "lower triangle", "note"], _rows_hypotheses(analysis)),
-        ("Generalisation: within vs between labels",
-         ["space", "labels", "within", "between", "difference", "p", "95% CI", "note"],
-         _rows_generalisation(analysis)),
-        ("Reliability (split halves)", ["space", "r", "r_full (Spearman-Brown)", "note"],
-         [[s, v.get("r"), v.get("r_full"), v.get("reason")] for s, v in (analysis.get("reliability") or {}).items()]),
-        ("Clusters", ["space", "communities", "modularity", "distance", "negative pairs", "note"],
-         _rows_clusters(analysis)),
-        ("Cluster agreement with labels", ["space", "labels", "clustering", "clusters", "ARI", "ARI p", "NMI",
-                                           "NMI p"], _rows_agreement(analysis)),
-    ]
-    for title, headers, rows in sections:
-        parts.append(f"<h2>{esc(title)}</h2>")
-        parts.append(table(headers, rows) if rows else "<p>not in this run's analysis</p>")
-    return parts
+def space_figures(name: str, space: dict[str, Any], analysis: dict[str, Any],
+                  tasks: dict[str, Any]) -> dict[str, tuple[bytes, str]]:
+    """Kind -> (PNG, caption) of a space's heatmap, dendrogram (where there is a tree) and
+    task graph; none for a space over fewer than 2 tasks."""
+    lay = layout(name, space, analysis)
+    if len(lay.tasks) < 2:
+        return {}
+    phenomena = {t: str((tasks.get(t) or {}).get("phenomenon", "unknown")) for t in lay.tasks}
+    source = "analysis.clusters" if lay.from_analysis else "the clusters builder's clustering, computed here"
+    left = [t for t, c in zip(lay.tasks, lay.communities) if c is None]
+    note = f"; {len(left)} task(s) left out of the clustering for undefined similarities" if left else ""
+    pngs = {"heatmap": (figures.heatmap(lay.matrix, lay.tasks, [phenomena[t] for t in lay.tasks], lay.order, name),
+                        f"{name}: task space, rows and columns in clustering order ({source}); "
+                        f"hatched cells are undefined{note}")}
+    if lay.linkage is not None:
+        pngs["dendrogram"] = (figures.dendrogram(lay.linkage, lay.tree_tasks, [phenomena[t] for t in lay.tree_tasks],
+                                                 name), f"{name}: dendrogram, leaves coloured by phenomenon{note}")
+    pngs["graph"] = (figures.task_graph(lay.matrix, lay.tasks, lay.communities, edge_threshold(lay.matrix), name),
+                     f"{name}: task graph, nodes coloured by community (grey: left out){note}"
+                     if left else f"{name}: task graph, nodes coloured by community")
+    return pngs
 
 
 def write_run_report(results: dict[str, Any], out: Path) -> list[Path]:
@@ -306,19 +153,9 @@ def write_run_report(results: dict[str, Any], out: Path) -> list[Path]:
                     ", ".join((results.get("config") or {}).get("metrics") or []),
                     (results.get("config") or {}).get("limit"), (results.get("config") or {}).get("seed")]])]
     for name, space in (results.get("spaces") or {}).items():
-        lay = layout(name, space, analysis)
-        if len(lay.tasks) < 2:
+        pngs = space_figures(name, space, analysis, tasks)
+        if not pngs:
             continue
-        phenomena = [str((tasks.get(t) or {}).get("phenomenon", "unknown")) for t in lay.tasks]
-        source = "analysis.clusters" if lay.from_analysis else "average linkage (computed here)"
-        pngs = {
-            "heatmap": (figures.heatmap(lay.matrix, lay.tasks, phenomena, lay.order, name),
-                        f"{name}: task space, rows and columns in clustering order ({source})"),
-            "dendrogram": (figures.dendrogram(lay.linkage, lay.tasks, phenomena, name),
-                           f"{name}: dendrogram, leaves coloured by phenomenon"),
-            "graph": (figures.task_graph(lay.matrix, lay.tasks, lay.communities, edge_threshold(lay.matrix), name),
-                      f"{name}: task graph, nodes coloured by community"),
-        }
         body.append(f"<h2>Space {esc(name)}</h2>")
         for kind, (png, caption) in pngs.items():
             path = out / PNG_DIR / f"{_slug(name)}-{kind}.png"

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from lingspace_harness import UserError
+from lingspace_harness import UserError, symmetrise
 
 INSTALL_HINT = ("the html report needs matplotlib, which is not installed: "
                 "pip install 'lingspace-harness[report]'")
@@ -70,13 +70,16 @@ def _font(n: int) -> float:
 def heatmap(matrix: np.ndarray, tasks: list[str], phenomena: list[str], order: list[int],
             title: str) -> bytes:
     """The space with rows and columns in ``order``, phenomenon strips on both sides and a
-    legend; the diagonal is left blank so that it does not set the colour scale."""
+    legend; the diagonal is left blank so that it does not set the colour scale, and
+    undefined (NaN) off-diagonal cells are hatched."""
     from matplotlib.colors import ListedColormap
-    from matplotlib.patches import Patch
+    from matplotlib.patches import Patch, Rectangle
     from mpl_toolkits.axes_grid1 import make_axes_locatable
 
     n = len(tasks)
     m = np.array(matrix, dtype=float)[np.ix_(order, order)]
+    undefined = ~np.isfinite(m)
+    np.fill_diagonal(undefined, False)
     np.fill_diagonal(m, np.nan)
     size = max(5.0, min(22.0, 2.5 + 0.2 * n))
     fig = _figure(size + 3.0, size)
@@ -87,6 +90,8 @@ def heatmap(matrix: np.ndarray, tasks: list[str], phenomena: list[str], order: l
         image = ax.imshow(m, cmap="RdBu_r", vmin=-bound, vmax=bound, interpolation="nearest")
     else:
         image = ax.imshow(m, cmap="viridis", interpolation="nearest")
+    for i, j in zip(*np.nonzero(undefined)):
+        ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", edgecolor="0.55", lw=0))
     names = short_names([tasks[i] for i in order])
     colours = palette(phenomena)
     keys = list(colours)
@@ -108,7 +113,11 @@ def heatmap(matrix: np.ndarray, tasks: list[str], phenomena: list[str], order: l
     ax.set_yticks([])
     ax.tick_params(length=0)
     fig.colorbar(image, cax=divider.append_axes("right", size="3%", pad=0.08))
-    fig.legend(handles=[Patch(color=colours[k], label=k) for k in keys], title="phenomenon",
+    handles = [Patch(color=colours[k], label=k) for k in keys]
+    if undefined.any():
+        handles.append(Patch(facecolor="white", edgecolor="0.55", hatch="///",
+                             label=f"undefined ({int(undefined.sum())} cells)"))
+    fig.legend(handles=handles, title="phenomenon",
                loc="upper left", bbox_to_anchor=(0.9, 0.9), fontsize=8, title_fontsize=9, frameon=False)
     top.set_title(title)
     return _png(fig)
@@ -134,13 +143,14 @@ def dendrogram(linkage: np.ndarray, tasks: list[str], phenomena: list[str], titl
     return _png(fig)
 
 
-def task_graph(matrix: np.ndarray, tasks: list[str], communities: list[int], threshold: float,
+def task_graph(matrix: np.ndarray, tasks: list[str], communities: list[int | None], threshold: float,
                title: str) -> bytes:
     """Tasks on a circle, community by community (each in ``tasks`` order) and coloured by
-    community; the pairs above ``threshold`` as edges, wider for more similar pairs."""
+    community (grey and last: None, left out of the clustering); the pairs above ``threshold``
+    as edges, wider for more similar pairs (undefined pairs have none)."""
     n = len(tasks)
-    sym = (np.asarray(matrix, dtype=float) + np.asarray(matrix, dtype=float).T) / 2
-    order = sorted(range(n), key=lambda i: (communities[i], i))
+    sym = symmetrise(matrix)
+    order = sorted(range(n), key=lambda i: (communities[i] is None, communities[i] or 0, i))
     angle = np.empty(n)
     angle[order] = np.pi / 2 - 2 * np.pi * np.arange(n) / max(n, 1)  # clockwise from the top
     xy = np.stack([np.cos(angle), np.sin(angle)], axis=1)
@@ -148,7 +158,8 @@ def task_graph(matrix: np.ndarray, tasks: list[str], communities: list[int], thr
     size = max(6.0, min(14.0, 4.0 + 0.12 * n))
     fig = _figure(size, size)
     ax = fig.add_subplot()
-    colours = palette(sorted(set(communities)))
+    colours: dict[Any, Any] = {**palette(sorted({c for c in communities if c is not None})), None: "0.8"}
+    colours = {c: v for c, v in colours.items() if c is not None or None in communities}
     if edges:
         low, high = min(w for *_, w in edges), max(w for *_, w in edges)
         for i, j, w in edges:
@@ -163,7 +174,8 @@ def task_graph(matrix: np.ndarray, tasks: list[str], communities: list[int], thr
                 rotation_mode="anchor", ha="right" if left else "left", va="center")
     from matplotlib.patches import Patch
 
-    ax.legend(handles=[Patch(color=colours[c], label=f"community {c}") for c in colours],
+    ax.legend(handles=[Patch(color=colours[c], label="left out" if c is None else f"community {c}")
+                       for c in colours],
               title=f"{title}\n{len(edges)} edges above {threshold:.3g}", alignment="left",
               loc="upper left", bbox_to_anchor=(1.25, 1.0), fontsize=8, title_fontsize=10, frameon=False)
     ax.set_xlim(-1.1, 1.1)

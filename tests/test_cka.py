@@ -51,9 +51,18 @@ def test_cka_metric(tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> None:
                  "--ftgd-eval-every", "100", "--cka-reference", str(tiny_model),
                  "--output", str(tmp_path)]) == 0
     space = json.loads((tmp_path / "results.json").read_text())["spaces"]["cka"]
-    m = np.array(space["matrix"])
-    assert m.shape == (3, 3) and np.allclose(m, m.T) and np.allclose(np.diag(m), 1)
-    assert ((m >= -1e-9) & (m <= 1 + 1e-9)).all()
+    m = np.array(space["matrix"], dtype=float)  # null (undefined) -> NaN
+    assert m.shape == (3, 3) and np.allclose(m, m.T, equal_nan=True)
+    # a source whose tuning left the last layer unchanged (early stopping) has a constant change:
+    # its CKA with anything is undefined (null), never 0
+    moved = ~np.isnan(np.diag(m))
+    assert np.isnan(m[~moved]).all() and np.isnan(m[:, ~moved]).all()
+    for task, ok in zip(space["tasks"], moved):
+        assert ok or space["before_after"][task]["linear"][-1] == pytest.approx(1)
+    sub = m[np.ix_(moved, moved)]
+    assert moved.any() and np.allclose(np.diag(sub), 1) and ((sub >= -1e-9) & (sub <= 1 + 1e-9)).all()
+    assert space["undefined"]["count"] == np.isnan(m).sum()
+    assert moved.all() or "constant" in space["undefined"]["reason"]
     assert set(space["per_layer"]) == {"linear", "debiased"} and len(space["per_layer"]["linear"]) == 3
     assert space["probe_size"] == 3 * 12
     for source, layers in space["before_after"].items():

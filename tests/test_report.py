@@ -129,7 +129,7 @@ def test_report_command_writes_images_and_tables(tmp_path: Path, capsys) -> None
     expected = mantel(constructed()["spaces"]["gradsim"]["matrix"], same, permutations=99)
     assert tests["gradsim", "phenomenon"][2] == f"{expected['r']:.4f}" and expected["r"] > 0.5
     assert tests["transfer", "phenomenon"][6] == "yes"  # symmetrised, with both triangles
-    within = {(r[0], r[1]): r for r in page.table("space", "labels")[1:] if len(r) == 8}
+    within = {(r[0], r[1]): r for r in page.table("space", "labels")[1:] if len(r) == 9}
     assert float(within["gradsim", "phenomenon"][4]) > 0.5
     assert page.table("space", "communities")[1][0] == "gradsim"
 

@@ -1,0 +1,150 @@
+"""HTML pieces of the ``html`` report: escaping, value formatting, tables, inlined images,
+the page, and the tables of a run's tasks, spaces and analysis."""
+from __future__ import annotations
+
+import base64
+import html
+from collections import defaultdict
+from typing import Any, Iterable
+
+
+def esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def fmt(value: Any) -> str:
+    """A compact text form of a results value."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value != value:
+            return "undefined"
+        if value != 0 and abs(value) < 1e-3:
+            return f"{value:.2e}"
+        return f"{value:.4f}" if abs(value) < 1000 else f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(fmt(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {fmt(v)}" for k, v in value.items())
+    return str(value)
+
+
+def table(headers: list[str], rows: Iterable[list[Any]], caption: str = "") -> str:
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{esc(fmt(v))}</td>" for v in row) + "</tr>" for row in rows)
+    cap = f"<caption>{esc(caption)}</caption>" if caption else ""
+    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def image(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{esc(alt)}">'
+            f"<figcaption>{esc(alt)}</figcaption></figure>")
+
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:0.9em}
+th,td{border:1px solid #ccc;padding:0.25em 0.6em;text-align:left}
+th{background:#f2f2f2}caption{text-align:left;font-weight:bold;padding:0.3em 0}
+figure{display:inline-block;margin:0.5em;vertical-align:top}img{max-width:100%}
+figcaption{font-size:0.85em;color:#555}
+"""
+
+
+def page(title: str, body: list[str]) -> str:
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>"
+            f"<h1>{esc(title)}</h1>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+def _test(t: Any) -> str:
+    """A sub-test ``{r, p, ...}`` as ``r (p = ...)``."""
+    if not isinstance(t, dict):
+        return fmt(t)
+    return f"{fmt(t.get('r'))} (p = {fmt(t.get('p'))})" if t.get("r") is not None else fmt(t.get("reason"))
+
+
+def _rows_hypotheses(analysis: dict[str, Any]) -> list[list[Any]]:
+    return [[space, name, t.get("r"), t.get("p"), t.get("n_tasks"), t.get("n_permutations"), t.get("symmetrised"),
+             _test(t["upper"]) if "upper" in t else None, _test(t["lower"]) if "lower" in t else None,
+             t.get("n_undefined"), t.get("reason")]
+            for space, tests in (analysis.get("hypotheses") or {}).items() for name, t in tests.items()]
+
+
+def _rows_generalisation(analysis: dict[str, Any]) -> list[list[Any]]:
+    return [[space, kind, g.get("within"), g.get("between"), g.get("difference"), g.get("p"), g.get("ci"),
+             g.get("n_undefined"), g.get("reason")]
+            for space, kinds in (analysis.get("generalisation") or {}).items() for kind, g in kinds.items()]
+
+
+def _rows_clusters(analysis: dict[str, Any]) -> list[list[Any]]:
+    rows = []
+    for space, c in (analysis.get("clusters") or {}).items():
+        communities = c.get("communities") or {}
+        negative = c.get("negative_weights") or {}
+        left = c.get("left_out") or {}
+        rows.append([space, c.get("n_communities", len(set(communities.values())) or None), c.get("modularity"),
+                     c.get("distance"), negative.get("count") if isinstance(negative, dict) else negative,
+                     ", ".join(left.get("tasks") or []) or left.get("count"), c.get("reason")])
+    return rows
+
+
+def _rows_agreement(analysis: dict[str, Any]) -> list[list[Any]]:
+    rows = []
+    for space, c in (analysis.get("clusters") or {}).items():
+        for kind, methods in (c.get("agreement") or {}).items():
+            for method, a in (methods or {}).items():
+                if isinstance(a, dict):
+                    rows.append([space, kind, method, a.get("clusters"), a.get("ari"), a.get("ari_p"),
+                                 a.get("nmi"), a.get("nmi_p")])
+    return rows
+
+
+def _rows_spaces(results: dict[str, Any]) -> list[list[Any]]:
+    rows = []
+    for name, space in (results.get("spaces") or {}).items():
+        undefined = space.get("undefined") or {}
+        rows.append([name, len(space.get("tasks") or []), undefined.get("count"), undefined.get("reason")])
+    return rows
+
+
+def run_tables(results: dict[str, Any]) -> list[str]:
+    tasks = results.get("tasks") or {}
+    analysis = results.get("analysis") or {}
+    parts = ["<h2>Accuracy</h2>"]
+    by_phenomenon: dict[str, list[float]] = defaultdict(list)
+    for t in tasks.values():
+        if t.get("accuracy") is not None:
+            by_phenomenon[t.get("phenomenon", "")].append(t["accuracy"])
+    parts.append(table(["phenomenon", "tasks", "mean accuracy"],
+                       [[p, len(a), sum(a) / len(a)] for p, a in sorted(by_phenomenon.items())],
+                       "by phenomenon"))
+    parts.append(table(["task", "phenomenon", "field", "group", "n_test", "accuracy", "margin"],
+                       [[name, t.get("phenomenon"), t.get("field"), t.get("group"), t.get("n_test"),
+                         t.get("accuracy"), t.get("margin")] for name, t in tasks.items()], "by task"))
+    sections = [
+        ("Spaces: undefined cells (left out of every analysis, never read as 0)",
+         ["space", "tasks", "undefined cells", "why"], _rows_spaces(results)),
+        ("Hypothesis tests (Mantel, Spearman r)",
+         ["space", "hypothesis", "r", "p", "tasks", "permutations", "symmetrised", "upper triangle",
+          "lower triangle", "undefined pairs left out", "note"], _rows_hypotheses(analysis)),
+        ("Generalisation: within vs between labels",
+         ["space", "labels", "within", "between", "difference", "p", "95% CI", "undefined pairs left out", "note"],
+         _rows_generalisation(analysis)),
+        ("Reliability (split halves)", ["space", "r", "r_full (Spearman-Brown)", "undefined pairs left out", "note"],
+         [[s, v.get("r"), v.get("r_full"), v.get("n_undefined"), v.get("reason")]
+          for s, v in (analysis.get("reliability") or {}).items()]),
+        ("Clusters", ["space", "communities", "modularity", "distance", "negative pairs",
+                      "left out (undefined similarities)", "note"], _rows_clusters(analysis)),
+        ("Cluster agreement with labels", ["space", "labels", "clustering", "clusters", "ARI", "ARI p", "NMI",
+                                           "NMI p"], _rows_agreement(analysis)),
+    ]
+    for title, headers, rows in sections:
+        parts.append(f"<h2>{esc(title)}</h2>")
+        parts.append(table(headers, rows) if rows else "<p>not in this run's analysis</p>")
+    return parts
