@@ -7,7 +7,8 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from .analysis import AnalysisContext, AnalysisOptions, analyse, hypothesis_from_file
-from .commands import RunCommand, comma_list, positive_int
+from .arguments import comma_list, positive_int
+from .commands import RunCommand
 from .errors import DataError, ModelError, PluginError, UnknownNameError, UserError
 from .execution import Worker, WorkerSpec, plan_units
 from .ftgd import FTGDSettings, MaskedTuner

@@ -8,6 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterable
 
+from .arguments import comma_list, positive_int, shard, split_fractions
 from .errors import UserError
 from .execution import read_run_file, shard_status
 from .plugins import Harness
@@ -15,40 +16,6 @@ from .runner import RunConfig, prepare, run
 from .scoring import METHODS
 from .tasks import SPLIT_FRACTIONS, DataOptions, select_tasks
 from .yaml_path import write_local_yaml, yaml_path
-
-
-def comma_list(value: str) -> list[str]:
-    """An argparse type: ``"a, b,,c"`` -> ``["a", "b", "c"]``."""
-    return [v.strip() for v in value.split(",") if v.strip()]
-
-
-def _fractions(value: str) -> tuple[float, float, float]:
-    try:
-        parts = tuple(float(v) for v in value.split(","))
-    except ValueError:
-        parts = ()
-    if len(parts) != 3 or min(parts) < 0 or abs(sum(parts) - 1) > 1e-9:
-        raise argparse.ArgumentTypeError("three non-negative numbers that sum to 1, e.g. 0.4,0.1,0.5")
-    return parts  # type: ignore[return-value]
-
-
-def _shard(value: str) -> tuple[int, int]:
-    i, sep, n = value.partition("/")
-    try:
-        shard = (int(i), int(n))
-    except ValueError:
-        shard = (-1, 0)
-    if not sep or shard[1] < 1 or not 0 <= shard[0] < shard[1]:
-        raise argparse.ArgumentTypeError("I/N with 0 <= I < N, e.g. 0/3 (SLURM: $SLURM_ARRAY_TASK_ID/N)")
-    return shard
-
-
-def positive_int(value: str) -> int:
-    """An argparse type: an integer of at least 1."""
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return number
 
 
 class RunCommand:
@@ -76,7 +43,7 @@ class RunCommand:
                                  "default $LINGSPACE_BLIMP_DIR, else the hub)")
         parser.add_argument("--limit", type=positive_int, help="cap each split of every task at N pairs")
         parser.add_argument("--seed", type=int, default=0, help="split and run seed (default 0)")
-        parser.add_argument("--split-fractions", type=_fractions, default=SPLIT_FRACTIONS,
+        parser.add_argument("--split-fractions", type=split_fractions, default=SPLIT_FRACTIONS,
                             metavar="TRAIN,VAL,TEST",
                             help="how each task's pairs are split (default 0.4,0.1,0.5; "
                                  "0,0,1 scores every pair)")
@@ -95,7 +62,7 @@ class RunCommand:
         execution = parser.add_argument_group("execution (units of work; never changes the results)")
         execution.add_argument("--executor", default="serial",
                                help="how units run: serial, ray, or a plugin's (default serial)")
-        execution.add_argument("--shard", type=_shard, metavar="I/N",
+        execution.add_argument("--shard", type=shard, metavar="I/N",
                                help="run only slice I of N of the units into --output; then `merge`")
         for executor in self.executors:
             if hasattr(executor, "add_arguments"):
