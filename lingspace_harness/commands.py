@@ -12,6 +12,7 @@ from .arguments import comma_list, positive_int, shard, split_fractions
 from .errors import UserError
 from .execution import read_run_file, shard_status
 from .plugins import Harness
+from .results import check_output_dir
 from .runner import RunConfig, prepare, run
 from .scoring import METHODS
 from .tasks import SPLIT_FRACTIONS, DataOptions, select_tasks
@@ -118,6 +119,7 @@ class RunCommand:
         return config
 
     def run(self, args: argparse.Namespace, harness: Harness) -> int:
+        check_output_dir(args.output)
         config = self.config(args)
         results = run(harness, config)
         if results is None:
