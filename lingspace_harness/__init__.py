@@ -26,7 +26,7 @@ from .results import atomic_open, read_results, write_atomic, write_results
 from .runner import PairScore, RunConfig, RunContext, cache_dir, run
 from .scoring import prefix_token_id, score_requests, sentence_requests
 from .stats import cluster_agreement, is_symmetric, mantel, split_half_reliability, symmetrise, within_between
-from .tasks import DataOptions, Task, TaskData, TaskSource, select_tasks, split_pairs
+from .tasks import DataOptions, Task, TaskData, TaskSource, select_tasks, split_pairs, task_source
 from .yaml_path import yaml_path
 
 try:
@@ -47,6 +47,6 @@ __all__ = [
     "probe_states", "progress_bar", "read_jsonl", "read_pairs_jsonl", "read_results",
     "register_plugin", "resolve_loader", "run", "score_requests", "select_parameters",
     "select_tasks", "sentence_requests", "split_half_reliability", "split_pairs", "symmetrise",
-    "tuned_row", "tuned_rows", "tuned_states", "unregister_plugin", "within_between",
+    "task_source", "tuned_row", "tuned_rows", "tuned_states", "unregister_plugin", "within_between",
     "write_atomic", "write_results", "yaml_path", "__version__",
 ]

@@ -15,7 +15,7 @@ from .plugins import Harness
 from .results import check_output_dir
 from .runner import RunConfig, prepare, run
 from .scoring import METHODS
-from .tasks import SPLIT_FRACTIONS, DataOptions, select_tasks
+from .tasks import SPLIT_FRACTIONS, DataOptions, select_tasks, task_source
 from .yaml_path import write_local_yaml, yaml_path
 
 
@@ -37,11 +37,7 @@ class RunCommand:
         parser.add_argument("--metric", dest="metrics", type=comma_list, default=["accuracy"],
                             help="comma-separated metrics (default: accuracy)")
         parser.add_argument("--output", type=Path, default=Path("out"), help="output directory")
-        parser.add_argument("--data-dir", type=Path,
-                            default=Path(os.environ["LINGSPACE_BLIMP_DIR"])
-                            if os.environ.get("LINGSPACE_BLIMP_DIR") else None,
-                            help="local data directory (BLiMP: the official <UID>.jsonl files; "
-                                 "default $LINGSPACE_BLIMP_DIR, else the hub)")
+        _add_data_dir(parser)
         parser.add_argument("--limit", type=positive_int, help="cap each split of every task at N pairs")
         parser.add_argument("--seed", type=int, default=0, help="split and run seed (default 0)")
         parser.add_argument("--split-fractions", type=split_fractions, default=SPLIT_FRACTIONS,
@@ -138,6 +134,13 @@ def print_summary(results: dict, output: Path) -> None:
           f"wrote {output / 'results.json'}")
 
 
+def _add_data_dir(parser: argparse.ArgumentParser) -> None:
+    env = os.environ.get("LINGSPACE_BLIMP_DIR")
+    parser.add_argument("--data-dir", type=Path, default=Path(env) if env else None,
+                        help="local data directory (BLiMP: the official <UID>.jsonl files; "
+                             "default $LINGSPACE_BLIMP_DIR, else the hub)")
+
+
 def _add_include_path(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--include-path", dest="include_paths", type=Path, action="append", default=[],
                         metavar="DIR", help="a directory of task definitions for task sources, e.g. "
@@ -173,22 +176,25 @@ class MergeCommand:
 
 class TasksCommand:
     name = "tasks"
-    help = "list tasks: name, phenomenon, field, source"
+    help = "list tasks: name, phenomenon, field, source (as `run` with the same options would load them)"
+    HEADER = ("name", "phenomenon", "field", "source")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("globs", nargs="?", type=comma_list, default=["*"],
                             help="comma-separated globs (default: all); 'lm_eval:GLOB' or a path for lm-eval tasks")
-        parser.add_argument("--json", action="store_true", help="print JSON lines")
+        parser.add_argument("--json", action="store_true", help="print JSON lines (no header)")
+        _add_data_dir(parser)
         _add_include_path(parser)
 
     def run(self, args: argparse.Namespace, harness: Harness) -> int:
-        options = DataOptions(include_paths=tuple(args.include_paths))
-        for task in select_tasks(harness.tasks, harness.task_sources, args.globs, options):
-            if args.json:
-                print(json.dumps({"name": task.name, "phenomenon": task.phenomenon,
-                                  "field": task.field, "group": task.group, "source": task.source}))
-            else:
-                print(f"{task.name}\t{task.phenomenon}\t{task.field}\t{task.source}")
+        options = DataOptions(data_dir=args.data_dir, include_paths=tuple(args.include_paths))
+        tasks = select_tasks(harness.tasks, harness.task_sources, args.globs, options)
+        if not args.json:
+            print("\t".join(self.HEADER))
+        for task in tasks:
+            row = {"name": task.name, "phenomenon": task.phenomenon, "field": task.field,
+                   "group": task.group, "source": task_source(task, options)}
+            print(json.dumps(row) if args.json else "\t".join(row[k] for k in self.HEADER))
         return 0
 
 

@@ -19,7 +19,7 @@ from .progress import progress_bar
 from .protocols import GradientOptions, Metric
 from .results import new_results, write_pairs, write_results
 from .scoring import prefix_token_id, score_requests, sentence_requests
-from .tasks import SPLIT_FRACTIONS, DataOptions, TaskData, load_task_data, select_tasks
+from .tasks import SPLIT_FRACTIONS, DataOptions, TaskData, load_task_data, select_tasks, task_source
 from .units import UnitStore
 
 log = logging.getLogger("lingspace_harness")
@@ -395,9 +395,10 @@ def run(harness: Harness, config: RunConfig, *, merge_of: int | None = None) -> 
                           config.execution_json())
     for name, d in ctx.data.items():
         task = d.task
-        results["tasks"][name] = {"phenomenon": task.phenomenon, "field": task.field,
-                                  "group": task.group, "source": task.source, **d.counts(),
-                                  "vocabulary": vocabulary(d.test)}
+        results["tasks"][name] = {"phenomenon": task.phenomenon, "field": task.field, "group": task.group,
+                                  "source": task_source(task, DataOptions(config.data_dir,
+                                                                          tuple(config.include_paths))),
+                                  **d.counts(), "vocabulary": vocabulary(d.test)}
     for metric in ctx.metrics:
         log.info("metric %s", metric.name)
         out = metric.compute(ctx)

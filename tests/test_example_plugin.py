@@ -39,7 +39,9 @@ def example(example_module, lingspace_plugin, monkeypatch):
 
 def test_tasks_are_listed_with_phenomenon_and_field(example, capsys):
     assert main(["tasks", "example_*"]) == 0
-    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    header, *lines = capsys.readouterr().out.splitlines()
+    assert header == "name\tphenomenon\tfield\tsource"
+    rows = [line.split("\t") for line in lines]
     assert {name: (phenomenon, field) for name, phenomenon, field, _ in rows} == TASKS
     assert {source for *_, source in rows} == {"lingspace-example-plugin"}
 
