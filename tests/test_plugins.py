@@ -12,6 +12,7 @@ import pytest
 from lingspace_harness import (MetricResult, MinimalPair, PluginError, Space, Task, UnknownNameError,
                                hookimpl, load_harness)
 from lingspace_harness.cli import main
+from lingspace_harness.plugins import HOOKS
 
 BUILTINS = {"blimp", "hf_models", "accuracy", "markdown", "strategies", "gradsim", "transfer", "cka", "lm_eval_results",
             "hypotheses", "analysis", "clustering", "report", "compare", "executors",
@@ -300,3 +301,81 @@ def test_strict_works_before_and_after_the_sub_command(site: Path, capsys) -> No
     assert main(["--strict", "metrics"]) == 2
     assert main(["metrics", "--strict"]) == 2
     assert main(["metrics"]) == 0
+
+
+def test_a_metric_without_compute_is_rejected_at_registration(lingspace_plugin, capsys, tmp_path: Path) -> None:
+    class NoCompute:
+        name, description = "nocompute", "forgot compute"
+
+    class Fine:
+        name, description = "fine_metric", "has compute"
+
+        def compute(self, ctx):
+            return MetricResult()
+
+    class Plugin:
+        @hookimpl
+        def lingspace_register_metrics(self, register):
+            register(NoCompute())
+            register(Fine())
+
+    lingspace_plugin(Plugin(), "halfdone")
+    harness = load_harness()
+    assert "nocompute" not in harness.metrics and "fine_metric" in harness.metrics
+    assert harness.warnings == ["plugin 'halfdone' registered the metric 'nocompute' without compute() "
+                                "(a metric needs name, description, compute()); it was skipped"]
+    assert harness.plugins["halfdone"].registered == {"metric": ["fine_metric"]}
+    with pytest.raises(PluginError, match=r"'halfdone'.*without compute\(\)"):
+        load_harness(strict=True)
+    assert main(["metrics"]) == 0  # one warning line, before anything loads
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"warning: {harness.warnings[0]}"]
+    assert main(["run", "--model", "no/such/model", "--tasks", "blimp_passive_1", "--metric", "nocompute",
+                 "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"warning: {harness.warnings[0]}" and err[1].startswith("error: unknown metric 'nocompute'")
+
+
+def test_an_executor_without_execute_is_rejected(lingspace_plugin) -> None:
+    class Plugin:
+        @hookimpl
+        def lingspace_register_executors(self, register):
+            class Lazy:
+                name, description = "lazy", "runs nothing"
+
+                execute = "not a method"
+
+            register(Lazy())
+
+    lingspace_plugin(Plugin(), "lazy_plugin")
+    harness = load_harness()
+    assert "lazy" not in harness.executors
+    assert len(harness.warnings) == 1
+    assert "plugin 'lazy_plugin'" in harness.warnings[0] and "without execute()" in harness.warnings[0]
+
+
+# What an object with only a name lacks, per kind: the protocols' other attributes and methods.
+LACKS = {"task": "phenomenon, field, source, load()", "task source": "description, claims(), resolve()",
+         "model loader": "description, claims(), load()", "gradient strategy": "description, kind, reduce()",
+         "metric": "description, compute()", "space builder": "description, build()",
+         "hypothesis": "description, matrix()", "executor": "description, execute()",
+         "reporter": "description, report()", "command": "help, add_arguments(), run()"}
+
+
+@pytest.mark.parametrize("hook", sorted(HOOKS))
+def test_every_kind_checks_its_protocol(hook: str, lingspace_plugin) -> None:
+    kind = HOOKS[hook][0]
+
+    class Bare:
+        name = "bare_thing"
+
+    def register_bare(self, register):
+        register(Bare())
+
+    register_bare.__name__ = hook
+    plugin = type("BarePlugin", (), {hook: hookimpl(register_bare)})()
+    lingspace_plugin(plugin, "bare")
+    harness = load_harness()
+    assert "bare_thing" not in harness.registries[hook]
+    [warning] = harness.warnings
+    assert warning.startswith(f"plugin 'bare' registered the {kind} 'bare_thing' without {LACKS[kind]} (")
