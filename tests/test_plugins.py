@@ -65,6 +65,7 @@ def test_plugins_command_prints_json(capsys: pytest.CaptureFixture) -> None:
     assert listed["hf_models"]["version"]
 
 
+@pytest.mark.third_party_plugins
 def test_third_party_entry_point_and_allow_list(site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make_distribution(site, "lsh-test-good", "lsh_test_good", GOOD_PLUGIN)
     harness = load_harness()
@@ -77,26 +78,37 @@ def test_third_party_entry_point_and_allow_list(site: Path, monkeypatch: pytest.
     assert "thirdparty_task" in load_harness().tasks
 
 
+def test_tests_see_no_installed_third_party_plugin_unless_marked(site: Path) -> None:
+    make_distribution(site, "lsh-test-good", "lsh_test_good", GOOD_PLUGIN)
+    harness = load_harness()
+    assert "thirdparty_task" not in harness.tasks and "lsh_test_good" not in harness.plugins
+    assert BUILTINS == set(harness.plugins)
+
+
+@pytest.mark.third_party_plugins
 def test_disable_list_blocks_builtins_and_third_party(site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make_distribution(site, "lsh-test-good", "lsh_test_good", GOOD_PLUGIN)
     monkeypatch.setenv("LINGSPACE_DISABLE_PLUGINS", "blimp,lsh_test_good")
     harness = load_harness()
-    assert len(harness.tasks) == 0
+    assert "thirdparty_task" not in harness.tasks
+    assert not [name for name in harness.tasks.names() if name.startswith("blimp_")]
     assert "blimp" not in harness.plugins and "accuracy" in harness.plugins
 
 
+@pytest.mark.third_party_plugins
 def test_broken_plugin_warns_once_and_the_rest_loads(site: Path, capsys: pytest.CaptureFixture) -> None:
     make_distribution(site, "lsh-test-broken", "lsh_test_broken", "import no_such_module_xyz\n")
     harness = load_harness()
     assert len(harness.warnings) == 1
     assert "lsh_test_broken" in harness.warnings[0] and "no_such_module_xyz" in harness.warnings[0]
-    assert len(harness.tasks) == 67
+    assert len(harness.tasks.select(["blimp_*"])) == 67
     assert main(["tasks", "blimp_adjunct_island"]) == 0
     out = capsys.readouterr()
     assert out.out.splitlines()[1].startswith("blimp_adjunct_island\t")
     assert [line for line in out.err.splitlines() if "lsh_test_broken" in line] == [out.err.strip()]
 
 
+@pytest.mark.third_party_plugins
 def test_strict_makes_a_broken_plugin_fatal(site: Path, capsys: pytest.CaptureFixture) -> None:
     make_distribution(site, "lsh-test-broken", "lsh_test_broken", "raise RuntimeError('boom')\n")
     with pytest.raises(PluginError, match="boom"):
@@ -296,6 +308,7 @@ def test_a_plugin_cannot_replace_a_core_command(lingspace_plugin, capsys) -> Non
     assert "'shadow'" in capsys.readouterr().err
 
 
+@pytest.mark.third_party_plugins
 def test_strict_works_before_and_after_the_sub_command(site: Path, capsys) -> None:
     make_distribution(site, "lsh-test-broken", "lsh_test_broken", "raise RuntimeError('boom')\n")
     assert main(["--strict", "metrics"]) == 2
