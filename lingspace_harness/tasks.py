@@ -52,7 +52,8 @@ class Task:
 def task_source(task: Task, options: DataOptions) -> str:
     """Where ``task``'s pairs come from under ``options`` (results.json's ``source``):
     ``task.source_for(options)`` if the task has it, else its static ``task.source``."""
-    return task.source if task.source_for is None else task.source_for(options)
+    source_for = getattr(task, "source_for", None)  # duck-typed tasks may lack it
+    return task.source if source_for is None else source_for(options)
 
 
 @runtime_checkable
