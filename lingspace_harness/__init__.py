@@ -10,7 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from .access import ModelAccess
 from .analysis import AnalysisContext, AnalysisOptions, analyse, hypothesis_from_file
 from .cli import main
-from .commands import comma_list, positive_int
+from .arguments import comma_list, positive_int
 from .config import RunConfig, cache_dir
 from .errors import DataError, ModelError, PluginError, UnknownNameError, UserError, error_reason
 from .execution import Worker, WorkerSpec
@@ -26,7 +26,7 @@ from .results import atomic_open, read_results, write_atomic, write_results
 from .runner import run
 from .scoring import prefix_token_id
 from .stats import cluster_agreement, is_symmetric, mantel, split_half_reliability, symmetrise, within_between
-from .tasks import DataOptions, Task, TaskData, TaskSource, select_tasks, split_pairs
+from .tasks import DataOptions, Task, TaskData, TaskSource, select_tasks, split_pairs, task_source
 from .units import UnitStore
 
 try:
@@ -43,6 +43,6 @@ __all__ = [
     "cluster_agreement", "comma_list", "error_reason", "gradient_differential", "hookimpl", "hypothesis_from_file", "is_symmetric",
     "layout_of", "load_harness", "main", "mantel", "pairs_from_rows", "positive_int", "prefix_token_id", "progress_bar", "read_jsonl",
     "read_pairs_jsonl", "read_results", "register_plugin", "resolve_loader", "run", "select_parameters",
-    "select_tasks", "split_half_reliability", "split_pairs", "symmetrise", "unregister_plugin",
+    "select_tasks", "split_half_reliability", "split_pairs", "symmetrise", "task_source", "unregister_plugin",
     "within_between", "write_atomic", "write_results", "__version__",
 ]

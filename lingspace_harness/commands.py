@@ -8,49 +8,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterable
 
+from .arguments import comma_list, positive_int, shard, split_fractions
 from .errors import UserError
 from .config import IN_PROCESS, RunConfig
 from .execution import read_run_file, shard_status
 from .options import add_plugin_arguments, optioned, parsed_options
-from .outputs import check_output_dir
 from .plugins import Harness
+from .results import check_output_dir
 from .runner import prepare, run
 from .scoring import METHODS
-from .tasks import SPLIT_FRACTIONS, DataOptions, select_tasks
-
-
-def comma_list(value: str) -> list[str]:
-    """An argparse type: ``"a, b,,c"`` -> ``["a", "b", "c"]``."""
-    return [v.strip() for v in value.split(",") if v.strip()]
-
-
-def _fractions(value: str) -> tuple[float, float, float]:
-    try:
-        parts = tuple(float(v) for v in value.split(","))
-    except ValueError:
-        parts = ()
-    if len(parts) != 3 or min(parts) < 0 or abs(sum(parts) - 1) > 1e-9:
-        raise argparse.ArgumentTypeError("three non-negative numbers that sum to 1, e.g. 0.4,0.1,0.5")
-    return parts  # type: ignore[return-value]
-
-
-def _shard(value: str) -> tuple[int, int]:
-    i, sep, n = value.partition("/")
-    try:
-        shard = (int(i), int(n))
-    except ValueError:
-        shard = (-1, 0)
-    if not sep or shard[1] < 1 or not 0 <= shard[0] < shard[1]:
-        raise argparse.ArgumentTypeError("I/N with 0 <= I < N, e.g. 0/3 (SLURM: $SLURM_ARRAY_TASK_ID/N)")
-    return shard
-
-
-def positive_int(value: str) -> int:
-    """An argparse type: an integer of at least 1."""
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return number
+from .tasks import SPLIT_FRACTIONS, DataOptions, select_tasks, task_source
 
 
 class RunCommand:
@@ -69,7 +36,7 @@ class RunCommand:
                                help=f"how units run: {IN_PROCESS} (in this process, the default) or a plugin's"
                                     + (f" ({', '.join(self.harness.executors.names())})"
                                        if self.harness and len(self.harness.executors) else ""))
-        execution.add_argument("--shard", type=_shard, metavar="I/N",
+        execution.add_argument("--shard", type=shard, metavar="I/N",
                                help="run only slice I of N of the units into --output; then `merge`")
         if self.harness is not None:
             registries = [r for hook, r in self.harness.registries.items() if hook in OPTIONED_HOOKS]
@@ -89,6 +56,7 @@ class RunCommand:
         return config
 
     def run(self, args: argparse.Namespace, harness: Harness) -> int:
+        check_output_dir(args.output)
         config = self.config(args)
         check_output_dir(config.output)
         results = run(harness, config, overwrite=args.overwrite)
@@ -122,7 +90,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     _add_data_dir(parser)
     parser.add_argument("--limit", type=positive_int, help="cap each split of every task at N pairs")
     parser.add_argument("--seed", type=int, default=0, help="split and run seed (default 0)")
-    parser.add_argument("--split-fractions", type=_fractions, default=SPLIT_FRACTIONS, metavar="TRAIN,VAL,TEST",
+    parser.add_argument("--split-fractions", type=split_fractions, default=SPLIT_FRACTIONS, metavar="TRAIN,VAL,TEST",
                         help="how each task's pairs are split (default 0.4,0.1,0.5; 0,0,1 scores every pair)")
     parser.add_argument("--report", dest="reporters", type=comma_list, default=[],
                         help="comma-separated reporters to run afterwards")
@@ -208,22 +176,25 @@ class MergeCommand:
 
 class TasksCommand:
     name = "tasks"
-    help = "list tasks: name, phenomenon, field, source"
+    help = "list tasks: name, phenomenon, field, source (as `run` with the same options would load them)"
+    HEADER = ("name", "phenomenon", "field", "source")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("globs", nargs="?", type=comma_list, default=["*"],
                             help="comma-separated globs (default: all); 'lm_eval:GLOB' or a path for lm-eval tasks")
-        parser.add_argument("--json", action="store_true", help="print JSON lines")
+        parser.add_argument("--json", action="store_true", help="print JSON lines (no header)")
+        _add_data_dir(parser)
         _add_include_path(parser)
 
     def run(self, args: argparse.Namespace, harness: Harness) -> int:
-        options = DataOptions(include_paths=tuple(args.include_paths))
-        for task in select_tasks(harness.tasks, harness.task_sources, args.globs, options):
-            if args.json:
-                print(json.dumps({"name": task.name, "phenomenon": task.phenomenon,
-                                  "field": task.field, "group": task.group, "source": task.source}))
-            else:
-                print(f"{task.name}\t{task.phenomenon}\t{task.field}\t{task.source}")
+        options = DataOptions(data_dir=args.data_dir, include_paths=tuple(args.include_paths))
+        tasks = select_tasks(harness.tasks, harness.task_sources, args.globs, options)
+        if not args.json:
+            print("\t".join(self.HEADER))
+        for task in tasks:
+            row = {"name": task.name, "phenomenon": task.phenomenon, "field": task.field,
+                   "group": task.group, "source": task_source(task, options)}
+            print(json.dumps(row) if args.json else "\t".join(row[k] for k in self.HEADER))
         return 0
 
 

@@ -2,11 +2,18 @@
 
 Every ``lingspace_register_*`` hook receives a ``register`` callback. Call it once per
 thing the plugin adds; the harness records which plugin registered what, and rejects
-a name that two plugins both claim.
+a name that two plugins both claim. An object without an attribute or method that its
+protocol requires (e.g. a metric without ``compute``) is skipped with one warning line.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from pluggy import HookimplMarker, HookspecMarker
+
+from .models import ModelLoader
+from .protocols import Command, Executor, GradientStrategy, Hypothesis, Metric, Reporter, SpaceBuilder
+from .tasks import Task, TaskSource
 
 PROJECT = "lingspace_harness"
 
@@ -15,7 +22,7 @@ hookimpl = HookimplMarker(PROJECT)
 
 
 @hookspec
-def lingspace_register_phenomena(register):
+def lingspace_register_phenomena(register: Callable[[Task], None]) -> None:
     """Add minimal-pair tasks.
 
     Call ``register(task)`` with a :class:`lingspace_harness.Task` for each task. A task
@@ -24,7 +31,7 @@ def lingspace_register_phenomena(register):
 
 
 @hookspec
-def lingspace_register_task_sources(register):
+def lingspace_register_task_sources(register: Callable[[TaskSource], None]) -> None:
     """Add task sources: tasks found at run time rather than registered up front.
 
     Call ``register(source)`` with a :class:`lingspace_harness.TaskSource`. ``--tasks NAME:spec``
@@ -34,7 +41,7 @@ def lingspace_register_task_sources(register):
 
 
 @hookspec
-def lingspace_register_model_loaders(register):
+def lingspace_register_model_loaders(register: Callable[[ModelLoader], None]) -> None:
     """Add ways to load a model from a ``--model`` string.
 
     Call ``register(loader)`` with a :class:`lingspace_harness.ModelLoader`. The user
@@ -43,7 +50,7 @@ def lingspace_register_model_loaders(register):
 
 
 @hookspec
-def lingspace_register_gradient_strategies(register):
+def lingspace_register_gradient_strategies(register: Callable[[GradientStrategy], None]) -> None:
     """Add gradient-differential strategies (``full``, ``topk``, ``projected``, ...).
 
     Call ``register(strategy)`` with a :class:`lingspace_harness.GradientStrategy`.
@@ -51,7 +58,7 @@ def lingspace_register_gradient_strategies(register):
 
 
 @hookspec
-def lingspace_register_metrics(register):
+def lingspace_register_metrics(register: Callable[[Metric], None]) -> None:
     """Add metrics, chosen with ``--metric``.
 
     Call ``register(metric)`` with a :class:`lingspace_harness.Metric`. A metric fills
@@ -60,7 +67,7 @@ def lingspace_register_metrics(register):
 
 
 @hookspec
-def lingspace_register_space_builders(register):
+def lingspace_register_space_builders(register: Callable[[SpaceBuilder], None]) -> None:
     """Add analyses of task spaces: hypothesis tests, clustering, comparisons.
 
     Call ``register(builder)`` with a :class:`lingspace_harness.SpaceBuilder`. Its output
@@ -69,7 +76,7 @@ def lingspace_register_space_builders(register):
 
 
 @hookspec
-def lingspace_register_hypotheses(register):
+def lingspace_register_hypotheses(register: Callable[[Hypothesis], None]) -> None:
     """Add hypothesis spaces that analyses test task spaces against.
 
     Call ``register(hypothesis)`` with a :class:`lingspace_harness.Hypothesis`: given the
@@ -79,7 +86,7 @@ def lingspace_register_hypotheses(register):
 
 
 @hookspec
-def lingspace_register_executors(register):
+def lingspace_register_executors(register: Callable[[Executor], None]) -> None:
     """Add executors that run a run's units of work (serial, ray, ...), chosen with ``--executor``.
 
     Call ``register(executor)`` with a :class:`lingspace_harness.Executor`. The units it
@@ -88,7 +95,7 @@ def lingspace_register_executors(register):
 
 
 @hookspec
-def lingspace_register_reporters(register):
+def lingspace_register_reporters(register: Callable[[Reporter], None]) -> None:
     """Add reporters, which turn a finished results.json into other files.
 
     Call ``register(reporter)`` with a :class:`lingspace_harness.Reporter`.
@@ -96,7 +103,7 @@ def lingspace_register_reporters(register):
 
 
 @hookspec
-def lingspace_register_commands(register):
+def lingspace_register_commands(register: Callable[[Command], None]) -> None:
     """Add CLI sub-commands, as in ``lingspace-harness NAME ...``.
 
     Call ``register(command)`` with a :class:`lingspace_harness.Command`.

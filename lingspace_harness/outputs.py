@@ -7,22 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .results import PAIRS_FILE, RESULTS_FILE
+from .results import PAIRS_FILE, RESULTS_FILE, check_output_dir
 from .units import UNITS_DIR
 
 RUN_FILE = "run.json"
 #: What a run owns in its output directory (``--overwrite`` removes these, nothing else).
 RUN_FILES = (RUN_FILE, RESULTS_FILE, PAIRS_FILE)
-
-
-def check_output_dir(path: Path) -> None:
-    """One line, before any work, when ``path`` cannot hold a run's files."""
-    path = Path(path)
-    for parent in [path, *path.parents]:
-        if parent.exists():
-            if not parent.is_dir():
-                raise UserError(f"--output {path}: {parent} is a file, not a directory")
-            break
 
 
 def differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:

@@ -104,7 +104,8 @@ def read_jsonl(path: str | Path) -> Iterable[tuple[int, Any]]:
             try:
                 yield number, json.loads(text)
             except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+                raise DataError(f"{path}:{number}: not valid JSON: {exc.msg}: line {number} "
+                                f"column {exc.colno}") from None
 
 
 def read_pairs_jsonl(path: str | Path, **fields: Any) -> list[MinimalPair]:

@@ -18,7 +18,10 @@ import pluggy
 
 from . import hookspecs
 from .errors import PluginError
-from .registry import Registry
+from .models import ModelLoader
+from .protocols import Command, Executor, GradientStrategy, Hypothesis, Metric, Reporter, SpaceBuilder
+from .registry import Contract, Registry
+from .tasks import Task, TaskSource
 
 log = logging.getLogger("lingspace_harness")
 
@@ -27,19 +30,21 @@ BUILTIN_DISTRIBUTION = "lingspace-harness"
 LOAD_ENV = "LINGSPACE_LOAD_PLUGINS"
 DISABLE_ENV = "LINGSPACE_DISABLE_PLUGINS"
 
-# hook name -> registry kind (used in messages)
-KINDS = {
-    "lingspace_register_phenomena": "task",
-    "lingspace_register_task_sources": "task source",
-    "lingspace_register_model_loaders": "model loader",
-    "lingspace_register_gradient_strategies": "gradient strategy",
-    "lingspace_register_metrics": "metric",
-    "lingspace_register_space_builders": "space builder",
-    "lingspace_register_hypotheses": "hypothesis",
-    "lingspace_register_executors": "executor",
-    "lingspace_register_reporters": "reporter",
-    "lingspace_register_commands": "command",
+# hook name -> (registry kind, used in messages; what its objects must look like). What a
+# registered object must have is read off the protocol (see Contract.of), and checked in register().
+HOOKS: dict[str, tuple[str, type]] = {
+    "lingspace_register_phenomena": ("task", Task),
+    "lingspace_register_task_sources": ("task source", TaskSource),
+    "lingspace_register_model_loaders": ("model loader", ModelLoader),
+    "lingspace_register_gradient_strategies": ("gradient strategy", GradientStrategy),
+    "lingspace_register_metrics": ("metric", Metric),
+    "lingspace_register_space_builders": ("space builder", SpaceBuilder),
+    "lingspace_register_hypotheses": ("hypothesis", Hypothesis),
+    "lingspace_register_executors": ("executor", Executor),
+    "lingspace_register_reporters": ("reporter", Reporter),
+    "lingspace_register_commands": ("command", Command),
 }
+KINDS = {hook: kind for hook, (kind, _) in HOOKS.items()}
 
 # Plugins added in-process (tests, notebooks): (name, object). See ``register_plugin``.
 _extra_plugins: list[tuple[str, Any]] = []
@@ -139,85 +144,104 @@ def unregister_plugin(name: str) -> None:
     _extra_plugins[:] = [(n, o) for n, o in _extra_plugins if n != name]
 
 
+@dataclass
+class _Loading:
+    """What ``load_harness`` builds up: the plugin manager, the plugins accepted, the warnings."""
+
+    strict: bool
+    pm: pluggy.PluginManager = field(init=False)
+    plugins: dict[str, PluginInfo] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+
+    def fail(self, message: str) -> None:
+        """One warning line, or a PluginError with ``strict``."""
+        if self.strict:
+            raise PluginError(message)
+        log.warning(message)
+        self.warnings.append(message)
+
+    def add(self, name: str, obj: Any, info: PluginInfo) -> None:
+        """Register one plugin object with pluggy, or explain in one line why not."""
+        if name in self.plugins:
+            self.fail(f"plugin {name!r} from {info.distribution} skipped: "
+                      f"the name is taken by {self.plugins[name].distribution}")
+            return
+        try:
+            self.pm.register(obj, name=name)
+            _check_hooks(self.pm, name)
+        except Exception as exc:  # pluggy validation errors and anything a plugin raises
+            if self.pm.get_plugin(name) is not None:
+                self.pm.unregister(name=name)
+            self.fail(f"plugin {name!r} is invalid and was skipped: {exc}")
+            return
+        info.hooks = sorted(_hooks_of(self.pm, name))
+        if not info.hooks:
+            self.pm.unregister(name=name)
+            self.fail(f"plugin {name!r} implements no lingspace hook (is @hookimpl missing?) "
+                      f"and was skipped")
+            return
+        self.plugins[name] = info
+
+
 def load_harness(strict: bool = False, env: dict[str, str] | None = None) -> Harness:
     """Load every allowed plugin and collect their registrations."""
     env = os.environ if env is None else env
-    allow = _names(env.get(LOAD_ENV))
     deny = _names(env.get(DISABLE_ENV)) or set()
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
-    plugins: dict[str, PluginInfo] = {}
-    warnings: list[str] = []
+    loading = _Loading(strict)
+    _load_entry_points(loading, _names(env.get(LOAD_ENV)), deny)
+    for name, obj in list(_extra_plugins):
+        if _norm(name) not in deny:
+            loading.add(name, obj, PluginInfo(name, None, None, False))
+    registries = {hook: _fill_registry(loading, hook, Registry(kind, Contract.of(spec)))
+                  for hook, (kind, spec) in HOOKS.items()}
+    return Harness(loading.pm, loading.plugins, registries, loading.warnings)
 
-    def fail(message: str) -> None:
-        if strict:
-            raise PluginError(message)
-        log.warning(message)
-        warnings.append(message)
 
-    def add(name: str, obj: Any, info: PluginInfo) -> None:
-        if name in plugins:
-            other = plugins[name].distribution
-            fail(f"plugin {name!r} from {info.distribution} skipped: "
-                 f"the name is taken by {other}")
-            return
-        try:
-            pm.register(obj, name=name)
-            _check_hooks(pm, name)
-        except Exception as exc:  # pluggy validation errors and anything a plugin raises
-            if pm.get_plugin(name) is not None:
-                pm.unregister(name=name)
-            fail(f"plugin {name!r} is invalid and was skipped: {exc}")
-            return
-        info.hooks = sorted(impl_name for impl_name in _hooks_of(pm, name))
-        if not info.hooks:
-            pm.unregister(name=name)
-            fail(f"plugin {name!r} implements no lingspace hook (is @hookimpl missing?) "
-                 f"and was skipped")
-            return
-        plugins[name] = info
-
+def _load_entry_points(loading: _Loading, allow: set[str] | None, deny: set[str]) -> None:
+    """Import and add each entry point the allow/deny lists let through (built-ins ignore ``allow``)."""
     for ep, dist in _entry_points():
         dist_name = dist.metadata["Name"]
         builtin = _norm(dist_name) == BUILTIN_DISTRIBUTION
         keys = {_norm(ep.name), _norm(dist_name)}
-        if keys & deny:
+        if keys & deny or (not builtin and allow is not None and not keys & allow):
             continue
-        if not builtin and allow is not None and not keys & allow:
-            continue
-        info = PluginInfo(ep.name, dist_name, dist.version, builtin)
         try:
             obj = ep.load()
         except Exception as exc:
-            fail(f"plugin {ep.name!r} ({dist_name} {dist.version}) failed to import: "
-                 f"{type(exc).__name__}: {exc}")
+            loading.fail(f"plugin {ep.name!r} ({dist_name} {dist.version}) failed to import: "
+                         f"{type(exc).__name__}: {exc}")
             continue
-        add(ep.name, obj, info)
+        loading.add(ep.name, obj, PluginInfo(ep.name, dist_name, dist.version, builtin))
 
-    for name, obj in list(_extra_plugins):
-        if _norm(name) not in deny:
-            add(name, obj, PluginInfo(name, None, None, False))
 
-    registries = {hook: Registry(kind) for hook, kind in KINDS.items()}
-    for hook, registry in registries.items():
-        for impl in getattr(pm.hook, hook).get_hookimpls():
-            plugin = impl.plugin_name
-            added: list[str] = []
+def _fill_registry(loading: _Loading, hook: str, registry: Registry) -> Registry:
+    """Call every implementation of ``hook`` with a ``register`` that checks each object against
+    the registry's contract: one that breaks it is one warning line (PluginError with strict)."""
+    for impl in getattr(loading.pm.hook, hook).get_hookimpls():
+        plugin = impl.plugin_name
+        added: list[str] = []
 
-            def register(item: Any, _plugin: str = plugin, _added: list = added,
-                         _registry: Registry = registry) -> None:
-                _registry.add(item, _plugin)
-                _added.append(item.name)
+        def register(item: Any, _plugin: str = plugin, _added: list[str] = added) -> None:
+            problem = registry.problem(item)
+            if problem:
+                loading.fail(f"plugin {_plugin!r} registered {problem}; it was skipped")
+                return
+            registry.add(item, _plugin)
+            _added.append(item.name)
 
-            try:
-                impl.function(register=register)
-            except PluginError:
-                raise
-            except Exception as exc:
-                fail(f"plugin {plugin!r} failed in {hook}: {type(exc).__name__}: {exc}")
-            if added and plugin in plugins:
-                plugins[plugin].registered[KINDS[hook]] = added
-    return Harness(pm, plugins, registries, warnings)
+        try:
+            impl.function(register=register)
+        except PluginError:
+            raise
+        except Exception as exc:
+            loading.fail(f"plugin {plugin!r} failed in {hook}: {type(exc).__name__}: {exc}")
+        if added and plugin in loading.plugins:
+            loading.plugins[plugin].registered[registry.kind] = added
+    return registry
 
 
 def _hooks_of(pm: pluggy.PluginManager, name: str) -> list[str]:

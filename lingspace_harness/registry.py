@@ -1,22 +1,64 @@
 """Name -> object tables filled by plugins' ``register`` callbacks."""
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import fnmatch
-from typing import Generic, Iterator, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, Iterator, TypeVar
 
 from .errors import PluginError, UnknownNameError
 
 T = TypeVar("T")
 
 
-class Registry(Generic[T]):
-    """Registered objects of one kind, keyed by their ``name`` attribute."""
+@dataclass(frozen=True)
+class Contract:
+    """What a registered object must have: ``attributes``, and ``methods`` that are callable."""
 
-    def __init__(self, kind: str) -> None:
+    attributes: tuple[str, ...] = ()
+    methods: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, spec: type) -> "Contract":
+        """Read the contract off a protocol (its annotations and methods) or a dataclass (its
+        fields without defaults; those typed ``Callable`` are methods)."""
+        if dataclasses.is_dataclass(spec):
+            required = [f for f in dataclasses.fields(spec)
+                        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+            callables = {f.name for f in required if str(f.type).startswith("Callable")}
+            return cls(tuple(f.name for f in required if f.name not in callables),
+                       tuple(f.name for f in required if f.name in callables))
+        return cls(tuple(vars(spec).get("__annotations__", {})),
+                   tuple(k for k, v in vars(spec).items() if callable(v) and not k.startswith("_")))
+
+    def missing(self, item: Any) -> list[str]:
+        """What ``item`` lacks: attribute names, and ``name()`` for methods absent or not callable."""
+        return ([a for a in self.attributes if not hasattr(item, a)]
+                + [f"{m}()" for m in self.methods if not callable(getattr(item, m, None))])
+
+    def __str__(self) -> str:
+        return ", ".join([*self.attributes, *(f"{m}()" for m in self.methods)])
+
+
+class Registry(Generic[T]):
+    """Registered objects of one kind, keyed by their ``name`` attribute. With a ``contract``,
+    :meth:`problem` says what an object lacks before it is added."""
+
+    def __init__(self, kind: str, contract: Contract | None = None) -> None:
         self.kind = kind
+        self.contract = contract or Contract()
         self._items: dict[str, T] = {}
         self._owners: dict[str, str] = {}
+
+    def problem(self, item: Any) -> str | None:
+        """Why ``item`` breaks this kind's contract (one phrase), or None if it keeps it."""
+        missing = self.contract.missing(item)
+        if not missing:
+            return None
+        name = getattr(item, "name", None)
+        what = f"the {self.kind} {name!r}" if isinstance(name, str) and name else f"a {self.kind} ({item!r})"
+        return f"{what} without {', '.join(missing)} (a {self.kind} needs {self.contract})"
 
     def add(self, item: T, plugin: str) -> None:
         name = getattr(item, "name", None)

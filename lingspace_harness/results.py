@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import IO, Any, Iterable, Iterator
 
 import numpy as np
+from .errors import UserError
 
 RESULTS_FILE = "results.json"
 PAIRS_FILE = "pairs.jsonl"
@@ -23,6 +24,24 @@ def new_results(config: dict[str, Any], model: dict[str, Any],
     ``execution`` says how the units ran (executor, shard); it never changes the numbers."""
     return {"version": SCHEMA_VERSION, "config": config, "execution": execution or {}, "model": model,
             "tasks": {}, "spaces": {}, "analysis": {}}
+
+
+def check_output_dir(path: Path) -> None:
+    """Raise a one-line :class:`UserError` unless ``path`` can be (or become) an output directory:
+    it, or the nearest of its parents that exists, must be a directory we may write to.
+    Nothing is created."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"--output {path} is a file, not a directory")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"--output {path} cannot be created: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        reason = "read-only file system" if os.statvfs(existing).f_flag & os.ST_RDONLY else "permission denied"
+        where = "" if existing == path else f" (in {existing})"
+        raise UserError(f"cannot write to {path}: {reason}{where}")
 
 
 @contextmanager

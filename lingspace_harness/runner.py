@@ -17,7 +17,7 @@ from .outputs import claim_output
 from .progress import progress_bar
 from .results import new_results, write_pairs, write_results
 from .scoring import prefix_token_id
-from .tasks import DataOptions, TaskData, load_task_data, select_tasks
+from .tasks import DataOptions, TaskData, load_task_data, select_tasks, task_source
 
 log = logging.getLogger("lingspace_harness")
 WORD = re.compile(r"[\w']+")
@@ -189,9 +189,10 @@ def assemble(ctx: Run) -> dict[str, Any]:
     results["fingerprints"] = ctx.shared.fingerprints
     for name, d in ctx.data.items():
         task = d.task
-        results["tasks"][name] = {"phenomenon": task.phenomenon, "field": task.field,
-                                  "group": task.group, "source": task.source, **d.counts(),
-                                  "vocabulary": vocabulary(d.test)}
+        results["tasks"][name] = {"phenomenon": task.phenomenon, "field": task.field, "group": task.group,
+                                  "source": task_source(task, DataOptions(config.data_dir,
+                                                                          tuple(config.include_paths))),
+                                  **d.counts(), "vocabulary": vocabulary(d.test)}
     asked = [m.name for m in resolve_metrics(ctx.harness, config.metrics)]
     for metric in (m for m in ctx.metrics if m.name in asked):
         log.info("metric %s", metric.name)

@@ -35,6 +35,8 @@ class Task:
     ``load(options)`` returns every pair of the task (validated, e.g. with
     :func:`lingspace_harness.read_pairs_jsonl`); the harness splits them.
     ``group`` is an optional coarser label (BLiMP: the paper's 12 phenomena).
+    ``source`` says where the pairs come from; a task whose data depends on the options
+    (e.g. ``--data-dir``) also gives ``source_for(options)``, see :func:`task_source`.
     """
 
     name: str
@@ -44,6 +46,14 @@ class Task:
     load: Callable[[DataOptions], Sequence[MinimalPair]] = field(repr=False, compare=False)
     group: str | None = None
     description: str = ""
+    source_for: Callable[[DataOptions], str] | None = field(default=None, repr=False, compare=False)
+
+
+def task_source(task: Task, options: DataOptions) -> str:
+    """Where ``task``'s pairs come from under ``options`` (results.json's ``source``):
+    ``task.source_for(options)`` if the task has it, else its static ``task.source``."""
+    source_for = getattr(task, "source_for", None)  # duck-typed tasks may lack it
+    return task.source if source_for is None else source_for(options)
 
 
 @runtime_checkable

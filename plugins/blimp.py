@@ -1,8 +1,9 @@
 """BLiMP: the 67 paradigms as tasks ``blimp_<UID>``.
 
 The task list and labels come from the packaged lm-eval YAML leaves. Pairs come from the
-hub (``nyu-mll/blimp``) by default, or from a directory of the official ``<UID>.jsonl``
-files given by ``--data-dir`` or ``LINGSPACE_BLIMP_DIR``.
+hub (``nyu-mll/blimp`` at ``HUB_REVISION``) by default, or from a directory of the official
+``<UID>.jsonl`` files given by ``--data-dir`` or ``LINGSPACE_BLIMP_DIR``. A task's source
+says which: ``blimp:local:<resolved dir>`` or ``blimp:hub:nyu-mll/blimp@<revision>``.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from lingspace_harness import (
 from .blimp_yaml import yaml_path
 
 HUB_DATASET = "nyu-mll/blimp"
+HUB_REVISION = "main"
 ENV_DIR = "LINGSPACE_BLIMP_DIR"
 
 
@@ -27,6 +29,14 @@ def data_dir(options: DataOptions) -> Path | None:
         return Path(options.data_dir)
     env = os.environ.get(ENV_DIR)
     return Path(env) if env else None
+
+
+def source_of(options: DataOptions) -> str:
+    """Where the pairs come from under ``options``: the resolved local directory, or the hub."""
+    local = data_dir(options)
+    if local is not None:
+        return f"blimp:local:{local.resolve()}"
+    return f"blimp:hub:{HUB_DATASET}@{HUB_REVISION}"
 
 
 def load_paradigm(uid: str, options: DataOptions) -> list[MinimalPair]:
@@ -44,7 +54,7 @@ def _from_hub(uid: str) -> list[MinimalPair]:
     try:
         import datasets
 
-        rows = datasets.load_dataset(HUB_DATASET, uid, split="train")
+        rows = datasets.load_dataset(HUB_DATASET, uid, split="train", revision=HUB_REVISION)
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(
@@ -56,8 +66,7 @@ def _from_hub(uid: str) -> list[MinimalPair]:
 
 @hookimpl
 def lingspace_register_phenomena(register):
-    env = os.environ.get(ENV_DIR)
-    source = f"blimp:{env}" if env else f"blimp:hub:{HUB_DATASET}"
+    source = source_of(DataOptions())  # where the pairs come from when no --data-dir is given
     for leaf in sorted((yaml_path() / "blimp").glob("lingspace_blimp_*.yaml")):
         spec = yaml.safe_load(leaf.read_text(encoding="utf-8"))
         uid, meta = spec["dataset_name"], spec["metadata"]
@@ -67,6 +76,7 @@ def lingspace_register_phenomena(register):
             field=meta["field"],
             group=meta["group"],
             source=source,
+            source_for=source_of,
             load=partial(load_paradigm, uid),
             description=f"BLiMP paradigm {uid}",
         ))

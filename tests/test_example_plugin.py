@@ -1,8 +1,9 @@
 """The third-party plugin example in examples/lingspace-example-plugin, tested in-process.
 
-The example is not installed here: its module is imported from the checkout and
-registered for one test with the ``lingspace_plugin`` fixture. CI also pip-installs it
-and runs the CLI against the installed entry point.
+Its module is imported from the checkout and registered for one test with the
+``lingspace_plugin`` fixture. These tests see installed third-party plugins, as a user
+would: CI also pip-installs the example (that copy is hidden below) and runs the CLI
+against the installed entry point.
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import pytest
 
 from lingspace_harness import load_harness, split_pairs
 from lingspace_harness.cli import main
+
+pytestmark = pytest.mark.third_party_plugins
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_SRC = ROOT / "examples" / "lingspace-example-plugin" / "src"
@@ -39,7 +42,9 @@ def example(example_module, lingspace_plugin, monkeypatch):
 
 def test_tasks_are_listed_with_phenomenon_and_field(example, capsys):
     assert main(["tasks", "example_*"]) == 0
-    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    header, *lines = capsys.readouterr().out.splitlines()
+    assert header == "name\tphenomenon\tfield\tsource"
+    rows = [line.split("\t") for line in lines]
     assert {name: (phenomenon, field) for name, phenomenon, field, _ in rows} == TASKS
     assert {source for *_, source in rows} == {"lingspace-example-plugin"}
 

@@ -195,6 +195,7 @@ def test_ray_with_two_workers_equals_the_serial_run(ray_cluster: Path, one_threa
                                     "options": {"workers": 2, "worker_cpus": 1.0, "retries": 3}}
 
 
+@pytest.mark.third_party_plugins  # lsh_test_flaky, installed on sys.path
 def test_a_killed_ray_worker_is_retried_and_nothing_is_lost(ray_cluster: Path, one_thread: None,
                                                             tiny_model: Path, blimp_dir: Path,
                                                             tmp_path: Path) -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 import ast
 import inspect
 import re
+import typing
 from pathlib import Path
 
 import pytest
 
 from lingspace_harness import hookspecs
-from lingspace_harness.plugins import KINDS
+from lingspace_harness.plugins import HOOKS, KINDS
 
 SPECS = [name for name, obj in vars(hookspecs).items()
          if inspect.isfunction(obj) and hasattr(obj, "lingspace_harness_spec")]
@@ -30,6 +31,18 @@ def test_spec_is_documented(name: str) -> None:
     assert "register(" in doc and len(doc.splitlines()) >= 2
     body = ast.parse(inspect.getsource(spec)).body[0].body
     assert len(body) == 1 and isinstance(body[0].value, ast.Constant)  # a docstring, no behaviour
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_spec_is_typed_with_its_protocol(name: str) -> None:
+    hints = typing.get_type_hints(getattr(hookspecs, name))
+    assert hints == {"register": typing.Callable[[HOOKS[name][1]], None], "return": type(None)}
+
+
+def test_hookspecs_import_neither_the_runner_nor_the_analysis() -> None:
+    tree = ast.parse(inspect.getsource(hookspecs))
+    modules = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert modules <= {"__future__", "typing", "pluggy", "models", "protocols", "tasks"}, modules
 
 
 @pytest.mark.parametrize("name", SPECS)

@@ -12,6 +12,7 @@ import pytest
 from lingspace_harness import (MetricResult, MinimalPair, PluginError, Space, Task, UnknownNameError,
                                hookimpl, load_harness)
 from lingspace_harness.cli import main
+from lingspace_harness.plugins import HOOKS
 
 BUILTINS = {"blimp", "hf_models", "accuracy", "markdown", "strategies", "gradsim", "transfer", "cka", "lm_eval_results",
             "hypotheses", "analysis", "clustering", "report", "compare", "executors",
@@ -64,6 +65,7 @@ def test_plugins_command_prints_json(capsys: pytest.CaptureFixture) -> None:
     assert listed["hf_models"]["version"]
 
 
+@pytest.mark.third_party_plugins
 def test_third_party_entry_point_and_allow_list(site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make_distribution(site, "lsh-test-good", "lsh_test_good", GOOD_PLUGIN)
     harness = load_harness()
@@ -76,26 +78,37 @@ def test_third_party_entry_point_and_allow_list(site: Path, monkeypatch: pytest.
     assert "thirdparty_task" in load_harness().tasks
 
 
+def test_tests_see_no_installed_third_party_plugin_unless_marked(site: Path) -> None:
+    make_distribution(site, "lsh-test-good", "lsh_test_good", GOOD_PLUGIN)
+    harness = load_harness()
+    assert "thirdparty_task" not in harness.tasks and "lsh_test_good" not in harness.plugins
+    assert BUILTINS == set(harness.plugins)
+
+
+@pytest.mark.third_party_plugins
 def test_disable_list_blocks_builtins_and_third_party(site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make_distribution(site, "lsh-test-good", "lsh_test_good", GOOD_PLUGIN)
     monkeypatch.setenv("LINGSPACE_DISABLE_PLUGINS", "blimp,lsh_test_good")
     harness = load_harness()
-    assert len(harness.tasks) == 0
+    assert "thirdparty_task" not in harness.tasks
+    assert not [name for name in harness.tasks.names() if name.startswith("blimp_")]
     assert "blimp" not in harness.plugins and "accuracy" in harness.plugins
 
 
+@pytest.mark.third_party_plugins
 def test_broken_plugin_warns_once_and_the_rest_loads(site: Path, capsys: pytest.CaptureFixture) -> None:
     make_distribution(site, "lsh-test-broken", "lsh_test_broken", "import no_such_module_xyz\n")
     harness = load_harness()
     assert len(harness.warnings) == 1
     assert "lsh_test_broken" in harness.warnings[0] and "no_such_module_xyz" in harness.warnings[0]
-    assert len(harness.tasks) == 67
+    assert len(harness.tasks.select(["blimp_*"])) == 67
     assert main(["tasks", "blimp_adjunct_island"]) == 0
     out = capsys.readouterr()
-    assert out.out.startswith("blimp_adjunct_island\t")
+    assert out.out.splitlines()[1].startswith("blimp_adjunct_island\t")
     assert [line for line in out.err.splitlines() if "lsh_test_broken" in line] == [out.err.strip()]
 
 
+@pytest.mark.third_party_plugins
 def test_strict_makes_a_broken_plugin_fatal(site: Path, capsys: pytest.CaptureFixture) -> None:
     make_distribution(site, "lsh-test-broken", "lsh_test_broken", "raise RuntimeError('boom')\n")
     with pytest.raises(PluginError, match="boom"):
@@ -295,8 +308,87 @@ def test_a_plugin_cannot_replace_a_core_command(lingspace_plugin, capsys) -> Non
     assert "'shadow'" in capsys.readouterr().err
 
 
+@pytest.mark.third_party_plugins
 def test_strict_works_before_and_after_the_sub_command(site: Path, capsys) -> None:
     make_distribution(site, "lsh-test-broken", "lsh_test_broken", "raise RuntimeError('boom')\n")
     assert main(["--strict", "metrics"]) == 2
     assert main(["metrics", "--strict"]) == 2
     assert main(["metrics"]) == 0
+
+
+def test_a_metric_without_compute_is_rejected_at_registration(lingspace_plugin, capsys, tmp_path: Path) -> None:
+    class NoCompute:
+        name, description = "nocompute", "forgot compute"
+
+    class Fine:
+        name, description = "fine_metric", "has compute"
+
+        def compute(self, ctx):
+            return MetricResult()
+
+    class Plugin:
+        @hookimpl
+        def lingspace_register_metrics(self, register):
+            register(NoCompute())
+            register(Fine())
+
+    lingspace_plugin(Plugin(), "halfdone")
+    harness = load_harness()
+    assert "nocompute" not in harness.metrics and "fine_metric" in harness.metrics
+    assert harness.warnings == ["plugin 'halfdone' registered the metric 'nocompute' without compute() "
+                                "(a metric needs name, description, compute()); it was skipped"]
+    assert harness.plugins["halfdone"].registered == {"metric": ["fine_metric"]}
+    with pytest.raises(PluginError, match=r"'halfdone'.*without compute\(\)"):
+        load_harness(strict=True)
+    assert main(["metrics"]) == 0  # one warning line, before anything loads
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"warning: {harness.warnings[0]}"]
+    assert main(["run", "--model", "no/such/model", "--tasks", "blimp_passive_1", "--metric", "nocompute",
+                 "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"warning: {harness.warnings[0]}" and err[1].startswith("error: unknown metric 'nocompute'")
+
+
+def test_an_executor_without_execute_is_rejected(lingspace_plugin) -> None:
+    class Plugin:
+        @hookimpl
+        def lingspace_register_executors(self, register):
+            class Lazy:
+                name, description = "lazy", "runs nothing"
+
+                execute = "not a method"
+
+            register(Lazy())
+
+    lingspace_plugin(Plugin(), "lazy_plugin")
+    harness = load_harness()
+    assert "lazy" not in harness.executors
+    assert len(harness.warnings) == 1
+    assert "plugin 'lazy_plugin'" in harness.warnings[0] and "without execute()" in harness.warnings[0]
+
+
+# What an object with only a name lacks, per kind: the protocols' other attributes and methods.
+LACKS = {"task": "phenomenon, field, source, load()", "task source": "description, claims(), resolve()",
+         "model loader": "description, claims(), load()", "gradient strategy": "description, kind, reduce()",
+         "metric": "description, compute()", "space builder": "description, build()",
+         "hypothesis": "description, matrix()", "executor": "description, execute()",
+         "reporter": "description, report()", "command": "help, add_arguments(), run()"}
+
+
+@pytest.mark.parametrize("hook", sorted(HOOKS))
+def test_every_kind_checks_its_protocol(hook: str, lingspace_plugin) -> None:
+    kind = HOOKS[hook][0]
+
+    class Bare:
+        name = "bare_thing"
+
+    def register_bare(self, register):
+        register(Bare())
+
+    register_bare.__name__ = hook
+    plugin = type("BarePlugin", (), {hook: hookimpl(register_bare)})()
+    lingspace_plugin(plugin, "bare")
+    harness = load_harness()
+    assert "bare_thing" not in harness.registries[hook]
+    [warning] = harness.warnings
+    assert warning.startswith(f"plugin 'bare' registered the {kind} 'bare_thing' without {LACKS[kind]} (")

@@ -23,7 +23,6 @@ from lingspace_harness_plugins.report import HtmlReport, layout, write_compariso
 TASKS = [f"blimp_t{i}" for i in range(6)]
 PHENOMENA = ["agr", "isl", "npi", "agr", "isl", "npi"]
 EVIL = '<script>alert("x")</script>'
-BENCH = Path("/tmp/bench-tr/results.json")
 
 
 def constructed() -> dict:
@@ -189,12 +188,17 @@ def test_comparison_report_plots_trajectories(tmp_path: Path) -> None:
                                                   ("step3", "step1", "0.7000")]
 
 
-def test_report_on_the_saved_smollm2_run(tmp_path: Path) -> None:
-    if not BENCH.is_file():
-        pytest.skip(f"{BENCH} (a saved SmolLM2 run) not present")
-    shutil.copy(BENCH, tmp_path / "results.json")
+def test_report_on_a_finished_run(tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> None:
+    """A real run (tiny model, three learned spaces, the run's own analysis): one heatmap,
+    dendrogram and graph per space, each space in the order analysis.clusters gave."""
+    assert main(["run", "--model", str(tiny_model), "--tasks", "blimp_anaphor_*,blimp_passive_*",
+                 "--data-dir", str(blimp_dir), "--limit", "6", "--metric", "gradsim,overlap,transfer",
+                 "--ftgd-steps", "2", "--permutations", "99", "--output", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    spaces = results["spaces"]
+    assert sorted(spaces) == ["gradsim", "overlap", "transfer"]
+    assert all(not results["analysis"]["clusters"][name].get("reason") for name in spaces)
     assert main(["report", str(tmp_path), "--permutations", "99"]) == 0
-    spaces = json.loads(BENCH.read_text())["spaces"]
     text = (tmp_path / "report.html").read_text()
     assert len(Tables(text).images) == 3 * len(spaces)
     assert text.count("clustering order (analysis.clusters)</figcaption>") == len(spaces)

@@ -52,4 +52,5 @@ def test_wheel_installs_into_a_fresh_venv(tmp_path: Path) -> None:
                                                                 "lm_eval_tasks", "lm_eval_models"}
     tasks = subprocess.check_output([str(env_dir / "bin" / "lingspace-harness"), "tasks", "blimp_*"],
                                     cwd=work, text=True)
-    assert len(tasks.splitlines()) == 67
+    header, *rows = tasks.splitlines()
+    assert header == "name\tphenomenon\tfield\tsource" and len(rows) == 67
