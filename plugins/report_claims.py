@@ -13,11 +13,16 @@ def _ci(ci: list[float] | None) -> str | None:
     return None if ci is None else f"[{ci[0]:.4g}, {ci[1]:.4g}]"
 
 
-def _trend_row(claim: dict[str, Any], name: str, stat: dict[str, Any]) -> list[Any]:
+#: How a control's partial-Mantel trend reads in the verdict column (it is no verdict of its own).
+MOVES = {1: "(increases)", -1: "(decreases)", 0: "(no trend)", None: "(untested)"}
+
+
+def _trend_row(claim: dict[str, Any], name: str, stat: dict[str, Any], control: bool = False) -> list[Any]:
     t = stat["trend"]
     p = t["p_decrease"] if claim["verdict"] == "contradicted" else t["p_increase"]
     last = (stat.get("steps") or [{}])[-1]
-    return [claim["claim"], claim["space"], claim.get("hypothesis"), name, claim["verdict"], t["rho"], p,
+    verdict = MOVES[stat.get("direction")] if control else claim["verdict"]
+    return [claim["claim"], claim["space"], claim.get("hypothesis"), name, verdict, t["rho"], p,
             last.get("difference"), _ci(last.get("ci")), t["n_runs"], claim["n_tasks"],
             sum(claim["missing"].values())]
 
@@ -42,7 +47,7 @@ def claims_rows(comparison: dict[str, Any]) -> list[list[Any]]:
         for name, stat in claim["statistics"].items():
             rows.append(_trend_row(claim, name, stat))
         for control, stat in (claim.get("controls") or {}).items():
-            rows.append(_trend_row(claim, f"partial r | {control}", stat))
+            rows.append(_trend_row(claim, f"partial r | {control}", stat, control=True))
     return rows
 
 

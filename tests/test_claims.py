@@ -271,3 +271,18 @@ def test_order_and_control_errors_are_one_line(tmp_path: Path, capsys, flag: str
     assert main(["compare", *dirs, *extra, "--permutations", "9", "--output", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
+
+
+def test_user_hypotheses_get_claims_and_can_be_controls(tmp_path: Path, capsys) -> None:
+    dirs = write_runs(tmp_path, [results({"gradsim": m}) for m in planted_series(11, runs=3)])
+    halves = tmp_path / "halves.json"
+    halves.write_text(json.dumps({"groups": {t: str(i < N // 2) for i, t in enumerate(TASKS)}}))
+    argv = ["compare", *dirs, "--hypothesis", str(halves), "--permutations", "19", "--bootstraps", "20"]
+    assert main([*argv, "--output", str(tmp_path / "a")]) == 0
+    claims = json.loads((tmp_path / "a" / "comparison.json").read_text())["claims"]["claims"]
+    assert set(find(claims, "generalisation", "halves")["statistics"]) == {"mantel_r", "difference"}
+    assert main([*argv, "--control", "halves", "--output", str(tmp_path / "b")]) == 0
+    claims = json.loads((tmp_path / "b" / "comparison.json").read_text())["claims"]["claims"]
+    assert not [c for c in claims if c.get("hypothesis") == "halves"]
+    partial = find(claims, "generalisation", "phenomenon")["tests"][0]["partial"]["halves"]
+    assert partial["r"] is not None and "partial r | halves" in capsys.readouterr().out
