@@ -261,21 +261,24 @@ def sharing(base: dict[str, Any], matrices: list[np.ndarray], chances: list[floa
 def stability(base: dict[str, Any], matrices: list[np.ndarray], hyps: list[dict[str, np.ndarray]],
               idx: np.ndarray, o: ClaimOptions) -> dict[str, Any]:
     """The claim that consecutive spaces correlate and no step is an incisive stage: a step whose
-    Spearman r lies below the others' pooled bootstrap interval (two-sided 1 - alpha / steps)."""
+    Spearman r lies below the others' pooled bootstrap interval (two-sided, level 1 - alpha / steps,
+    Bonferroni over the steps); one above it (``outside: above``) is recorded but no break."""
     labels = base["runs"]
     r = np.array([per_resample(correlation(a, b), idx) for a, b in zip(matrices, matrices[1:])])
     out_steps = []
     for j in range(len(r)):
         test = _tests(matrices[j + 1], matrices[j], {c: hyps[j + 1].get(c) for c in o.controls}, o)
         step = {"a": labels[j], "b": labels[j + 1], "spearman": _num(r[j, 0]), "p": test["p"],
-                "partial": test["partial"], "ci": interval(r[j, 1:]), "others": None, "incisive": None}
+                "partial": test["partial"], "ci": interval(r[j, 1:]), "others": None, "outside": None,
+                "incisive": None}
         others = np.concatenate([r[k, 1:] for k in range(len(r)) if k != j]) if len(r) > 1 else np.array([])
         others = others[np.isfinite(others)]
         if len(others) >= 2 and step["spearman"] is not None:
             tail = 100 * o.alpha / (2 * len(r))
             low, high = np.percentile(others, [tail, 100 - tail])
             step["others"] = [float(low), float(high)]
-            step["incisive"] = bool(step["spearman"] < low)
+            step["outside"] = "below" if step["spearman"] < low else "above" if step["spearman"] > high else None
+            step["incisive"] = step["outside"] == "below"
         out_steps.append(step)
     flags = [s["incisive"] for s in out_steps]
     if any(flags):
