@@ -42,8 +42,9 @@ __all__ = [
     "Reporter", "RunConfig", "RunContext", "Space", "SpaceBuilder", "Task", "TaskData", "TaskSource", "Unit",
     "UnitStore", "UnknownNameError", "UserError", "Worker", "WorkerSpec", "analyse", "atomic_open", "cache_dir",
     "cluster_agreement", "comma_list", "gradient_differential", "hookimpl", "hypothesis_from_file", "is_symmetric",
-    "layout_of", "load_harness", "main", "mantel", "pairs_from_rows", "partial_mantel", "positive_int", "prefix_token_id", "progress_bar", "read_jsonl",
-    "read_pairs_jsonl", "read_results", "register_plugin", "resolve_loader", "run", "select_parameters",
-    "select_tasks", "spearman_rows", "split_half_reliability", "split_pairs", "symmetrise", "unregister_plugin",
-    "within_between", "write_atomic", "write_results", "__version__",
+    "layout_of", "load_harness", "main", "mantel", "pairs_from_rows", "partial_mantel", "positive_int",
+    "prefix_token_id", "progress_bar", "read_jsonl", "read_pairs_jsonl", "read_results", "register_plugin",
+    "resolve_loader", "run", "select_parameters",
+    "select_tasks", "spearman_rows", "split_half_reliability", "split_pairs", "symmetrise",
+    "unregister_plugin", "within_between", "write_atomic", "write_results", "__version__",
 ]
