@@ -25,7 +25,8 @@ from .protocols import (Command, Executor, GradientStrategy, Hypothesis, Metric,
 from .results import atomic_open, read_results, write_atomic, write_results
 from .runner import run
 from .scoring import prefix_token_id
-from .stats import cluster_agreement, is_symmetric, mantel, split_half_reliability, symmetrise, within_between
+from .stats import (cluster_agreement, is_symmetric, mantel, partial_mantel, spearman_rows, split_half_reliability,
+                    symmetrise, within_between)
 from .tasks import DataOptions, Task, TaskData, TaskSource, select_tasks, split_pairs, task_source
 from .units import UnitStore
 
@@ -40,9 +41,10 @@ __all__ = [
     "ModelAccess", "ModelError", "ModelLoader", "ModelOptions", "PairScore", "ParamLayout", "PluginError",
     "Reporter", "RunConfig", "RunContext", "Space", "SpaceBuilder", "Task", "TaskData", "TaskSource", "Unit",
     "UnitStore", "UnknownNameError", "UserError", "Worker", "WorkerSpec", "analyse", "atomic_open", "cache_dir",
-    "cluster_agreement", "comma_list", "error_reason", "gradient_differential", "hookimpl", "hypothesis_from_file", "is_symmetric",
-    "layout_of", "load_harness", "main", "mantel", "pairs_from_rows", "positive_int", "prefix_token_id", "progress_bar", "read_jsonl",
-    "read_pairs_jsonl", "read_results", "register_plugin", "resolve_loader", "run", "select_parameters",
-    "select_tasks", "split_half_reliability", "split_pairs", "symmetrise", "task_source", "unregister_plugin",
-    "within_between", "write_atomic", "write_results", "__version__",
+    "cluster_agreement", "comma_list", "error_reason", "gradient_differential", "hookimpl", "hypothesis_from_file",
+    "is_symmetric", "layout_of", "load_harness", "main", "mantel", "pairs_from_rows", "partial_mantel",
+    "positive_int", "prefix_token_id", "progress_bar", "read_jsonl", "read_pairs_jsonl", "read_results",
+    "register_plugin", "resolve_loader", "run", "select_parameters", "select_tasks", "spearman_rows",
+    "split_half_reliability", "split_pairs", "symmetrise", "task_source", "unregister_plugin", "within_between",
+    "write_atomic", "write_results", "__version__",
 ]

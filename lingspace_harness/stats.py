@@ -332,3 +332,88 @@ def cluster_agreement(labels_true: Sequence[Hashable], labels_pred: Sequence[Has
     null_ari, null_nmi = scores(tables_of(p[perms]))
     return {"ari": ari, "ari_p": _p_value(null_ari, ari), "nmi": nmi, "nmi_p": _p_value(null_nmi, nmi),
             "n_permutations": permutations}
+
+
+def _partial(rxy: Any, rxz: Any, ryz: Any) -> Any:
+    """Partial correlation of x and y given z from the three pairwise correlations."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (rxy - rxz * ryz) / np.sqrt((1 - rxz ** 2) * (1 - ryz ** 2))
+
+
+def _null_partial(a: np.ndarray, y: np.ndarray, z: np.ndarray, perms: np.ndarray, rows: np.ndarray,
+                  cols: np.ndarray) -> np.ndarray:
+    """Permuted partial r, permuting the space ``a``'s rows and columns together. When ``a`` is
+    symmetric and every entry is defined, its ranks are computed once and gathered."""
+    n = len(a)
+    x = a[rows, cols]
+    complete = not (np.isnan(x).any() or np.isnan(y).any() or np.isnan(z).any())
+    out = np.empty(len(perms))
+    step = max(1, CHUNK // len(rows))
+    if complete and is_symmetric(a):
+        table = np.zeros((n, n))
+        table[rows, cols] = table[cols, rows] = _rankdata(x)
+        flat = table.ravel()
+        ry, rz = (r - r.mean() for r in (_rankdata(y), _rankdata(z)))
+        rx = table[rows, cols] - table[rows, cols].mean()
+        # permuted ranks keep their mean, so uncentred ones against centred ry, rz suffice
+        dy, dz = np.sqrt((rx @ rx) * (ry @ ry)), np.sqrt((rx @ rx) * (rz @ rz))
+        ryz = ry @ rz / np.sqrt((ry @ ry) * (rz @ rz))
+        for s in range(0, len(perms), step):
+            g = flat[perms[s:s + step][:, rows] * n + perms[s:s + step][:, cols]]
+            out[s:s + step] = _partial(g @ ry / dy, g @ rz / dz, ryz)
+        return out
+    flat = a.ravel()
+    ny, nz = np.isnan(y), np.isnan(z)
+    for s in range(0, len(perms), step):
+        g = flat[perms[s:s + step][:, rows] * n + perms[s:s + step][:, cols]]
+        yy = np.where(np.isnan(g), np.nan, np.broadcast_to(y, g.shape))
+        out[s:s + step] = _partial(_spearman_rows(np.where(nz, np.nan, g), y),
+                                   _spearman_rows(np.where(ny, np.nan, g), z), _spearman_rows(yy, z))
+    return out
+
+
+def partial_mantel(space: Any, hypothesis: Any, control: Any, *, permutations: int = 10000,
+                   seed: int = 0) -> dict[str, Any]:
+    """Partial Mantel test: the partial Spearman r between the off-diagonal upper triangle of
+    ``space`` and of ``hypothesis`` given ``control``, with a one-sided permutation p-value
+    ((k + 1) / (n + 1)) permuting the space's rows and columns together.
+
+    Entries missing in any of the three matrices are left out, and so are tasks with no
+    defined entry in one of them. Returns ``r, p, n_permutations, n_tasks, n_pairs``, plus
+    ``reason`` where r is None (fewer than 3 tasks or 4 pairs, a constant matrix, or a
+    hypothesis that the control determines).
+    """
+    a, h, c = as_square(space, "space"), as_square(hypothesis, "hypothesis"), as_square(control, "control")
+    if not a.shape == h.shape == c.shape:
+        raise UserError(f"space, hypothesis and control differ in shape: {a.shape}, {h.shape}, {c.shape}")
+    _check_counts(permutations)
+    keep = _defined(a) & _defined(h) & _defined(c)
+    a, h, c = (m[np.ix_(keep, keep)] for m in (a, h, c))
+    n = len(a)
+    out: dict[str, Any] = {"r": None, "p": None, "n_permutations": permutations, "n_tasks": n, "n_pairs": 0}
+    if n < 3:
+        return {**out, "reason": f"{n} tasks with defined entries; a partial Mantel test needs 3"}
+    rows, cols = np.triu_indices(n, 1)
+    x, y, z = a[rows, cols], h[rows, cols], c[rows, cols]
+    valid = ~np.isnan(x) & ~np.isnan(y) & ~np.isnan(z)
+    out["n_pairs"] = int(valid.sum())
+    if valid.sum() < 4:
+        return {**out, "reason": "fewer than 4 task pairs defined in all three matrices"}
+    for values, name in ((x, "space"), (y, "hypothesis"), (z, "control")):
+        if np.ptp(values[valid]) == 0:
+            return {**out, "reason": f"the {name} is constant over these tasks"}
+    ryz = _spearman(y[valid], z[valid])
+    if abs(ryz) > 1 - 1e-9:
+        return {**out, "reason": "the control determines the hypothesis's ranks"}
+    r = float(_partial(_spearman(x[valid], y[valid]), _spearman(x[valid], z[valid]), ryz))
+    perms = _permutations(np.random.default_rng(seed), n, permutations)
+    both = ~np.isnan(y) & ~np.isnan(z)
+    null = _null_partial(a, np.where(both, y, np.nan), np.where(both, z, np.nan), perms, rows, cols)
+    return {**out, "r": r, "p": _p_value(null, r)}
+
+
+def spearman_rows(x: Any, y: Any) -> np.ndarray:
+    """Spearman r of each row of ``x`` with ``y`` (one row, or one per row of ``x``), over the
+    entries defined (not NaN) in both; NaN where fewer than 2 are, or a row is constant."""
+    x = np.atleast_2d(np.asarray(x, dtype=float))
+    return _spearman_rows(x, np.asarray(y, dtype=float))

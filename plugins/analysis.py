@@ -9,10 +9,12 @@ from typing import Any
 import numpy as np
 
 from lingspace_harness import (AnalysisContext, AnalysisOptions, DataError, UserError, analyse, comma_list,
-                               hookimpl, is_symmetric, mantel, positive_int, read_results,
+                               hookimpl, is_symmetric, mantel, partial_mantel, positive_int, read_results,
                                split_half_reliability, symmetrise, within_between, write_results)
 
 LABEL_KINDS = ("phenomenon", "field", "group")
+#: The hypothesis that partial Mantel tests control for.
+CONTROL = "lexical"
 
 
 def _spaces(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -41,9 +43,13 @@ class Hypotheses:
             matrix = np.array(space["matrix"], dtype=float)
             symmetric = is_symmetric(matrix)
             tests = {}
-            for name, hyp in ctx.hypotheses(space["tasks"], results).items():
+            hyps = ctx.hypotheses(space["tasks"], results)
+            for name, hyp in hyps.items():
                 test = mantel(matrix if symmetric else symmetrise(matrix), hyp,
                               permutations=o.permutations, seed=o.seed)
+                if CONTROL in hyps and name != CONTROL:  # the same test, controlling for shared words
+                    test["partial"] = {CONTROL: partial_mantel(symmetrise(matrix), hyp, hyps[CONTROL],
+                                                               permutations=o.permutations, seed=o.seed)}
                 test["symmetrised"] = not symmetric
                 if not symmetric:
                     for triangle in ("upper", "lower"):

@@ -1,13 +1,16 @@
 """The ``compare`` and ``sweep`` commands: task spaces across runs (checkpoints, model sizes).
 
-``compare DIR1 DIR2 ...`` takes the runs in the given order. For every space that all runs
+``compare DIR1 DIR2 ...`` takes the runs in the given order (``--order-by steps|params``: by the
+revision's ``step<N>`` or ``model.n_params``), and tests the paper's claims on them (see claims.py:
+generalisation, sharing, stability; partial Mantel tests for controls). For every space that all runs
 have (over the tasks they share), it relates each run to the previous one and to the first
 (Spearman r of the off-diagonal entries, Mantel p), and summarises each run (mean accuracy,
 mean ``overlap``, Mantel r with each hypothesis, within − between per label kind). It writes
 ``OUT/comparison.json`` and prints the tables. ``sweep`` runs ``run`` once per revision or
 model into ``OUT/<label>/`` (skipping runs already done), then compares them into ``OUT``.
 
-comparison.json: ``{"version", "options", "notes", "tasks", "runs": [{"label", "dir", "model",
+comparison.json: ``{"version", "options", "notes", "tasks", "claims": {"alpha", "controls", "n_permutations",
+"n_bootstraps", "claims": [{"claim", "space", "verdict", ...}]}, "runs": [{"label", "dir", "model",
 "revision", "n_tasks", "mean_accuracy", "mean_overlap", "hypotheses": {space: {hypothesis:
 {"r", "p"}}}, "generalisation": {space: {labels: {"within", "between", "difference", "p"}}},
 "change": null | {"mean_accuracy", "mean_overlap", "generalisation": {space: {labels: difference}}}}],
@@ -30,13 +33,14 @@ from lingspace_harness import (AnalysisOptions, Harness, UserError, analyse, com
                                hookimpl, is_symmetric, main, mantel, positive_int, read_results, symmetrise,
                                write_atomic)
 
+from .claims import ORDERS, ClaimOptions, claims, run_order
+from .report_claims import HEADERS as CLAIM_HEADERS, claims_rows
+
 RESULTS_FILE = "results.json"
 COMPARISON_FILE = "comparison.json"
 VERSION = 1
 #: Builders whose per-run output the comparison reads.
 BUILDERS = ("hypotheses", "generalisation")
-
-
 
 
 # -- loading -------------------------------------------------------------------------------
@@ -190,8 +194,9 @@ def change(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
 
 
 def compare(harness: Harness, dirs: list[Path], labels: list[str] | None = None, *,
-            permutations: int = 10000, seed: int = 0) -> dict[str, Any]:
-    """The comparison of the runs in ``dirs`` (in order), as written to comparison.json."""
+            permutations: int = 10000, seed: int = 0, order_by: str = "given",
+            options: ClaimOptions | None = None) -> dict[str, Any]:
+    """The comparison of the runs in ``dirs`` (in ``order_by`` order), as written to comparison.json."""
     runs = load_runs(dirs)
     if labels is None:
         labels = default_labels(dirs, runs)
@@ -199,6 +204,9 @@ def compare(harness: Harness, dirs: list[Path], labels: list[str] | None = None,
         raise UserError(f"compare: {len(labels)} labels for {len(dirs)} runs")
     elif len(set(labels)) != len(labels):
         raise UserError("compare: the labels must differ")
+    order = run_order(runs, order_by)
+    runs, dirs, labels = [runs[i] for i in order], [dirs[i] for i in order], [labels[i] for i in order]
+    options = options or ClaimOptions(permutations=permutations, seed=seed)
     notes: list[str] = []
     spaces = common_spaces(runs, labels, notes)
     shared_tasks = set.intersection(*(set(r.get("tasks", {})) for r in runs))
@@ -209,9 +217,10 @@ def compare(harness: Harness, dirs: list[Path], labels: list[str] | None = None,
                 for label, d, r in zip(labels, dirs, runs)]
     for before, after in zip([None] + out_runs, out_runs):
         after["change"] = None if before is None else change(before, after)
-    out_spaces = {}
+    out_spaces, symmetrised = {}, {}
     for name, info in spaces.items():
         matrices = [submatrix(r["spaces"][name], info["tasks"]) for r in runs]
+        symmetrised[name] = [symmetrise(m) for m in matrices]
         pairs = []
         for j in range(1, len(runs)):
             todo = [(j - 1, ["previous", "first"] if j == 1 else ["previous"])] + ([(0, ["first"])] if j > 1 else [])
@@ -220,8 +229,11 @@ def compare(harness: Harness, dirs: list[Path], labels: list[str] | None = None,
                               **relate(matrices[i], matrices[j], permutations, seed)})
         out_spaces[name] = {"tasks": info["tasks"], "symmetric": all(is_symmetric(m) for m in matrices),
                             "dropped": info["dropped"], "pairs": pairs}
-    return {"version": VERSION, "options": {"permutations": permutations, "seed": seed}, "notes": notes,
-            "tasks": tasks, "runs": out_runs, "spaces": out_spaces}
+    found = claims(harness, runs, labels, symmetrised, {n: i["tasks"] for n, i in spaces.items()}, options)
+    return {"version": VERSION, "options": {"permutations": permutations, "seed": seed, "order_by": order_by,
+                                            "bootstraps": options.bootstraps, "controls": options.controls},
+            "notes": notes + found.pop("notes"), "tasks": tasks, "claims": found, "runs": out_runs,
+            "spaces": out_spaces}
 
 
 # -- text ----------------------------------------------------------------------------------
@@ -243,7 +255,8 @@ def aligned(headers: list[str], rows: list[list[Any]]) -> str:
 def format_comparison(comparison: dict[str, Any]) -> str:
     """The comparison as plain aligned tables: the runs, then one table per space."""
     runs = comparison["runs"]
-    parts = [aligned(["run", "model", "revision", "tasks", "accuracy", "d_accuracy", "overlap", "d_overlap"],
+    parts = [aligned(CLAIM_HEADERS, claims_rows(comparison))] if comparison.get("claims") else []
+    parts += [aligned(["run", "model", "revision", "tasks", "accuracy", "d_accuracy", "overlap", "d_overlap"],
                      [[r["label"], Path(r["model"] or "-").name, r["revision"], r["n_tasks"],
                        r["mean_accuracy"], (r["change"] or {}).get("mean_accuracy"),
                        r["mean_overlap"], (r["change"] or {}).get("mean_overlap")] for r in runs])]
@@ -266,8 +279,12 @@ def format_comparison(comparison: dict[str, Any]) -> str:
 
 
 def write_comparison(harness: Harness, dirs: list[Path], out: Path, labels: list[str] | None,
-                     permutations: int, seed: int) -> dict[str, Any]:
-    comparison = compare(harness, dirs, labels, permutations=permutations, seed=seed)
+                     args: argparse.Namespace) -> dict[str, Any]:
+    options = ClaimOptions(permutations=args.permutations, bootstraps=args.bootstraps, seed=args.seed,
+                           controls=list(dict.fromkeys(["lexical", *args.controls])),
+                           hypothesis_files=list(args.hypothesis_files))
+    comparison = compare(harness, dirs, labels, permutations=args.permutations, seed=args.seed,
+                         order_by=args.order_by, options=options)
     for note in comparison["notes"]:
         print(f"note: {note}", file=sys.stderr)
     write_atomic(out / COMPARISON_FILE, [json.dumps(comparison, indent=2, allow_nan=False), "\n"])
@@ -282,6 +299,14 @@ def _compare_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--permutations", type=positive_int, default=10000,
                         help="Mantel permutations (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="permutation seed (default 0)")
+    parser.add_argument("--order-by", choices=ORDERS, default="given",
+                        help="run order: as given, by the revision's step<N>, or by model.n_params")
+    parser.add_argument("--bootstraps", type=positive_int, default=1000,
+                        help="task-bootstrap resamples for the claims' intervals (default %(default)s)")
+    parser.add_argument("--control", dest="controls", action="append", default=[], metavar="NAME",
+                        help="a hypothesis to control for in partial Mantel tests (besides lexical); repeatable")
+    parser.add_argument("--hypothesis", dest="hypothesis_files", type=Path, action="append", default=[],
+                        metavar="FILE", help="a hypothesis file (as for analyse) to test claims on; repeatable")
 
 
 class CompareCommand:
@@ -295,7 +320,7 @@ class CompareCommand:
         _compare_options(parser)
 
     def run(self, args: argparse.Namespace, harness: Harness) -> int:
-        write_comparison(harness, args.dirs, args.output, args.labels, args.permutations, args.seed)
+        write_comparison(harness, args.dirs, args.output, args.labels, args)
         return 0
 
 
@@ -350,7 +375,7 @@ class SweepCommand:
             code = main(["run", *run_args, *extra, "--output", str(out)])
             if code:
                 return code
-        write_comparison(harness, dirs, args.output, labels, args.permutations, args.seed)
+        write_comparison(harness, dirs, args.output, labels, args)
         return 0
 
 

@@ -24,6 +24,7 @@ from lingspace_harness import (AnalysisOptions, Harness, UserError, analyse, hoo
 from . import report_figures as figures
 from .clustering import cluster_tasks
 from .report_html import esc, image, page, run_tables, table
+from .report_claims import claims_section
 
 PNG_DIR = "report"
 HTML_FILE = "report.html"
@@ -216,6 +217,7 @@ def write_comparison_report(comparison: dict[str, Any], out: Path) -> list[Path]
     body = [table(["run", "model", "revision", "directory", "tasks", "mean accuracy", "mean overlap"],
                   [[r["label"], r.get("model"), r.get("revision"), r.get("dir"), r.get("n_tasks"),
                     r.get("mean_accuracy"), r.get("mean_overlap")] for r in runs], "runs, in order")]
+    body = claims_section(comparison, table) + body  # the claims first, above the trajectories
     body += [f"<p>{esc(note)}</p>" for note in comparison.get("notes", [])]
     for name, png, caption in plots:
         path = out / PNG_DIR / f"trajectory-{name}.png"
