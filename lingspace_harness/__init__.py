@@ -25,7 +25,8 @@ from .protocols import (Command, Executor, GradientStrategy, Hypothesis, Metric,
 from .results import atomic_open, read_results, write_atomic, write_results
 from .runner import run
 from .scoring import prefix_token_id
-from .stats import (cluster_agreement, is_symmetric, mantel, partial_mantel, spearman_rows, split_half_reliability,
+from .agreement import cluster_agreement
+from .stats import (is_symmetric, mantel, partial_mantel, spearman_rows, split_half_reliability,
                     symmetrise, within_between)
 from .tasks import DataOptions, Task, TaskData, TaskSource, select_tasks, split_pairs, task_source
 from .units import UnitStore
