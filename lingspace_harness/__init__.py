@@ -9,7 +9,6 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .access import ModelAccess
 from .analysis import AnalysisContext, AnalysisOptions, analyse, hypothesis_from_file
-from .cli import main
 from .arguments import comma_list, positive_int
 from .config import RunConfig, cache_dir
 from .errors import DataError, ModelError, PluginError, UnknownNameError, UserError, error_reason
@@ -30,6 +29,16 @@ from .stats import (is_symmetric, mantel, partial_mantel, spearman_rows, split_h
                     symmetrise, within_between)
 from .tasks import DataOptions, Task, TaskData, TaskSource, select_tasks, split_pairs, task_source
 from .units import UnitStore
+
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The CLI: ``main(["run", ...])`` runs a sub-command and returns its exit code (user
+    mistakes print one ``error:`` line)."""
+    from .cli import main as cli_main
+
+    return cli_main(argv)
+
 
 try:
     __version__ = version("lingspace-harness")

@@ -49,6 +49,11 @@ class ModelAccess:
         size = batch_size or self.batch_size
         return tree_batches(requests, size, self.tree_nodes, share=self._method == "trie")
 
+    def decide(self, sentences: Sequence[str]) -> str:
+        """Settle ``trie`` or ``padded`` (``auto`` checks on these sentences) and return it."""
+        self._decide(self.requests(list(sentences)[:8]))
+        return self._method or "auto"
+
     def _decide(self, requests: Sequence[Request]) -> None:
         if self._method is None and requests:
             self._method = choose_method(self.model, requests, self.tree_nodes)

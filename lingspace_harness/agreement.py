@@ -6,7 +6,8 @@ from typing import Any, Hashable, Sequence
 
 import numpy as np
 
-from .stats import _check_counts, _p_value, _permutations, _codes
+from .errors import UserError
+from .stats import _check_counts, _codes, _p_value, _permutations
 
 
 def _comb2(x: np.ndarray) -> np.ndarray:

@@ -51,7 +51,8 @@ def resolve_providers(harness: Any, metrics: list[Any]) -> tuple[dict[str, Any],
                             f"(see `lingspace-harness plugins`; is one disabled by LINGSPACE_DISABLE_PLUGINS?)")
         chosen = next((c for c in candidates if c in metrics), candidates[0])
         providers[need] = chosen
-        if chosen in harness.metrics and chosen not in metrics and chosen not in helpers:
+        is_metric = chosen.name in harness.metrics and harness.metrics.get(chosen.name) is chosen
+        if is_metric and chosen not in metrics and chosen not in helpers:
             helpers.append(chosen)
             todo += [(chosen, n) for n in getattr(chosen, "needs", ())]
     return providers, helpers
@@ -76,14 +77,14 @@ def load_model(harness: Any, config: RunConfig) -> LoadedModel:
     return loader.load(spec, options)
 
 
-def check_config(harness: Any, config: RunConfig, metrics: list[Any]) -> None:
+def check_config(harness: Any, config: RunConfig, metrics: list[Any], providers: dict[str, Any]) -> None:
     """What can be checked before any data or model loads."""
     if config.limit is not None and config.limit < 1:
         raise UserError("--limit must be at least 1")
     if config.batch_size < 1:
         raise UserError("--batch-size must be at least 1")
     if getattr(resolve_loader(harness.model_loaders, config.model)[0], "scores_only", False):
-        check_scoring_only(config, metrics)
+        check_scoring_only(config, metrics, providers)
     for builder in config.analysis or []:
         harness.space_builders.get(builder)
     for path in config.hypotheses:  # a bad file fails now, not after hours of work
@@ -103,7 +104,7 @@ def prepare(harness: Any, config: RunConfig) -> Run:
     """Check the config, load every task's data and the model: what a run and its workers share."""
     metrics = resolve_metrics(harness, config.metrics)
     providers, helpers = resolve_providers(harness, metrics)
-    check_config(harness, config, metrics + helpers)
+    check_config(harness, config, metrics + helpers, providers)
     data = load_data(harness, config)
     check_training_pairs(config, metrics + helpers, data)
     import torch
@@ -111,7 +112,7 @@ def prepare(harness: Any, config: RunConfig) -> Run:
     torch.manual_seed(config.seed)
     model = load_model(harness, config)
     if model.scorer:
-        check_scoring_only(config, metrics + helpers)
+        check_scoring_only(config, metrics + helpers, providers)
     prefix_id = None if model.scorer else prefix_token_id(model.tokenizer, config.prefix_token)
     access = None if model.scorer else ModelAccess(model.model, model.tokenizer, prefix_id,
                                                    method=config.scoring, batch_size=config.batch_size)
@@ -130,9 +131,16 @@ def used_plugins(ctx: Run) -> list[str]:
     return [n for n in dict.fromkeys(names) if n in ctx.config.options or hasattr(ctx._plugin(n), "Options")]
 
 
-def check_scoring_only(config: RunConfig, metrics: list[Any]) -> None:
-    """A model that only scores supports neither gradients (metrics with ``strategies``) nor our prefix."""
-    learners = [m.name for m in metrics if hasattr(m, "strategies")]
+def learns(metric: Any, providers: dict[str, Any]) -> bool:
+    """Whether a metric needs gradients: it reads differentials (``strategies``), or needs what a
+    gradient strategy or such a metric provides."""
+    return hasattr(metric, "strategies") or any(
+        hasattr(providers.get(n), "reduce") or hasattr(providers.get(n), "strategies") for n in getattr(metric, "needs", ()))
+
+
+def check_scoring_only(config: RunConfig, metrics: list[Any], providers: dict[str, Any]) -> None:
+    """A model that only scores supports neither gradients (see ``learns``) nor our prefix."""
+    learners = [m.name for m in metrics if learns(m, providers)]
     if learners:
         raise UserError(f"metric {learners[0]} needs a torch model; --model {config.model} only scores")
     if config.prefix_token:
@@ -183,8 +191,10 @@ def executor_for(harness: Any, config: RunConfig) -> Any:
 def assemble(ctx: Run) -> dict[str, Any]:
     """results.json from the finished units: tasks, each metric's fields and space, pairs."""
     config = ctx.config
+    probe = [s for d in ctx.data.values() for p in d.test[:2] for s in (p.good, p.bad)][:8]
+    access = ctx.shared.access
     record = {**ctx.model.record(), "prefix_token_id": ctx.prefix_id,
-              "scoring": ctx.shared.access.method if ctx.shared.access else None}
+              "scoring": access.decide(probe) if access and probe else None}
     results = new_results(config.to_json(), record, config.execution_json())
     results["fingerprints"] = ctx.shared.fingerprints
     for name, d in ctx.data.items():

@@ -72,7 +72,7 @@ class Ray:
             retries = int(opts.get("retries", 3))
             actor = ray.remote(num_cpus=cpus, num_gpus=float(gpus), max_restarts=retries,
                                max_task_retries=retries)(_RayWorker)
-            spec = WorkerSpec(worker.config, threads=max(1, int(cpus)))
+            spec = WorkerSpec(worker.config, worker.prepare, threads=max(1, int(cpus)))
             workers = [actor.remote(spec) for _ in range(n)]  # each loads the model once, for all stages
             try:
                 for units in stages:

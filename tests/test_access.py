@@ -85,3 +85,53 @@ def test_ftgd_steps_on_a_mask_blind_model_equal_the_padded_path(tiny_model: Path
         MaskedTuner(inner, params, mask).tune(acc, pairs, [], settings)
         results.append(torch.cat([p.detach().reshape(-1) for _, p in params]))
     torch.testing.assert_close(results[0], results[1], rtol=1e-5, atol=1e-6)
+
+
+class BlindLoader:
+    """``--model blind:SPEC``: the model SPEC names, wrapped so that it ignores attention masks."""
+
+    name = "blind"
+    description = "a mask-blind wrapper around another loader's model (tests)"
+
+    def claims(self, spec: str) -> bool:
+        return False
+
+    def load(self, spec, options):
+        from lingspace_harness import load_harness, resolve_loader
+
+        loader, rest = resolve_loader(load_harness().model_loaders, spec)
+        loaded = loader.load(rest, options)
+        loaded.model = MaskBlind(loaded.model)
+        return loaded
+
+
+class BlindPlugin:
+    from lingspace_harness import hookimpl
+
+    @hookimpl
+    def lingspace_register_model_loaders(self, register):
+        register(BlindLoader())
+
+
+@pytest.mark.slow
+def test_smollm2_through_a_mask_blind_wrapper_gives_the_same_spaces(
+        capsys, lingspace_plugin, smollm2_gguf: Path, blimp_dir: Path, tmp_path: Path) -> None:
+    import json
+
+    from lingspace_harness.cli import main
+
+    lingspace_plugin(BlindPlugin(), "blind-plugin")
+    common = ["run", "--tasks", "blimp_anaphor_number_agreement,blimp_passive_1", "--data-dir", str(blimp_dir),
+              "--limit", "8", "--metric", "gradsim,transfer", "--ftgd-steps", "3", "--ftgd-eval-every", "1",
+              "--ftgd-lr", "1e-3", "--ftgd-batch", "8", "--analysis", "none"]
+    spaces = {}
+    for label, model in (("normal", str(smollm2_gguf)), ("blind", f"blind:{smollm2_gguf}")):
+        out = tmp_path / label
+        assert main([*common, "--model", model, "--output", str(out)]) == 0, capsys.readouterr().err
+        results = json.loads((out / "results.json").read_text())
+        spaces[label] = results["spaces"]
+        assert results["model"]["scoring"] == ("trie" if label == "normal" else "padded")
+    for metric in ("gradsim", "transfer"):
+        a = np.array(spaces["normal"][metric]["matrix"], dtype=float)
+        b = np.array(spaces["blind"][metric]["matrix"], dtype=float)
+        np.testing.assert_allclose(b, a, atol=1e-5, rtol=0, err_msg=metric)

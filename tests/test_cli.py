@@ -36,7 +36,7 @@ def test_run_writes_the_results_contract(capsys, tiny_model: Path, blimp_dir: Pa
                               "--report", "markdown")
     assert code == 0 and "3 tasks" in stdout
     results = json.loads((out / "results.json").read_text())
-    assert list(results) == ["version", "config", "execution", "model", "tasks", "spaces", "analysis"]
+    assert list(results) == ["version", "config", "execution", "model", "tasks", "spaces", "analysis", "fingerprints"]
     assert results["config"]["limit"] == 6 and results["config"]["tasks"] == TASKS.split(",")
     assert results["model"]["n_params"] > 0 and results["model"]["dtype"] == "float32"
     assert results["model"]["revision"] is None
@@ -126,16 +126,17 @@ def test_interrupted_run_keeps_the_previous_results(capsys, lingspace_plugin, ti
                                                     blimp_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     args = ["run", "--model", str(tiny_model), "--tasks", "blimp_passive_1", "--data-dir", str(blimp_dir),
-            "--limit", "4", "--output", str(out)]
-    assert main(args) == 0
-    before = (out / "results.json").read_text(), (out / "pairs.jsonl").read_text()
+            "--limit", "4", "--output", str(out), "--metric", "interrupt"]
 
     class Interrupt:
-        name, description = "interrupt", "stands for Ctrl-C in the middle of a run"
+        name, description = "interrupt", "stands for Ctrl-C in the middle of a run (when armed)"
+        armed = False
 
         def compute(self, ctx):
             ctx.scores("test")
-            raise KeyboardInterrupt
+            if Interrupt.armed:
+                raise KeyboardInterrupt
+            return MetricResult()
 
     class Plugin:
         @hookimpl
@@ -143,8 +144,11 @@ def test_interrupted_run_keeps_the_previous_results(capsys, lingspace_plugin, ti
             register(Interrupt())
 
     lingspace_plugin(Plugin(), "interrupt")
+    assert main(args) == 0
+    before = (out / "results.json").read_text(), (out / "pairs.jsonl").read_text()
+    Interrupt.armed = True
     capsys.readouterr()
-    code, _, err = run_cli(capsys, *args, "--metric", "interrupt", "--limit", "3")
+    code, _, err = run_cli(capsys, *args)  # the same run again (it resumes), interrupted
     assert code == 130 and "interrupted" in err and "Traceback" not in err
     assert ((out / "results.json").read_text(), (out / "pairs.jsonl").read_text()) == before
     # besides the finished units (the resumable cache), nothing was left: no partial files

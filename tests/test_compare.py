@@ -151,12 +151,16 @@ def test_sweep_over_two_models_resumes(tiny_model_factory, blimp_dir: Path, tmp_
     comparison = json.loads((out / "comparison.json").read_text())
     assert [r["label"] for r in comparison["runs"]] == ["small", "neox"]
     assert set(comparison["spaces"]) == {"gradsim", "overlap"} and len(comparison["spaces"]["gradsim"]["tasks"]) == 4
-    mtimes = [(out / label / "results.json").stat().st_mtime_ns for label in ("small", "neox")]
 
-    assert main(argv) == 0  # resumable: both runs exist, only the comparison is redone
-    again = capsys.readouterr().out
-    assert again.count("exists, skipped") == 2 and "running" not in again
-    assert [(out / label / "results.json").stat().st_mtime_ns for label in ("small", "neox")] == mtimes
+    units = {p: p.stat().st_mtime_ns for label in ("small", "neox") for p in (out / label / "units").rglob("*.npy")}
+    assert units and main(argv) == 0  # resumable: both runs resume from their units, nothing is recomputed
+    assert {p: p.stat().st_mtime_ns for p in units} == units
+    again = {label: json.loads((out / label / "results.json").read_text()) for label in ("small", "neox")}
+    assert all(again[k]["spaces"] == done[k]["spaces"] for k in again)
+    # a changed run option is refused for a label that holds another run, in one line
+    capsys.readouterr()
+    assert main([*argv, "--seed", "3"]) == 2
+    assert "holds another run" in capsys.readouterr().err
 
     assert main(["report", str(out)]) == 0  # a comparison directory gets trajectory plots
     assert (out / "report" / "trajectory-spearman-previous.png").is_file()

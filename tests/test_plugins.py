@@ -14,7 +14,7 @@ from lingspace_harness import (MetricResult, MinimalPair, PluginError, Space, Ta
 from lingspace_harness.cli import main
 from lingspace_harness.plugins import HOOKS
 
-BUILTINS = {"blimp", "hf_models", "accuracy", "markdown", "strategies", "gradsim", "transfer", "cka", "lm_eval_results",
+BUILTINS = {"blimp", "blimp_yaml", "hf_models", "accuracy", "markdown", "strategies", "gradsim", "ftgd", "cka", "lm_eval_results",
             "hypotheses", "analysis", "clustering", "report", "compare", "executors",
             "lm_eval_tasks", "lm_eval_models"}
 
