@@ -78,4 +78,5 @@ def test_lm_registry_and_requests() -> None:
         model_class("no_such_lm")
     assert parse_model_args("pretrained=DIR,batch_size=4") == {"pretrained": "DIR", "batch_size": 4}
     request, = loglikelihood_requests([("", " A cat.")])
-    assert request.request_type == "loglikelihood" and request.args == ("", " A cat.") and request.idx == 0
+    assert request.request_type == "loglikelihood" and request.args == ("", " A cat.")
+    assert (request.task_name, request.doc_id) == ("lingspace", 0)

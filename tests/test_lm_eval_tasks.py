@@ -109,16 +109,16 @@ def test_an_lm_eval_task_builds_a_gradsim_space_like_the_same_pairs_registered(
 
 def test_yaml_paths_groups_and_no_default_index(local_yaml: Path, capsys: pytest.CaptureFixture,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from lm_eval.tasks import TaskManager
+    from lingspace_harness_plugins.lm_eval_compat import Catalog
 
     defaults = []
-    original = TaskManager.__init__
+    original = Catalog.__init__
 
-    def spy(self, *args, **kwargs):
-        defaults.append(kwargs.get("include_defaults", True))
-        original(self, *args, **kwargs)
+    def spy(self, paths, defaults_wanted):
+        defaults.append(defaults_wanted)
+        original(self, paths, defaults_wanted)
 
-    monkeypatch.setattr(TaskManager, "__init__", spy)
+    monkeypatch.setattr(Catalog, "__init__", spy)
 
     def listed(*args: str) -> list[dict]:
         assert main(["tasks", *args, "--json"]) == 0
