@@ -29,7 +29,7 @@ from lingspace_harness import (
     DataError, DataOptions, MinimalPair, Task, UnknownNameError, UserError, hookimpl, pairs_from_rows,
 )
 
-from .lm_eval_compat import Catalog
+from .lm_eval_compat import Catalog, read_task_yaml
 
 log = logging.getLogger("lingspace_harness")
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -107,8 +107,11 @@ def _select(index: Index, names: list[str], files: list[Path], dirs: list[Path])
     for path in files:
         defined = index.catalog.defined_in(path)
         if not defined:
-            raise UserError(f"{path} defines no lm-eval task or group that lm-eval can read (it needs a "
-                            f"'task' or 'group' name)")
+            try:
+                read_task_yaml(path)
+            except Exception as exc:
+                raise UserError(f"{path}: not a readable lm-eval task YAML ({_reason(exc)})") from None
+            raise UserError(f"{path} defines no lm-eval task or group (it needs a 'task' or 'group' name)")
         for name in sorted(defined, key=index.is_task):  # a group first: its leaves keep their chain
             index.expand(name, [], chains)
     for directory in dirs:

@@ -80,3 +80,17 @@ def test_lm_registry_and_requests() -> None:
     request, = loglikelihood_requests([("", " A cat.")])
     assert request.request_type == "loglikelihood" and request.args == ("", " A cat.")
     assert (request.task_name, request.doc_id) == ("lingspace", 0)
+
+
+def test_a_task_file_that_is_broken_or_defines_nothing_is_one_line(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    from lingspace_harness.cli import main
+
+    (tmp_path / "broken.yaml").write_text("task: [unclosed\n")
+    (tmp_path / "empty.yaml").write_text("dataset_path: json\n")
+    assert main(["tasks", str(tmp_path / "broken.yaml")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {tmp_path / 'broken.yaml'}: not a readable lm-eval task YAML (")
+    assert main(["tasks", str(tmp_path / "empty.yaml")]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: {tmp_path / 'empty.yaml'} defines no lm-eval task or group (it needs a 'task' or 'group' name)"]
