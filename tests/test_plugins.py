@@ -15,7 +15,7 @@ from lingspace_harness.cli import main
 
 BUILTINS = {"blimp", "hf_models", "accuracy", "markdown", "strategies", "gradsim", "transfer", "cka", "lm_eval_results",
             "hypotheses", "analysis", "clustering", "report", "compare", "executors",
-            "lm_eval_tasks", "lm_eval_models"}
+            "lm_eval_tasks", "lm_eval_models", "export_hf"}
 
 
 def make_distribution(root: Path, dist: str, module: str, source: str, ep_name: str | None = None) -> None:
