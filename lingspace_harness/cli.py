@@ -19,6 +19,8 @@ DESCRIPTION = ("Linguistic task spaces from a language model's learning signals:
 
 #: Storage problems (disk full, quota, read-only, permissions) are one line, not a traceback.
 STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES}
+#: ``--quiet`` sets it for the command's duration; ``progress.py`` honours it.
+QUIET_ENV = "LINGSPACE_QUIET"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,11 +29,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_common(parser: argparse.ArgumentParser, default: object = False) -> argparse.ArgumentParser:
-    """``--strict`` and ``-v``, accepted before or after the sub-command."""
+    """``--strict``, ``-v`` and ``-q``, accepted before or after the sub-command."""
     parser.add_argument("--strict", action="store_true", default=default,
                         help="fail if any plugin fails to load")
     parser.add_argument("-v", "--verbose", action="store_true", default=default,
                         help="log progress details")
+    parser.add_argument("-q", "--quiet", action="store_true", default=default,
+                        help="no progress bars or progress lines (also: LINGSPACE_QUIET=1)")
     return parser
 
 
@@ -43,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     log.addHandler(handler)
     log.setLevel(logging.INFO if {"-v", "--verbose"} & set(argv) else logging.WARNING)
     log.propagate = False
+    quiet_before = os.environ.get(QUIET_ENV)
     try:
         harness = load_harness(strict="--strict" in argv)
         parser = _Parser(prog="lingspace-harness", description=DESCRIPTION)
@@ -63,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 2
+        if args.quiet:
+            os.environ[QUIET_ENV] = "1"
         return commands[args.command].run(args, harness)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -84,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         log.removeHandler(handler)
         log.propagate = True
+        if quiet_before is None:
+            os.environ.pop(QUIET_ENV, None)
+        else:
+            os.environ[QUIET_ENV] = quiet_before
 
 
 def _version() -> str:

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import time
 from typing import Any
 
 from lingspace_harness import Unit, UserError, WorkerSpec, hookimpl, progress_bar
 
-log = logging.getLogger("lingspace_harness")
 
 
 class _RayWorker:
@@ -94,9 +92,8 @@ class Ray:
                 unit = queue.pop(0)
                 running[w.run.remote(unit)] = (w, unit)
 
-        start, done = time.monotonic(), 0
         desc = f"stage {units[0].stage} units on {len(workers)} ray workers"
-        with progress_bar(len(units), desc, unit="unit") as bar:
+        with progress_bar(len(units), desc, unit="unit") as bar:  # done/total, rate, ETA
             for w in workers:
                 submit(w)
             while running:
@@ -109,11 +106,7 @@ class Ray:
                         ray.cancel(ref, force=True)
                     raise UserError(f"ray: unit {unit.kind}:{unit.name} failed: "
                                     f"{str(exc).strip().splitlines()[-1]}") from None
-                done += 1
                 bar.update(1)
-                elapsed = time.monotonic() - start
-                log.info("ray: stage %d: %d units done, %d left, %.0f s elapsed, ETA %.0f s", unit.stage, done,
-                         len(units) - done, elapsed, elapsed / done * (len(units) - done))
                 submit(w)
 
 

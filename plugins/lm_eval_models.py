@@ -15,12 +15,12 @@ from typing import Any, Sequence
 
 from lingspace_harness import LoadedModel, ModelError, ModelOptions, error_reason, hookimpl
 
+from .lm_eval_compat import loglikelihood_requests, model_class, model_names, parse_model_args
+
 
 def loglikelihoods(lm: Any, sentences: Sequence[str]) -> list[float]:
     """log p(' ' + sentence) under lm-eval's empty-context convention, for each sentence."""
-    from lm_eval.api.instance import Instance
-
-    requests = [Instance("loglikelihood", {}, ("", " " + s), i) for i, s in enumerate(sentences)]
+    requests = loglikelihood_requests([("", " " + s) for s in sentences])
     quiet = "disable_tqdm" in inspect.signature(lm.loglikelihood).parameters
     out = lm.loglikelihood(requests, disable_tqdm=True) if quiet else lm.loglikelihood(requests)
     return [float(ll) for ll, _greedy in out]
@@ -35,24 +35,18 @@ class LmEvalModels:
         return False  # only with the explicit lm_eval: prefix
 
     def load(self, spec: str, options: ModelOptions) -> LoadedModel:
-        import lm_eval.api.metrics  # noqa: F401  (lm-eval's registries, before anything else)
-        import lm_eval.filters  # noqa: F401
-        import lm_eval.models  # noqa: F401
-        from lm_eval.api.registry import get_model, model_registry
-        from lm_eval.utils import simple_parse_args_string
-
         name, _, args = (part.strip() for part in spec.partition(","))
         if not name:
             raise ModelError("--model lm_eval:NAME,ARGS needs an lm-eval model name, e.g. lm_eval:hf,pretrained=DIR")
         try:
-            cls = get_model(name)
-        except (ValueError, KeyError):
-            close = difflib.get_close_matches(name, list(model_registry.keys()), n=3, cutoff=0.6)
+            cls = model_class(name)
+        except KeyError:
+            close = difflib.get_close_matches(name, model_names(), n=3, cutoff=0.6)
             hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
             raise ModelError(f"unknown lm-eval model {name!r}{hint}") from None
         if options.revision:
             raise ModelError(f"--revision does not apply to --model lm_eval:{spec}; put revision=R in its arguments")
-        given = simple_parse_args_string(args)
+        given = parse_model_args(args)
         extra: dict[str, Any] = {"device": options.device, "batch_size": options.batch_size}
         if "dtype" in inspect.signature(cls.__init__).parameters:
             extra["dtype"] = options.dtype

@@ -30,15 +30,12 @@ from lingspace_harness import (
     pairs_from_rows,
 )
 
+from .lm_eval_compat import Catalog, read_task_yaml
+
 log = logging.getLogger("lingspace_harness")
 YAML_SUFFIXES = (".yaml", ".yml")
 
 
-def lm_eval_ready() -> None:
-    """Fill lm-eval's metric, filter and model registries before any task is built."""
-    import lm_eval.api.metrics  # noqa: F401
-    import lm_eval.filters  # noqa: F401
-    import lm_eval.models  # noqa: F401
 
 
 class _NotFound(Exception):
@@ -48,46 +45,38 @@ class _NotFound(Exception):
 
 
 class Index:
-    """lm-eval's task index over some directories (and maybe its own tasks), with group chains."""
+    """lm-eval's task catalogue over some directories (and maybe its own tasks), with group chains."""
 
     def __init__(self, paths: list[Path], defaults: bool) -> None:
-        from lm_eval.tasks import TaskManager
-
         self.paths, self.defaults = paths, defaults
-        self.manager = TaskManager(include_path=[str(p) for p in paths] or None, include_defaults=defaults)
-        self.entries = self.manager.task_index
+        self.catalog = Catalog(paths, defaults)
         self._chains: dict[str, list[str]] | None = None
 
     def is_task(self, name: str) -> bool:
-        from lm_eval.tasks._index import Kind
-
-        return self.entries[name].kind in (Kind.TASK, Kind.PY_TASK)
+        return name in self.catalog.tasks
 
     def expand(self, name: str, chain: list[str], out: dict[str, list[str]], strict: bool = True) -> None:
         """Add the leaf tasks under ``name`` to ``out``, each with its chain of groups (outermost first)."""
-        from lm_eval.tasks._index import Kind
-
-        entry = self.entries[name]
-        if entry.kind is Kind.TAG:
-            for task in sorted(entry.tags):
-                if task in self.entries:
+        if name in self.catalog.tags:
+            for task in self.catalog.tag_members(name):
+                if task in self.catalog:
                     self.expand(task, chain, out, strict)
-        elif entry.kind is Kind.GROUP:
+        elif name in self.catalog.groups:
             if name not in chain:  # a group that includes itself
-                self._members((entry.cfg or {}).get("task") or [], chain + [name], out, strict)
+                self._members(self.catalog.config(name).get("task") or [], chain + [name], out, strict)
         else:
             out.setdefault(name, chain)
 
     def _members(self, items: Any, chain: list[str], out: dict[str, list[str]], strict: bool) -> None:
         for item in items if isinstance(items, list) else [items]:
             if isinstance(item, dict) and isinstance(item.get("group"), str):
-                if item["group"] in self.entries:
+                if item["group"] in self.catalog:
                     self.expand(item["group"], chain, out, strict)
                 else:  # an inline sub-group
                     self._members(item.get("task") or [], chain + [item["group"]], out, strict)
                 continue
             base = item.get("task") if isinstance(item, dict) else item
-            if isinstance(base, str) and base in self.entries:
+            if isinstance(base, str) and base in self.catalog:
                 self.expand(base, chain, out, strict)
             elif strict:
                 raise UserError(f"lm-eval group {chain[-1]!r} defines task {base!r} inline; only tasks "
@@ -96,10 +85,8 @@ class Index:
     def chain(self, leaf: str) -> list[str]:
         """The longest chain of groups holding ``leaf`` anywhere in the index."""
         if self._chains is None:
-            from lm_eval.tasks._index import Kind
-
             self._chains = {}
-            for group in sorted(n for n, e in self.entries.items() if e.kind is Kind.GROUP):
+            for group in sorted(self.catalog.groups):
                 found: dict[str, list[str]] = {}
                 self.expand(group, [], found, strict=False)
                 for name, chain in found.items():
@@ -108,33 +95,32 @@ class Index:
         return self._chains.get(leaf, [])
 
     def suggest(self, pattern: str) -> str:
-        close = difflib.get_close_matches(pattern, list(self.entries), n=3, cutoff=0.6)
+        close = difflib.get_close_matches(pattern, self.catalog.names, n=3, cutoff=0.6)
         return "; did you mean " + " or ".join(map(repr, close)) + "?" if close else ""
 
 
 def _select(index: Index, names: list[str], files: list[Path], dirs: list[Path]) -> dict[str, list[str]]:
     """Leaf task -> chain of groups, for names (globs), YAML files and directories."""
-    from lm_eval.tasks._yaml_loader import load_yaml
-
     chains: dict[str, list[str]] = {}
     for path in files:
-        try:
-            cfg = load_yaml(path, resolve_func=False)
-        except Exception as exc:
-            raise UserError(f"{path}: not a readable lm-eval task YAML ({error_reason(exc)})") from None
-        name = cfg.get("group") if isinstance(cfg.get("group"), str) else cfg.get("task")
-        if not isinstance(name, str) or name not in index.entries:
+        defined = index.catalog.defined_in(path)
+        if not defined:
+            try:
+                read_task_yaml(path)
+            except Exception as exc:
+                raise UserError(f"{path}: not a readable lm-eval task YAML ({error_reason(exc)})") from None
             raise UserError(f"{path} defines no lm-eval task or group (it needs a 'task' or 'group' name)")
-        index.expand(name, [], chains)
+        for name in sorted(defined, key=index.is_task):  # a group first: its leaves keep their chain
+            index.expand(name, [], chains)
     for directory in dirs:
-        leaves = sorted(n for n, e in index.entries.items()
-                        if e.yaml_path and directory in Path(e.yaml_path).parents and index.is_task(n))
+        leaves = sorted(n for n in index.catalog.tasks
+                        if (p := index.catalog.yaml_path(n)) and directory in p.parents)
         if not leaves:
             raise UserError(f"{directory} holds no lm-eval task YAML")
         for leaf in leaves:
             chains.setdefault(leaf, [])
     for pattern in names:
-        hits = sorted(n for n in index.entries if fnmatch.fnmatchcase(n, pattern))
+        hits = sorted(n for n in index.catalog.names if fnmatch.fnmatchcase(n, pattern))
         if not hits:
             raise _NotFound(pattern)
         for name in sorted(hits, key=index.is_task):  # groups first: their leaves keep their chain
@@ -143,8 +129,7 @@ def _select(index: Index, names: list[str], files: list[Path], dirs: list[Path])
 
 
 def _task(index: Index, leaf: str, chain: list[str]) -> Task:
-    entry = index.entries[leaf]
-    cfg = entry.cfg or {}
+    cfg = index.catalog.config(leaf)
     kind = cfg.get("output_type", "generate_until" if "class" not in cfg else "multiple_choice")
     if kind != "multiple_choice":
         raise UserError(f"lm-eval task {leaf!r} is a {kind} task; only multiple_choice tasks with two "
@@ -159,7 +144,7 @@ def _task(index: Index, leaf: str, chain: list[str]) -> Task:
         phenomenon=str(meta.get("phenomenon") or (chain[-1] if chain else leaf)),
         field=str(meta.get("field") or "unknown"),
         group=meta.get("group") or (chain[0] if chain else None),
-        source=f"lm_eval:{entry.yaml_path or leaf}",
+        source=f"lm_eval:{index.catalog.yaml_path(leaf) or leaf}",
         load=partial(load_pairs, index, leaf),
         description=f"lm-eval task {leaf}",
     )
@@ -172,7 +157,7 @@ def load_pairs(index: Index, name: str, options: DataOptions) -> list[MinimalPai
 
         datasets.disable_progress_bars()
     try:
-        task = index.manager.load([name])["tasks"][name]
+        task = index.catalog.build(name)
     except Exception as exc:
         raise DataError(f"could not load lm-eval task {name!r}: {error_reason(exc)}") from None
     return task_pairs(task, name)
@@ -227,7 +212,6 @@ class LmEvalTasks:
         return spec.endswith(YAML_SUFFIXES) or ("/" in spec and Path(spec).expanduser().is_dir())
 
     def resolve(self, specs: list[str], options: DataOptions) -> list[Task]:
-        lm_eval_ready()
         paths: list[Path] = []
         for path in options.include_paths:
             if not Path(path).expanduser().is_dir():
@@ -259,7 +243,7 @@ class LmEvalTasks:
             except _NotFound as again:
                 raise UnknownNameError(self._unknown(again.pattern, index)) from None
         tasks = [_task(index, leaf, chain) for leaf, chain in chains.items()]
-        spaced = [t.name for t in tasks if (index.entries[t.name].cfg or {}).get("target_delimiter", " ") != " "]
+        spaced = [t.name for t in tasks if index.catalog.config(t.name).get("target_delimiter", " ") != " "]
         if spaced:
             log.warning("%d lm-eval task(s) (e.g. %s) score their sentences without a leading space "
                         "(target_delimiter); lingspace scores every sentence after a space, as lm-eval's "

@@ -186,9 +186,16 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def test_ray_with_two_workers_equals_the_serial_run(ray_cluster: Path, one_thread: None, tiny_model: Path,
-                                                    blimp_dir: Path, tmp_path: Path) -> None:
+                                                    blimp_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     assert main(run_args(tiny_model, blimp_dir, tmp_path / "serial")) == 0
+    monkeypatch.delenv("LINGSPACE_NO_PROGRESS")
+    monkeypatch.setenv("LINGSPACE_PROGRESS_INTERVAL", "0")
+    capsys.readouterr()
     assert main(run_args(tiny_model, blimp_dir, tmp_path / "ray") + ["--executor", "ray", "--workers", "2"]) == 0
+    progress = [line for line in capsys.readouterr().err.splitlines() if "units on 2 ray workers" in line]
+    assert progress[0].startswith("progress: stage 0 units on 2 ray workers: 1/") and "ETA" in progress[0]
+    assert any(line.startswith("progress: stage 0 units on 2 ray workers: done, ") for line in progress)
     same_results(tmp_path / "serial", tmp_path / "ray")
     results = json.loads((tmp_path / "ray" / "results.json").read_text())
     assert results["execution"] == {"executor": "ray", "shard": None,

@@ -109,16 +109,16 @@ def test_an_lm_eval_task_builds_a_gradsim_space_like_the_same_pairs_registered(
 
 def test_yaml_paths_groups_and_no_default_index(local_yaml: Path, capsys: pytest.CaptureFixture,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from lm_eval.tasks import TaskManager
+    from lingspace_harness_plugins.lm_eval_compat import Catalog
 
     defaults = []
-    original = TaskManager.__init__
+    original = Catalog.__init__
 
-    def spy(self, *args, **kwargs):
-        defaults.append(kwargs.get("include_defaults", True))
-        original(self, *args, **kwargs)
+    def spy(self, paths, defaults_wanted):
+        defaults.append(defaults_wanted)
+        original(self, paths, defaults_wanted)
 
-    monkeypatch.setattr(TaskManager, "__init__", spy)
+    monkeypatch.setattr(Catalog, "__init__", spy)
 
     def listed(*args: str) -> list[dict]:
         assert main(["tasks", *args, "--json"]) == 0
@@ -248,11 +248,11 @@ def test_lm_eval_tasks_entry_point_names_the_yaml_package() -> None:
     import importlib.metadata as md
     import importlib.util
 
-    from lm_eval.tasks._index import TaskIndex
+    from lingspace_harness_plugins.lm_eval_compat import Catalog
 
     ours = [ep for ep in md.entry_points(group="lm_eval.tasks") if ep.name == "lingspace_harness"]
     assert [ep.value for ep in ours] == ["lingspace_harness_yaml"]
     directory = Path(importlib.util.find_spec(ours[0].value).submodule_search_locations[0])
     assert directory == yaml_path()
-    index = TaskIndex.build([directory])
-    assert "lingspace_blimp" in index and sum(n.startswith("lingspace_blimp_") for n in index) == 67
+    index = Catalog([directory], defaults=False)
+    assert "lingspace_blimp" in index.groups and sum(n.startswith("lingspace_blimp_") for n in index.tasks) == 67

@@ -16,7 +16,7 @@ from lingspace_harness.plugins import HOOKS
 
 BUILTINS = {"blimp", "blimp_yaml", "hf_models", "accuracy", "markdown", "strategies", "gradsim", "ftgd", "cka", "lm_eval_results",
             "hypotheses", "analysis", "clustering", "report", "compare", "executors",
-            "lm_eval_tasks", "lm_eval_models"}
+            "lm_eval_tasks", "lm_eval_models", "export_hf"}
 
 
 def make_distribution(root: Path, dist: str, module: str, source: str, ep_name: str | None = None) -> None:

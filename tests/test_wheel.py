@@ -26,6 +26,8 @@ def test_wheel_installs_into_a_fresh_venv(tmp_path: Path) -> None:
         assert expected in names
     assert sum(n.startswith("lingspace_harness_yaml/blimp/lingspace_blimp_") for n in names) == 67
     assert not any(n.startswith(("tests/", "examples/", "benchmarks/")) for n in names)
+    metadata, = (n for n in names if n.endswith(".dist-info/METADATA"))
+    assert "\nLicense-Expression: MIT\n" in zipfile.ZipFile(wheel).read(metadata).decode()  # SPDX, PEP 639
     entry_points, = (n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "[lm_eval.tasks]\nlingspace_harness = lingspace_harness_yaml\n" in \
         zipfile.ZipFile(wheel).read(entry_points).decode()  # lm-eval PR #4015's task directories
@@ -49,7 +51,7 @@ def test_wheel_installs_into_a_fresh_venv(tmp_path: Path) -> None:
                                                  cwd=work, text=True))
     assert {p["name"] for p in plugins if p["builtin"]} == {"blimp", "hf_models", "accuracy", "markdown", "strategies", "gradsim", "transfer", "cka",
                                                                 "lm_eval_results", "hypotheses", "analysis", "clustering", "report", "compare", "executors",
-                                                                "lm_eval_tasks", "lm_eval_models"}
+                                                                "lm_eval_tasks", "lm_eval_models", "export_hf"}
     tasks = subprocess.check_output([str(env_dir / "bin" / "lingspace-harness"), "tasks", "blimp_*"],
                                     cwd=work, text=True)
     header, *rows = tasks.splitlines()
