@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lingspace_harness import yaml_path
+from lingspace_harness_plugins.blimp_yaml import yaml_path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("lingspace_harness", "plugins")
