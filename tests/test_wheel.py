@@ -49,7 +49,7 @@ def test_wheel_installs_into_a_fresh_venv(tmp_path: Path) -> None:
     assert where.startswith(str(site))
     plugins = json.loads(subprocess.check_output([str(env_dir / "bin" / "lingspace-harness"), "plugins"],
                                                  cwd=work, text=True))
-    assert {p["name"] for p in plugins if p["builtin"]} == {"blimp", "hf_models", "accuracy", "markdown", "strategies", "gradsim", "transfer", "cka",
+    assert {p["name"] for p in plugins if p["builtin"]} == {"blimp", "blimp_yaml", "hf_models", "accuracy", "markdown", "strategies", "gradsim", "ftgd", "cka",
                                                                 "lm_eval_results", "hypotheses", "analysis", "clustering", "report", "compare", "executors",
                                                                 "lm_eval_tasks", "lm_eval_models", "export_hf"}
     tasks = subprocess.check_output([str(env_dir / "bin" / "lingspace-harness"), "tasks", "blimp_*"],
