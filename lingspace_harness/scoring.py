@@ -14,10 +14,7 @@ scored. A token's log-prob depends only on its prefix, so this is exact. The ``p
 method is the plain batched forward pass; ``auto`` checks ``trie`` against it on the first batch and falls back if a
 model ignores custom attention masks.
 
-Sliding-window attention (Gemma 2/3, Mistral): a custom mask bypasses the model's own
-windowing, so when a tree is deeper than the window the window goes into the mask itself
-(a node attends to ancestors less than ``window`` positions back; per layer type when local
-and global layers alternate). Shallower trees, all of BLiMP, need no window at all.
+Tree masks honour sliding-window attention (see ``tree_attention``).
 
 Memory: a forward pass keeps logits for at most ``logit_rows(model)`` positions (about
 ``LOGIT_BUDGET`` bytes, 256 rows for a 262k vocabulary), and log-softmax runs a few rows
@@ -32,6 +29,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .errors import UserError
+from .tree_attention import text_config, tree_attention, tree_mask
 
 log = logging.getLogger("lingspace_harness")
 
@@ -45,14 +43,9 @@ LOGIT_BUDGET = 256 * 2**20
 SOFTMAX_ROWS = 32
 
 
-def _text_config(model: Any) -> Any:
-    config = getattr(model, "config", None)
-    return config.get_text_config() if hasattr(config, "get_text_config") else config
-
-
 def logit_rows(model: Any) -> int | None:
     """How many positions' logits fit in ``LOGIT_BUDGET`` (None: the vocabulary size is unknown)."""
-    vocab = getattr(_text_config(model), "vocab_size", None)
+    vocab = getattr(text_config(model), "vocab_size", None)
     return max(1, LOGIT_BUDGET // (4 * int(vocab))) if vocab else None
 
 
@@ -136,18 +129,6 @@ def _build_chunks(requests: Sequence[Request], batch_size: int, max_nodes: int) 
     return chunks
 
 
-def _tree_mask(parent: np.ndarray, size: int) -> np.ndarray:
-    """``allowed[i, j]``: node i attends to node j (an ancestor or itself). Padding attends to itself."""
-    allowed = np.zeros((size, size), dtype=bool)
-    for i, p in enumerate(parent):  # parents come before children
-        if p >= 0:
-            allowed[i] = allowed[p]
-        allowed[i, i] = True
-    idx = np.arange(len(parent), size)
-    allowed[idx, idx] = True
-    return allowed
-
-
 @dataclass
 class _Prepared:
     run_nodes: np.ndarray  # chunk nodes that go through the model (those with children)
@@ -194,12 +175,12 @@ def _forward_trees(model: Any, chunks: Sequence[_Chunk], requests: Sequence[Requ
         n = len(p.run_nodes)
         ids[b, :n] = c.tokens[p.run_nodes]
         pos[b, :n] = c.depth[p.run_nodes]
-        allowed[b, 0] = _tree_mask(p.parent, width)
+        allowed[b, 0] = tree_mask(p.parent, width)
         slot = np.full(len(c.tokens), -1, dtype=np.int64)
         slot[p.run_nodes] = np.arange(n)
         keep[b, slot[p.keep_nodes]] = True
     out = model(input_ids=torch.from_numpy(ids).to(device), position_ids=torch.from_numpy(pos).to(device),
-                attention_mask=_tree_attention(model, allowed, pos), logits_to_keep=torch.from_numpy(keep).to(device),
+                attention_mask=tree_attention(model, allowed, pos), logits_to_keep=torch.from_numpy(keep).to(device),
                 use_cache=False)
     rows, toks, sizes = [], [], []
     offset = 0
@@ -214,37 +195,6 @@ def _forward_trees(model: Any, chunks: Sequence[_Chunk], requests: Sequence[Requ
                                 torch.from_numpy(np.concatenate(rows)).to(device),
                                 torch.from_numpy(np.concatenate(toks)).to(device))
     return list(zip(prepared, torch.split(logprobs, sizes)))
-
-
-def _sliding_window(config: Any) -> int | None:
-    window = getattr(config, "sliding_window", None)
-    if not isinstance(window, int) or getattr(config, "use_sliding_window", True) is False:
-        return None
-    return window
-
-
-def _tree_attention(model: Any, allowed: np.ndarray, depth: np.ndarray) -> Any:
-    """The additive 4D mask for ``allowed`` (a dict per layer type where only some layers
-    are windowed). A query attends to a key under a sliding window of size w only when
-    their positions differ by less than w, as in the model's own masks."""
-    import torch
-
-    def additive(ok: np.ndarray) -> Any:
-        mask = torch.zeros(ok.shape, dtype=model.dtype)
-        return mask.masked_fill_(~torch.from_numpy(ok), torch.finfo(model.dtype).min).to(model.device)
-
-    config = _text_config(model)
-    window = _sliding_window(config)
-    if window is None or depth.max() < window:  # no ancestor is window or more positions back
-        return additive(allowed)
-    near = allowed & (depth[:, None, :, None] - depth[:, None, None, :] < window)
-    types = set(getattr(config, "layer_types", None) or ["sliding_attention"])
-    if types == {"sliding_attention"}:
-        return additive(near)
-    if types == {"sliding_attention", "full_attention"}:
-        return {"full_attention": additive(allowed), "sliding_attention": additive(near)}
-    raise UserError(f"tree scoring cannot mask layer types {sorted(types)} beyond their "
-                    f"{window}-token window; score with --scoring padded")
 
 
 def _target_logprobs(logits: Any, rows: Any, toks: Any) -> Any:
