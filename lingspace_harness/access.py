@@ -17,7 +17,7 @@ import numpy as np
 from .errors import UserError
 from .gradients import gradient_differential
 from .pairs import MinimalPair
-from .scoring import (METHODS, TREE_NODES, Request, choose_method, request_logprobs, score_requests,
+from .scoring import (METHODS, TREE_NODES, Request, choose_method, logit_rows, request_logprobs, score_requests,
                       sentence_requests, tree_batches)
 
 log = logging.getLogger("lingspace_harness")
@@ -47,7 +47,7 @@ class ModelAccess:
         """The requests grouped for forward passes: prefix trees, or one chain per request."""
         self._decide(requests)
         size = batch_size or self.batch_size
-        return tree_batches(requests, size, self.tree_nodes, share=self._method == "trie")
+        return tree_batches(requests, size, self.tree_nodes, logit_rows(self.model), share=self._method == "trie")
 
     def decide(self, sentences: Sequence[str]) -> str:
         """Settle ``trie`` or ``padded`` (``auto`` checks on these sentences) and return it."""

@@ -3,7 +3,8 @@
 The pairs are packed into prefix trees as for scoring, so a pair's shared start is computed
 once, and every token before the first difference carries weight +1 - 1 = 0 and is left out
 of the objective entirely (no LM head, no backward through its log-prob). One backward pass
-per batch accumulates the sum; there are no per-example gradients.
+per batch accumulates the sum; there are no per-example gradients. A batch also holds at most
+``logit_rows(model)`` positions' logits, so a large vocabulary (Gemma's 262k) stays in memory.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .pairs import MinimalPair
-from .scoring import TREE_NODES, sentence_requests, tree_batches, weighted_logprob_sum
+from .scoring import TREE_NODES, logit_rows, sentence_requests, tree_batches, weighted_logprob_sum
 
 _LAYER = re.compile(r"\.(?:layers|h|layer|blocks)\.(\d+)\.")
 
@@ -107,7 +108,7 @@ def gradient_differential(
     try:
         was_training = model.training
         model.eval()  # no dropout: the gradient of the model as scored
-        for group in tree_batches(requests, batch_size, tree_nodes, share=share):
+        for group in tree_batches(requests, batch_size, tree_nodes, logit_rows(model), share=share):
             objective = weighted_logprob_sum(model, group, requests, weights)
             if objective.requires_grad:
                 objective.backward()
