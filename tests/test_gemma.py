@@ -15,9 +15,9 @@ from typing import Any, Sequence
 import numpy as np
 import pytest
 
-from lingspace_harness import (MinimalPair, ModelOptions, cache_dir, gradient_differential, score_requests,
-                               select_parameters, sentence_requests)
+from lingspace_harness import MinimalPair, ModelOptions, cache_dir, gradient_differential, select_parameters
 from lingspace_harness import scoring
+from lingspace_harness.scoring import score_requests, sentence_requests
 from lingspace_harness.tiny import build_tokenizer
 
 torch = pytest.importorskip("torch")
