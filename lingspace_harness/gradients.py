@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .pairs import MinimalPair
-from .scoring import TREE_NODES, logit_rows, sentence_requests, tree_batches, weighted_logprob_sum
+from .scoring import TREE_NODES, Delimiters, logit_rows, sentence_requests, tree_batches, weighted_logprob_sum
 
 _LAYER = re.compile(r"\.(?:layers|h|layer|blocks)\.(\d+)\.")
 
@@ -90,14 +90,16 @@ def gradient_differential(
     batch_size: int = 64,
     tree_nodes: int = TREE_NODES,
     share: bool = True,
+    delimiter: Delimiters = " ",
 ) -> np.ndarray:
     """The summed gradient differential of ``pairs`` w.r.t. ``params``, as one flat float32 vector
     (in ``layout_of(params)`` order). Other parameters get no gradient and are not touched.
-    ``share=False`` batches plain padded rows instead of prefix trees (see ``tree_batches``)."""
+    ``share=False`` batches plain padded rows instead of prefix trees (see ``tree_batches``);
+    ``delimiter`` comes before every sentence (see ``sentence_requests``)."""
     import torch
 
     sentences = [s for p in pairs for s in (p.good, p.bad)]
-    requests = sentence_requests(tokenizer, sentences, prefix_id)
+    requests = sentence_requests(tokenizer, sentences, prefix_id, delimiter)
     weights = np.tile(np.array([1.0, -1.0]), len(pairs))
     wanted = {id(p) for _, p in params}
     previous = {}

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from lingspace_harness import PairScore, RunContext, UnitStore, progress_bar
+from lingspace_harness import PairScore, RunContext, UnitStore, progress_bar, task_delimiter
 
 from .tuner import FTGDSettings, MaskedTuner
 
@@ -39,7 +39,7 @@ class Tuning:
 
 def good_test_tokens(ctx: RunContext) -> int:
     """How many tokens the good test sentences of all tasks have (the perplexity denominator)."""
-    goods = [" " + p.good for d in ctx.data.values() for p in d.test]
+    goods = [task_delimiter(d.task) + p.good for d in ctx.data.values() for p in d.test]
     return sum(len(e) for e in ctx.model.tokenizer(goods, add_special_tokens=False)["input_ids"])
 
 
@@ -56,6 +56,7 @@ def probe_sentences(ctx: RunContext) -> list[str]:
 
 
 def probe_states(ctx: RunContext) -> np.ndarray:
+    """Pooled states of the probe sentences, each after a space (as CKA's untuned states are)."""
     return ctx.access.hidden_states(probe_sentences(ctx))
 
 
@@ -87,7 +88,8 @@ def tuned_row(ctx: RunContext, tuning: Tuning, source: str) -> dict[str, Any]:
     data = ctx.data[source]
     tuner = MaskedTuner(ctx.access.model, ctx.gradient_params, mask)
     try:
-        report = tuner.tune(ctx.access, data.train, data.validation, tuning.settings)
+        report = tuner.tune(ctx.access, data.train, data.validation, tuning.settings,
+                            delimiter=task_delimiter(data.task))
         tuned = report.best_step > 0
         after = summarize(ctx.score_pairs({t: d.test for t, d in ctx.data.items()},
                                           desc=f"{tuning.kind}: eval2 after {source}"), n_tokens) if tuned else None

@@ -42,15 +42,16 @@ class TuneReport:
     validation_margins: list[float] = field(default_factory=list)
 
 
-def mean_margin(access: ModelAccess, pairs: Sequence[MinimalPair]) -> float:
-    return access.mean_margin(pairs)
+def mean_margin(access: ModelAccess, pairs: Sequence[MinimalPair], delimiter: str = " ") -> float:
+    return access.mean_margin(pairs, delimiter)
 
 
-def pair_loss(access: ModelAccess, pairs: Sequence[MinimalPair]) -> Any:
-    """The FTGD objective on ``pairs``: mean softplus(-margin), differentiable."""
+def pair_loss(access: ModelAccess, pairs: Sequence[MinimalPair], delimiter: str = " ") -> Any:
+    """The FTGD objective on ``pairs``: mean softplus(-margin), differentiable; every sentence is
+    scored after ``delimiter``."""
     import torch
 
-    logps = access.logprobs([s for p in pairs for s in (p.good, p.bad)])
+    logps = access.logprobs([s for p in pairs for s in (p.good, p.bad)], delimiter)
     margins = torch.stack([logps[2 * j] - logps[2 * j + 1] for j in range(len(pairs))])
     return torch.nn.functional.softplus(-margins).mean()
 
@@ -151,7 +152,7 @@ class MaskedTuner:
 
     def tune(self, access: ModelAccess, train: Sequence[MinimalPair],
              validation: Sequence[MinimalPair], settings: FTGDSettings,
-             progress: Callable[[int], None] | None = None) -> TuneReport:
+             progress: Callable[[int], None] | None = None, delimiter: str = " ") -> TuneReport:
         if not validation:  # nothing to stop on: run the fixed number of steps
             settings = FTGDSettings(**{**settings.__dict__, "early_stopping": False})
         previous = {id(p): p.requires_grad for _, p in self.model.named_parameters()}
@@ -163,7 +164,7 @@ class MaskedTuner:
         rng = np.random.default_rng(settings.seed)
         order: list[int] = []
         report = TuneReport(steps=0, best_step=0)
-        best = mean_margin(access, validation) if settings.early_stopping else None
+        best = mean_margin(access, validation, delimiter) if settings.early_stopping else None
         report.validation_margins.append(best if best is not None else float("nan"))
         best_state = self._snapshot() if settings.early_stopping else None
         stale = 0
@@ -176,14 +177,14 @@ class MaskedTuner:
                 batch = [train[j] for j in order[:settings.batch]]
                 del order[:settings.batch]
                 optimizer.zero_grad()
-                pair_loss(access, batch).backward()
+                pair_loss(access, batch, delimiter).backward()
                 optimizer.step()
                 report.steps = step
                 if progress:
                     progress(1)
                 last = step == settings.steps
                 if settings.early_stopping and (step % settings.eval_every == 0 or last):
-                    margin = mean_margin(access, validation)
+                    margin = mean_margin(access, validation, delimiter)
                     report.validation_margins.append(margin)
                     if margin > best:
                         best, best_state, report.best_step, stale = margin, self._snapshot(), step, 0
