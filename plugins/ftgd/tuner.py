@@ -100,7 +100,8 @@ class SparseAdam:
 
 
 class MaskedTuner:
-    """Tunes the masked entries of ``params`` (flat indices in their layout; None: all entries)."""
+    """Tunes the masked entries of ``params`` (flat indices in their layout; None: all entries).
+    ``tune`` scores every sentence after ``delimiter`` (the source task's, see ``Task.delimiter``)."""
 
     def __init__(self, model: Any, params: Sequence[tuple[str, Any]], mask: np.ndarray | None) -> None:
         import torch
