@@ -2,8 +2,7 @@
 
 A request is ``(context_ids, continuation_ids)``; its score is the summed log-prob of the
 continuation tokens. For BLiMP, as in lm-eval, the context is one prefix token (BOS, else
-EOS) and the continuation is the sentence with a leading space (the task's delimiter: lm-eval's
-``target_delimiter``, which other languages' BLiMPs set to ``""``).
+EOS) and the continuation is the sentence after a space (a task's ``target_delimiter``).
 
 The ``trie`` method sorts the sequences, packs neighbours into prefix trees of up to
 ``tree_nodes`` tokens, and runs each tree as one flat row with a tree-shaped attention
@@ -68,23 +67,16 @@ def prefix_token_id(tokenizer: Any, override: str | int | None = None) -> int:
     return int(tid)
 
 
-Delimiters = str | Sequence[str]
-
-
-def delimited(sentences: Sequence[str], delimiter: Delimiters = " ") -> list[str]:
-    """Each sentence after its delimiter: one string for all, or one per sentence."""
-    if isinstance(delimiter, str):
-        return [delimiter + s for s in sentences]
-    if len(delimiter) != len(sentences):
-        raise ValueError(f"{len(delimiter)} delimiters for {len(sentences)} sentences")
-    return [d + s for d, s in zip(delimiter, sentences)]
+Delimiters = str | Sequence[str]  # one for all sentences, or one per sentence
 
 
 def sentence_requests(tokenizer: Any, sentences: Sequence[str], prefix_id: int,
                       delimiter: Delimiters = " ") -> list[Request]:
     """Encode sentences as lm-eval does for an empty context: ``[prefix] + enc(delimiter + s)``
     (lm-eval's ``target_delimiter``: a space for BLiMP; a sequence gives one per sentence)."""
-    encoded = tokenizer(delimited(sentences, delimiter), add_special_tokens=False)["input_ids"]
+    delimiters = [delimiter] * len(sentences) if isinstance(delimiter, str) else delimiter
+    texts = [d + s for d, s in zip(delimiters, sentences, strict=True)]
+    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
     requests = []
     for ids in encoded:
         if ids and ids[0] == prefix_id:  # lm-eval: the continuation already starts with it
