@@ -84,6 +84,7 @@ def test_perplexity_on_a_text_file(ctx, tiny_model: Path, blimp_dir: Path, tmp_p
     lines = [line for line in TEXT.splitlines() if line]
     expected = math.exp(-float(np.sum(ctx.access.score(lines))) / token_count(ctx, lines))
     assert space["perplexity_before"] == pytest.approx(expected, rel=1e-6)
+    assert len(space["blimp_perplexity_change"]) == len(TASKS)
     plain = run(tiny_model, blimp_dir, tmp_path / "plain")["spaces"]["transfer"]
     assert plain["perplexity_on"] == "blimp-good-test" and "perplexity_text" not in plain
     assert plain["perplexity_before"] != pytest.approx(expected)

@@ -46,6 +46,8 @@ def tuning_extra(tasks: list[str], rows: dict[str, dict[str, Any]]) -> dict[str,
             "perplexity_change": [rows[s]["perplexity_change"] for s in tasks],
             "steps": [rows[s]["steps"] for s in tasks], "n_tuned": [rows[s]["n_tuned"] for s in tasks],
             "tuned": [rows[s].get("tuned", True) for s in tasks],
+            **({"blimp_perplexity_change": [rows[s]["blimp_perplexity_change"] for s in tasks]}
+               if "blimp_perplexity_change" in rows[tasks[0]] else {}),
             **({"undefined_reason": f"early stopping kept the untuned model for {', '.join(untuned)}"}
                if untuned else {})}
 
@@ -91,7 +93,7 @@ class Transfer:
                                 "line; default: the BLiMP good test sentences)")
 
     def strategies(self, ctx: RunContext) -> list[str]:
-        return [ctx.provider(MASK).name]
+        return [] if ctx.options(self.name).ftgd_mask == "full" else [ctx.provider(MASK).name]
 
     def tunings(self, ctx: RunContext) -> list[Tuning]:
         o = ctx.options(self.name)

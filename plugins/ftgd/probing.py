@@ -69,9 +69,11 @@ def text_perplexity(ctx: RunContext, text: PerplexityText) -> float:
 
 
 def evaluate(ctx: RunContext, tuning: Tuning, scores: dict[str, list[PairScore]]) -> dict[str, Any]:
-    """``summarize`` of the scored target pairs, with the perplexity on ``tuning.text`` if it has one."""
+    """``summarize`` of the scored target pairs; with ``tuning.text`` its perplexity is the text's
+    (and the one on the BLiMP good sentences is ``blimp_perplexity``)."""
     out = summarize(scores, token_count(ctx, [s.good for ss in scores.values() for s in ss]))
-    return {**out, "perplexity": text_perplexity(ctx, tuning.text)} if tuning.text else out
+    return {**out, "perplexity": text_perplexity(ctx, tuning.text), "blimp_perplexity": out["perplexity"]} \
+        if tuning.text else out
 
 
 def summarize(scores: dict[str, list[PairScore]], n_tokens: int) -> dict[str, Any]:
@@ -139,6 +141,8 @@ def tuned_row(ctx: RunContext, tuning: Tuning, source: str) -> dict[str, Any]:
         "n_tuned": int(mask.size) if mask is not None else sum(p.numel() for _, p in ctx.gradient_params),
         "mask": tuning.mask, "n_targets": {t: len(ps) for t, ps in pairs.items()},
     }
+    if tuning.text:
+        row["blimp_perplexity_change"] = after["blimp_perplexity"] - base["blimp_perplexity"] if after else None
     store.save_json(source, row)
     return row
 
