@@ -106,7 +106,7 @@ def table(rows: list[tuple[str, float, float | None, dict, float]]) -> str:
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
     for mask, lr, k, s, wall in rows:
         cells = [mask, f"{lr:g}", "—" if k is None else f"{k:.1%}", s["tuned"], f"{s['steps']:.0f}",
-                 *(f"{s[key]:+.3f}" for key in ("target_margin", "target_accuracy", "off_abs", "within", "between",
+                 *(f"{s[key]:+.3f}" if np.isfinite(s[key]) else "—" for key in ("target_margin", "target_accuracy", "off_abs", "within", "between",
                                                 "ppl_text", "ppl_blimp")), f"{wall:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
