@@ -4,6 +4,8 @@
     OMP_NUM_THREADS=2 python benchmarks/spaces.py gradsim  --data-dir ../shared/blimp --out /tmp/gs
     OMP_NUM_THREADS=2 python benchmarks/spaces.py transfer --data-dir ../shared/blimp --out /tmp/tr
     OMP_NUM_THREADS=2 python benchmarks/spaces.py executors --data-dir ../shared/blimp --out /tmp/ex
+    OMP_NUM_THREADS=2 python benchmarks/spaces.py ftgd-step --data-dir ../shared/blimp
+    OMP_NUM_THREADS=2 python benchmarks/spaces.py ftgd-tune --data-dir ../shared/blimp
 
 ``ratio``: one task's gradient-differential pass against forward-only scoring of the same
 100 pairs (medians of --repeats; goal <= 3.5x). ``gradsim``/``transfer`` run the real CLI in
@@ -11,6 +13,12 @@ a child process and report its wall time and peak RSS, then whether same-phenome
 exceed cross-phenomenon cells on average. ``executors``: the gradsim space of 12 tasks (one per
 phenomenon) run serially (2 torch threads) and on a local Ray cluster with 2 workers (1 thread
 each), alternating, each from an empty output directory; medians of --repeats and their ratio.
+``ftgd-step``: one FTGD step on 16 training pairs with the task's 1% top-k mask, sparse Adam
+(``MaskedTuner``) against the previous dense method (torch.optim.Adam over whole tensors, a hook
+zeroing unmasked gradients), each against one gradient-differential pass on the same 16 pairs
+(goal: step <= 1.3x the pass); steady-state steps (the second of a tune), alternating, medians
+of --repeats. ``ftgd-tune``: one source's tune (default FTGD settings, early stopping on the
+validation split) plus re-scoring its test split, old against new.
 """
 from __future__ import annotations
 
@@ -34,17 +42,24 @@ def default_model() -> str | None:
     return str(Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf") if spec and spec.origin else None
 
 
-def ratio(args: argparse.Namespace) -> None:
+def context(args: argparse.Namespace):
+    """A RunContext on --model with --task's data (--pairs per split), torch on --threads threads."""
     import torch
 
     torch.set_num_threads(args.threads)
-    from lingspace_harness import RunConfig, gradient_differential, load_harness
+    from lingspace_harness import RunConfig, load_harness
     from lingspace_harness.runner import prepare
-    from lingspace_harness.scoring import score_requests, sentence_requests
 
     harness = load_harness()
     config = RunConfig(model=args.model, tasks=[args.task], data_dir=Path(args.data_dir), limit=args.pairs)
-    ctx = prepare(harness, config)
+    return prepare(harness, config)
+
+
+def ratio(args: argparse.Namespace) -> None:
+    from lingspace_harness import gradient_differential
+    from lingspace_harness.scoring import score_requests, sentence_requests
+
+    ctx = context(args)
     pairs = ctx.data[args.task].train
     sentences = [s for p in pairs for s in (p.good, p.bad)]
     forward, backward = [], []
@@ -138,9 +153,104 @@ def executors(args: argparse.Namespace) -> None:
     print(f"  max |gradsim serial - ray| = {np.abs(spaces['serial'] - spaces['ray']).max():.2e}")
 
 
+def dense_tuner_class():
+    """The previous FTGD optimiser, for comparison: torch.optim.Adam over every entry of each
+    tensor with a masked entry, and a gradient hook zeroing the unmasked entries."""
+    import torch
+
+    from lingspace_harness_plugins.ftgd.tuner import MaskedTuner
+
+    class DenseMaskedTuner(MaskedTuner):
+        def optimizer(self, lr: float):
+            self.hooks = []
+            for i in self.trainable:
+                param = self.params[i]
+                entries = torch.zeros(param.numel(), dtype=torch.bool)
+                entries[self.indices[i]] = True
+                self.hooks.append(param.register_hook(lambda g, m=entries.reshape(param.shape): g * m))
+            return torch.optim.Adam([self.params[i] for i in self.trainable], lr=lr, weight_decay=0.0)
+
+        def tune(self, *args, **kwargs):
+            try:
+                return super().tune(*args, **kwargs)
+            finally:
+                for hook in self.hooks:
+                    hook.remove()
+
+    return DenseMaskedTuner
+
+
+def topk_mask(ctx, pairs) -> np.ndarray:
+    """The 1% (--topk default) top-k mask of the gradient differential of ``pairs``."""
+    topk = ctx.harness.gradient_strategies.get("topk")
+    grad = ctx.access.gradient_differential(pairs, ctx.gradient_params)
+    return topk.reduce(grad, ctx.gradient_layout, topk.Options())
+
+
+def clock() -> np.ndarray:
+    """(wall, CPU) seconds: CPU time (all threads) is steadier than wall time on a shared machine."""
+    return np.array([time.perf_counter(), time.process_time()])
+
+
+def report_medians(times: dict[str, list[np.ndarray]], base: str) -> None:
+    """Median wall and CPU seconds per method, and their ratio to ``base``'s."""
+    medians = {name: np.median(np.array(t), axis=0) for name, t in times.items()}
+    for name, (wall, cpu) in medians.items():
+        print(f"  {name}: wall {wall:.2f} s ({wall / medians[base][0]:.2f}x), CPU {cpu:.2f} s "
+              f"({cpu / medians[base][1]:.2f}x); wall of each run {[round(float(t[0]), 2) for t in times[name]]}")
+
+
+def ftgd_step(args: argparse.Namespace) -> None:
+    from lingspace_harness_plugins.ftgd.tuner import FTGDSettings, MaskedTuner
+
+    ctx = context(args)
+    model = ctx.model.model
+    mask = topk_mask(ctx, ctx.data[args.task].train)
+    batch = ctx.data[args.task].train[:16]
+    settings = FTGDSettings(steps=2, batch=len(batch), early_stopping=False)
+    tuners = {"dense (old)": dense_tuner_class(), "sparse (new)": MaskedTuner}
+    times: dict[str, list[np.ndarray]] = {"gradient differential": [], **{name: [] for name in tuners}}
+    for _ in range(args.repeats):
+        start = clock()
+        ctx.access.gradient_differential(batch, ctx.gradient_params)
+        times["gradient differential"].append(clock() - start)
+        for name, cls in tuners.items():
+            stamps: list[np.ndarray] = []
+            tuner = cls(model, ctx.gradient_params, mask)
+            tuner.tune(ctx.access, batch, [], settings, progress=lambda _: stamps.append(clock()))
+            tuner.restore()
+            times[name].append(stamps[1] - stamps[0])  # the second step: optimiser state exists
+    print(f"{args.task}, {len(batch)} training pairs, mask {mask.size} of {ctx.gradient_layout.size} entries, "
+          f"{args.threads} threads; medians of {args.repeats}, ratios to the gradient differential")
+    report_medians(times, "gradient differential")
+
+
+def ftgd_tune(args: argparse.Namespace) -> None:
+    from lingspace_harness_plugins.ftgd.tuner import FTGDSettings, MaskedTuner
+
+    ctx = context(args)
+    model, data = ctx.model.model, ctx.data[args.task]
+    mask = topk_mask(ctx, data.train)
+    tuners = {"sparse (new)": MaskedTuner, "dense (old)": dense_tuner_class()}
+    times: dict[str, list[np.ndarray]] = {name: [] for name in tuners}
+    for _ in range(args.repeats):
+        for name, cls in tuners.items():
+            start = clock()
+            tuner = cls(model, ctx.gradient_params, mask)
+            report = tuner.tune(ctx.access, data.train, data.validation, FTGDSettings())
+            margin = ctx.access.mean_margin(data.test)
+            tuner.restore()
+            times[name].append(clock() - start)
+            print(f"  {name}: wall {times[name][-1][0]:.1f} s, {report.steps} steps (best {report.best_step}), "
+                  f"test margin {margin:.4f}", flush=True)
+    print(f"{args.task}: tune + re-score its test split, {len(data.train)} training pairs, {args.threads} threads; "
+          f"medians of {args.repeats}, ratios to the new method")
+    report_medians(times, "sparse (new)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["ratio", "gradsim", "transfer", "executors"])
+    parser.add_argument("what", choices=["ratio", "gradsim", "transfer", "executors", "ftgd-step", "ftgd-tune"])
     parser.add_argument("--model", default=default_model())
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("LINGSPACE_BLIMP_DIR", "../shared/blimp")))
     parser.add_argument("--pairs", type=int, default=100, help="--limit: pairs per split")
@@ -150,7 +260,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench-out"))
     args = parser.parse_args()
     os.environ.setdefault("LINGSPACE_NO_PROGRESS", "1")
-    {"ratio": ratio, "gradsim": gradsim, "transfer": transfer, "executors": executors}[args.what](args)
+    {"ratio": ratio, "gradsim": gradsim, "transfer": transfer, "executors": executors,
+     "ftgd-step": ftgd_step, "ftgd-tune": ftgd_tune}[args.what](args)
 
 
 if __name__ == "__main__":

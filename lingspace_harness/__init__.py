@@ -27,7 +27,7 @@ from .scoring import prefix_token_id
 from .agreement import cluster_agreement
 from .stats import (is_symmetric, mantel, partial_mantel, spearman_rows, split_half_reliability,
                     symmetrise, within_between)
-from .tasks import DataOptions, Task, TaskData, TaskSource, select_tasks, split_pairs, task_source
+from .tasks import DataOptions, Task, TaskData, TaskSource, select_tasks, split_pairs, task_delimiter, task_source
 from .units import UnitStore
 
 
@@ -55,6 +55,6 @@ __all__ = [
     "is_symmetric", "layout_of", "load_harness", "main", "mantel", "pairs_from_rows", "partial_mantel",
     "positive_int", "prefix_token_id", "progress_bar", "read_jsonl", "read_pairs_jsonl", "read_results",
     "register_plugin", "resolve_loader", "run", "select_parameters", "select_tasks", "spearman_rows",
-    "split_half_reliability", "split_pairs", "symmetrise", "task_source", "unregister_plugin", "within_between",
-    "write_atomic", "write_results", "__version__",
+    "split_half_reliability", "split_pairs", "symmetrise", "task_delimiter", "task_source", "unregister_plugin",
+    "within_between", "write_atomic", "write_results", "__version__",
 ]

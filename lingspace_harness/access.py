@@ -6,6 +6,9 @@ sequence per row, ordinary causal attention), and the check that a model honours
 With ``auto`` the first batch the model sees, whatever the operation, is scored both ways;
 if they disagree every later computation (scores, gradients, FTGD steps and validation,
 hidden states) uses padded rows. ``--scoring padded`` applies to all of them too.
+
+Every sentence is scored after a delimiter (``delimiter``: a space by default, as in lm-eval's
+BLiMP; a task's ``Task.delimiter``): one string for all sentences, or one per sentence.
 """
 from __future__ import annotations
 
@@ -17,8 +20,8 @@ import numpy as np
 from .errors import UserError
 from .gradients import gradient_differential
 from .pairs import MinimalPair
-from .scoring import (METHODS, TREE_NODES, Request, choose_method, request_logprobs, score_requests,
-                      sentence_requests, tree_batches)
+from .scoring import (METHODS, TREE_NODES, Delimiters, Request, choose_method, logit_rows, request_logprobs,
+                      score_requests, sentence_requests, tree_batches)
 
 log = logging.getLogger("lingspace_harness")
 
@@ -40,14 +43,18 @@ class ModelAccess:
         """``trie`` or ``padded`` once decided (``auto`` decides on the first batch), else None."""
         return self._method
 
-    def requests(self, sentences: Sequence[str]) -> list[Request]:
-        return sentence_requests(self.tokenizer, sentences, self.prefix_id)
+    def requests(self, sentences: Sequence[str], delimiter: Delimiters = " ") -> list[Request]:
+        return sentence_requests(self.tokenizer, sentences, self.prefix_id, delimiter)
+
+    def token_counts(self, sentences: Sequence[str], delimiter: Delimiters = " ") -> list[int]:
+        """How many tokens of each sentence are scored (its continuation after the prefix)."""
+        return [len(cont) for _, cont in self.requests(sentences, delimiter)]
 
     def batches(self, requests: Sequence[Request], batch_size: int | None = None) -> list[list[Any]]:
         """The requests grouped for forward passes: prefix trees, or one chain per request."""
         self._decide(requests)
         size = batch_size or self.batch_size
-        return tree_batches(requests, size, self.tree_nodes, share=self._method == "trie")
+        return tree_batches(requests, size, self.tree_nodes, logit_rows(self.model), share=self._method == "trie")
 
     def decide(self, sentences: Sequence[str]) -> str:
         """Settle ``trie`` or ``padded`` (``auto`` checks on these sentences) and return it."""
@@ -59,42 +66,45 @@ class ModelAccess:
             self._method = choose_method(self.model, requests, self.tree_nodes)
 
     # -- operations ------------------------------------------------------------------
-    def score(self, sentences: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+    def score(self, sentences: Sequence[str], progress: Callable[[int], None] | None = None,
+              delimiter: Delimiters = " ") -> np.ndarray:
         """Each sentence's summed log-probability after the prefix token (float64)."""
-        requests = self.requests(sentences)
+        requests = self.requests(sentences, delimiter)
         self._decide(requests)
         return score_requests(self.model, requests, batch_size=self.batch_size, tree_nodes=self.tree_nodes,
                               method=self._method or "auto", progress=progress)
 
-    def logprobs(self, sentences: Sequence[str]) -> list[Any]:
+    def logprobs(self, sentences: Sequence[str], delimiter: Delimiters = " ") -> list[Any]:
         """Differentiable summed log-probs (scalar tensors), one per sentence (FTGD's objective)."""
-        requests = self.requests(sentences)
+        requests = self.requests(sentences, delimiter)
         out: dict[int, Any] = {}
         for group in self.batches(requests, len(requests)):
             out.update(request_logprobs(self.model, group, requests))
         return [out[i] for i in range(len(requests))]
 
-    def mean_margin(self, pairs: Sequence[MinimalPair]) -> float:
+    def mean_margin(self, pairs: Sequence[MinimalPair], delimiter: str = " ") -> float:
         """Mean log p(good) - log p(bad) over ``pairs``."""
-        scores = self.score([s for p in pairs for s in (p.good, p.bad)])
+        scores = self.score([s for p in pairs for s in (p.good, p.bad)], delimiter=delimiter)
         return float(np.mean(scores[0::2] - scores[1::2]))
 
     def gradient_differential(self, pairs: Sequence[MinimalPair], params: Sequence[tuple[str, Any]],
-                              batch_size: int | None = None) -> np.ndarray:
+                              batch_size: int | None = None, delimiter: str = " ") -> np.ndarray:
         """Sum over pairs of grad[log p(good) - log p(bad)] w.r.t. ``params``, one flat float32
         vector in ``layout_of(params)`` order."""
-        self._decide(self.requests([s for p in pairs[:4] for s in (p.good, p.bad)]))
+        self._decide(self.requests([s for p in pairs[:4] for s in (p.good, p.bad)], delimiter))
         return gradient_differential(self.model, self.tokenizer, pairs, self.prefix_id, params,
                                      batch_size=batch_size or min(self.batch_size, 64),
-                                     tree_nodes=self.tree_nodes, share=self._method == "trie")
+                                     tree_nodes=self.tree_nodes, share=self._method == "trie",
+                                     delimiter=delimiter)
 
-    def hidden_states(self, sentences: Sequence[str], batch_size: int = 32) -> np.ndarray:
+    def hidden_states(self, sentences: Sequence[str], batch_size: int = 32,
+                      delimiter: Delimiters = " ") -> np.ndarray:
         """``[layers + 1, len(sentences), hidden]`` float32: each layer's hidden states
         (embeddings first) mean-pooled over the sentence's tokens, the prefix token left out.
         Right-padded plain rows: real tokens never attend to padding, so no mask is involved."""
         import torch
 
-        encoded = [list(c) + list(x) for c, x in self.requests(sentences)]
+        encoded = [list(c) + list(x) for c, x in self.requests(sentences, delimiter)]
         pooled = []
         model = self.model
         with torch.inference_mode():

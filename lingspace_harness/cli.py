@@ -5,6 +5,7 @@ import argparse
 import errno
 import logging
 import os
+import re
 import sys
 
 from importlib.metadata import PackageNotFoundError, version
@@ -23,9 +24,19 @@ STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES}
 QUIET_ENV = "LINGSPACE_QUIET"
 
 
+#: argparse's own wording for a plain ``type=int``/``type=float`` option, and ours.
+_PLAIN_TYPES = {"int": "a whole number", "float": "a number"}
+
+
+def english(message: str) -> str:
+    """argparse's ``invalid int value: 'x'`` (any plugin's ``type=int`` option) as English."""
+    return re.sub(r"invalid (int|float) value: (.*)$",
+                  lambda m: f"expected {_PLAIN_TYPES[m.group(1)]}, got {m.group(2)}", message)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2, like every user error
-        raise UserError(f"{self.prog}: {message}")
+        raise UserError(f"{self.prog}: {english(message)}")
 
 
 def _add_common(parser: argparse.ArgumentParser, default: object = False) -> argparse.ArgumentParser:

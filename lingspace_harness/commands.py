@@ -102,8 +102,9 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model and scoring")
     group.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    group.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16", "auto"],
-                       help="model weights' dtype (default float32; bfloat16 is slow on most CPUs)")
+    group.add_argument("--dtype", default="float32", choices=["float32", "float64", "bfloat16", "float16", "auto"],
+                       help="model weights' dtype (default float32; float64 for precision checks; bfloat16 is "
+                            "slow on most CPUs)")
     group.add_argument("--revision", help="model revision, e.g. a Pythia checkpoint 'step1000'")
     group.add_argument("--batch-size", type=positive_int, default=128, help="sentences per forward pass (default 128)")
     group.add_argument("--prefix-token", help="token (or id) before each sentence; default BOS, else EOS")

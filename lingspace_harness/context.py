@@ -2,6 +2,7 @@
 units and options, for the run's own data or a split-half variant of it."""
 from __future__ import annotations
 
+import inspect
 from dataclasses import asdict, dataclass, field, is_dataclass
 from typing import Any, Mapping, Sequence
 
@@ -15,7 +16,7 @@ from .gradients import ParamLayout, layout_of, select_parameters
 from .models import LoadedModel
 from .pairs import MinimalPair, PairScore
 from .progress import progress_bar
-from .tasks import TaskData
+from .tasks import TaskData, task_delimiter
 from .units import UnitStore
 
 #: Data variants of a run: the two halves of each task's training pairs (noise ceiling).
@@ -152,7 +153,8 @@ class Run:
     def compute_gradient(self, task: str, strategies: list[str] | None = None) -> None:
         """One unit: a task's training-split differential, reduced and stored by each strategy."""
         names = list(dict.fromkeys(self.strategies if strategies is None else strategies))
-        grad = self.access.gradient_differential(self.data[task].train, self.gradient_params)
+        grad = self.access.gradient_differential(self.data[task].train, self.gradient_params,
+                                                 delimiter=self.delimiter(task))
         for name in names:
             store = self._gradient_store(name)
             if not store.has(task, ".npy"):
@@ -167,6 +169,10 @@ class Run:
         return store.load_array(task)
 
     # -- scores -------------------------------------------------------------------------
+    def delimiter(self, task: str) -> str:
+        """What ``task``'s sentences are scored after (a space for a task not in the run)."""
+        return task_delimiter(self.data[task].task) if task in self.data else " "
+
     def has_scores(self, split: str) -> bool:
         return split in self.shared.scores
 
@@ -187,17 +193,35 @@ class Run:
 
     def score_pairs(self, pairs_by_task: Mapping[str, Sequence[MinimalPair]],
                     desc: str = "scoring") -> dict[str, list[PairScore]]:
-        """Score arbitrary pairs with the run's model and settings (uncached)."""
+        """Score arbitrary pairs with the run's model and settings (uncached), each task's after
+        its delimiter, with the number of tokens scored per sentence (None for a model that
+        only scores)."""
         flat = [(t, p) for t, ps in pairs_by_task.items() for p in ps]
         sentences = [s for _, p in flat for s in (p.good, p.bad)]
+        delimiters = [self.delimiter(t) for t, _ in flat for _ in range(2)]
+        counts: list[int | None] = [None] * len(sentences)
         with progress_bar(len(sentences), desc, unit="sent") as bar:
             if self.model.scorer:
-                logps = list(self.model.scorer(sentences))
+                logps = list(scorer_logprobs(self.model, sentences, delimiters))
                 bar.update(len(sentences))
             else:
-                logps = self.access.score(sentences, progress=bar.update)
+                logps = self.access.score(sentences, progress=bar.update, delimiter=delimiters)
+                counts = list(self.access.token_counts(sentences, delimiters))
         out: dict[str, list[PairScore]] = {t: [] for t in pairs_by_task}
         for k, (t, p) in enumerate(flat):
-            out[t].append(PairScore(t, p.pair_id, p.good, p.bad, float(logps[2 * k]), float(logps[2 * k + 1])))
+            out[t].append(PairScore(t, p.pair_id, p.good, p.bad, float(logps[2 * k]), float(logps[2 * k + 1]),
+                                    counts[2 * k], counts[2 * k + 1]))
         return out
+
+
+def scorer_logprobs(model: LoadedModel, sentences: list[str], delimiters: list[str]) -> Sequence[float]:
+    """A scoring-only model's log-probs: ``scorer(sentences)``, with ``delimiter=`` (one per
+    sentence) only where a sentence is not scored after a space."""
+    if all(d == " " for d in delimiters):
+        return model.scorer(sentences)
+    if "delimiter" not in inspect.signature(model.scorer).parameters:
+        odd = next(d for d in delimiters if d != " ")
+        raise UserError(f"--model {model.name} scores every sentence after a space; a task here needs "
+                        f"the delimiter {odd!r}")
+    return model.scorer(sentences, delimiter=delimiters)
 

@@ -10,7 +10,7 @@ import json
 from typing import Any, Mapping
 
 #: Bump when the stored form of units changes: older units are then recomputed, not read.
-UNIT_FORMAT = 2
+UNIT_FORMAT = 3
 
 
 def digest(value: Any) -> str:
@@ -20,9 +20,14 @@ def digest(value: Any) -> str:
 
 
 def task_fingerprint(data: Any) -> str:
-    """A task's split pairs (ids and sentences of train, validation and test, in order)."""
-    return digest({split: [[p.pair_id, p.good, p.bad] for p in data.split(split)]
-                   for split in ("train", "validation", "test")})
+    """A task's split pairs (ids and sentences of train, validation and test, in order) and,
+    unless it is a space, the delimiter its sentences are scored after."""
+    value: dict[str, Any] = {split: [[p.pair_id, p.good, p.bad] for p in data.split(split)]
+                             for split in ("train", "validation", "test")}
+    delimiter = getattr(getattr(data, "task", None), "delimiter", " ")
+    if delimiter != " ":  # a space leaves the fingerprints of earlier runs as they were
+        value["delimiter"] = delimiter
+    return digest(value)
 
 
 def data_fingerprints(data: Mapping[str, Any]) -> dict[str, str]:

@@ -3,7 +3,8 @@
 The pairs are packed into prefix trees as for scoring, so a pair's shared start is computed
 once, and every token before the first difference carries weight +1 - 1 = 0 and is left out
 of the objective entirely (no LM head, no backward through its log-prob). One backward pass
-per batch accumulates the sum; there are no per-example gradients.
+per batch accumulates the sum; there are no per-example gradients. A batch also holds at most
+``logit_rows(model)`` positions' logits, so a large vocabulary (Gemma's 262k) stays in memory.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .pairs import MinimalPair
-from .scoring import TREE_NODES, sentence_requests, tree_batches, weighted_logprob_sum
+from .scoring import TREE_NODES, Delimiters, logit_rows, sentence_requests, tree_batches, weighted_logprob_sum
 
 _LAYER = re.compile(r"\.(?:layers|h|layer|blocks)\.(\d+)\.")
 
@@ -89,14 +90,16 @@ def gradient_differential(
     batch_size: int = 64,
     tree_nodes: int = TREE_NODES,
     share: bool = True,
+    delimiter: Delimiters = " ",
 ) -> np.ndarray:
     """The summed gradient differential of ``pairs`` w.r.t. ``params``, as one flat float32 vector
     (in ``layout_of(params)`` order). Other parameters get no gradient and are not touched.
-    ``share=False`` batches plain padded rows instead of prefix trees (see ``tree_batches``)."""
+    ``share=False`` batches plain padded rows instead of prefix trees (see ``tree_batches``);
+    ``delimiter`` comes before every sentence (see ``sentence_requests``)."""
     import torch
 
     sentences = [s for p in pairs for s in (p.good, p.bad)]
-    requests = sentence_requests(tokenizer, sentences, prefix_id)
+    requests = sentence_requests(tokenizer, sentences, prefix_id, delimiter)
     weights = np.tile(np.array([1.0, -1.0]), len(pairs))
     wanted = {id(p) for _, p in params}
     previous = {}
@@ -107,7 +110,7 @@ def gradient_differential(
     try:
         was_training = model.training
         model.eval()  # no dropout: the gradient of the model as scored
-        for group in tree_batches(requests, batch_size, tree_nodes, share=share):
+        for group in tree_batches(requests, batch_size, tree_nodes, logit_rows(model), share=share):
             objective = weighted_logprob_sum(model, group, requests, weights)
             if objective.requires_grad:
                 objective.backward()

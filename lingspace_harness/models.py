@@ -24,7 +24,9 @@ class ModelOptions:
 class LoadedModel:
     """A causal LM ready for scoring and gradients; or, with ``scorer`` set (and ``model`` None),
     one that only scores: ``scorer(sentences)`` returns each sentence's log-probability under
-    lm-eval's empty-context convention, and metrics that need a torch model refuse it."""
+    lm-eval's empty-context convention (each after a space), and metrics that need a torch model
+    refuse it. A scorer that also takes ``delimiter=`` (one string per sentence) can score tasks
+    whose sentences follow another delimiter (``Task.delimiter``)."""
 
     model: Any  # a transformers PreTrainedModel (torch.nn.Module), or None with a scorer
     tokenizer: Any  # a transformers tokenizer

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,8 @@ class MinimalPair:
 
 @dataclass
 class PairScore:
-    """A scored pair: the log-probabilities of its good and bad sentence."""
+    """A scored pair: the (summed) log-probabilities of its good and bad sentence, and how many
+    tokens each sum is over (None where the model does not say, e.g. a model that only scores)."""
 
     task: str
     pair_id: str
@@ -31,10 +33,19 @@ class PairScore:
     bad: str
     logp_good: float
     logp_bad: float
+    n_good: int | None = None
+    n_bad: int | None = None
 
     @property
     def margin(self) -> float:
         return self.logp_good - self.logp_bad
+
+    @property
+    def token_margin(self) -> float:
+        """Mean log-prob per token of the good sentence minus the bad one's (NaN without counts)."""
+        if not self.n_good or not self.n_bad:
+            return math.nan
+        return self.logp_good / self.n_good - self.logp_bad / self.n_bad
 
 
 def pairs_from_rows(

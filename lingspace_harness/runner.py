@@ -17,7 +17,7 @@ from .outputs import claim_output
 from .progress import progress_bar
 from .results import new_results, write_pairs, write_results
 from .scoring import prefix_token_id
-from .tasks import DataOptions, TaskData, load_task_data, select_tasks, task_source
+from .tasks import DataOptions, TaskData, load_task_data, select_tasks, task_delimiter, task_source
 
 log = logging.getLogger("lingspace_harness")
 WORD = re.compile(r"[\w']+")
@@ -202,7 +202,7 @@ def assemble(ctx: Run) -> dict[str, Any]:
         results["tasks"][name] = {"phenomenon": task.phenomenon, "field": task.field, "group": task.group,
                                   "source": task_source(task, DataOptions(config.data_dir,
                                                                           tuple(config.include_paths))),
-                                  **d.counts(), "vocabulary": vocabulary(d.test)}
+                                  "delimiter": task_delimiter(task), **d.counts(), "vocabulary": vocabulary(d.test)}
     asked = [m.name for m in resolve_metrics(ctx.harness, config.metrics)]
     for metric in (m for m in ctx.metrics if m.name in asked):
         log.info("metric %s", metric.name)
@@ -218,6 +218,6 @@ def assemble(ctx: Run) -> dict[str, Any]:
     if ctx.has_scores("test"):
         write_pairs(config.output, (
             {"task": s.task, "pairID": s.pair_id, "sentence_good": s.good, "sentence_bad": s.bad,
-             "logp_good": s.logp_good, "logp_bad": s.logp_bad}
+             "logp_good": s.logp_good, "logp_bad": s.logp_bad, "n_good": s.n_good, "n_bad": s.n_bad}
             for scores in ctx.scores("test").values() for s in scores))
     return results

@@ -2,7 +2,7 @@
 
 A request is ``(context_ids, continuation_ids)``; its score is the summed log-prob of the
 continuation tokens. For BLiMP, as in lm-eval, the context is one prefix token (BOS, else
-EOS) and the continuation is the sentence with a leading space.
+EOS) and the continuation is the sentence after a space (a task's ``target_delimiter``).
 
 The ``trie`` method sorts the sequences, packs neighbours into prefix trees of up to
 ``tree_nodes`` tokens, and runs each tree as one flat row with a tree-shaped attention
@@ -13,6 +13,12 @@ tree of their batch (about 3% on BLiMP), and the LM head runs only where a next 
 scored. A token's log-prob depends only on its prefix, so this is exact. The ``padded``
 method is the plain batched forward pass; ``auto`` checks ``trie`` against it on the first batch and falls back if a
 model ignores custom attention masks.
+
+Tree masks honour sliding-window attention (see ``tree_attention``).
+
+Memory: a forward pass keeps logits for at most ``logit_rows(model)`` positions (about
+``LOGIT_BUDGET`` bytes, 256 rows for a 262k vocabulary), and log-softmax runs a few rows
+at a time (recomputed in the backward pass rather than stored).
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .errors import UserError
+from .tree_attention import text_config, tree_attention, tree_mask
 
 log = logging.getLogger("lingspace_harness")
 
@@ -30,6 +37,16 @@ Request = tuple[Sequence[int], Sequence[int]]
 METHODS = ("auto", "trie", "padded")
 #: Default largest prefix tree per batch row, in tokens (see ``score_requests``).
 TREE_NODES = 192
+#: Bytes of float32 logits one forward pass may hold (rows times the vocabulary).
+LOGIT_BUDGET = 256 * 2**20
+#: Rows of logits that go through log-softmax at once.
+SOFTMAX_ROWS = 32
+
+
+def logit_rows(model: Any) -> int | None:
+    """How many positions' logits fit in ``LOGIT_BUDGET`` (None: the vocabulary size is unknown)."""
+    vocab = getattr(text_config(model), "vocab_size", None)
+    return max(1, LOGIT_BUDGET // (4 * int(vocab))) if vocab else None
 
 
 def prefix_token_id(tokenizer: Any, override: str | int | None = None) -> int:
@@ -50,9 +67,16 @@ def prefix_token_id(tokenizer: Any, override: str | int | None = None) -> int:
     return int(tid)
 
 
-def sentence_requests(tokenizer: Any, sentences: Sequence[str], prefix_id: int) -> list[Request]:
-    """Encode sentences as lm-eval does for an empty context: ``[prefix] + enc(' ' + s)``."""
-    encoded = tokenizer([" " + s for s in sentences], add_special_tokens=False)["input_ids"]
+Delimiters = str | Sequence[str]  # one for all sentences, or one per sentence
+
+
+def sentence_requests(tokenizer: Any, sentences: Sequence[str], prefix_id: int,
+                      delimiter: Delimiters = " ") -> list[Request]:
+    """Encode sentences as lm-eval does for an empty context: ``[prefix] + enc(delimiter + s)``
+    (lm-eval's ``target_delimiter``: a space for BLiMP; a sequence gives one per sentence)."""
+    delimiters = [delimiter] * len(sentences) if isinstance(delimiter, str) else delimiter
+    texts = [d + s for d, s in zip(delimiters, sentences, strict=True)]
+    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
     requests = []
     for ids in encoded:
         if ids and ids[0] == prefix_id:  # lm-eval: the continuation already starts with it
@@ -112,18 +136,6 @@ def _build_chunks(requests: Sequence[Request], batch_size: int, max_nodes: int) 
     return chunks
 
 
-def _tree_mask(parent: np.ndarray, size: int) -> np.ndarray:
-    """``allowed[i, j]``: node i attends to node j (an ancestor or itself). Padding attends to itself."""
-    allowed = np.zeros((size, size), dtype=bool)
-    for i, p in enumerate(parent):  # parents come before children
-        if p >= 0:
-            allowed[i] = allowed[p]
-        allowed[i, i] = True
-    idx = np.arange(len(parent), size)
-    allowed[idx, idx] = True
-    return allowed
-
-
 @dataclass
 class _Prepared:
     run_nodes: np.ndarray  # chunk nodes that go through the model (those with children)
@@ -170,27 +182,49 @@ def _forward_trees(model: Any, chunks: Sequence[_Chunk], requests: Sequence[Requ
         n = len(p.run_nodes)
         ids[b, :n] = c.tokens[p.run_nodes]
         pos[b, :n] = c.depth[p.run_nodes]
-        allowed[b, 0] = _tree_mask(p.parent, width)
+        allowed[b, 0] = tree_mask(p.parent, width)
         slot = np.full(len(c.tokens), -1, dtype=np.int64)
         slot[p.run_nodes] = np.arange(n)
         keep[b, slot[p.keep_nodes]] = True
-    mask = torch.zeros(allowed.shape, dtype=model.dtype)
-    mask.masked_fill_(~torch.from_numpy(allowed), torch.finfo(model.dtype).min)
     out = model(input_ids=torch.from_numpy(ids).to(device), position_ids=torch.from_numpy(pos).to(device),
-                attention_mask=mask.to(device), logits_to_keep=torch.from_numpy(keep).to(device),
+                attention_mask=tree_attention(model, allowed, pos), logits_to_keep=torch.from_numpy(keep).to(device),
                 use_cache=False)
-    # log_softmax then gather, as lm-eval does: logit - logsumexp loses ~1e-5 per token.
-    logprobs = torch.log_softmax(_at_least_fp32(out.logits.reshape(-1, out.logits.shape[-1])), dim=-1)
-    results = []
+    rows, toks, sizes = [], [], []
     offset = 0
     for c, p in zip(chunks, prepared):
         row = np.full(len(c.tokens), -1, dtype=np.int64)
         row[p.keep_nodes] = offset + np.arange(len(p.keep_nodes))  # keep order: batch row, then slot
         offset += len(p.keep_nodes)
-        rows = torch.from_numpy(row[c.parent[p.nodes]]).to(device)
-        toks = torch.from_numpy(c.tokens[p.nodes]).to(device)
-        results.append((p, logprobs[rows, toks]))
-    return results
+        rows.append(row[c.parent[p.nodes]])
+        toks.append(c.tokens[p.nodes])
+        sizes.append(len(p.nodes))
+    logprobs = _target_logprobs(out.logits.reshape(-1, out.logits.shape[-1]),
+                                torch.from_numpy(np.concatenate(rows)).to(device),
+                                torch.from_numpy(np.concatenate(toks)).to(device))
+    return list(zip(prepared, torch.split(logprobs, sizes)))
+
+
+def _target_logprobs(logits: Any, rows: Any, toks: Any) -> Any:
+    """``log_softmax(logits)[rows, toks]``, ``SOFTMAX_ROWS`` rows at a time: never a second
+    [rows, vocab] tensor. Under autograd each block is recomputed in the backward pass
+    instead of being stored. Log-softmax then gather, as lm-eval does (logit - logsumexp
+    differs by ~1e-5 per token)."""
+    import torch
+    from torch.utils.checkpoint import checkpoint
+
+    def pick(block: Any, r: Any, t: Any) -> Any:
+        return torch.log_softmax(_at_least_fp32(block), dim=-1)[r, t]
+
+    pieces, where = [], []
+    for start in range(0, logits.shape[0], SOFTMAX_ROWS):
+        sel = torch.nonzero((rows >= start) & (rows < start + SOFTMAX_ROWS)).flatten()
+        if len(sel):
+            args = (logits[start:start + SOFTMAX_ROWS], rows[sel] - start, toks[sel])
+            pieces.append(checkpoint(pick, *args, use_reentrant=False) if logits.requires_grad else pick(*args))
+            where.append(sel)
+    if not pieces:
+        return logits.new_zeros(0, dtype=torch.float64 if logits.dtype == torch.float64 else torch.float32)
+    return torch.cat(pieces)[torch.argsort(torch.cat(where))]
 
 
 def _score_chunks(model: Any, chunks: Sequence[_Chunk], requests: Sequence[Request]) -> dict[int, float]:
@@ -238,20 +272,28 @@ def _at_least_fp32(logits: Any) -> Any:
 
 
 def _score_padded(model: Any, requests: Sequence[Request], indices: Sequence[int]) -> dict[int, float]:
+    """Plain right-padded forward passes, as few rows at a time as keep the logits in budget."""
     import torch
 
     seqs = [list(requests[i][0]) + list(requests[i][1]) for i in indices]
     width = max(len(s) for s in seqs) - 1
-    inputs = torch.zeros((len(seqs), width), dtype=torch.long)
-    for r, s in enumerate(seqs):
-        inputs[r, : len(s) - 1] = torch.tensor(s[:-1])
-    logprobs = torch.log_softmax(_at_least_fp32(model(input_ids=inputs.to(model.device), use_cache=False).logits), -1)
+    step = max(1, (logit_rows(model) or len(seqs) * width) // width)
     results = {}
-    for r, i in enumerate(indices):
-        n_ctx, s = len(requests[i][0]), seqs[r]
-        targets = torch.tensor(s[n_ctx:], device=logprobs.device)
-        positions = torch.arange(n_ctx - 1, len(s) - 1, device=logprobs.device)
-        results[i] = float(logprobs[r, positions, targets].double().sum())
+    for start in range(0, len(seqs), step):
+        part = seqs[start:start + step]
+        inputs = torch.zeros((len(part), width), dtype=torch.long)
+        rows, toks, sizes = [], [], []
+        for r, s in enumerate(part):
+            inputs[r, : len(s) - 1] = torch.tensor(s[:-1])
+            n_ctx = len(requests[indices[start + r]][0])
+            rows += range(r * width + n_ctx - 1, r * width + len(s) - 1)
+            toks += s[n_ctx:]
+            sizes.append(len(s) - n_ctx)
+        logits = model(input_ids=inputs.to(model.device), use_cache=False).logits
+        logprobs = _target_logprobs(logits.reshape(-1, logits.shape[-1]), torch.tensor(rows, device=logits.device),
+                                    torch.tensor(toks, device=logits.device))
+        for r, lp in enumerate(torch.split(logprobs, sizes)):
+            results[indices[start + r]] = float(lp.double().sum())
     return results
 
 
@@ -306,7 +348,8 @@ def score_requests(
     if method == "auto":
         method = choose_method(model, requests, tree_nodes)
     with torch.inference_mode():
-        for group in tree_batches(requests, batch_size, tree_nodes, share=method == "trie"):
+        for group in tree_batches(requests, batch_size, tree_nodes, logit_rows(model),
+                                  share=method == "trie"):
             got = _score_chunks(model, group, requests)
             for i, v in got.items():
                 scores[i] = v
@@ -316,29 +359,36 @@ def score_requests(
 
 
 def tree_batches(requests: Sequence[Request], batch_size: int, tree_nodes: int = TREE_NODES,
-                 share: bool = True) -> list[list[_Chunk]]:
+                 max_rows: int | None = None, share: bool = True) -> list[list[_Chunk]]:
     """The requests packed into prefix trees of at most ``tree_nodes`` tokens (a longer
     sequence gets a tree of its own), grouped about ``batch_size`` sequences per forward pass.
-    ``share=False`` gives every request a chain of its own (plain padded rows: nothing shared,
-    so the result does not depend on the model honouring the tree mask)."""
+    With ``max_rows`` (see ``logit_rows``), a pass also keeps at most that many positions'
+    logits, unless a single tree needs more. ``share=False`` gives every request a chain of
+    its own (plain padded rows: nothing shared, so the result does not depend on the model
+    honouring the tree mask)."""
     if not requests:
         return []
     if not share:
-        return _groups(_build_chunks(requests, 1, 0), batch_size)
+        return _groups(_build_chunks(requests, 1, 0), batch_size, max_rows)
     longest = max(len(c) + len(x) for c, x in requests)
-    return _groups(_build_chunks(requests, batch_size, max(tree_nodes, longest)), batch_size)
+    nodes = max(min(tree_nodes, max_rows or tree_nodes), longest)
+    return _groups(_build_chunks(requests, batch_size, nodes), batch_size, max_rows)
 
 
-def _groups(chunks: list[_Chunk], batch_size: int) -> list[list[_Chunk]]:
-    """Consecutive tries holding about ``batch_size`` sequences together."""
+def _groups(chunks: list[_Chunk], batch_size: int, max_rows: int | None) -> list[list[_Chunk]]:
+    """Consecutive tries holding about ``batch_size`` sequences (and ``max_rows`` inner nodes,
+    a bound on the rows of logits) together."""
     groups: list[list[_Chunk]] = [[]]
-    count = 0
+    count = rows = 0
     for chunk in chunks:
-        if groups[-1] and count + len(chunk.requests) > batch_size:
+        inner = len(np.unique(chunk.parent[chunk.parent >= 0]))
+        if groups[-1] and (count + len(chunk.requests) > batch_size
+                           or max_rows is not None and rows + inner > max_rows):
             groups.append([])
-            count = 0
+            count = rows = 0
         groups[-1].append(chunk)
         count += len(chunk.requests)
+        rows += inner
     return groups
 
 

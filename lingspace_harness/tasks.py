@@ -37,6 +37,8 @@ class Task:
     ``group`` is an optional coarser label (BLiMP: the paper's 12 phenomena).
     ``source`` says where the pairs come from; a task whose data depends on the options
     (e.g. ``--data-dir``) also gives ``source_for(options)``, see :func:`task_source`.
+    ``delimiter`` comes before each sentence when it is scored (after the prefix token):
+    a space, as in lm-eval's BLiMP, or e.g. ``""`` (an lm-eval task's ``target_delimiter``).
     """
 
     name: str
@@ -47,6 +49,7 @@ class Task:
     group: str | None = None
     description: str = ""
     source_for: Callable[[DataOptions], str] | None = field(default=None, repr=False, compare=False)
+    delimiter: str = " "
 
 
 def task_source(task: Task, options: DataOptions) -> str:
@@ -54,6 +57,11 @@ def task_source(task: Task, options: DataOptions) -> str:
     ``task.source_for(options)`` if the task has it, else its static ``task.source``."""
     source_for = getattr(task, "source_for", None)  # duck-typed tasks may lack it
     return task.source if source_for is None else source_for(options)
+
+
+def task_delimiter(task: Task) -> str:
+    """What ``task``'s sentences are scored after (``Task.delimiter``; a space if it has none)."""
+    return getattr(task, "delimiter", " ")  # duck-typed tasks may lack it
 
 
 @runtime_checkable

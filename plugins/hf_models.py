@@ -11,7 +11,7 @@ from typing import Any
 
 from lingspace_harness import LoadedModel, ModelError, ModelOptions, error_reason, hookimpl
 
-DTYPES = ("float32", "bfloat16", "float16", "auto")
+DTYPES = ("float32", "float64", "bfloat16", "float16", "auto")
 
 
 def _torch_dtype(name: str) -> Any:

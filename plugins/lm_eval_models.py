@@ -2,9 +2,10 @@
 lm-eval LM, as ``lm_eval --model NAME --model_args ARGS`` builds it (e.g.
 ``lm_eval:hf,pretrained=DIR``), by calling its ``loglikelihood`` with lm-eval's BLiMP request
 for each sentence: an empty context (lm-eval then conditions on its prefix token) and the
-sentence after a space. ``--device``, ``--batch-size`` and (where the LM takes one) ``--dtype``
-reach it unless ARGS set them. It only scores: accuracy and margins work, and metrics that need
-gradients or a torch model are refused before anything loads.
+sentence after a space (or after the task's ``Task.delimiter``). ``--device``, ``--batch-size``
+and (where the LM takes one) ``--dtype`` reach it unless ARGS set them. It only scores:
+accuracy and margins work, and metrics that need gradients or a torch model are refused before
+anything loads.
 """
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ from lingspace_harness import LoadedModel, ModelError, ModelOptions, error_reaso
 from .lm_eval_compat import loglikelihood_requests, model_class, model_names, parse_model_args
 
 
-def loglikelihoods(lm: Any, sentences: Sequence[str]) -> list[float]:
-    """log p(' ' + sentence) under lm-eval's empty-context convention, for each sentence."""
-    requests = loglikelihood_requests([("", " " + s) for s in sentences])
+def loglikelihoods(lm: Any, sentences: Sequence[str], delimiter: str | Sequence[str] = " ") -> list[float]:
+    """log p(delimiter + sentence) under lm-eval's empty-context convention, for each sentence
+    (``delimiter``: one for all, or one per sentence)."""
+    delimiters = [delimiter] * len(sentences) if isinstance(delimiter, str) else list(delimiter)
+    requests = loglikelihood_requests([("", d + s) for d, s in zip(delimiters, sentences, strict=True)])
     quiet = "disable_tqdm" in inspect.signature(lm.loglikelihood).parameters
     out = lm.loglikelihood(requests, disable_tqdm=True) if quiet else lm.loglikelihood(requests)
     return [float(ll) for ll, _greedy in out]

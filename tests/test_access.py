@@ -116,14 +116,17 @@ class BlindPlugin:
 @pytest.mark.slow
 def test_smollm2_through_a_mask_blind_wrapper_gives_the_same_spaces(
         capsys, lingspace_plugin, smollm2_gguf: Path, blimp_dir: Path, tmp_path: Path) -> None:
+    """In float64, so that the comparison sees the batching path and not fp32 rounding: in
+    float32, tree and padded batches differ by about 1e-4 in SmolLM2's summed log-probs
+    (see README, Scoring), which is already more than the 1e-5 asked for here."""
     import json
 
     from lingspace_harness.cli import main
 
     lingspace_plugin(BlindPlugin(), "blind-plugin")
     common = ["run", "--tasks", "blimp_anaphor_number_agreement,blimp_passive_1", "--data-dir", str(blimp_dir),
-              "--limit", "8", "--metric", "gradsim,transfer", "--ftgd-steps", "3", "--ftgd-eval-every", "1",
-              "--ftgd-lr", "1e-3", "--ftgd-batch", "8", "--analysis", "none"]
+              "--limit", "6", "--metric", "gradsim,transfer", "--ftgd-steps", "2", "--ftgd-eval-every", "1",
+              "--ftgd-lr", "1e-3", "--ftgd-batch", "6", "--analysis", "none", "--dtype", "float64"]
     spaces = {}
     for label, model in (("normal", str(smollm2_gguf)), ("blind", f"blind:{smollm2_gguf}")):
         out = tmp_path / label

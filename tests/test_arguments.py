@@ -40,3 +40,13 @@ def test_cli_type_errors_read_as_english(capsys, tmp_path, option: str, value: s
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], err
     assert "invalid" not in err and "_int" not in err and "value:" not in err
+
+
+def test_plain_int_and_float_options_of_any_plugin_fail_in_english(capsys) -> None:
+    from lingspace_harness.cli import main
+
+    for option, value, expected in (("--seed", "abc", "expected a whole number, got 'abc'"),
+                                    ("--topk", "lots", "expected a number, got 'lots'")):
+        assert main(["run", "--model", "m", "--tasks", "t", option, value]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and expected in err and "invalid" not in err, err

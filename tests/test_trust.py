@@ -11,22 +11,10 @@ import pytest
 
 from lingspace_harness import MetricResult, Space, hookimpl
 from lingspace_harness.cli import main
+from test_cli import one_line_error as one_line
+from test_cli import run_cli
 
 TASK = "blimp_anaphor_gender_agreement"
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def one_line(err: str, *fragments: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("warning:")]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture
@@ -73,7 +61,7 @@ def test_another_config_into_a_used_directory_is_refused(capsys, tiny_model: Pat
     out = tmp_path / "out"
     common = ["run", "--model", str(tiny_model), "--data-dir", str(blimp_dir), "--limit", "4", "--output", str(out)]
     assert run_cli(capsys, *common, "--tasks", TASK)[0] == 0
-    code, _, err = run_cli(capsys, *common, "--tasks", "blimp_passive_1")
+    code, _, err = run_cli(capsys, *common, "--tasks", "blimp_anaphor_number_agreement")
     assert code == 2
     one_line(err, "tasks")
     assert json.loads((out / "results.json").read_text())["config"]["tasks"] == [TASK]

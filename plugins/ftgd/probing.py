@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from lingspace_harness import PairScore, RunContext, UnitStore, progress_bar
+from lingspace_harness import PairScore, RunContext, UnitStore, progress_bar, task_delimiter
 
 from .controls import BLIMP_GOOD_TEST, PerplexityText, source_mask
 from .tuner import FTGDSettings, MaskedTuner
@@ -52,9 +52,10 @@ class Tuning:
         return self.text.label if self.text else BLIMP_GOOD_TEST
 
 
-def token_count(ctx: RunContext, sentences: list[str]) -> int:
-    """How many tokens ``sentences`` have as scored (after a leading space): a perplexity's denominator."""
-    return sum(len(e) for e in ctx.model.tokenizer([" " + s for s in sentences], add_special_tokens=False)["input_ids"])
+def token_count(ctx: RunContext, sentences: list[str], delimiter: str = " ") -> int:
+    """How many tokens ``sentences`` have as scored (after ``delimiter``): a perplexity's denominator."""
+    return sum(len(e) for e in ctx.model.tokenizer([delimiter + s for s in sentences],
+                                                   add_special_tokens=False)["input_ids"])
 
 
 def targets(ctx: RunContext, tuning: Tuning) -> dict[str, list[Any]]:
@@ -63,7 +64,7 @@ def targets(ctx: RunContext, tuning: Tuning) -> dict[str, list[Any]]:
 
 
 def text_perplexity(ctx: RunContext, text: PerplexityText) -> float:
-    """Token-weighted perplexity of the model on the text: exp(-sum log p / tokens)."""
+    """Token-weighted perplexity of the model on the text (each line after a space): exp(-sum log p / tokens)."""
     lines = list(text.lines)
     return math.exp(-float(np.sum(ctx.access.score(lines))) / token_count(ctx, lines))
 
@@ -71,7 +72,8 @@ def text_perplexity(ctx: RunContext, text: PerplexityText) -> float:
 def evaluate(ctx: RunContext, tuning: Tuning, scores: dict[str, list[PairScore]]) -> dict[str, Any]:
     """``summarize`` of the scored target pairs; with ``tuning.text`` its perplexity is the text's
     (and the one on the BLiMP good sentences is ``blimp_perplexity``)."""
-    out = summarize(scores, token_count(ctx, [s.good for ss in scores.values() for s in ss]))
+    n_tokens = sum(token_count(ctx, [s.good for s in ss], task_delimiter(ctx.data[t].task)) for t, ss in scores.items())
+    out = summarize(scores, n_tokens)
     return {**out, "perplexity": text_perplexity(ctx, tuning.text), "blimp_perplexity": out["perplexity"]} \
         if tuning.text else out
 
@@ -89,6 +91,7 @@ def probe_sentences(ctx: RunContext) -> list[str]:
 
 
 def probe_states(ctx: RunContext) -> np.ndarray:
+    """Pooled states of the probe sentences, each after a space (as CKA's untuned states are)."""
     return ctx.access.hidden_states(probe_sentences(ctx))
 
 
@@ -122,7 +125,8 @@ def tuned_row(ctx: RunContext, tuning: Tuning, source: str) -> dict[str, Any]:
     data = ctx.data[source]
     tuner = MaskedTuner(ctx.access.model, ctx.gradient_params, mask)
     try:
-        report = tuner.tune(ctx.access, data.train, data.validation, tuning.settings)
+        report = tuner.tune(ctx.access, data.train, data.validation, tuning.settings,
+                            delimiter=task_delimiter(data.task))
         tuned = report.best_step > 0
         after = evaluate(ctx, tuning, ctx.score_pairs(pairs, desc=f"{tuning.kind}: eval2 after {source}")) \
             if tuned else None

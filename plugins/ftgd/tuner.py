@@ -4,12 +4,12 @@ Each step minimises the pairwise logistic loss mean softplus(-(log p(good) - log
 a batch of training pairs. Its gradient is each pair's gradient differential, weighted by
 sigmoid(-margin): pairs the model already gets right by a wide margin stop pulling, so the
 objective stays bounded (plain ascent on the differential can push log p(bad) to minus
-infinity and wreck the model). Adam (no weight decay) updates the masked entries only: a
-gradient hook zeroes every other entry, and Adam's update of an entry whose gradient has
-always been zero is exactly zero. Every ``eval_every`` steps (and after the last) the
-validation margin is measured; training stops after ``patience`` evaluations without
-improvement, and the best state seen (possibly the untuned one) is kept. ``restore()``
-writes the saved base values back, so the model is never reloaded.
+infinity and wreck the model). Adam (no weight decay) updates the masked entries only, with
+state for those entries alone (``SparseAdam``): the optimiser's cost is O(mask size), and
+tensors without a masked entry get no gradient at all. Every ``eval_every`` steps (and after
+the last) the validation margin is measured; training stops after ``patience`` evaluations
+without improvement, and the best state seen (possibly the untuned one) is kept.
+``restore()`` writes the saved base values back, so the model is never reloaded.
 """
 from __future__ import annotations
 
@@ -42,87 +42,130 @@ class TuneReport:
     validation_margins: list[float] = field(default_factory=list)
 
 
-def mean_margin(access: ModelAccess, pairs: Sequence[MinimalPair]) -> float:
-    return access.mean_margin(pairs)
+def mean_margin(access: ModelAccess, pairs: Sequence[MinimalPair], delimiter: str = " ") -> float:
+    return access.mean_margin(pairs, delimiter)
+
+
+def pair_loss(access: ModelAccess, pairs: Sequence[MinimalPair], delimiter: str = " ") -> Any:
+    """The FTGD objective on ``pairs``: mean softplus(-margin), differentiable; every sentence is
+    scored after ``delimiter``."""
+    import torch
+
+    logps = access.logprobs([s for p in pairs for s in (p.good, p.bad)], delimiter)
+    margins = torch.stack([logps[2 * j] - logps[2 * j + 1] for j in range(len(pairs))])
+    return torch.nn.functional.softplus(-margins).mean()
+
+
+class SparseAdam:
+    """Adam on chosen entries of several tensors, with torch.optim.Adam's formulas (betas
+    (0.9, 0.999), eps 1e-8, bias correction, no weight decay) and state for those entries only.
+
+    ``step()`` gathers the chosen gradient entries into one flat vector, updates it, and
+    writes the new values back: O(number of entries), not O(tensor sizes)."""
+
+    def __init__(self, tensors: Sequence[Any], indices: Sequence[Any], lr: float,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+        import torch
+
+        self.tensors, self.indices = list(tensors), list(indices)
+        self.flats = [t.detach().view(-1) for t in self.tensors]
+        self.lr, self.betas, self.eps = lr, betas, eps
+        size = sum(len(i) for i in self.indices)
+        self.exp_avg = torch.zeros(size, dtype=self.tensors[0].dtype, device=self.tensors[0].device)
+        self.exp_avg_sq = torch.zeros_like(self.exp_avg)
+        self.steps = 0
+
+    def zero_grad(self) -> None:
+        for t in self.tensors:
+            t.grad = None
+
+    def step(self) -> None:
+        import torch
+
+        beta1, beta2 = self.betas
+        with torch.no_grad():
+            grad = torch.cat([t.grad.reshape(-1)[i] if t.grad is not None else torch.zeros_like(f[i])
+                              for t, f, i in zip(self.tensors, self.flats, self.indices)]).to(self.exp_avg)
+            self.steps += 1
+            self.exp_avg.lerp_(grad, 1 - beta1)
+            self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+            correction1, correction2 = 1 - beta1 ** float(self.steps), 1 - beta2 ** float(self.steps)
+            denom = (self.exp_avg_sq.sqrt() / correction2 ** 0.5).add_(self.eps)
+            values = torch.cat([f[i] for f, i in zip(self.flats, self.indices)]).to(self.exp_avg)
+            values.addcdiv_(self.exp_avg, denom, value=-self.lr / correction1)
+            start = 0
+            for f, i in zip(self.flats, self.indices):
+                f.index_copy_(0, i, values[start:start + len(i)].to(f.dtype))
+                start += len(i)
 
 
 class MaskedTuner:
-    """Tunes the masked entries of ``params`` (flat indices in their layout; None: all entries)."""
+    """Tunes the masked entries of ``params`` (flat indices in their layout; None: all entries).
+    ``tune`` scores every sentence after ``delimiter`` (the source task's, see ``Task.delimiter``)."""
 
     def __init__(self, model: Any, params: Sequence[tuple[str, Any]], mask: np.ndarray | None) -> None:
         import torch
 
         self.model = model
         self.params = [p for _, p in params]
-        layout = layout_of(params)
-        offsets = layout.offsets
-        self.masks: list[Any] = []  # per param: a bool tensor, or None for "every entry"
-        self.saved: list[Any] = []
+        offsets = layout_of(params).offsets
+        self.indices: list[Any] = []  # per param: flat indices (int64, sorted), or None for "every entry"
+        if mask is not None:
+            mask = np.unique(np.asarray(mask, dtype=np.int64))
         for i, param in enumerate(self.params):
             if mask is None:
-                entry_mask = None
-                saved = param.detach().clone()
+                self.indices.append(None)
             else:
                 lo, hi = np.searchsorted(mask, [offsets[i], offsets[i + 1]])
-                local = torch.from_numpy(mask[lo:hi] - offsets[i])
-                if local.numel() == 0:
-                    entry_mask = torch.zeros(param.shape, dtype=torch.bool)
-                else:
-                    entry_mask = torch.zeros(param.numel(), dtype=torch.bool)
-                    entry_mask[local] = True
-                    entry_mask = entry_mask.reshape(param.shape)
-                entry_mask = entry_mask.to(param.device)
-                saved = param.detach()[entry_mask].clone()
-            self.masks.append(entry_mask)
-            self.saved.append(saved)
-        self.trainable = [i for i, m in enumerate(self.masks) if m is None or bool(m.any())]
-
-    def restore(self) -> None:
-        """Write the base values back into the tuned entries."""
-        import torch
-
-        with torch.no_grad():
-            for i in self.trainable:
-                if self.masks[i] is None:
-                    self.params[i].copy_(self.saved[i])
-                else:
-                    self.params[i][self.masks[i]] = self.saved[i]
+                self.indices.append(torch.from_numpy(mask[lo:hi] - offsets[i]).to(param.device))
+        self.trainable = [i for i, idx in enumerate(self.indices) if idx is None or idx.numel() > 0]
+        self.saved = self._snapshot()
 
     def _snapshot(self) -> list[Any]:
-        return [self.params[i].detach()[self.masks[i]].clone() if self.masks[i] is not None
-                else self.params[i].detach().clone() for i in self.trainable]
+        """The current values of the tuned entries, one tensor per trainable parameter."""
+        return [self.params[i].detach().clone() if self.indices[i] is None
+                else self.params[i].detach().view(-1)[self.indices[i]] for i in self.trainable]
 
     def _load(self, snapshot: list[Any]) -> None:
         import torch
 
         with torch.no_grad():
             for i, values in zip(self.trainable, snapshot):
-                if self.masks[i] is None:
+                if self.indices[i] is None:
                     self.params[i].copy_(values)
                 else:
-                    self.params[i][self.masks[i]] = values
+                    self.params[i].view(-1).index_copy_(0, self.indices[i], values)
+
+    def restore(self) -> None:
+        """Write the base values back into the tuned entries."""
+        self._load(self.saved)
+
+    def optimizer(self, lr: float) -> Any:
+        """Adam over the tuned entries: ``SparseAdam`` on the mask, torch.optim.Adam without one."""
+        import torch
+
+        tensors = [self.params[i] for i in self.trainable]
+        if not tensors:
+            raise ValueError("the mask selects no parameter entries")
+        if any(self.indices[i] is None for i in self.trainable):
+            return torch.optim.Adam(tensors, lr=lr, weight_decay=0.0)
+        return SparseAdam(tensors, [self.indices[i] for i in self.trainable], lr)
 
     def tune(self, access: ModelAccess, train: Sequence[MinimalPair],
              validation: Sequence[MinimalPair], settings: FTGDSettings,
-             progress: Callable[[int], None] | None = None) -> TuneReport:
-        import torch
-
+             progress: Callable[[int], None] | None = None, delimiter: str = " ") -> TuneReport:
         if not validation:  # nothing to stop on: run the fixed number of steps
             settings = FTGDSettings(**{**settings.__dict__, "early_stopping": False})
-        trainable = [self.params[i] for i in self.trainable]
         previous = {id(p): p.requires_grad for _, p in self.model.named_parameters()}
         for p in self.model.parameters():
             p.requires_grad_(False)
-        hooks = []
         for i in self.trainable:
             self.params[i].requires_grad_(True)
-            if self.masks[i] is not None:
-                hooks.append(self.params[i].register_hook(lambda g, m=self.masks[i]: g * m))
-        optimizer = torch.optim.Adam(trainable, lr=settings.lr, weight_decay=0.0)
+        optimizer = self.optimizer(settings.lr)
         rng = np.random.default_rng(settings.seed)
         order: list[int] = []
         report = TuneReport(steps=0, best_step=0)
-        best = mean_margin(access, validation) if settings.early_stopping else None
+        best = mean_margin(access, validation, delimiter) if settings.early_stopping else None
         report.validation_margins.append(best if best is not None else float("nan"))
         best_state = self._snapshot() if settings.early_stopping else None
         stale = 0
@@ -134,17 +177,15 @@ class MaskedTuner:
                     order += rng.permutation(len(train)).tolist()
                 batch = [train[j] for j in order[:settings.batch]]
                 del order[:settings.batch]
-                optimizer.zero_grad(set_to_none=True)
-                logps = access.logprobs([s for p in batch for s in (p.good, p.bad)])
-                margins = torch.stack([logps[2 * j] - logps[2 * j + 1] for j in range(len(batch))])
-                torch.nn.functional.softplus(-margins).mean().backward()
+                optimizer.zero_grad()
+                pair_loss(access, batch, delimiter).backward()
                 optimizer.step()
                 report.steps = step
                 if progress:
                     progress(1)
                 last = step == settings.steps
                 if settings.early_stopping and (step % settings.eval_every == 0 or last):
-                    margin = mean_margin(access, validation)
+                    margin = mean_margin(access, validation, delimiter)
                     report.validation_margins.append(margin)
                     if margin > best:
                         best, best_state, report.best_step, stale = margin, self._snapshot(), step, 0
@@ -157,8 +198,7 @@ class MaskedTuner:
             else:
                 report.best_step = report.steps
         finally:
-            for hook in hooks:
-                hook.remove()
+            optimizer.zero_grad()
             for _, p in self.model.named_parameters():
                 p.requires_grad_(previous[id(p)])
             self.model.train(was_training)

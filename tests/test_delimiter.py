@@ -1,0 +1,229 @@
+"""Tasks scored after another delimiter than a space (lm-eval's ``target_delimiter``), and
+``--normalise tokens``.
+
+lm-eval's BLiMP-style tasks for other languages (BLiMP-NL, MultiBLiMP, ZhoBLiMP, TurBLiMP)
+set ``target_delimiter: ""``: each choice is scored right after the prefix token, with no
+space. The reference numbers come from the installed lm-eval at test time.
+"""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from lingspace_harness import MinimalPair, Task, TaskData
+from lingspace_harness.cli import main
+from lingspace_harness.fingerprints import digest, task_fingerprint
+
+torch = pytest.importorskip("torch")
+lm_eval = pytest.importorskip("lm_eval")
+
+TOL = 1e-4
+TASK = "lsdelim_nospace"
+PARADIGM = "anaphor_gender_agreement"
+
+
+@pytest.fixture(autouse=True)
+def _two_threads(torch_threads) -> None:
+    torch_threads(2)
+
+
+def _rows(blimp_dir: Path, n: int = 12) -> list[dict[str, Any]]:
+    lines = (blimp_dir / f"{PARADIGM}.jsonl").read_text(encoding="utf-8").splitlines()[:n]
+    return [{k: json.loads(line)[k] for k in ("sentence_good", "sentence_bad", "pairID")} for line in lines]
+
+
+def _write_task(tmp: Path, rows: list[dict[str, Any]], delimiter: str = "") -> Path:
+    """A two-choice lm-eval task YAML, as lm-eval's non-English BLiMPs write them, on local data."""
+    data = (tmp / "pairs.jsonl").resolve()
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    tasks = tmp / "tasks"
+    tasks.mkdir()
+    spec = {"task": TASK, "dataset_path": "json",
+            "dataset_kwargs": {"data_files": {"train": str(data)}, "cache_dir": str((tmp / "hf").resolve())},
+            "test_split": "train", "output_type": "multiple_choice", "doc_to_text": "",
+            "doc_to_choice": "{{[sentence_good, sentence_bad]}}", "doc_to_target": 0,
+            "target_delimiter": delimiter, "metric_list": [{"metric": "acc"}]}
+    path = tasks / f"{TASK}.yaml"
+    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    return path
+
+
+def _lm_eval(model_dir: Path, tasks_dir: Path) -> dict[str, Any]:
+    import lm_eval.api.metrics  # noqa: F401  (fills lm-eval's registries before the TaskManager)
+    import lm_eval.filters  # noqa: F401
+    import lm_eval.models  # noqa: F401
+    from lm_eval.tasks import TaskManager
+
+    manager = TaskManager(include_path=str(tasks_dir), include_defaults=False)
+    evaluated = lm_eval.simple_evaluate(
+        model="hf", model_args=f"pretrained={model_dir},dtype=float32", tasks=[TASK],
+        task_manager=manager, log_samples=True, batch_size=8, device="cpu")
+    assert evaluated is not None
+    return evaluated
+
+
+def _run(model: str, task_file: Path, out: Path, *extra: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    rc = main(["run", "--model", model, "--tasks", str(task_file), "--split-fractions", "0,0,1",
+               "--metric", "accuracy", "--output", str(out), *extra])
+    assert rc == 0
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    pairs = [json.loads(line) for line in (out / "pairs.jsonl").read_text(encoding="utf-8").splitlines()]
+    return results, pairs
+
+
+def test_empty_target_delimiter_agrees_with_lm_eval(tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> None:
+    rows = _rows(blimp_dir)
+    task_file = _write_task(tmp_path, rows)
+    results, pairs = _run(str(tiny_model), task_file, tmp_path / "run")
+    assert results["tasks"][TASK]["delimiter"] == ""
+    assert results["tasks"][TASK]["n_test"] == len(pairs) == len(rows)
+
+    evaluated = _lm_eval(tiny_model, task_file.parent)
+    samples = evaluated["samples"][TASK]
+    ref: dict[str, float] = {}
+    for sample in samples:
+        good, bad = sample["doc"]["sentence_good"], sample["doc"]["sentence_bad"]
+        assert [tuple(a) for a in sample["arguments"]] == [("", good), ("", bad)]  # no space
+        (ll_good, _), (ll_bad, _) = sample["filtered_resps"]
+        ref[good], ref[bad] = float(ll_good), float(ll_bad)
+    ours = {s: p[f"logp_{k}"] for p in pairs for k, s in (("good", p["sentence_good"]), ("bad", p["sentence_bad"]))}
+    assert set(ours) == set(ref)
+    worst = max(abs(ours[s] - ref[s]) for s in ref)
+    assert worst <= TOL, f"|ours - lm-eval| up to {worst:.3g}"
+    assert evaluated["results"][TASK]["acc,none"] == pytest.approx(results["tasks"][TASK]["accuracy"], abs=1e-12)
+
+    # The comparison has teeth: the same pairs scored after a space differ for every sentence.
+    (tmp_path / "spaced").mkdir()
+    spaced, spaced_pairs = _run(str(tiny_model), _write_task(tmp_path / "spaced", rows, " "), tmp_path / "run-spaced")
+    assert spaced["tasks"][TASK]["delimiter"] == " "
+    moved = [abs(p[f"logp_{k}"] - ref[p[f"sentence_{k}"]]) for p in spaced_pairs for k in ("good", "bad")]
+    assert min(moved) > 100 * TOL
+    # ... and the task's fingerprint (hence every unit key) tells the two apart.
+    assert spaced["fingerprints"]["tasks"][TASK] != results["fingerprints"]["tasks"][TASK]
+
+
+def test_lm_eval_model_scores_after_the_task_delimiter(tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> None:
+    """A scoring-only model (``--model lm_eval:hf,...``) gets the delimiter too."""
+    task_file = _write_task(tmp_path, _rows(blimp_dir, 6))
+    _, ours = _run(str(tiny_model), task_file, tmp_path / "ours")
+    _, theirs = _run(f"lm_eval:hf,pretrained={tiny_model}", task_file, tmp_path / "lm_eval")
+    assert [p["pairID"] for p in ours] == [p["pairID"] for p in theirs]
+    for a, b in zip(ours, theirs):
+        assert abs(a["logp_good"] - b["logp_good"]) <= TOL and abs(a["logp_bad"] - b["logp_bad"]) <= TOL
+        assert b["n_good"] is None and isinstance(a["n_good"], int)
+
+
+def test_fingerprint_has_the_delimiter_only_when_not_a_space() -> None:
+    pairs = [MinimalPair("1", "A cat runs.", "A cat run.")]
+
+    def data(delimiter: str) -> TaskData:
+        task = Task("t", "p", "f", "src", load=lambda options: pairs, delimiter=delimiter)
+        return TaskData(task, [], [], pairs)
+
+    before = digest({"train": [], "validation": [], "test": [["1", "A cat runs.", "A cat run."]]})
+    assert task_fingerprint(data(" ")) == before  # earlier runs' units stay valid
+    assert task_fingerprint(data("")) != before
+
+
+def test_normalise_tokens(tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    args = ["run", "--model", str(tiny_model), "--tasks", f"blimp_{PARADIGM}", "--data-dir", str(blimp_dir),
+            "--limit", "12", "--metric", "accuracy"]
+    assert main([*args, "--output", str(tmp_path / "sum")]) == 0
+    assert main([*args, "--normalise", "tokens", "--report", "lm_eval", "--output", str(tmp_path / "mean")]) == 0
+    summed = json.loads((tmp_path / "sum" / "results.json").read_text())
+    results = json.loads((tmp_path / "mean" / "results.json").read_text())
+    assert summed["config"]["options"]["accuracy"] == {"normalise": "none"}
+    assert results["config"]["options"]["accuracy"] == {"normalise": "tokens"}
+    pairs = [json.loads(line) for line in (tmp_path / "mean" / "pairs.jsonl").read_text().splitlines()]
+    same = [json.loads(line) for line in (tmp_path / "sum" / "pairs.jsonl").read_text().splitlines()]
+    assert pairs == same  # normalising changes the metric, not the scores
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    for p in pairs:  # counts: the sentence's tokens after the space (the prefix is context)
+        assert p["n_good"] == len(tokenizer(" " + p["sentence_good"], add_special_tokens=False)["input_ids"])
+        assert p["n_bad"] == len(tokenizer(" " + p["sentence_bad"], add_special_tokens=False)["input_ids"])
+    margins = [p["logp_good"] / p["n_good"] - p["logp_bad"] / p["n_bad"] for p in pairs]
+    task = results["tasks"][f"blimp_{PARADIGM}"]
+    assert task["margin"] == pytest.approx(sum(margins) / len(margins), abs=1e-12)
+    assert task["accuracy"] == pytest.approx(sum(m > 0 for m in margins) / len(margins), abs=1e-12)
+    sums = [p["logp_good"] - p["logp_bad"] for p in pairs]
+    assert summed["tasks"][f"blimp_{PARADIGM}"]["margin"] == pytest.approx(sum(sums) / len(sums), abs=1e-12)
+    assert abs(task["margin"] - summed["tasks"][f"blimp_{PARADIGM}"]["margin"]) > 1e-3
+    # lm-eval's schema: its stderr is over the same per-token margins
+    lm_eval_view = json.loads((tmp_path / "mean" / "results_lm_eval.json").read_text())["results"]
+    stderr = statistics.stdev(margins) / math.sqrt(len(margins))
+    assert lm_eval_view[f"blimp_{PARADIGM}"]["margin_stderr,none"] == pytest.approx(stderr, rel=1e-9)
+
+
+
+def _access(tiny_model: Path) -> Any:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from lingspace_harness import ModelAccess
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    return ModelAccess(model, tokenizer, tokenizer.bos_token_id, method="trie", batch_size=8)
+
+
+def test_model_access_honours_the_delimiter(tiny_model: Path, blimp_dir: Path) -> None:
+    """Scores, token counts, tuning log-probs, margins and gradients all follow ``delimiter``."""
+    import numpy as np
+
+    from lingspace_harness import select_parameters
+
+    access = _access(tiny_model)
+    pairs = [MinimalPair(r["pairID"], r["sentence_good"], r["sentence_bad"]) for r in _rows(blimp_dir, 4)]
+    sentences = [s for p in pairs for s in (p.good, p.bad)]
+    tok = access.tokenizer
+    bare, spaced = access.score(sentences, delimiter=""), access.score(sentences)
+    assert np.abs(bare - spaced).min() > 100 * TOL
+    assert access.token_counts(sentences, "") == [len(tok(s, add_special_tokens=False)["input_ids"]) for s in sentences]
+    mixed = access.score(sentences, delimiter=["", " "] * len(pairs))  # one per sentence
+    np.testing.assert_allclose(mixed[0::2], bare[0::2], atol=TOL)
+    np.testing.assert_allclose(mixed[1::2], spaced[1::2], atol=TOL)
+    logps = [float(v.detach()) for v in access.logprobs(sentences, "")]
+    np.testing.assert_allclose(logps, bare, atol=TOL)
+    assert access.mean_margin(pairs, "") == pytest.approx(float(np.mean(bare[0::2] - bare[1::2])), abs=TOL)
+    params = select_parameters(access.model)[:2]
+    grad_bare = access.gradient_differential(pairs, params, delimiter="")
+    assert np.abs(grad_bare - access.gradient_differential(pairs, params)).max() > 1e-6
+    assert np.isfinite(grad_bare).all() and np.abs(grad_bare).max() > 0
+
+
+def test_ftgd_tunes_after_the_source_delimiter(tiny_model: Path, blimp_dir: Path) -> None:
+    from lingspace_harness import select_parameters
+    from lingspace_harness_plugins.ftgd.tuner import FTGDSettings, MaskedTuner
+
+    class Recording:
+        """The model access, noting the delimiter of every call tuning makes."""
+
+        def __init__(self, access: Any) -> None:
+            self.inner, self.seen = access, []
+
+        def logprobs(self, sentences: list[str], delimiter: str = " ") -> list[Any]:
+            self.seen.append(("logprobs", delimiter))
+            return self.inner.logprobs(sentences, delimiter)
+
+        def mean_margin(self, pairs: list[MinimalPair], delimiter: str = " ") -> float:
+            self.seen.append(("mean_margin", delimiter))
+            return self.inner.mean_margin(pairs, delimiter)
+
+    access = _access(tiny_model)
+    recording = Recording(access)
+    pairs = [MinimalPair(r["pairID"], r["sentence_good"], r["sentence_bad"]) for r in _rows(blimp_dir, 8)]
+    tuner = MaskedTuner(access.model, select_parameters(access.model), None)
+    try:
+        tuner.tune(recording, pairs[:6], pairs[6:], FTGDSettings(steps=2, batch=2, eval_every=1), delimiter="")
+    finally:
+        tuner.restore()
+    assert {n for n, _ in recording.seen} == {"logprobs", "mean_margin"}
+    assert all(d == "" for _, d in recording.seen), recording.seen
