@@ -2,6 +2,8 @@
 
 - ``tuner``: the masked tuner (only the mask's entries of the parameters move).
 - ``probing``: tune a copy per source task, re-score every task, restore (one unit each).
+- ``controls``: mask kinds (``topk``, ``random``, ``magnitude``, ``full``) and the general
+  text file for the perplexity change.
 - ``metrics``: ``transfer`` (which also provides the ``tuned-states`` capability, e.g. for
   ``cka``) and ``lookahead``. Both need a ``mask`` (a gradient strategy that provides one).
 """

@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from lingspace_harness import MetricResult, RunContext, Space, Unit
+from lingspace_harness import MetricResult, RunContext, Space, Unit, UserError
 
+from .controls import MASK_KINDS, PerplexityText, perplexity_text_argument, positive_int
 from .probing import MASK, Tuning, pending_sources, probe_sentences, tuned_row, tuned_rows, tuned_states
 from .tuner import FTGDSettings
 
@@ -40,10 +41,13 @@ def tuning_extra(tasks: list[str], rows: dict[str, dict[str, Any]]) -> dict[str,
     margin = rows_to_space(tasks, rows, "margin")
     untuned = [s for s in tasks if not rows[s].get("tuned", True)]
     return {"accuracy": rows_to_space(tasks, rows, "accuracy"), "normalised": normalised(margin),
+            "perplexity_on": rows[tasks[0]].get("perplexity_on"),
             "perplexity_before": rows[tasks[0]]["perplexity_before"],
             "perplexity_change": [rows[s]["perplexity_change"] for s in tasks],
             "steps": [rows[s]["steps"] for s in tasks], "n_tuned": [rows[s]["n_tuned"] for s in tasks],
             "tuned": [rows[s].get("tuned", True) for s in tasks],
+            **({"blimp_perplexity_change": [rows[s]["blimp_perplexity_change"] for s in tasks]}
+               if "blimp_perplexity_change" in rows[tasks[0]] else {}),
             **({"undefined_reason": f"early stopping kept the untuned model for {', '.join(untuned)}"}
                if untuned else {})}
 
@@ -55,7 +59,10 @@ class TransferOptions:
     ftgd_batch: int = 16
     ftgd_eval_every: int = 5
     ftgd_patience: int = 2
+    ftgd_mask: str = "topk"
     transfer_baseline: bool = False
+    transfer_targets: int | None = None
+    perplexity_text: str | None = None
     seed: int = 0
 
 
@@ -74,18 +81,34 @@ class Transfer:
         group.add_argument("--ftgd-eval-every", type=int, help=f"validate every N steps (default {d.ftgd_eval_every})")
         group.add_argument("--ftgd-patience", type=int,
                            help=f"stop after N validations without improvement (default {d.ftgd_patience})")
+        group.add_argument("--ftgd-mask", choices=MASK_KINDS,
+                           help="entries tuned: topk (the source's gradient mask, default), random (seeded, same "
+                                "size), magnitude (largest |θ|, same size), full (every entry)")
         group.add_argument("--transfer-baseline", action="store_true", default=None,
-                           help="also tune with the full gradient (no mask), for comparison")
+                           help="also tune with the full gradient (--ftgd-mask full) beside the chosen mask")
+        group.add_argument("--transfer-targets", type=positive_int, metavar="N",
+                           help="re-score only the first N test pairs of each target task (default: all)")
+        group.add_argument("--perplexity-text", type=perplexity_text_argument, metavar="FILE",
+                           help="measure each tuned model's perplexity change on this plain text (one passage a "
+                                "line; default: the BLiMP good test sentences)")
 
     def strategies(self, ctx: RunContext) -> list[str]:
-        return [ctx.provider(MASK).name]
+        return [] if ctx.options(self.name).ftgd_mask == "full" else [ctx.provider(MASK).name]
 
     def tunings(self, ctx: RunContext) -> list[Tuning]:
         o = ctx.options(self.name)
         settings = FTGDSettings(lr=o.ftgd_lr, steps=o.ftgd_steps, batch=o.ftgd_batch, eval_every=o.ftgd_eval_every,
                                 patience=o.ftgd_patience, seed=o.seed)
-        out = [Tuning("transfer", settings, with_states=ctx.needed(TUNED_STATES))]
-        return out + ([Tuning("transfer-baseline", settings, masked=False)] if o.transfer_baseline else [])
+        if o.ftgd_mask not in MASK_KINDS:
+            raise UserError(f"--ftgd-mask must be one of {', '.join(MASK_KINDS)}, got {o.ftgd_mask!r}")
+        if o.transfer_targets is not None and o.transfer_targets < 1:
+            raise UserError(f"--transfer-targets must be at least 1, got {o.transfer_targets}")
+        text = PerplexityText.read(o.perplexity_text) if o.perplexity_text else None
+        common = {"targets": o.transfer_targets, "text": text}
+        out = [Tuning("transfer", settings, mask=o.ftgd_mask, with_states=ctx.needed(TUNED_STATES), **common)]
+        if o.transfer_baseline and o.ftgd_mask != "full":
+            out.append(Tuning("transfer-baseline", settings, mask="full", **common))
+        return out
 
     def units(self, ctx: RunContext) -> list[Unit]:
         return [Unit(1, t.kind, s, self.name) for t in self.tunings(ctx) for s in pending_sources(ctx, t)]
@@ -109,7 +132,10 @@ class Transfer:
         tunings = self.tunings(ctx)
         rows = tuned_rows(ctx, tunings[0])
         margin = rows_to_space(tasks, rows, "margin")
-        extra: dict[str, Any] = {"variant": "margin", **tuning_extra(tasks, rows)}
+        extra: dict[str, Any] = {"variant": "margin", "mask": tunings[0].mask, **tuning_extra(tasks, rows),
+                                 "targets_per_task": {t: rows[tasks[0]]["n_targets"][t] for t in tasks}}
+        if tunings[0].text:
+            extra["perplexity_text"] = {"file": tunings[0].text.name, "sha256": tunings[0].text.sha256}
         if len(tunings) > 1:
             full = tuned_rows(ctx, tunings[1])
             full_margin = rows_to_space(tasks, full, "margin")

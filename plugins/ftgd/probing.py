@@ -1,8 +1,10 @@
 """Similarity probing: FTGD-tune the model on each source task, evaluate, restore.
 
-eval1 is the base model's accuracy and margin on every task's test split; for each source
-task a copy is tuned (in place: only the masked entries change, and they are written back
-afterwards) and every task is scored again (eval2). Each source's row is one unit of work,
+eval1 is the base model's accuracy and margin on every task's test split (its first
+``targets`` pairs, if set); for each source task a copy is tuned (in place: only the masked
+entries change, and they are written back afterwards) and the same test pairs of every task
+are scored again (eval2). The perplexity change is measured on a general text file, or else
+on the good sentences of those test pairs (``perplexity_on`` says which). Each source's row is one unit of work,
 saved under the output directory, so reruns skip finished sources. With ``with_states``
 the unit also keeps the tuned model's pooled hidden states on the probe set (for CKA). A
 source whose tuning early stopping rejected (the best validation margin was the untuned
@@ -18,6 +20,7 @@ import numpy as np
 
 from lingspace_harness import PairScore, RunContext, UnitStore, progress_bar, task_delimiter
 
+from .controls import BLIMP_GOOD_TEST, PerplexityText, source_mask
 from .tuner import FTGDSettings, MaskedTuner
 
 #: Probe set for representations: this many good test sentences of each task.
@@ -28,23 +31,55 @@ MASK = "mask"
 
 @dataclass(frozen=True)
 class Tuning:
-    """One way of tuning every source: the unit kind it is stored as, its settings, whether
-    it tunes the source's mask (else every parameter), and whether it keeps probe states."""
+    """One way of tuning every source: the unit kind it is stored as, its settings, the mask
+    kind (see ``controls``; ``full`` tunes every parameter), whether it keeps probe states,
+    how many test pairs per target task are re-scored (None: all), and the general text the
+    perplexity is measured on (None: the BLiMP good test sentences)."""
 
     kind: str
     settings: FTGDSettings
-    masked: bool = True
+    mask: str = "topk"
     with_states: bool = False
+    targets: int | None = None
+    text: PerplexityText | None = None
+
+    @property
+    def masked(self) -> bool:
+        return self.mask != "full"
+
+    @property
+    def perplexity_on(self) -> str:
+        return self.text.label if self.text else BLIMP_GOOD_TEST
 
 
-def good_test_tokens(ctx: RunContext) -> int:
-    """How many tokens the good test sentences of all tasks have (the perplexity denominator)."""
-    goods = [task_delimiter(d.task) + p.good for d in ctx.data.values() for p in d.test]
-    return sum(len(e) for e in ctx.model.tokenizer(goods, add_special_tokens=False)["input_ids"])
+def token_count(ctx: RunContext, sentences: list[str], delimiter: str = " ") -> int:
+    """How many tokens ``sentences`` have as scored (after ``delimiter``): a perplexity's denominator."""
+    return sum(len(e) for e in ctx.model.tokenizer([delimiter + s for s in sentences],
+                                                   add_special_tokens=False)["input_ids"])
+
+
+def targets(ctx: RunContext, tuning: Tuning) -> dict[str, list[Any]]:
+    """The test pairs re-scored per target task: the first ``tuning.targets`` (None: all)."""
+    return {t: list(d.test[:tuning.targets]) for t, d in ctx.data.items()}
+
+
+def text_perplexity(ctx: RunContext, text: PerplexityText) -> float:
+    """Token-weighted perplexity of the model on the text (each line after a space): exp(-sum log p / tokens)."""
+    lines = list(text.lines)
+    return math.exp(-float(np.sum(ctx.access.score(lines))) / token_count(ctx, lines))
+
+
+def evaluate(ctx: RunContext, tuning: Tuning, scores: dict[str, list[PairScore]]) -> dict[str, Any]:
+    """``summarize`` of the scored target pairs; with ``tuning.text`` its perplexity is the text's
+    (and the one on the BLiMP good sentences is ``blimp_perplexity``)."""
+    n_tokens = sum(token_count(ctx, [s.good for s in ss], task_delimiter(ctx.data[t].task)) for t, ss in scores.items())
+    out = summarize(scores, n_tokens)
+    return {**out, "perplexity": text_perplexity(ctx, tuning.text), "blimp_perplexity": out["perplexity"]} \
+        if tuning.text else out
 
 
 def summarize(scores: dict[str, list[PairScore]], n_tokens: int) -> dict[str, Any]:
-    """Per-task accuracy and mean margin, and perplexity on the good test sentences of all tasks."""
+    """Per-task accuracy and mean margin, and perplexity on the good sentences of the scored pairs."""
     logp = sum(s.logp_good for ss in scores.values() for s in ss)
     return {"accuracy": {t: float(np.mean([s.margin > 0 for s in ss])) for t, ss in scores.items()},
             "margin": {t: float(np.mean([s.margin for s in ss])) for t, ss in scores.items()},
@@ -61,13 +96,15 @@ def probe_states(ctx: RunContext) -> np.ndarray:
 
 
 def _store(ctx: RunContext, tuning: Tuning) -> UnitStore:
-    mask = None
+    mask: dict[str, Any] = {"kind": tuning.mask}
     if tuning.masked:
         strategy = ctx.provider(MASK).name
         options = ctx.options(strategy)
-        mask = {"strategy": strategy, "options": asdict(options) if hasattr(options, "__dataclass_fields__")
-                else dict(options)}
-    return ctx.units(tuning.kind, mask=mask, tasks=ctx.task_names, ftgd=asdict(tuning.settings))
+        mask.update(strategy=strategy, options=asdict(options) if hasattr(options, "__dataclass_fields__")
+                    else dict(options))
+    perplexity = {"on": tuning.perplexity_on, **({"sha256": tuning.text.sha256} if tuning.text else {})}
+    return ctx.units(tuning.kind, mask=mask, tasks=ctx.task_names, ftgd=asdict(tuning.settings),
+                     targets=tuning.targets, perplexity=perplexity)
 
 
 def pending_sources(ctx: RunContext, tuning: Tuning) -> list[str]:
@@ -82,17 +119,17 @@ def tuned_row(ctx: RunContext, tuning: Tuning, source: str) -> dict[str, Any]:
     the model, and store the row: eval2 - eval1 per task (accuracy, margin), the perplexity
     change, and how tuning went. One unit of work."""
     store = _store(ctx, tuning)
-    n_tokens = good_test_tokens(ctx)
-    base = summarize(ctx.scores("test"), n_tokens)
-    mask = np.asarray(ctx.gradient(ctx.provider(MASK).name, source)) if tuning.masked else None
+    pairs = targets(ctx, tuning)
+    base = evaluate(ctx, tuning, {t: ss[:len(pairs[t])] for t, ss in ctx.scores("test").items()})
+    mask = source_mask(ctx, tuning.mask, source, tuning.settings.seed)
     data = ctx.data[source]
     tuner = MaskedTuner(ctx.access.model, ctx.gradient_params, mask)
     try:
         report = tuner.tune(ctx.access, data.train, data.validation, tuning.settings,
                             delimiter=task_delimiter(data.task))
         tuned = report.best_step > 0
-        after = summarize(ctx.score_pairs({t: d.test for t, d in ctx.data.items()},
-                                          desc=f"{tuning.kind}: eval2 after {source}"), n_tokens) if tuned else None
+        after = evaluate(ctx, tuning, ctx.score_pairs(pairs, desc=f"{tuning.kind}: eval2 after {source}")) \
+            if tuned else None
         if tuning.with_states:
             store.save_array(source, probe_states(ctx))
     finally:
@@ -101,12 +138,15 @@ def tuned_row(ctx: RunContext, tuning: Tuning, source: str) -> dict[str, Any]:
         "tuned": tuned,
         "accuracy": {t: after["accuracy"][t] - base["accuracy"][t] if after else None for t in ctx.task_names},
         "margin": {t: after["margin"][t] - base["margin"][t] if after else None for t in ctx.task_names},
-        "perplexity_before": base["perplexity"],
+        "perplexity_on": tuning.perplexity_on, "perplexity_before": base["perplexity"],
         "perplexity_change": after["perplexity"] - base["perplexity"] if after else None,
         "steps": report.steps, "best_step": report.best_step,
         "validation_margins": report.validation_margins,
         "n_tuned": int(mask.size) if mask is not None else sum(p.numel() for _, p in ctx.gradient_params),
+        "mask": tuning.mask, "n_targets": {t: len(ps) for t, ps in pairs.items()},
     }
+    if tuning.text:
+        row["blimp_perplexity_change"] = after["blimp_perplexity"] - base["blimp_perplexity"] if after else None
     store.save_json(source, row)
     return row
 
