@@ -72,7 +72,7 @@ def text_perplexity(ctx: RunContext, text: PerplexityText) -> float:
 def evaluate(ctx: RunContext, tuning: Tuning, scores: dict[str, list[PairScore]]) -> dict[str, Any]:
     """``summarize`` of the scored target pairs; with ``tuning.text`` its perplexity is the text's
     (and the one on the BLiMP good sentences is ``blimp_perplexity``)."""
-    n_tokens = sum(token_count(ctx, [s.good for s in ss], task_delimiter(ctx.data[t].task)) for t, ss in scores.items())
+    n_tokens = sum(s.n_good for ss in scores.values() for s in ss)  # the scored tokens, counted by scoring
     out = summarize(scores, n_tokens)
     return {**out, "perplexity": text_perplexity(ctx, tuning.text), "blimp_perplexity": out["perplexity"]} \
         if tuning.text else out
