@@ -115,13 +115,23 @@ class BlindPlugin:
 
 @pytest.mark.slow
 def test_smollm2_through_a_mask_blind_wrapper_gives_the_same_spaces(
-        capsys, lingspace_plugin, smollm2_gguf: Path, blimp_dir: Path, tmp_path: Path) -> None:
-    """In float64, so that the comparison sees the batching path and not fp32 rounding: in
-    float32, tree and padded batches differ by about 1e-4 in SmolLM2's summed log-probs
-    (see README, Scoring), which is already more than the 1e-5 asked for here. And with
-    ``--ftgd-mask full`` (every entry is tuned): a top-1% mask is cut among |D| values that tie at
-    the stored float32 resolution, so a 1e-13 difference can swap an entry at the cut and move
-    the transfer cells by ~3e-5 (measured), which says nothing about the batching path."""
+        capsys, monkeypatch, lingspace_plugin, smollm2_gguf: Path, blimp_dir: Path, tmp_path: Path) -> None:
+    """In float64, so that the comparison sees the batching path and not fp32 rounding, with
+    SmolLM2's RMSNorm computed in float64 too: transformers' ``LlamaRMSNorm`` casts to float32
+    whatever the model's dtype, so in a "float64" model each norm rounds the backward signal to
+    float32. Tree rows sum a shared prefix's gradient before that rounding, padded rows after
+    it, so their gradient differentials differ by ~4e-6 (of a largest entry of 0.69), and Adam,
+    which divides each entry by its own magnitude, turns that into transfer cells ~2.7e-4 apart
+    after two steps (measured). With float64 norms the gradients agree to ~2e-13.
+    And with ``--ftgd-mask full`` (every entry is tuned): a top-1% mask is cut among |D| values
+    that tie at the stored float32 resolution, so a 1e-13 difference can swap an entry at the cut."""
+    from transformers.models.llama import modeling_llama
+
+    def rms_norm_in_input_dtype(self, hidden):
+        variance = hidden.pow(2).mean(-1, keepdim=True)
+        return self.weight * (hidden * torch.rsqrt(variance + self.variance_epsilon))
+
+    monkeypatch.setattr(modeling_llama.LlamaRMSNorm, "forward", rms_norm_in_input_dtype)
     import json
 
     from lingspace_harness.cli import main
@@ -142,7 +152,8 @@ def test_smollm2_through_a_mask_blind_wrapper_gives_the_same_spaces(
     # the mask-blind model gets exactly the padded path, in gradients and in FTGD
     for metric in ("gradsim", "transfer"):
         np.testing.assert_allclose(spaces["blind"][metric], spaces["padded"][metric], atol=1e-9, rtol=0)
-    np.testing.assert_allclose(spaces["blind"]["gradsim"], spaces["normal"]["gradsim"], atol=1e-5, rtol=0)
-    # Tree and padded FTGD differ by 2.7e-4 here even in float64 (measured; open question), so
-    # the transfer space is compared with the tree path at that scale only.
-    np.testing.assert_allclose(spaces["blind"]["transfer"], spaces["normal"]["transfer"], atol=1e-3, rtol=0)
+    # and the tree path within 1e-5 (the issue's bar); measured differences are printed
+    for metric in ("gradsim", "transfer"):
+        gap = np.abs(spaces["blind"][metric] - spaces["normal"][metric]).max()
+        print(f"{metric}: tree vs mask-blind max |difference| {gap:.2e}")
+        np.testing.assert_allclose(spaces["blind"][metric], spaces["normal"][metric], atol=1e-5, rtol=0)
