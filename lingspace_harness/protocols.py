@@ -96,8 +96,10 @@ class Metric(Protocol):
     strategies whose differentials it reads), ``needs``/``provides`` (capabilities: a metric
     that needs one gets it from a metric or strategy that provides it, see
     ``RunContext.provider``), ``units(ctx)``/``run_unit(ctx, unit)`` (its units of work),
-    ``add_arguments(group)`` and ``Options`` (its own options), ``summary(results)`` (a line
-    for the end of ``run``)."""
+    ``add_arguments(group)`` and ``Options`` (its own options), ``check(options, scores_only)``
+    (called before any data or model loads: raise UserError for options this run cannot
+    honour, e.g. with a model that only scores), ``summary(results)`` (a line for the end of
+    ``run``)."""
 
     name: str
     description: str

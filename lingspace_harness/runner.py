@@ -7,7 +7,7 @@ from typing import Any
 
 from .access import ModelAccess
 from .analysis import AnalysisOptions, analyse, hypothesis_from_file
-from .config import IN_PROCESS, RunConfig, cache_dir
+from .config import IN_PROCESS, RunConfig, cache_dir, plugin_options
 from .context import VARIANTS, Run, Shared, options_record
 from .errors import UserError
 from .execution import execute_units, write_run_file
@@ -83,8 +83,12 @@ def check_config(harness: Any, config: RunConfig, metrics: list[Any], providers:
         raise UserError("--limit must be at least 1")
     if config.batch_size < 1:
         raise UserError("--batch-size must be at least 1")
-    if getattr(resolve_loader(harness.model_loaders, config.model)[0], "scores_only", False):
+    scores_only = bool(getattr(resolve_loader(harness.model_loaders, config.model)[0], "scores_only", False))
+    if scores_only:
         check_scoring_only(config, metrics, providers)
+    for metric in metrics:  # a metric's own checks of its options
+        if hasattr(metric, "check"):
+            metric.check(plugin_options(metric, config.options.get(metric.name, {}), config.seed), scores_only)
     for builder in config.analysis or []:
         harness.space_builders.get(builder)
     for path in config.hypotheses:  # a bad file fails now, not after hours of work

@@ -37,6 +37,11 @@ class Accuracy:
                            help="tokens: compare mean log-probs per token instead of summed log-probs "
                                 "(default none)")
 
+    def check(self, options: AccuracyOptions, scores_only: bool) -> None:
+        if scores_only and options.normalise == "tokens":
+            raise UserError("--normalise tokens needs each sentence's token count, which a model that "
+                            "only scores does not give")
+
     def compute(self, ctx: RunContext) -> MetricResult:
         per_token = ctx.options(self.name).normalise == "tokens"
         fields = {}

@@ -96,7 +96,8 @@ class CKA:
         provider = ctx.provider(TUNED_STATES)
         provider.tuned_rows(ctx)  # computes any missing source
         sentences = provider.probe_sentences(ctx)
-        before = ctx.access.hidden_states(sentences)
+        delimiters = provider.probe_delimiters(ctx)
+        before = ctx.access.hidden_states(sentences, delimiter=delimiters)
         changes = {s: np.asarray(provider.tuned_states(ctx, s)) - before for s in tasks}
         after = {s: per_layer(before, before + changes[s]) for s in tasks}
         spaces = change_spaces(tasks, changes, len(before))
@@ -112,14 +113,15 @@ class CKA:
         }
         reference = ctx.options(self.name).cka_reference
         if reference:
-            extra["reference"] = {"model": reference, **self.against(ctx, reference, sentences, before)}
+            extra["reference"] = {"model": reference, **self.against(ctx, reference, sentences, delimiters, before)}
         return MetricResult(space=Space(tasks, spaces["linear"][last].tolist(), extra))
 
-    def against(self, ctx: RunContext, reference: str, sentences: list[str], states: np.ndarray) -> dict[str, list[float]]:
+    def against(self, ctx: RunContext, reference: str, sentences: list[str], delimiters: list[str],
+                states: np.ndarray) -> dict[str, list[float]]:
         loader, spec = resolve_loader(ctx.harness.model_loaders, reference)
         other = loader.load(spec, ModelOptions(dtype=ctx.config.dtype, device=ctx.config.device, cache_dir=cache_dir()))
         access = ModelAccess(other.model, other.tokenizer, prefix_token_id(other.tokenizer), method=ctx.config.scoring)
-        theirs = access.hidden_states(sentences)
+        theirs = access.hidden_states(sentences, delimiter=delimiters)
         if len(theirs) != len(states):  # different depth: compare by relative position
             idx = np.round(np.linspace(0, len(theirs) - 1, len(states))).astype(int)
             theirs = theirs[idx]

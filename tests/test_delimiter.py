@@ -227,3 +227,23 @@ def test_ftgd_tunes_after_the_source_delimiter(tiny_model: Path, blimp_dir: Path
         tuner.restore()
     assert {n for n, _ in recording.seen} == {"logprobs", "mean_margin"}
     assert all(d == "" for _, d in recording.seen), recording.seen
+
+
+def test_cka_probe_states_follow_the_task_delimiter(tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> None:
+    """The tuned-states probe set (CKA's representations) reads each sentence after its task's
+    delimiter, as scoring does: on a ``""`` task the states are those of the bare sentences."""
+    import numpy as np
+
+    from lingspace_harness import RunConfig, load_harness
+    from lingspace_harness.runner import prepare
+    from lingspace_harness_plugins.ftgd.probing import probe_delimiters, probe_sentences, probe_states
+
+    task_file = _write_task(tmp_path, _rows(blimp_dir, 12), delimiter="")
+    config = RunConfig(model=str(tiny_model), tasks=[str(task_file)], metrics=["cka"], output=tmp_path / "out",
+                       split_fractions=(0.5, 0.0, 0.5))
+    ctx = prepare(load_harness(), config)
+    sentences = probe_sentences(ctx)
+    assert probe_delimiters(ctx) == [""] * len(sentences)
+    states = probe_states(ctx)
+    np.testing.assert_allclose(states, ctx.access.hidden_states(sentences, delimiter=""), atol=1e-6)
+    assert np.abs(states - ctx.access.hidden_states(sentences)).max() > 1e-3

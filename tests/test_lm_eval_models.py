@@ -57,6 +57,16 @@ def test_gradient_metrics_are_refused_before_anything_loads(metric: str, blimp_d
     assert not (tmp_path / "out").exists()
 
 
+def test_normalise_tokens_is_refused_before_anything_loads(blimp_dir: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture) -> None:
+    """Token counts come from our tokenisation, which a scoring-only model does not give."""
+    model = f"lm_eval:hf,pretrained={tmp_path / 'missing'}"
+    assert _run(model, tmp_path / "out", blimp_dir, "--normalise", "tokens") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--normalise tokens needs each sentence's token count" in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("model, expected", [
     ("lm_eval:hff,pretrained=x", "unknown lm-eval model 'hff'; did you mean 'hf'?"),
     ("lm_eval:hf,pretrained=/nonexistent/model", "could not load lm-eval model 'hf' (pretrained=/nonexistent/model)"),

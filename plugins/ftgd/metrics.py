@@ -10,7 +10,8 @@ import numpy as np
 from lingspace_harness import MetricResult, RunContext, Space, Unit, UserError
 
 from .controls import MASK_KINDS, PerplexityText, perplexity_text_argument, positive_int
-from .probing import MASK, Tuning, pending_sources, probe_sentences, tuned_row, tuned_rows, tuned_states
+from .probing import (MASK, Tuning, pending_sources, probe_delimiters, probe_sentences, tuned_row, tuned_rows,
+                      tuned_states)
 from .tuner import FTGDSettings
 
 #: The capability ``transfer`` provides: each source's tuned probe-set states (for ``cka``).
@@ -122,6 +123,10 @@ class Transfer:
     def probe_sentences(self, ctx: RunContext) -> list[str]:
         """The probe set the tuned states are taken on (``tuned-states`` capability)."""
         return probe_sentences(ctx)
+
+    def probe_delimiters(self, ctx: RunContext) -> list[str]:
+        """What each probe sentence is read after (its task's delimiter; ``tuned-states``)."""
+        return probe_delimiters(ctx)
 
     def tuned_states(self, ctx: RunContext, source: str) -> np.ndarray:
         """The probe-set states after tuning on ``source`` (the ``tuned-states`` capability)."""

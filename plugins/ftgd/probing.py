@@ -87,12 +87,18 @@ def summarize(scores: dict[str, list[PairScore]], n_tokens: int) -> dict[str, An
 
 
 def probe_sentences(ctx: RunContext) -> list[str]:
+    """The probe set: each task's first good test sentences."""
     return [p.good for d in ctx.data.values() for p in d.test[:PROBE_PER_TASK]]
 
 
+def probe_delimiters(ctx: RunContext) -> list[str]:
+    """What each probe sentence is read after: its task's delimiter, as in scoring."""
+    return [task_delimiter(d.task) for d in ctx.data.values() for _ in d.test[:PROBE_PER_TASK]]
+
+
 def probe_states(ctx: RunContext) -> np.ndarray:
-    """Pooled states of the probe sentences, each after a space (as CKA's untuned states are)."""
-    return ctx.access.hidden_states(probe_sentences(ctx))
+    """Pooled states of the probe sentences, each after its task's delimiter (as CKA's untuned states are)."""
+    return ctx.access.hidden_states(probe_sentences(ctx), delimiter=probe_delimiters(ctx))
 
 
 def _store(ctx: RunContext, tuning: Tuning) -> UnitStore:
