@@ -62,12 +62,21 @@ def centred_cosine(gram: np.ndarray) -> np.ndarray:
 
 
 def jaccard(masks: list[np.ndarray]) -> np.ndarray:
-    """Jaccard index of sorted index masks; NaN (undefined) between two empty masks."""
+    """Jaccard index of index masks (unique non-negative indices); NaN (undefined) between two
+    empty masks. Each mask becomes a bitset (one bit per parameter), so an intersection is an
+    AND and a popcount, not a sort of both masks."""
     n = len(masks)
     out = np.diag([1.0 if m.size else np.nan for m in masks])
+    size = max((int(m.max()) + 1 for m in masks if m.size), default=0)
+    words = -(-size // 64)
+    bitsets = []
+    for m in masks:
+        bits = np.zeros(words * 64, dtype=bool)
+        bits[m] = True
+        bitsets.append(np.packbits(bits).view(np.uint64))
     for i in range(n):
         for j in range(i + 1, n):
-            inter = np.intersect1d(masks[i], masks[j], assume_unique=True).size
+            inter = int(np.bitwise_count(bitsets[i] & bitsets[j]).sum(dtype=np.int64))
             union = masks[i].size + masks[j].size - inter
             out[i, j] = out[j, i] = inter / union if union else np.nan  # two empty masks: undefined
     return out

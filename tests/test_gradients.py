@@ -127,6 +127,20 @@ def test_cosine_jaccard_and_gram_by_hand() -> None:
     assert jaccard(masks).tolist() == [[1, 2 / 5, 0], [2 / 5, 1, 0], [0, 0, 1]]
 
 
+def test_jaccard_equals_set_intersections() -> None:
+    """The bitset Jaccard against sorted-set intersections, empty masks and index 63/64 included."""
+    rng = np.random.default_rng(1)
+    masks = [np.sort(rng.choice(1000, size=s, replace=False)) for s in (0, 0, 5, 100, 999, 1000, 1)]
+    masks += [np.array([63, 64]), np.array([0, 64, 127, 128])]
+    expected = np.diag([1.0 if m.size else np.nan for m in masks])
+    for i, a in enumerate(masks):
+        for j, b in enumerate(masks):
+            if i != j:
+                union = len(set(a) | set(b))
+                expected[i, j] = len(set(a) & set(b)) / union if union else np.nan
+    np.testing.assert_array_equal(jaccard(masks), expected)
+
+
 def test_random_masks_overlap_at_chance() -> None:
     rng = np.random.default_rng(0)
     n, k = 1_000_000, 0.02
