@@ -16,7 +16,8 @@ recomputed on the same resample (a task drawn twice is never paired with itself)
 ``supported`` when every statistic the claim rests on moves the expected way (trend p < alpha,
 or with fewer than 4 runs the first-to-last interval excludes 0), ``contradicted`` when every
 one moves the other way, else ``inconclusive``. Undefined (NaN) cells are left out, and counted.
-Beside every Mantel test stands a partial Mantel test per control hypothesis.
+Beside every Mantel test stands a partial Mantel test per control hypothesis, and the partial
+r (``controls``) is tested along the runs like the other statistics (trend and bootstrap steps).
 """
 from __future__ import annotations
 
@@ -107,6 +108,19 @@ def _masked_mean(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def correlation(a: np.ndarray, b: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     """Spearman r of two matrices' entries (a Mantel r), per resample."""
     return lambda idx: spearman_rows(entries(a, idx), entries(b, idx))
+
+
+def partial_correlation(a: np.ndarray, b: np.ndarray, control: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """Partial Spearman r of two matrices' entries given a control's (a partial Mantel r), per
+    resample, over the entries defined in all three."""
+    def statistic(idx: np.ndarray) -> np.ndarray:
+        x, y, z = entries(a, idx), entries(b, idx), entries(control, idx)
+        missing = np.isnan(x) | np.isnan(y) | np.isnan(z)
+        x, y, z = (np.where(missing, np.nan, v) for v in (x, y, z))
+        rxy, rxz, ryz = spearman_rows(x, y), spearman_rows(x, z), spearman_rows(y, z)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (rxy - rxz * ryz) / np.sqrt((1 - rxz ** 2) * (1 - ryz ** 2))
+    return statistic
 
 
 def difference(space: np.ndarray, hypothesis: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
@@ -236,11 +250,12 @@ def generalisation(base: dict[str, Any], name: str, matrices: list[np.ndarray], 
              for m, h, hs in zip(matrices, per_run, hyps)]
     controls = {}
     for c in o.controls:
-        values = [t["partial"].get(c, {}).get("r") for t in tests]
-        if c != name and any(v is not None for v in values):
-            t = trend(values, o.permutations, o.seed)
-            controls[c] = {"values": values, "trend": t,
-                           "direction": direction({"trend": t, "steps": []}, o.alpha)}
+        if c == name or any(hs.get(c) is None for hs in hyps):
+            continue
+        values = np.array([per_resample(partial_correlation(m, h, hs[c]), idx)
+                           for m, h, hs in zip(matrices, per_run, hyps)])
+        if np.isfinite(values[:, 0]).any():
+            controls[c] = statistic(labels, values, o)
     return {**base, "claim": "generalisation", "hypothesis": name, "expected": "increase",
             "verdict": verdict([s["direction"] for s in stats.values()]), "statistics": stats,
             "tests": tests, "controls": controls}

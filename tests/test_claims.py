@@ -226,6 +226,11 @@ def test_partial_mantel_beside_mantel_in_claims_and_analysis() -> None:
     assert claim["tests"][2]["partial"]["lexical"]["r"] == pytest.approx(expected["r"])
     assert claim["tests"][2]["partial"]["lexical"]["p"] == pytest.approx(expected["p"])
     assert len(claim["controls"]["lexical"]["values"]) == 4
+    # the controlled statistic is the partial Mantel r itself, bootstrapped like the others
+    assert claim["controls"]["lexical"]["values"][2] == pytest.approx(expected["r"], abs=1e-9)
+    two = find(claim_set(planted_series(8, runs=2), options(), vocabulary=True), "generalisation", "phenomenon")
+    control = two["controls"]["lexical"]
+    assert control["steps"][-1]["ci"] is not None and control["direction"] is not None
     out = analyse(harness(), results({"s": series[2]}, vocabulary=True),
                   AnalysisOptions(permutations=99, builders=["hypotheses"]))["hypotheses"]["s"]
     assert out["phenomenon"]["partial"]["lexical"]["r"] == pytest.approx(expected["r"])
