@@ -141,18 +141,16 @@ def test_smollm2_through_a_mask_blind_wrapper_gives_the_same_spaces(
               "--limit", "6", "--metric", "gradsim,transfer", "--ftgd-steps", "2", "--ftgd-eval-every", "1",
               "--ftgd-lr", "1e-3", "--ftgd-batch", "6", "--analysis", "none", "--dtype", "float64", "--ftgd-mask", "full"]
     spaces = {}
-    runs = (("normal", str(smollm2_gguf), []), ("padded", str(smollm2_gguf), ["--scoring", "padded"]),
-            ("blind", f"blind:{smollm2_gguf}", []))
+    runs = (("normal", str(smollm2_gguf), []), ("blind", f"blind:{smollm2_gguf}", []))
     for label, model, extra in runs:
         out = tmp_path / label
         assert main([*common, *extra, "--model", model, "--output", str(out)]) == 0, capsys.readouterr().err
         results = json.loads((out / "results.json").read_text())
         spaces[label] = {m: np.array(s["matrix"], dtype=float) for m, s in results["spaces"].items()}
         assert results["model"]["scoring"] == ("trie" if label == "normal" else "padded")
-    # the mask-blind model gets exactly the padded path, in gradients and in FTGD
-    for metric in ("gradsim", "transfer"):
-        np.testing.assert_allclose(spaces["blind"][metric], spaces["padded"][metric], atol=1e-9, rtol=0)
-    # and the tree path within 1e-5 (the bar); measured differences are printed
+    # The mask-blind model (padded batches: the tiny-model test above checks that it gets
+    # exactly the padded path) equals the tree path within 1e-5, the bar; the
+    # measured differences are printed.
     for metric in ("gradsim", "transfer"):
         gap = np.abs(spaces["blind"][metric] - spaces["normal"][metric]).max()
         print(f"{metric}: tree vs mask-blind max |difference| {gap:.2e}")
