@@ -46,10 +46,6 @@ class ModelAccess:
     def requests(self, sentences: Sequence[str], delimiter: Delimiters = " ") -> list[Request]:
         return sentence_requests(self.tokenizer, sentences, self.prefix_id, delimiter)
 
-    def token_counts(self, sentences: Sequence[str], delimiter: Delimiters = " ") -> list[int]:
-        """How many tokens of each sentence are scored (its continuation after the prefix)."""
-        return [len(cont) for _, cont in self.requests(sentences, delimiter)]
-
     def batches(self, requests: Sequence[Request], batch_size: int | None = None) -> list[list[Any]]:
         """The requests grouped for forward passes: prefix trees, or one chain per request."""
         self._decide(requests)
@@ -69,10 +65,17 @@ class ModelAccess:
     def score(self, sentences: Sequence[str], progress: Callable[[int], None] | None = None,
               delimiter: Delimiters = " ") -> np.ndarray:
         """Each sentence's summed log-probability after the prefix token (float64)."""
+        return self.score_counted(sentences, progress, delimiter)[0]
+
+    def score_counted(self, sentences: Sequence[str], progress: Callable[[int], None] | None = None,
+                      delimiter: Delimiters = " ") -> tuple[np.ndarray, list[int]]:
+        """``score``, and how many tokens each sum is over (the sentence's continuation after the
+        prefix token), from one tokenisation."""
         requests = self.requests(sentences, delimiter)
         self._decide(requests)
-        return score_requests(self.model, requests, batch_size=self.batch_size, tree_nodes=self.tree_nodes,
-                              method=self._method or "auto", progress=progress)
+        scores = score_requests(self.model, requests, batch_size=self.batch_size, tree_nodes=self.tree_nodes,
+                                method=self._method or "auto", progress=progress)
+        return scores, [len(cont) for _, cont in requests]
 
     def logprobs(self, sentences: Sequence[str], delimiter: Delimiters = " ") -> list[Any]:
         """Differentiable summed log-probs (scalar tensors), one per sentence (FTGD's objective)."""

@@ -205,8 +205,7 @@ class Run:
                 logps = list(scorer_logprobs(self.model, sentences, delimiters))
                 bar.update(len(sentences))
             else:
-                logps = self.access.score(sentences, progress=bar.update, delimiter=delimiters)
-                counts = list(self.access.token_counts(sentences, delimiters))
+                logps, counts = self.access.score_counted(sentences, progress=bar.update, delimiter=delimiters)
         out: dict[str, list[PairScore]] = {t: [] for t in pairs_by_task}
         for k, (t, p) in enumerate(flat):
             out[t].append(PairScore(t, p.pair_id, p.good, p.bad, float(logps[2 * k]), float(logps[2 * k + 1]),

@@ -9,6 +9,8 @@ import hashlib
 import json
 from typing import Any, Mapping
 
+from .tasks import task_delimiter
+
 #: Bump when the stored form of units changes: older units are then recomputed, not read.
 UNIT_FORMAT = 3
 
@@ -24,7 +26,7 @@ def task_fingerprint(data: Any) -> str:
     unless it is a space, the delimiter its sentences are scored after."""
     value: dict[str, Any] = {split: [[p.pair_id, p.good, p.bad] for p in data.split(split)]
                              for split in ("train", "validation", "test")}
-    delimiter = getattr(getattr(data, "task", None), "delimiter", " ")
+    delimiter = task_delimiter(getattr(data, "task", None))
     if delimiter != " ":  # a space leaves the fingerprints of earlier runs as they were
         value["delimiter"] = delimiter
     return digest(value)

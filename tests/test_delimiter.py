@@ -186,7 +186,8 @@ def test_model_access_honours_the_delimiter(tiny_model: Path, blimp_dir: Path) -
     tok = access.tokenizer
     bare, spaced = access.score(sentences, delimiter=""), access.score(sentences)
     assert np.abs(bare - spaced).min() > 100 * TOL
-    assert access.token_counts(sentences, "") == [len(tok(s, add_special_tokens=False)["input_ids"]) for s in sentences]
+    assert access.score_counted(sentences, delimiter="")[1] == [len(tok(s, add_special_tokens=False)["input_ids"])
+                                                                for s in sentences]
     mixed = access.score(sentences, delimiter=["", " "] * len(pairs))  # one per sentence
     np.testing.assert_allclose(mixed[0::2], bare[0::2], atol=TOL)
     np.testing.assert_allclose(mixed[1::2], spaced[1::2], atol=TOL)

@@ -13,7 +13,7 @@ from lingspace_harness import RunConfig, load_harness
 from lingspace_harness.cli import main
 from lingspace_harness.runner import prepare
 from lingspace_harness_plugins.ftgd.controls import source_mask
-from lingspace_harness_plugins.ftgd.probing import Tuning, token_count, tuned_row
+from lingspace_harness_plugins.ftgd.probing import Tuning, tuned_row
 from lingspace_harness_plugins.ftgd.tuner import FTGDSettings
 
 TASKS = ["blimp_anaphor_gender_agreement", "blimp_anaphor_number_agreement", "blimp_passive_2"]
@@ -82,7 +82,9 @@ def test_perplexity_on_a_text_file(ctx, tiny_model: Path, blimp_dir: Path, tmp_p
     assert space["perplexity_on"] == "file:prose.txt"
     assert space["perplexity_text"] == {"file": "prose.txt", "sha256": hashlib.sha256(text.read_bytes()).hexdigest()}
     lines = [line for line in TEXT.splitlines() if line]
-    expected = math.exp(-float(np.sum(ctx.access.score(lines))) / token_count(ctx, lines))
+    encoded = ctx.model.tokenizer([" " + s for s in lines], add_special_tokens=False)["input_ids"]
+    n_tokens = sum(len(e) for e in encoded)
+    expected = math.exp(-float(np.sum(ctx.access.score(lines))) / n_tokens)
     assert space["perplexity_before"] == pytest.approx(expected, rel=1e-6)
     assert len(space["blimp_perplexity_change"]) == len(TASKS)
     plain = run(tiny_model, blimp_dir, tmp_path / "plain")["spaces"]["transfer"]

@@ -52,12 +52,6 @@ class Tuning:
         return self.text.label if self.text else BLIMP_GOOD_TEST
 
 
-def token_count(ctx: RunContext, sentences: list[str], delimiter: str = " ") -> int:
-    """How many tokens ``sentences`` have as scored (after ``delimiter``): a perplexity's denominator."""
-    return sum(len(e) for e in ctx.model.tokenizer([delimiter + s for s in sentences],
-                                                   add_special_tokens=False)["input_ids"])
-
-
 def targets(ctx: RunContext, tuning: Tuning) -> dict[str, list[Any]]:
     """The test pairs re-scored per target task: the first ``tuning.targets`` (None: all)."""
     return {t: list(d.test[:tuning.targets]) for t, d in ctx.data.items()}
@@ -65,8 +59,8 @@ def targets(ctx: RunContext, tuning: Tuning) -> dict[str, list[Any]]:
 
 def text_perplexity(ctx: RunContext, text: PerplexityText) -> float:
     """Token-weighted perplexity of the model on the text (each line after a space): exp(-sum log p / tokens)."""
-    lines = list(text.lines)
-    return math.exp(-float(np.sum(ctx.access.score(lines))) / token_count(ctx, lines))
+    logps, counts = ctx.access.score_counted(list(text.lines))
+    return math.exp(-float(np.sum(logps)) / sum(counts))
 
 
 def evaluate(ctx: RunContext, tuning: Tuning, scores: dict[str, list[PairScore]]) -> dict[str, Any]:
