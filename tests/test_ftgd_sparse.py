@@ -137,3 +137,13 @@ def test_empty_mask_is_refused(tiny_model: Path) -> None:
     with pytest.raises(ValueError, match="no parameter entries"):
         MaskedTuner(model, select_parameters(model), np.array([], dtype=np.int64)).tune(
             ModelAccess(model, tokenizer, tokenizer.bos_token_id), PAIRS, [], SETTINGS)
+
+
+def test_an_unsorted_mask_with_repeats_tunes_the_same_entries(tiny_model: Path) -> None:
+    model, _ = load(tiny_model)
+    params = select_parameters(model)
+    mask = spread_mask(params)
+    shuffled = np.random.default_rng(0).permutation(np.concatenate([mask, mask[:5]]))
+    a, b = MaskedTuner(model, params, mask), MaskedTuner(model, params, shuffled)
+    assert a.trainable == b.trainable
+    assert all(torch.equal(a.indices[i], b.indices[i]) for i in a.trainable)

@@ -154,6 +154,7 @@ class LookaheadOptions:
     lookahead_steps: int = 3
     lookahead_lr: float = 1e-4
     lookahead_batch: int = 16
+    lookahead_targets: int | None = None
     seed: int = 0
 
 
@@ -168,6 +169,8 @@ class Lookahead:
         group.add_argument("--lookahead-steps", type=int, help=f"FTGD steps per source (default {d.lookahead_steps})")
         group.add_argument("--lookahead-lr", type=float, help=f"Adam learning rate (default {d.lookahead_lr})")
         group.add_argument("--lookahead-batch", type=int, help=f"pairs per step (default {d.lookahead_batch})")
+        group.add_argument("--lookahead-targets", type=positive_int, metavar="N",
+                           help="re-score only the first N test pairs of each target task (default: all)")
 
     def strategies(self, ctx: RunContext) -> list[str]:
         return [ctx.provider(MASK).name]
@@ -175,7 +178,7 @@ class Lookahead:
     def tuning(self, ctx: RunContext) -> Tuning:
         o = ctx.options(self.name)
         return Tuning("lookahead", FTGDSettings(lr=o.lookahead_lr, steps=o.lookahead_steps, batch=o.lookahead_batch,
-                                                early_stopping=False, seed=o.seed))
+                                                early_stopping=False, seed=o.seed), targets=o.lookahead_targets)
 
     def units(self, ctx: RunContext) -> list[Unit]:
         return [Unit(1, "lookahead", s, self.name) for s in pending_sources(ctx, self.tuning(ctx))]
@@ -187,4 +190,5 @@ class Lookahead:
         tasks = ctx.task_names
         rows = tuned_rows(ctx, self.tuning(ctx))
         margin = rows_to_space(tasks, rows, "margin")
-        return MetricResult(space=Space(tasks, margin, {"variant": "margin", **tuning_extra(tasks, rows)}))
+        return MetricResult(space=Space(tasks, margin, {"variant": "margin", **tuning_extra(tasks, rows),
+                                                        "targets_per_task": rows[tasks[0]]["n_targets"]}))

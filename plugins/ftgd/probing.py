@@ -63,13 +63,25 @@ def text_perplexity(ctx: RunContext, text: PerplexityText) -> float:
     return math.exp(-float(np.sum(logps)) / sum(counts))
 
 
-def evaluate(ctx: RunContext, tuning: Tuning, scores: dict[str, list[PairScore]]) -> dict[str, Any]:
+def base_text_perplexity(ctx: RunContext, text: PerplexityText) -> float:
+    """The untuned model's ``text_perplexity``, computed once per run: a stored unit, keyed by
+    the text's sha256 (and, as every unit, the model and the data)."""
+    store = ctx.units("perplexity-text", sha256=text.sha256)
+    if not store.has("base", ".json"):
+        store.save_json("base", text_perplexity(ctx, text))
+    return store.load_json("base")
+
+
+def evaluate(ctx: RunContext, tuning: Tuning, scores: dict[str, list[PairScore]], tuned: bool) -> dict[str, Any]:
     """``summarize`` of the scored target pairs; with ``tuning.text`` its perplexity is the text's
-    (and the one on the BLiMP good sentences is ``blimp_perplexity``)."""
+    (and the one on the BLiMP good sentences is ``blimp_perplexity``). ``tuned``: the model is
+    not the base one, so its text perplexity is measured, not read from the run's unit."""
     n_tokens = sum(s.n_good for ss in scores.values() for s in ss)  # the scored tokens, counted by scoring
     out = summarize(scores, n_tokens)
-    return {**out, "perplexity": text_perplexity(ctx, tuning.text), "blimp_perplexity": out["perplexity"]} \
-        if tuning.text else out
+    if not tuning.text:
+        return out
+    perplexity = text_perplexity(ctx, tuning.text) if tuned else base_text_perplexity(ctx, tuning.text)
+    return {**out, "perplexity": perplexity, "blimp_perplexity": out["perplexity"]}
 
 
 def summarize(scores: dict[str, list[PairScore]], n_tokens: int) -> dict[str, Any]:
@@ -120,7 +132,7 @@ def tuned_row(ctx: RunContext, tuning: Tuning, source: str) -> dict[str, Any]:
     change, and how tuning went. One unit of work."""
     store = _store(ctx, tuning)
     pairs = targets(ctx, tuning)
-    base = evaluate(ctx, tuning, {t: ss[:len(pairs[t])] for t, ss in ctx.scores("test").items()})
+    base = evaluate(ctx, tuning, {t: ss[:len(pairs[t])] for t, ss in ctx.scores("test").items()}, tuned=False)
     mask = source_mask(ctx, tuning.mask, source, tuning.settings.seed)
     data = ctx.data[source]
     tuner = MaskedTuner(ctx.access.model, ctx.gradient_params, mask)
@@ -128,8 +140,8 @@ def tuned_row(ctx: RunContext, tuning: Tuning, source: str) -> dict[str, Any]:
         report = tuner.tune(ctx.access, data.train, data.validation, tuning.settings,
                             delimiter=task_delimiter(data.task))
         tuned = report.best_step > 0
-        after = evaluate(ctx, tuning, ctx.score_pairs(pairs, desc=f"{tuning.kind}: eval2 after {source}")) \
-            if tuned else None
+        after = evaluate(ctx, tuning, ctx.score_pairs(pairs, desc=f"{tuning.kind}: eval2 after {source}"),
+                         tuned=True) if tuned else None
         if tuning.with_states:
             store.save_array(source, probe_states(ctx))
     finally:

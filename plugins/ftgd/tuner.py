@@ -111,7 +111,9 @@ class MaskedTuner:
         offsets = layout_of(params).offsets
         self.indices: list[Any] = []  # per param: flat indices (int64, sorted), or None for "every entry"
         if mask is not None:
-            mask = np.unique(np.asarray(mask, dtype=np.int64))
+            mask = np.asarray(mask, dtype=np.int64)
+            if mask.size > 1 and not np.all(mask[1:] > mask[:-1]):  # the masks of ``controls`` are sorted already
+                mask = np.unique(mask)
         for i, param in enumerate(self.params):
             if mask is None:
                 self.indices.append(None)
