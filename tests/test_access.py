@@ -65,7 +65,8 @@ def test_mask_blind_model_falls_back_to_padded_everywhere(tiny_model: Path, pair
     np.testing.assert_allclose(blind.hidden_states(sentences[:6]), padded.hidden_states(sentences[:6]), atol=1e-6)
     # and the padded path equals the tree path on a model that honours masks
     tree = ModelAccess(model, tokenizer, bos, method="auto")
-    np.testing.assert_allclose(tree.gradient_differential(pairs, params), grad_blind, rtol=1e-4, atol=1e-5)
+    scale = float(np.abs(grad_blind).max())  # float32 sums in another order: errors relative to the largest entry
+    np.testing.assert_allclose(tree.gradient_differential(pairs, params), grad_blind, rtol=1e-4, atol=2e-6 * scale)
     assert tree.method == "trie"
 
 
