@@ -37,9 +37,10 @@ from scipy.stats import binomtest
 from lingspace_harness import RunConfig, load_harness
 from lingspace_harness.runner import prepare
 from lingspace_harness_plugins.ftgd.controls import PerplexityText
-from lingspace_harness_plugins.ftgd.metrics import rows_to_space, tuning_extra
+from lingspace_harness_plugins.ftgd.metrics import TransferOptions, rows_to_space, tuning_extra
 from lingspace_harness_plugins.ftgd.probing import Tuning, tuned_rows
 from lingspace_harness_plugins.ftgd.tuner import FTGDSettings
+from lingspace_harness_plugins.strategies import TopKOptions
 
 #: Six pairs of BLiMP paradigms of the same phenomenon.
 PAIRS = [
@@ -51,6 +52,8 @@ PAIRS = [
     ("existential_there_quantifiers_1", "existential_there_quantifiers_2"),
 ]
 MASKS = ("topk", "random", "magnitude", "full")
+#: The shipped default (mask, lr, k): the transfer metric's --ftgd-lr and the topk strategy's --topk.
+DEFAULT = ("topk", TransferOptions().ftgd_lr, TopKOptions().topk)
 #: The table's numeric columns, in order.
 COLUMNS = ("target_margin", "target_accuracy", "off_abs", "within", "between", "ppl_text", "ppl_blimp")
 HERE = Path(__file__).resolve().parent
@@ -161,6 +164,14 @@ def table(rows: list[tuple[str, float, float | None, dict, float]]) -> str:
     return "\n".join(lines)
 
 
+def paired(a: np.ndarray, b: np.ndarray) -> tuple[int, int, float]:
+    """In how many sources (finite in both) a's target Δ exceeds b's, of how many, and the
+    two-sided sign-test p."""
+    both = np.isfinite(a) & np.isfinite(b)
+    wins, n = int((a[both] > b[both]).sum()), int(both.sum())
+    return wins, n, binomtest(wins, n).pvalue if n else float("nan")
+
+
 def ratio(a: float, b: float) -> str:
     """a/b as 'N.N×', or '—' where the control did not move its target up (no meaningful ratio)."""
     return f"{a / b:.1f}×" if b > 0 and np.isfinite(a) else "—"
@@ -176,9 +187,7 @@ def controls(rows: list[tuple[str, float, float | None, dict, float]]) -> str:
         if mask not in ("random", "magnitude") or ("topk", lr, k) not in found:
             continue
         ftgd = found[("topk", lr, k)]
-        both = np.isfinite(ftgd["diagonal"]) & np.isfinite(s["diagonal"])
-        wins, n = int((ftgd["diagonal"][both] > s["diagonal"][both]).sum()), int(both.sum())
-        p = binomtest(wins, n).pvalue if n else float("nan")
+        wins, n, p = paired(ftgd["diagonal"], s["diagonal"])
         lines.append(f"| {lr:g} | {k:.1%} | {mask} | {ftgd['target_margin']:+.3f} | {s['target_margin']:+.3f} | "
                      f"{ratio(ftgd['target_margin'], s['target_margin'])} | {wins}/{n} | {p:.2g} |")
     return "\n".join(lines)
@@ -187,15 +196,25 @@ def controls(rows: list[tuple[str, float, float | None, dict, float]]) -> str:
 def choice(rows: list[tuple[str, float, float | None, dict, float]]) -> str:
     """The default by the issue's rule: of the topk settings whose within Δ exceeds between,
     the largest target gain per unit of general-text perplexity increase (one that does not
-    raise perplexity beats every one that does; among those, the larger gain wins)."""
+    raise perplexity beats every one that does; among those, the larger gain wins). The
+    winner is then compared with the shipped default (``DEFAULT``) source by source: it
+    should replace the default only where its target gain is larger beyond noise (sign-test
+    p < 0.05)."""
     ok = [(lr, k, s) for mask, lr, k, s, _ in rows if mask == "topk" and s["within"] > s["between"]
           and s["target_margin"] > 0 and np.isfinite(s["ppl_text"])]
     if not ok:
         return "no topk setting has a positive target gain with within above between"
     lr, k, s = max(ok, key=lambda r: (r[2]["ppl_text"] <= 0, r[2]["target_margin"] if r[2]["ppl_text"] <= 0
                                       else r[2]["target_margin"] / r[2]["ppl_text"]))
-    return (f"chosen: topk, lr {lr:g}, k {k:.1%} (target Δmargin {s['target_margin']:+.3f}, "
-            f"Δppl text {s['ppl_text']:+.3f}, within {s['within']:+.3f} > between {s['between']:+.3f})")
+    out = (f"chosen by the rule: topk, lr {lr:g}, k {k:.1%} (target Δmargin {s['target_margin']:+.3f}, "
+           f"Δppl text {s['ppl_text']:+.3f}, within {s['within']:+.3f} > between {s['between']:+.3f})")
+    default = next((r[3] for r in rows if r[:3] == DEFAULT), None)
+    if default is None or (lr, k) == DEFAULT[1:]:
+        return out
+    wins, n, p = paired(s["diagonal"], default["diagonal"])
+    verdict = "replace the default" if p < 0.05 and wins > n / 2 else "keep the default (not larger beyond noise)"
+    return (f"{out}\nagainst the default (topk, lr {DEFAULT[1]:g}, k {DEFAULT[2]:.1%}, target Δmargin "
+            f"{default['target_margin']:+.3f}): larger in {wins}/{n} sources, sign-test p {p:.2g}: {verdict}")
 
 
 def main() -> None:

@@ -59,13 +59,20 @@ def test_study_equals_the_cli_and_resumes(monkeypatch, capsys, tiny_model: Path,
 def test_the_default_rule() -> None:
     choice = load_study().choice
 
-    def row(lr: float, gain: float, ppl: float, within: float = 1.0, mask: str = "topk") -> tuple:
-        return (mask, lr, 0.01, {"target_margin": gain, "ppl_text": ppl, "within": within, "between": 0.5}, 0.0)
+    def row(lr: float, gain: float, ppl: float, within: float = 1.0, mask: str = "topk", k: float = 0.01,
+            diagonal: list[float] | None = None) -> tuple:
+        return (mask, lr, k, {"target_margin": gain, "ppl_text": ppl, "within": within, "between": 0.5,
+                              "diagonal": np.array(diagonal or [gain] * 12)}, 0.0)
 
     # gain per unit of perplexity increase; a setting that does not raise perplexity wins
     assert "lr 0.0003" in choice([row(1e-4, 2.0, 4.0), row(3e-4, 9.0, 3.0)])
-    assert "lr 0.0001" in choice([row(1e-4, 2.0, -1.0), row(3e-4, 9.0, 3.0)])
+    assert "rule: topk, lr 0.0001" in choice([row(1e-4, 2.0, -1.0), row(3e-4, 9.0, 3.0)])
     assert "lr 3e-05" in choice([row(3e-5, 3.0, -0.5), row(1e-4, 2.0, -1.0)])
     # within must exceed between; controls are never chosen
-    assert "lr 0.0001" in choice([row(1e-4, 2.0, 4.0), row(3e-4, 9.0, 3.0, within=0.1)])
+    assert "rule: topk, lr 0.0001" in choice([row(1e-4, 2.0, 4.0), row(3e-4, 9.0, 3.0, within=0.1)])
     assert choice([row(1e-4, 2.0, 1.0, mask="random")]).startswith("no topk")
+    # the winner replaces the shipped default (lr 1e-4, k 1%) only if larger beyond noise, source by source
+    assert "replace the default" in choice([row(1e-4, 2.0, -1.0), row(3e-4, 3.0, -1.0, k=0.001)])
+    noisy = [3.0, 1.0] * 6  # mean 2.0 + 0.1, larger in half the sources
+    assert "keep the default" in choice([row(1e-4, 2.0, -1.0, diagonal=[2.0] * 12),
+                                         row(3e-4, 2.1, -1.0, k=0.001, diagonal=[v + 0.1 for v in noisy])])
