@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from lingspace_harness.cli import main
 
@@ -24,9 +25,13 @@ def load_study():
 def study(monkeypatch, model: Path, blimp_dir: Path, out: Path, *extra: str) -> None:
     argv = ["ftgd_study.py", "--model", str(model), "--data-dir", str(blimp_dir), "--out", str(out), "--tasks", "2",
             "--limit", "8", "--masks", "topk,random,full", "--lrs", "3e-3", "--ks", "0.05", "--steps", "2",
-            "--batch", "4", "--threads", "1", *extra]
+            "--batch", "4", "--threads", str(torch.get_num_threads()), *extra]  # leave the process's threads as they are
     monkeypatch.setattr(sys, "argv", argv)
-    load_study().main()
+    threads = torch.get_num_threads()
+    try:
+        load_study().main()
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_study_equals_the_cli_and_resumes(monkeypatch, capsys, tiny_model: Path, blimp_dir: Path,
