@@ -13,7 +13,8 @@ own code (``tuned_rows``), in this process: one run context per k (``OUT/k<k>``)
 model, eval1 and the gradient masks, which every mask and learning rate of that k share;
 ``full`` runs in the first k's. Every row is a stored unit, so a rerun (or a second
 process given other ``--masks/--lrs/--ks`` and the same ``--out``) resumes and skips what
-is done, and ``--table-only`` over the whole grid prints the table of what is stored. Steps are matched:
+is done, and ``--table-only`` over the whole grid prints the table of what is stored (a
+setting file counts only for the same parameters, model weights and data). Steps are matched:
 every source is tuned for exactly ``--steps`` steps (one validation, at the end, so the
 untuned model is kept only if the tuned one is worse on validation). The table gives, over
 tuned sources, the target margin and accuracy gain (diagonal), the mean off-target |Δ
@@ -86,42 +87,49 @@ def context(args: argparse.Namespace, tasks: list[str], k: float) -> object:
     return prepare(load_harness(), config)
 
 
-def run_setting(args: argparse.Namespace, ctx: object, mask: str, lr: float, k: float | None) -> dict:
+def run_setting(args: argparse.Namespace, ctx: object, text: PerplexityText, mask: str, lr: float,
+                k: float | None) -> dict:
     """Tune every source for one setting (stored rows are reused) and return its space."""
     settings = FTGDSettings(lr=lr, steps=args.steps, batch=args.batch, eval_every=args.steps, seed=args.seed)
-    tuning = Tuning("transfer", settings, mask=mask, targets=args.transfer_targets,
-                    text=PerplexityText.read(str(args.text)))
-    rows = tuned_rows(ctx, tuning)
+    rows = tuned_rows(ctx, Tuning("transfer", settings, mask=mask, targets=args.transfer_targets, text=text))
     tasks = ctx.task_names
     return {"tasks": tasks, "matrix": rows_to_space(tasks, rows, "margin"), **tuning_extra(tasks, rows)}
 
 
 def study(args: argparse.Namespace, tasks: list[str]) -> list[tuple[str, float, float | None, dict, float]]:
-    """Every setting's summary and wall time, computed or read from ``OUT/<setting>.json``."""
-    rows, contexts = [], {}
-    params = {"model": args.model, "tasks": tasks, "limit": args.limit, "steps": args.steps, "batch": args.batch,
-              "targets": args.transfer_targets, "text": PerplexityText.read(str(args.text)).sha256, "seed": args.seed}
+    """Every setting's summary and wall time, computed or read from ``OUT/<setting>.json``. A
+    stored setting is used only if it was made with these parameters and the same model
+    weights and data (the run's fingerprints), so the first context is built even for
+    ``--table-only``."""
+    contexts: dict[float, object] = {}
+
+    def context_of(k: float) -> object:
+        if k not in contexts:
+            contexts[k] = context(args, tasks, k)
+        return contexts[k]
+
+    text = PerplexityText.read(str(args.text))
+    params = {"model": args.model, "fingerprints": context_of(args.ks[0]).shared.fingerprints, "tasks": tasks,
+              "limit": args.limit, "steps": args.steps, "batch": args.batch, "targets": args.transfer_targets,
+              "text": text.sha256, "seed": args.seed}
+    rows = []
     for mask, lr, k in settings(args):
         file = args.out / f"{setting_name(mask, lr, k)}.json"
-        stored = file.is_file() and json.loads(file.read_text()).get("params") == params
-        if args.table_only and not stored:
-            print(f"not run yet: {setting_name(mask, lr, k)}")
-            continue
-        if not stored:
-            key = args.ks[0] if k is None else k
-            if key not in contexts:
-                contexts[key] = context(args, tasks, key)
-            ctx = contexts[key]
+        record = json.loads(file.read_text()) if file.is_file() else {}
+        if record.get("params") != params:
+            if args.table_only:
+                print(f"not run yet: {setting_name(mask, lr, k)}")
+                continue
+            ctx = context_of(args.ks[0] if k is None else k)
             for task in ctx.pending_gradients() if mask != "full" else []:  # shared, so not in the wall time
                 ctx.compute_gradient(task)
             began = time.perf_counter()
-            space = run_setting(args, ctx, mask, lr, k)
+            space = run_setting(args, ctx, text, mask, lr, k)
             record = {"params": params, "summary": summary(space), "wall": time.perf_counter() - began,
                       "space": space}
             file.write_text(json.dumps(record, allow_nan=True))
-        record = json.loads(file.read_text())
-        rows.append((mask, lr, k, {**record["summary"], "diagonal": np.diag(np.array(record["space"]["matrix"],
-                                                                                      dtype=float))}, record["wall"]))
+        diagonal = np.diag(np.array(record["space"]["matrix"], dtype=float))
+        rows.append((mask, lr, k, {**record["summary"], "diagonal": diagonal}, record["wall"]))
     return rows
 
 

@@ -42,6 +42,7 @@ def test_study_equals_the_cli_and_resumes(monkeypatch, capsys, tiny_model: Path,
     assert "| 0.003 | 5.0% | random |" in table  # FTGD against its control
     record = json.loads((tmp_path / "study" / "random-lr0.003-k0.05.json").read_text())
     tasks = record["space"]["tasks"]
+    assert record["params"]["fingerprints"]["model"]  # other weights or data are never served these rows
     assert main(["run", "--model", str(tiny_model), "--data-dir", str(blimp_dir), "--tasks", ",".join(tasks),
                  "--limit", "8", "--metric", "transfer", "--output", str(tmp_path / "cli"), "--topk", "0.05",
                  "--ftgd-mask", "random", "--ftgd-lr", "3e-3", "--ftgd-steps", "2", "--ftgd-eval-every", "2",

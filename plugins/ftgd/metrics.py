@@ -38,6 +38,11 @@ def movement(matrix: list[list[float]]) -> dict[str, float | None]:
             "collateral_abs": float(np.nanmean(np.abs(off))) if np.isfinite(off).any() else None}
 
 
+def targets_per_task(tasks: list[str], rows: dict[str, dict[str, Any]]) -> dict[str, int]:
+    """How many test pairs of each target task were re-scored (the same for every source)."""
+    return {t: rows[tasks[0]]["n_targets"][t] for t in tasks}
+
+
 def tuning_extra(tasks: list[str], rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
     margin = rows_to_space(tasks, rows, "margin")
     untuned = [s for s in tasks if not rows[s].get("tuned", True)]
@@ -138,7 +143,7 @@ class Transfer:
         rows = tuned_rows(ctx, tunings[0])
         margin = rows_to_space(tasks, rows, "margin")
         extra: dict[str, Any] = {"variant": "margin", "mask": tunings[0].mask, **tuning_extra(tasks, rows),
-                                 "targets_per_task": {t: rows[tasks[0]]["n_targets"][t] for t in tasks}}
+                                 "targets_per_task": targets_per_task(tasks, rows)}
         if tunings[0].text:
             extra["perplexity_text"] = {"file": tunings[0].text.name, "sha256": tunings[0].text.sha256}
         if len(tunings) > 1:
@@ -191,4 +196,4 @@ class Lookahead:
         rows = tuned_rows(ctx, self.tuning(ctx))
         margin = rows_to_space(tasks, rows, "margin")
         return MetricResult(space=Space(tasks, margin, {"variant": "margin", **tuning_extra(tasks, rows),
-                                                        "targets_per_task": rows[tasks[0]]["n_targets"]}))
+                                                        "targets_per_task": targets_per_task(tasks, rows)}))
