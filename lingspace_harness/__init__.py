@@ -13,7 +13,7 @@ from .arguments import comma_list, positive_int
 from .config import RunConfig, cache_dir
 from .errors import DataError, ModelError, PluginError, UnknownNameError, UserError, error_reason
 from .execution import Worker, WorkerSpec
-from .gradients import ParamLayout, gradient_differential, layout_of, select_parameters
+from .gradients import ParamLayout, gradient_differential, gradient_differentials, layout_of, select_parameters
 from .hookspecs import hookimpl
 from .models import LoadedModel, ModelLoader, ModelOptions, resolve_loader
 from .pairs import MinimalPair, PairScore, pairs_from_rows, read_jsonl, read_pairs_jsonl
@@ -24,6 +24,7 @@ from .protocols import (Command, Executor, GradientStrategy, Hypothesis, Metric,
 from .results import atomic_open, read_results, write_atomic, write_results
 from .runner import run
 from .scoring import prefix_token_id
+from .selection import largest_magnitudes
 from .agreement import cluster_agreement
 from .stats import (is_symmetric, mantel, partial_mantel, spearman_rows, split_half_reliability,
                     symmetrise, within_between)
@@ -51,8 +52,8 @@ __all__ = [
     "ModelAccess", "ModelError", "ModelLoader", "ModelOptions", "PairScore", "ParamLayout", "PluginError",
     "Reporter", "RunConfig", "RunContext", "Space", "SpaceBuilder", "Task", "TaskData", "TaskSource", "Unit",
     "UnitStore", "UnknownNameError", "UserError", "Worker", "WorkerSpec", "analyse", "atomic_open", "cache_dir",
-    "cluster_agreement", "comma_list", "error_reason", "gradient_differential", "hookimpl", "hypothesis_from_file",
-    "is_symmetric", "layout_of", "load_harness", "main", "mantel", "pairs_from_rows", "partial_mantel",
+    "cluster_agreement", "comma_list", "error_reason", "gradient_differential", "gradient_differentials", "hookimpl", "hypothesis_from_file",
+    "is_symmetric", "largest_magnitudes", "layout_of", "load_harness", "main", "mantel", "pairs_from_rows", "partial_mantel",
     "positive_int", "prefix_token_id", "progress_bar", "read_jsonl", "read_pairs_jsonl", "read_results",
     "register_plugin", "resolve_loader", "run", "select_parameters", "select_tasks", "spearman_rows",
     "split_half_reliability", "split_pairs", "symmetrise", "task_delimiter", "task_source", "unregister_plugin",

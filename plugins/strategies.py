@@ -6,7 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from lingspace_harness import ParamLayout, UserError, hookimpl
+from lingspace_harness import ParamLayout, UserError, hookimpl, largest_magnitudes
+
+#: Entries per step of the projection (the plan's codes and the gradient's values stay in cache).
+CHUNK = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -49,14 +52,12 @@ class TopK:
     def reduce(self, grad: np.ndarray, layout: ParamLayout, options: TopKOptions) -> np.ndarray:
         if not 0 < options.topk <= 1:
             raise UserError(f"--topk must be in (0, 1], got {options.topk}")
-        n = max(1, int(round(options.topk * grad.size)))
-        chosen = np.argpartition(np.abs(grad), grad.size - n)[grad.size - n:]
-        return np.sort(chosen).astype(np.int64)
+        return largest_magnitudes(grad, max(1, int(round(options.topk * grad.size))))
 
 
 @dataclass(frozen=True)
 class ProjectedOptions:
-    projection_dim: int = 1024
+    projection_dim: int = 2048
     seed: int = 0
 
 
@@ -67,28 +68,45 @@ class Projected:
     Options = ProjectedOptions
 
     def add_arguments(self, group: Any) -> None:
-        group.add_argument("--projection-dim", type=int, help="values per parameter tensor (default 1024)")
+        group.add_argument("--projection-dim", type=int, help="values per parameter tensor (default 2048)")
 
     def __init__(self) -> None:
-        self._plans: dict[tuple, list[tuple[np.ndarray, np.ndarray]]] = {}
+        self._plans: dict[tuple, np.ndarray] = {}
 
-    def _plan(self, layout: ParamLayout, dim: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _plan(self, layout: ParamLayout, dim: int, seed: int) -> np.ndarray:
+        """Each entry's bucket, plus ``dim`` where its sign is -1, in the smallest unsigned type
+        that holds ``2 * dim`` (uint16 up to dim 32768). The buckets and signs are those of
+        ``default_rng([seed, tensor, dim])``: ``integers(0, dim, size)``, then ``choice([-1, 1], size)``,
+        drawn in chunks (the same stream). Built once per layout, dimension and seed."""
         key = (layout, dim, seed)
         if key not in self._plans:
-            plan = []
+            codes = np.empty(layout.size, dtype=np.uint16 if 2 * dim <= 1 << 16 else np.uint32)
+            offsets = layout.offsets
             for i, size in enumerate(layout.sizes):
                 rng = np.random.default_rng([seed, i, dim])
-                plan.append((rng.integers(0, dim, size=size), rng.choice(np.array([-1.0, 1.0], np.float32), size)))
-            self._plans = {key: plan}  # one layout at a time
+                piece = codes[offsets[i]:offsets[i + 1]]
+                for lo in range(0, size, CHUNK * 16):
+                    piece[lo:lo + CHUNK * 16] = rng.integers(0, dim, size=min(CHUNK * 16, size - lo))
+                for lo in range(0, size, CHUNK * 16):
+                    negative = rng.integers(0, 2, size=min(CHUNK * 16, size - lo)) == 0  # choice's index 0: -1
+                    piece[lo:lo + CHUNK * 16] += negative.astype(codes.dtype) * dim
+            self._plans = {key: codes}  # one layout at a time
         return self._plans[key]
 
     def reduce(self, grad: np.ndarray, layout: ParamLayout, options: ProjectedOptions) -> np.ndarray:
+        """Per tensor, the signed sums of its entries in each bucket (float64 sums, then float32)."""
         dim = options.projection_dim
+        if dim < 1:
+            raise UserError(f"--projection-dim must be at least 1, got {dim}")
+        codes = self._plan(layout, dim, options.seed)
         out = np.zeros(len(layout.sizes) * dim, dtype=np.float64)
         offsets = layout.offsets
-        for i, (bucket, sign) in enumerate(self._plan(layout, dim, options.seed)):
-            piece = grad[offsets[i]:offsets[i + 1]].astype(np.float64) * sign
-            out[i * dim:(i + 1) * dim] = np.bincount(bucket, weights=piece, minlength=dim)
+        for i in range(len(layout.sizes)):
+            sums = np.zeros(2 * dim)
+            for lo in range(offsets[i], offsets[i + 1], CHUNK):
+                hi = min(offsets[i + 1], lo + CHUNK)
+                sums += np.bincount(codes[lo:hi], weights=grad[lo:hi], minlength=2 * dim)
+            out[i * dim:(i + 1) * dim] = sums[:dim] - sums[dim:]
         return out.astype(np.float32)
 
     def layer_slices(self, layout: ParamLayout, options: ProjectedOptions) -> dict[str, list[tuple[int, int]]]:
