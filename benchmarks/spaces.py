@@ -51,7 +51,7 @@ def context(args: argparse.Namespace):
     from lingspace_harness.runner import prepare
 
     harness = load_harness()
-    config = RunConfig(model=args.model, tasks=[args.task], data_dir=Path(args.data_dir), limit=args.pairs)
+    config = RunConfig(model=args.model, tasks=args.task.split(","), data_dir=Path(args.data_dir), limit=args.pairs)
     return prepare(harness, config)
 
 
@@ -130,6 +130,105 @@ def transfer(args: argparse.Namespace) -> None:
           f"{[round(x, 1) for x in results['spaces']['transfer']['perplexity_change']]}")
     for metric in ("transfer", "lookahead", "cka"):
         report(results, metric)
+
+
+def projection(args: argparse.Namespace) -> None:
+    """How the projected strategy's gradsim space agrees with the full one, on 12 tasks (one per
+    phenomenon): max |cosine difference| and Spearman r of the off-diagonal cells, per dimension."""
+    from scipy.stats import spearmanr
+
+    from lingspace_harness.context import halves
+    from lingspace_harness_plugins.gradsim import cosine, gram_by_layer
+
+    tasks = one_per_phenomenon(args.data_dir)
+    args.task = ",".join(tasks)
+    ctx = context(args)
+    projected = ctx.harness.gradient_strategies.get("projected")
+    layout = ctx.gradient_layout
+    grads = []
+    for task in tasks:  # the whole differential, as a run computes it: the sum of its halves'
+        first, second = ctx.access.gradient_differentials(halves(ctx.data[task].train), ctx.gradient_params)
+        first += second
+        grads.append(first)
+    exact = cosine(sum(gram_by_layer(grads, layout.layers()).values()))
+    off = ~np.eye(len(tasks), dtype=bool)
+    print(f"{len(tasks)} tasks x {args.pairs} training pairs, {layout.size} parameters; full gradsim off-diagonal "
+          f"cells: mean {exact[off].mean():.4f}, sd {exact[off].std():.4f}")
+    print("| projection dim | MB per differential | max abs cosine difference | Spearman r (off-diagonal) |")
+    print("|---|---|---|---|")
+    for dim in args.dims:
+        options = projected.Options(projection_dim=dim)
+        sketches = [projected.reduce(g, layout, options) for g in grads]
+        approx = cosine(sum(gram_by_layer(sketches, projected.layer_slices(layout, options)).values()))
+        rho = spearmanr(approx[off], exact[off]).statistic
+        print(f"| {dim} | {sketches[0].nbytes / 1e6:.2f} | {np.abs(approx - exact).max():.4f} | {rho:.4f} |", flush=True)
+
+
+#: The issue's six paradigms for the gradient-cost benchmark.
+GRADIENT_TASKS = "blimp_anaphor_*,blimp_npi_present_*,blimp_passive_*"
+
+
+def gradient_child(args: argparse.Namespace) -> None:
+    """One measured run (a child process, so that its peak RSS is its own): score the training
+    pairs forward only, then run the gradient units of ``gradsim,overlap`` (the default
+    strategies) as `run` does; print one JSON line."""
+    import tempfile
+
+    import torch
+
+    from lingspace_harness import RunConfig, load_harness
+    from lingspace_harness.execution import execute_units
+    from lingspace_harness.runner import assemble, prepare
+
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory(dir=args.out) as out:
+        config = RunConfig(model=args.model, tasks=args.task.split(","), data_dir=Path(args.data_dir),
+                           limit=args.pairs, metrics=["gradsim", "overlap"], split_half=args.split_half,
+                           output=Path(out), analysis=[])
+        ctx = prepare(load_harness(), config)
+        ctx.scores("test")  # eval1, which every run does first; not part of either measurement
+        train = {t: d.train for t, d in ctx.data.items()}
+        start = time.perf_counter()
+        ctx.score_pairs(train)
+        scoring = time.perf_counter() - start
+        start = time.perf_counter()
+        execute_units(ctx, None, prepare)
+        gradients = time.perf_counter() - start
+        assemble(ctx)
+        units = [p for p in (Path(out) / "units").rglob("*.npy")]
+        print(json.dumps({"scoring": scoring, "gradients": gradients, "tasks": len(train),
+                          "pairs": sum(map(len, train.values())),
+                          "mb_per_task": sum(p.stat().st_size for p in units) / 1e6 / len(train),
+                          "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def gradient_cost(args: argparse.Namespace) -> None:
+    """The gradient work of a gradsim+overlap run as a ratio to scoring the same pairs, without and
+    with --split-half, each in a fresh child process; alternating, medians of --repeats."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows: dict[str, list[dict]] = {"plain": [], "split-half": []}
+    for k in range(args.repeats):
+        for mode in rows:
+            argv = [sys.executable, __file__, "gradient-child", "--model", args.model, "--data-dir", str(args.data_dir),
+                    "--pairs", str(args.pairs), "--task", args.task, "--threads", str(args.threads),
+                    "--out", str(args.out)] + (["--split-half"] if mode == "split-half" else [])
+            line = subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+            rows[mode].append(json.loads(line))
+            r = rows[mode][-1]
+            print(f"  {mode} run {k + 1}: scoring {r['scoring']:.1f} s, gradient units {r['gradients']:.1f} s "
+                  f"({r['gradients'] / r['scoring']:.2f}x), peak {r['peak_mb']:.0f} MiB, "
+                  f"{r['mb_per_task']:.1f} MB per task", flush=True)
+    med = {m: {key: statistics.median(r[key] for r in rs) for key in rs[0]} for m, rs in rows.items()}
+    ratio = {m: statistics.median(r["gradients"] / r["scoring"] for r in rs) for m, rs in rows.items()}
+    plain, split = med["plain"], med["split-half"]
+    print(f"{plain['tasks']:.0f} tasks ({args.task}), {plain['pairs']:.0f} training pairs, {args.threads} threads, "
+          f"medians of {args.repeats}:")
+    print(f"  gradient work / scoring the same pairs: {ratio['plain']:.2f}x (goal <= 3.0x); with --split-half "
+          f"{ratio['split-half']:.2f}x")
+    print(f"  --split-half / without: {split['gradients'] / plain['gradients']:.3f}x (goal <= 1.15x)")
+    print(f"  peak RSS: {plain['peak_mb']:.0f} MiB, with --split-half {split['peak_mb']:.0f} MiB (goal <= 2.5 GB)")
+    print(f"  on disk per task: {plain['mb_per_task']:.1f} MB, with --split-half {split['mb_per_task']:.1f} MB "
+          f"(goal <= 20 MB)")
 
 
 def executors(args: argparse.Namespace) -> None:
@@ -250,18 +349,25 @@ def ftgd_tune(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["ratio", "gradsim", "transfer", "executors", "ftgd-step", "ftgd-tune"])
+    parser.add_argument("what", choices=["ratio", "gradsim", "transfer", "executors", "ftgd-step", "ftgd-tune",
+                                         "projection", "gradient-cost", "gradient-child"])
     parser.add_argument("--model", default=default_model())
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("LINGSPACE_BLIMP_DIR", "../shared/blimp")))
     parser.add_argument("--pairs", type=int, default=100, help="--limit: pairs per split")
-    parser.add_argument("--task", default="blimp_anaphor_number_agreement")
+    parser.add_argument("--task", help="task (name or glob, comma-separated); default blimp_anaphor_number_agreement, "
+                                       f"for gradient-cost {GRADIENT_TASKS}")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("bench-out"))
+    parser.add_argument("--split-half", action="store_true", help=argparse.SUPPRESS)  # gradient-child
+    parser.add_argument("--dims", type=lambda s: [int(x) for x in s.split(",")], default=[256, 1024, 4096],
+                        help="projection: the dimensions compared with full (comma-separated)")
     args = parser.parse_args()
+    args.task = args.task or (GRADIENT_TASKS if args.what.startswith("gradient-") else "blimp_anaphor_number_agreement")
     os.environ.setdefault("LINGSPACE_NO_PROGRESS", "1")
     {"ratio": ratio, "gradsim": gradsim, "transfer": transfer, "executors": executors,
-     "ftgd-step": ftgd_step, "ftgd-tune": ftgd_tune}[args.what](args)
+     "ftgd-step": ftgd_step, "ftgd-tune": ftgd_tune, "projection": projection, "gradient-cost": gradient_cost,
+     "gradient-child": gradient_child}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .errors import UserError
-from .gradients import gradient_differential
+from .gradients import gradient_differentials
 from .pairs import MinimalPair
 from .scoring import (METHODS, TREE_NODES, Delimiters, Request, choose_method, logit_rows, request_logprobs,
                       score_requests, sentence_requests, tree_batches)
@@ -94,11 +94,16 @@ class ModelAccess:
                               batch_size: int | None = None, delimiter: str = " ") -> np.ndarray:
         """Sum over pairs of grad[log p(good) - log p(bad)] w.r.t. ``params``, one flat float32
         vector in ``layout_of(params)`` order."""
-        self._decide(self.requests([s for p in pairs[:4] for s in (p.good, p.bad)], delimiter))
-        return gradient_differential(self.model, self.tokenizer, pairs, self.prefix_id, params,
-                                     batch_size=batch_size or min(self.batch_size, 64),
-                                     tree_nodes=self.tree_nodes, share=self._method == "trie",
-                                     delimiter=delimiter)
+        return self.gradient_differentials([pairs], params, batch_size, delimiter)[0]
+
+    def gradient_differentials(self, groups: Sequence[Sequence[MinimalPair]], params: Sequence[tuple[str, Any]],
+                               batch_size: int | None = None, delimiter: str = " ") -> list[np.ndarray]:
+        """``gradient_differential`` of each group of pairs (each exactly as if it were alone)."""
+        self._decide(self.requests([s for g in groups for p in g[:4] for s in (p.good, p.bad)][:8], delimiter))
+        return gradient_differentials(self.model, self.tokenizer, groups, self.prefix_id, params,
+                                      batch_size=batch_size or min(self.batch_size, 64),
+                                      tree_nodes=self.tree_nodes, share=self._method == "trie",
+                                      delimiter=delimiter)
 
     def hidden_states(self, sentences: Sequence[str], batch_size: int = 32,
                       delimiter: Delimiters = " ") -> np.ndarray:

@@ -146,15 +146,36 @@ class Run:
         return list(dict.fromkeys(wanted))
 
     def pending_gradients(self, strategies: list[str] | None = None) -> list[str]:
-        """Tasks whose differential is not stored yet for some of ``strategies`` (default: the run's)."""
+        """Tasks whose differential is not stored yet for some of ``strategies`` (default: the
+        run's), here or, for the run itself with ``--split-half``, in one of its halves (the
+        run's own unit computes them: see ``compute_gradient``)."""
         names = self.strategies if strategies is None else strategies
-        return [t for t in self.data if any(not self._gradient_store(s).has(t, ".npy") for s in names)]
+        runs = [self] if self.variant else self.variants()
+        return [t for t in self.data if any(not r._gradient_store(s).has(t, ".npy") for r in runs for s in names)]
 
     def compute_gradient(self, task: str, strategies: list[str] | None = None) -> None:
-        """One unit: a task's training-split differential, reduced and stored by each strategy."""
+        """One unit: a task's training-split differential, reduced and stored by each strategy.
+
+        Each training pair's gradient is computed once: the run's differential is the sum of
+        its two halves' (``halves``), which with ``--split-half`` are stored as the halves'
+        differentials too. A half's own run computes its pairs alone, with the same batches."""
         names = list(dict.fromkeys(self.strategies if strategies is None else strategies))
-        grad = self.access.gradient_differential(self.data[task].train, self.gradient_params,
-                                                 delimiter=self.delimiter(task))
+        train = self.data[task].train
+        if self.variant:
+            self._store_reductions(task, self.access.gradient_differential(
+                train, self.gradient_params, delimiter=self.delimiter(task)), names)
+            return
+        total, second = self.access.gradient_differentials(halves(train), self.gradient_params,
+                                                           delimiter=self.delimiter(task))
+        if self.config.split_half:
+            self.for_variant(VARIANTS[0])._store_reductions(task, total, names)
+            self.for_variant(VARIANTS[1])._store_reductions(task, second, names)
+        total += second  # in place: the first half's vector becomes the whole differential
+        del second
+        self._store_reductions(task, total, names)
+
+    def _store_reductions(self, task: str, grad: np.ndarray, names: list[str]) -> None:
+        """Each strategy's reduction of ``grad``, where it is not stored yet."""
         for name in names:
             store = self._gradient_store(name)
             if not store.has(task, ".npy"):

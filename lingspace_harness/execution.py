@@ -29,9 +29,8 @@ GRADIENT = "gradient"
 def plan_units(ctx: Run) -> list[Unit]:
     """The run's units that are not stored yet, in stage order (stage 1 units are planned as if
     stage 0 were done; a metric lists them with ``units(ctx)``)."""
-    units = []
+    units = [Unit(0, GRADIENT, task) for task in ctx.pending_gradients()]  # with the halves' (split-half)
     for run in ctx.variants():
-        units += [Unit(0, GRADIENT, task, variant=run.variant) for task in run.pending_gradients()]
         for metric in run.metrics:
             units += [replace(u, variant=run.variant) for u in getattr(metric, "units", lambda ctx: [])(run)]
     unique: dict[tuple[str, str, str], Unit] = {}

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 from .tasks import task_delimiter
 
 #: Bump when the stored form of units changes: older units are then recomputed, not read.
-UNIT_FORMAT = 3
+UNIT_FORMAT = 4
 
 
 def digest(value: Any) -> str:

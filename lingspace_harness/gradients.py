@@ -96,34 +96,60 @@ def gradient_differential(
     (in ``layout_of(params)`` order). Other parameters get no gradient and are not touched.
     ``share=False`` batches plain padded rows instead of prefix trees (see ``tree_batches``);
     ``delimiter`` comes before every sentence (see ``sentence_requests``)."""
-    import torch
+    return gradient_differentials(model, tokenizer, [pairs], prefix_id, params, batch_size=batch_size,
+                                  tree_nodes=tree_nodes, share=share, delimiter=delimiter)[0]
 
-    sentences = [s for p in pairs for s in (p.good, p.bad)]
-    requests = sentence_requests(tokenizer, sentences, prefix_id, delimiter)
-    weights = np.tile(np.array([1.0, -1.0]), len(pairs))
+
+def gradient_differentials(
+    model: Any,
+    tokenizer: Any,
+    groups: Sequence[Sequence[MinimalPair]],
+    prefix_id: int,
+    params: Sequence[tuple[str, Any]],
+    *,
+    batch_size: int = 64,
+    tree_nodes: int = TREE_NODES,
+    share: bool = True,
+    delimiter: Delimiters = " ",
+) -> list[np.ndarray]:
+    """``gradient_differential`` of each group of pairs, one after another: each group is batched
+    and summed exactly as it would be alone (a group's vector does not depend on the others)."""
     wanted = {id(p) for _, p in params}
     previous = {}
     for _, param in model.named_parameters():
         previous[id(param)] = param.requires_grad
         param.requires_grad_(id(param) in wanted)
         param.grad = None
+    was_training = model.training
     try:
-        was_training = model.training
         model.eval()  # no dropout: the gradient of the model as scored
-        for group in tree_batches(requests, batch_size, tree_nodes, logit_rows(model), share=share):
-            objective = weighted_logprob_sum(model, group, requests, weights)
-            if objective.requires_grad:
-                objective.backward()
-        flat = np.empty(layout_of(params).size, dtype=np.float32)
-        offset = 0
-        for _, param in params:
-            n = param.numel()
-            grad = param.grad if param.grad is not None else torch.zeros_like(param)
-            flat[offset:offset + n] = grad.detach().float().reshape(-1).cpu().numpy()
-            offset += n
-        return flat
+        return [_differential(model, tokenizer, pairs, prefix_id, params, batch_size=batch_size,
+                              tree_nodes=tree_nodes, share=share, delimiter=delimiter) for pairs in groups]
     finally:
         for _, param in model.named_parameters():
             param.grad = None
             param.requires_grad_(previous[id(param)])
         model.train(was_training)
+
+
+def _differential(model: Any, tokenizer: Any, pairs: Sequence[MinimalPair], prefix_id: int,
+                  params: Sequence[tuple[str, Any]], *, batch_size: int, tree_nodes: int, share: bool,
+                  delimiter: Delimiters) -> np.ndarray:
+    """One group's summed differential. Each parameter's gradient is copied into the flat vector
+    and dropped at once, so the gradients and the vector are not both held whole."""
+    sentences = [s for p in pairs for s in (p.good, p.bad)]
+    requests = sentence_requests(tokenizer, sentences, prefix_id, delimiter)
+    weights = np.tile(np.array([1.0, -1.0]), len(pairs))
+    for group in tree_batches(requests, batch_size, tree_nodes, logit_rows(model), share=share):
+        objective = weighted_logprob_sum(model, group, requests, weights)
+        if objective.requires_grad:
+            objective.backward()
+    flat = np.zeros(layout_of(params).size, dtype=np.float32)
+    offset = 0
+    for _, param in params:
+        n = param.numel()
+        if param.grad is not None:
+            flat[offset:offset + n] = param.grad.detach().float().reshape(-1).cpu().numpy()
+            param.grad = None
+        offset += n
+    return flat

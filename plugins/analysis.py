@@ -80,8 +80,23 @@ class Reliability:
     description = "split-half reliability (Spearman, and Spearman-Brown) of spaces that carry split_half"
 
     def build(self, results: dict[str, Any], ctx: AnalysisContext) -> dict[str, Any]:
-        return {metric: split_half_reliability(space["split_half"]["a"], space["split_half"]["b"])
-                for metric, space in _spaces(results).items() if "split_half" in space}
+        out = {}
+        for metric, space in _spaces(results).items():
+            if "split_half" in space:
+                halves = space["split_half"]
+                reliability = split_half_reliability(halves["a"], halves["b"])
+                out[metric] = {**reliability, "pairs_for_0.8": pairs_for(0.8, reliability["r"], halves)}
+        return out
+
+
+def pairs_for(target: float, r: float | None, halves: dict[str, Any]) -> float | None:
+    """Training pairs per task that a full-data ceiling (``r_full``) of ``target`` would need, by
+    Spearman-Brown from the split-half r at the halves' mean size: k = target (1 - r) / (r (1 - target))
+    halves. None where r is not positive or the halves' sizes are not recorded."""
+    sizes = halves.get("n_train")
+    if r is None or r <= 0 or not sizes:
+        return None
+    return float(np.mean(sizes)) * target * (1 - r) / (r * (1 - target))
 
 
 def _fmt(value: float | None, spec: str) -> str:

@@ -13,6 +13,8 @@ MASK = "mask"
 
 #: Gram matrices are accumulated over slices of at most this many parameters.
 BLOCK = 1 << 20
+#: Jaccard indices are counted over blocks of this many parameter indices (2 MiB per mask's bitset).
+BITS = 1 << 24
 
 
 def read_block(vector: np.ndarray, lo: int, hi: int) -> np.ndarray:
@@ -62,29 +64,34 @@ def centred_cosine(gram: np.ndarray) -> np.ndarray:
 
 
 def jaccard(masks: list[np.ndarray]) -> np.ndarray:
-    """Jaccard index of index masks (unique non-negative indices); NaN (undefined) between two
-    empty masks. Each mask becomes a bitset (one bit per parameter), so an intersection is an
-    AND and a popcount, not a sort of both masks."""
+    """Jaccard index of sorted index masks (unique non-negative indices); NaN (undefined)
+    between two empty masks. The index range is walked in blocks of ``BITS`` entries: there each
+    mask's slice becomes a bitset, so an intersection is an AND and a popcount, not a sort of
+    both masks, and only one block's bitsets are held at a time."""
     n = len(masks)
     out = np.diag([1.0 if m.size else np.nan for m in masks])
-    size = max((int(m.max()) + 1 for m in masks if m.size), default=0)
-    words = -(-size // 64)
-    bitsets = []
-    for m in masks:
-        bits = np.zeros(words * 64, dtype=bool)
-        bits[m] = True
-        bitsets.append(np.packbits(bits).view(np.uint64))
+    size = max((int(m[-1]) + 1 for m in masks if m.size), default=0)
+    inter = np.zeros((n, n), dtype=np.int64)
+    for lo in range(0, size, BITS):
+        bitsets = []
+        for m in masks:
+            start, end = np.searchsorted(m, [lo, lo + BITS])
+            bits = np.zeros(BITS, dtype=bool)
+            bits[np.asarray(m[start:end]) - lo] = True
+            bitsets.append(np.packbits(bits).view(np.uint64))
+        for i in range(n):
+            for j in range(i + 1, n):
+                inter[i, j] += int(np.bitwise_count(bitsets[i] & bitsets[j]).sum(dtype=np.int64))
     for i in range(n):
         for j in range(i + 1, n):
-            inter = int(np.bitwise_count(bitsets[i] & bitsets[j]).sum(dtype=np.int64))
-            union = masks[i].size + masks[j].size - inter
-            out[i, j] = out[j, i] = inter / union if union else np.nan  # two empty masks: undefined
+            union = masks[i].size + masks[j].size - inter[i, j]
+            out[i, j] = out[j, i] = inter[i, j] / union if union else np.nan  # two empty masks: undefined
     return out
 
 
 @dataclass(frozen=True)
 class GradSimOptions:
-    gradsim_strategy: str = "full"
+    gradsim_strategy: str = "projected"
 
 
 class GradSim:
@@ -94,8 +101,8 @@ class GradSim:
 
     def add_arguments(self, group: Any) -> None:
         group.add_argument("--gradsim-strategy",
-                           help="the gradient strategy whose vectors gradsim compares, e.g. full or projected "
-                                "(default full)")
+                           help="the gradient strategy whose vectors gradsim compares: projected (default; "
+                                "a count-sketch, a few MB per task) or full (the whole differential on disk)")
 
     def strategies(self, ctx: RunContext) -> list[str]:
         return [ctx.options(self.name).gradsim_strategy]

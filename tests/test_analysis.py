@@ -120,6 +120,14 @@ def test_reliability_only_for_spaces_with_split_halves() -> None:
     out = analyse(load_harness(), results, AnalysisOptions(builders=["reliability"]))["reliability"]
     assert list(out) == ["with"]
     assert 0.5 < out["with"]["r"] < out["with"]["r_full"] < 1
+    assert out["with"]["pairs_for_0.8"] is None  # the halves' sizes are not recorded
+    results["spaces"]["with"]["split_half"]["n_train"] = [10] * len(space)
+    needed = analyse(load_harness(), results, AnalysisOptions(builders=["reliability"]))["reliability"]["with"]
+    k, r = needed["pairs_for_0.8"] / 10, needed["r"]  # Spearman-Brown at k halves' worth of pairs reaches 0.8
+    assert k * r / (1 + (k - 1) * r) == pytest.approx(0.8)
+    results["spaces"]["with"]["split_half"]["b"] = (-half).tolist()
+    out = analyse(load_harness(), results, AnalysisOptions(builders=["reliability"]))["reliability"]["with"]
+    assert out["r"] < 0 and out["pairs_for_0.8"] is None  # no positive r: no estimate, not 0
 
 
 def test_builtin_hypotheses_matrices() -> None:

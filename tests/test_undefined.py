@@ -33,7 +33,7 @@ def gradsim_space() -> Space:
     vectors[ZERO] = np.zeros(40, dtype=np.float32)
     layout_ = ParamLayout(("model.layers.0.w", "model.layers.1.w"), ((20,), (20,)))
     full = Full()
-    options = {"gradsim": GradSim.Options(), "full": Full.Options()}
+    options = {"gradsim": GradSim.Options(gradsim_strategy="full"), "full": Full.Options()}
     ctx = SimpleNamespace(
         harness=SimpleNamespace(gradient_strategies={"full": full}), options=options.__getitem__,
         task_names=TASKS, gradient=lambda name, t: vectors[TASKS.index(t)], gradient_layout=layout_,
