@@ -177,7 +177,8 @@ def gradient_child(args: argparse.Namespace) -> None:
 
     import torch
 
-    from lingspace_harness import RunConfig, Unit, Worker, load_harness
+    from lingspace_harness import RunConfig, Worker, load_harness
+    from lingspace_harness.execution import plan_units
     from lingspace_harness.runner import assemble, prepare
 
     torch.set_num_threads(args.threads)
@@ -189,12 +190,14 @@ def gradient_child(args: argparse.Namespace) -> None:
         ctx.scores("test")  # eval1, which every run does first; not part of either measurement
         worker = Worker(ctx)
         scoring, gradients = np.zeros(2), np.zeros(2)
-        for task in ctx.pending_gradients():
+        units = [u for u in plan_units(ctx) if u.stage == 0]  # every gradient unit, of every variant
+        for task in ctx.task_names:
             start = clock()
             ctx.score_pairs({task: ctx.data[task].train})
             scoring += clock() - start
             start = clock()
-            worker.run(Unit(0, "gradient", task))
+            for unit in (u for u in units if u.name == task):
+                worker.run(unit)
             gradients += clock() - start
         assemble(ctx)
         units = [p for p in (Path(out) / "units").rglob("*.npy")]
@@ -213,7 +216,7 @@ def gradient_cost(args: argparse.Namespace) -> None:
     rows: dict[str, list[dict]] = {"plain": [], "split-half": []}
     for k in range(args.repeats):
         for mode in rows:
-            argv = [sys.executable, __file__, "gradient-child", "--model", args.model, "--data-dir", str(args.data_dir),
+            argv = [args.python, __file__, "gradient-child", "--model", args.model, "--data-dir", str(args.data_dir),
                     "--pairs", str(args.pairs), "--task", args.task, "--threads", str(args.threads),
                     "--out", str(args.out)] + (["--split-half"] if mode == "split-half" else [])
             line = subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
@@ -366,6 +369,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("bench-out"))
     parser.add_argument("--split-half", action="store_true", help=argparse.SUPPRESS)  # gradient-child
+    parser.add_argument("--python", default=sys.executable,
+                        help="gradient-cost: the interpreter of the measured runs (e.g. a venv with another "
+                             "version of the project installed, for a before/after comparison)")
     parser.add_argument("--dims", type=lambda s: [int(x) for x in s.split(",")], default=[256, 1024, 4096],
                         help="projection: the dimensions compared with full (comma-separated)")
     args = parser.parse_args()
