@@ -97,13 +97,15 @@ class ModelAccess:
         return self.gradient_differentials([pairs], params, batch_size, delimiter)[0]
 
     def gradient_differentials(self, groups: Sequence[Sequence[MinimalPair]], params: Sequence[tuple[str, Any]],
-                               batch_size: int | None = None, delimiter: str = " ") -> list[np.ndarray]:
-        """``gradient_differential`` of each group of pairs (each exactly as if it were alone)."""
+                               batch_size: int | None = None, delimiter: str = " ",
+                               out: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+        """``gradient_differential`` of each group of pairs (each exactly as if it were alone),
+        into ``out`` (one float32 vector per group, reused memory) if given."""
         self._decide(self.requests([s for g in groups for p in g[:4] for s in (p.good, p.bad)][:8], delimiter))
         return gradient_differentials(self.model, self.tokenizer, groups, self.prefix_id, params,
                                       batch_size=batch_size or min(self.batch_size, 64),
                                       tree_nodes=self.tree_nodes, share=self._method == "trie",
-                                      delimiter=delimiter)
+                                      delimiter=delimiter, out=out)
 
     def hidden_states(self, sentences: Sequence[str], batch_size: int = 32,
                       delimiter: Delimiters = " ") -> np.ndarray:

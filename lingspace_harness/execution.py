@@ -85,6 +85,7 @@ class Worker:
                 raise ValueError(f"unknown core unit {unit}")
             ctx.compute_gradient(unit.name)
         else:
+            ctx.shared.release_buffers()  # the gradient units (stage 0) are behind us
             ctx.harness.metrics.get(unit.owner).run_unit(ctx, unit)
         return unit
 
@@ -117,6 +118,7 @@ def execute_units(ctx: Run, executor: Any, prepare: Callable[[Any, RunConfig], R
         log.info("%d units in %d stage(s) through the %s executor", len(units), len(stages), name)
         spec = WorkerSpec(ctx.config, prepare, local=ctx)
         (executor.execute if executor is not None else run_in_process)(stages, spec)
+        ctx.shared.release_buffers()
 
 
 def incomplete_message(ctx: Run, missing: list[Unit], shards: int) -> str:

@@ -116,9 +116,14 @@ def gradient_differentials(
     tree_nodes: int = TREE_NODES,
     share: bool = True,
     delimiter: Delimiters = " ",
+    out: Sequence[np.ndarray] | None = None,
 ) -> list[np.ndarray]:
     """``gradient_differential`` of each group of pairs, one after another: each group is batched
-    and summed exactly as it would be alone (a group's vector does not depend on the others)."""
+    and summed exactly as it would be alone (a group's vector does not depend on the others).
+    ``out``: one float32 vector per group to accumulate into (overwritten) and return, so that a
+    caller computing many differentials reuses its memory instead of faulting in new pages."""
+    if out is not None and len(out) != len(groups):
+        raise ValueError(f"{len(groups)} groups need {len(groups)} output vectors, got {len(out)}")
     wanted = {id(p) for _, p in params}
     previous = {}
     for _, param in model.named_parameters():
@@ -128,8 +133,9 @@ def gradient_differentials(
     was_training = model.training
     try:
         model.eval()  # no dropout: the gradient of the model as scored
-        return [_differential(model, tokenizer, pairs, prefix_id, params, batch_size=batch_size,
-                              tree_nodes=tree_nodes, share=share, delimiter=delimiter) for pairs in groups]
+        return [_differential(model, tokenizer, pairs, prefix_id, params, batch_size=batch_size, tree_nodes=tree_nodes,
+                              share=share, delimiter=delimiter, out=None if out is None else out[i])
+                for i, pairs in enumerate(groups)]
     finally:
         for _, param in model.named_parameters():
             param.grad = None
@@ -139,14 +145,14 @@ def gradient_differentials(
 
 def _differential(model: Any, tokenizer: Any, pairs: Sequence[MinimalPair], prefix_id: int,
                   params: Sequence[tuple[str, Any]], *, batch_size: int, tree_nodes: int, share: bool,
-                  delimiter: Delimiters) -> np.ndarray:
+                  delimiter: Delimiters, out: np.ndarray | None) -> np.ndarray:
     """One group's summed differential. Backward accumulates straight into one flat buffer (each
     parameter's ``.grad`` is a view of it), so no gradient is held twice or copied."""
     sentences = [s for p in pairs for s in (p.good, p.bad)]
     requests = sentence_requests(tokenizer, sentences, prefix_id, delimiter)
     weights = np.tile(np.array([1.0, -1.0]), len(pairs))
     rows = min(logit_rows(model) or GRADIENT_ROWS, GRADIENT_ROWS)
-    buffer = _grad_buffer(params)
+    buffer = _grad_buffer(params, out)
     try:
         for group in tree_batches(requests, batch_size, tree_nodes, rows, share=share):
             objective = weighted_logprob_sum(model, group, requests, weights)
@@ -155,18 +161,31 @@ def _differential(model: Any, tokenizer: Any, pairs: Sequence[MinimalPair], pref
     finally:
         for _, param in params:
             param.grad = None
-    return buffer.detach().float().cpu().numpy()
+    flat = buffer.detach().float().cpu().numpy()
+    if out is None:
+        return flat
+    if not np.may_share_memory(flat, out):  # the buffer was not ``out`` itself (another dtype or device)
+        out[:] = flat
+    return out
 
 
-def _grad_buffer(params: Sequence[tuple[str, Any]]) -> Any:
+def _grad_buffer(params: Sequence[tuple[str, Any]], out: np.ndarray | None = None) -> Any:
     """A zeroed flat tensor, in the parameters' dtype and device, with each parameter's ``.grad``
-    set to its slice: backward then adds every batch's gradient into it in place."""
+    set to its slice: backward then adds every batch's gradient into it in place. It is ``out``
+    itself where the parameters are float32 on the CPU."""
     import torch
 
     first = params[0][1]
     if any(p.dtype != first.dtype or p.device != first.device for _, p in params):
         raise ValueError("gradient differentials need parameters of one dtype and device")
-    buffer = torch.zeros(sum(p.numel() for _, p in params), dtype=first.dtype, device=first.device)
+    size = sum(p.numel() for _, p in params)
+    if out is not None and (out.dtype != np.float32 or out.shape != (size,)):
+        raise ValueError(f"out must be a float32 vector of {size} entries, got {out.dtype} {out.shape}")
+    if out is not None and first.dtype == torch.float32 and first.device.type == "cpu":
+        buffer = torch.from_numpy(out)
+        buffer.zero_()
+    else:
+        buffer = torch.zeros(size, dtype=first.dtype, device=first.device)
     offset = 0
     for _, param in params:
         param.grad = buffer[offset:offset + param.numel()].view_as(param)
