@@ -14,7 +14,7 @@ from .config import IN_PROCESS, RunConfig
 from .execution import read_run_file, shard_status
 from .options import add_plugin_arguments, optioned, parsed_options
 from .plugins import Harness
-from .results import check_output_dir
+from .results import PAIRS_FILE, RESULTS_FILE, check_output_dir
 from .runner import prepare, run
 from .scoring import METHODS
 from .tasks import SPLIT_FRACTIONS, DataOptions, select_tasks, task_source
@@ -59,13 +59,14 @@ class RunCommand:
         check_output_dir(args.output)
         config = self.config(args)
         check_output_dir(config.output)
-        results = run(harness, config, overwrite=args.overwrite)
+        reports: list[Path] = []
+        results = run(harness, config, overwrite=args.overwrite, reports=reports)
         if results is None:
             i, n = config.shard
             print(f"shard {i}/{n} finished in {config.output}; when all {n} have, run: "
                   f"lingspace-harness merge {config.output}")
             return 0
-        print_summary(harness, results, config.output)
+        print_summary(harness, results, config.output, reports)
         return 0
 
 
@@ -125,14 +126,17 @@ def _add_analysis_arguments(parser: argparse.ArgumentParser) -> None:
                           metavar="FILE", help="your own hypothesis (CSV or JSON, see README); repeatable")
 
 
-def print_summary(harness: Harness, results: dict, output: Path) -> None:
-    """One line: the number of tasks, each metric's own summary, where results.json is."""
+def print_summary(harness: Harness, results: dict, output: Path, reports: Iterable[Path] = ()) -> None:
+    """One line: the number of tasks, each metric's own summary, and the files written where."""
     parts = [f"{len(results['tasks'])} tasks"]
     for metric in harness.metrics:
         line = getattr(metric, "summary", lambda results: None)(results)
         if line:
             parts.append(line)
-    print(f"{', '.join(parts)}; wrote {output / 'results.json'}")
+    files = [name for name in (RESULTS_FILE, PAIRS_FILE) if (output / name).is_file()]
+    files += [str(p.relative_to(output)) if p.is_relative_to(output) else str(p) for p in reports]
+    shown = ", ".join(files[:-1]) + " and " + files[-1] if len(files) > 1 else files[0]
+    print(f"{', '.join(parts)}; wrote {shown} in {output.resolve()}")
 
 
 def _add_data_dir(parser: argparse.ArgumentParser) -> None:
@@ -170,8 +174,9 @@ class MergeCommand:
         if args.status:
             print(shard_status(prepare(harness, config), shards))
             return 0
-        results = run(harness, config, merge_of=shards)
-        print_summary(harness, results, config.output)
+        reports: list[Path] = []
+        results = run(harness, config, merge_of=shards, reports=reports)
+        print_summary(harness, results, config.output, reports)
         return 0
 
 

@@ -32,6 +32,14 @@ def options_record(value: Any) -> Any:
     return asdict(value) if is_dataclass(value) else dict(value)
 
 
+def find_plugin(harness: Any, name: str) -> Any:
+    """The plugin object (metric, strategy, reporter, ...) registered as ``name``, or None."""
+    for registry in harness.registries.values():
+        if name in registry:
+            return registry.get(name)
+    return None
+
+
 @dataclass
 class Shared:
     """What every variant of a run shares: plugins, config, model, metrics, fingerprints, scores."""
@@ -105,10 +113,10 @@ class Run:
         return plugin_options(obj, self.config.options.get(plugin, {}), self.config.seed)
 
     def _plugin(self, name: str) -> Any:
-        for registry in self.harness.registries.values():
-            if name in registry:
-                return registry.get(name)
-        raise UserError(f"no plugin object is named {name!r}")
+        found = find_plugin(self.harness, name)
+        if found is None:
+            raise UserError(f"no plugin object is named {name!r}")
+        return found
 
     def provider(self, capability: str) -> Any:
         """The metric or gradient strategy that provides ``capability`` to this run."""

@@ -3,17 +3,19 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable
 
 from .access import ModelAccess
 from .analysis import AnalysisOptions, analyse, hypothesis_from_file
 from .config import IN_PROCESS, RunConfig, cache_dir, plugin_options
-from .context import VARIANTS, Run, Shared, options_record
+from .context import VARIANTS, Run, Shared, find_plugin, options_record
 from .errors import UserError
 from .execution import execute_units, write_run_file
 from .fingerprints import data_fingerprints, digest, model_fingerprint
 from .models import LoadedModel, ModelOptions, resolve_loader
-from .outputs import claim_output
+from .outputs import claim_output, recorded_options, refuse_other_run
 from .progress import progress_bar
 from .results import new_results, write_pairs, write_results
 from .scoring import prefix_token_id
@@ -104,13 +106,20 @@ def check_training_pairs(config: RunConfig, metrics: list[Any], data: dict[str, 
                         f"(--split-fractions {','.join(map(str, config.split_fractions))}, --limit {config.limit})")
 
 
-def prepare(harness: Any, config: RunConfig) -> Run:
-    """Check the config, load every task's data and the model: what a run and its workers share."""
+def prepare(harness: Any, config: RunConfig,
+            check_output: Callable[[dict[str, Any]], None] = lambda fingerprints: None) -> Run:
+    """Check the config, load every task's data and the model: what a run and its workers share.
+    ``check_output(fingerprints)`` runs before the data loads and again before the model loads,
+    with the fingerprints known by then (see ``refuse_other_run``)."""
     metrics = resolve_metrics(harness, config.metrics)
     providers, helpers = resolve_providers(harness, metrics)
     check_config(harness, config, metrics + helpers, providers)
+    check_output({})
     data = load_data(harness, config)
     check_training_pairs(config, metrics + helpers, data)
+    tasks = data_fingerprints(data)
+    fingerprints = {"data": digest(tasks), "tasks": tasks}
+    check_output(fingerprints)
     import torch
 
     torch.manual_seed(config.seed)
@@ -120,12 +129,19 @@ def prepare(harness: Any, config: RunConfig) -> Run:
     prefix_id = None if model.scorer else prefix_token_id(model.tokenizer, config.prefix_token)
     access = None if model.scorer else ModelAccess(model.model, model.tokenizer, prefix_id,
                                                    method=config.scoring, batch_size=config.batch_size)
-    tasks = data_fingerprints(data)
-    fingerprints = {"data": digest(tasks), "tasks": tasks, "model": model_fingerprint(model)}
+    fingerprints["model"] = model_fingerprint(model)
     shared = Shared(harness, config, model, data, metrics + helpers, providers, fingerprints, prefix_id, access)
     ctx = Run(shared)
     config.options = {name: options_record(ctx.options(name)) for name in used_plugins(ctx)}
     return ctx
+
+
+def refuse_other_run_early(harness: Any, config: RunConfig, fingerprints: dict[str, Any]) -> None:
+    """``refuse_other_run`` with this run's options of the plugins the old run recorded, as the
+    run will record them (``Run.options``)."""
+    options = {name: options_record(plugin_options(plugin, config.options.get(name, {}), config.seed))
+               for name in recorded_options(config.output) if (plugin := find_plugin(harness, name)) is not None}
+    refuse_other_run(config, fingerprints, options)
 
 
 def used_plugins(ctx: Run) -> list[str]:
@@ -152,20 +168,23 @@ def check_scoring_only(config: RunConfig, metrics: list[Any], providers: dict[st
                         f"its own prefix (set it in the model's arguments, e.g. prefix_token_id=ID)")
 
 
-def run(harness: Any, config: RunConfig, *, merge_of: int | None = None,
-        overwrite: bool = False) -> dict[str, Any] | None:
+def run(harness: Any, config: RunConfig, *, merge_of: int | None = None, overwrite: bool = False,
+        reports: list[Path] | None = None) -> dict[str, Any] | None:
     """Run every metric and write results.json (and pairs.jsonl) under ``config.output``.
 
     Units of work go through ``config.executor``. With ``config.shard = (i, n)`` only the
     i-th of n slices of the units runs and None is returned: ``merge`` assembles results.json
     once every shard has finished; ``merge_of=n`` (merge) then refuses to compute any unit.
     An output directory holds one run: another config, data or model there is refused unless
-    ``overwrite``, which clears the old run's files first.
+    ``overwrite``, which clears the old run's files first. The config is compared before any data
+    or model loads, the data's fingerprints before the model loads. ``reports``, if given, is
+    extended with the files the reporters wrote.
     """
     executor = executor_for(harness, config)
     reporters = [harness.reporters.get(n) for n in config.reporters]
-    ctx = prepare(harness, config)
-    if merge_of is None:  # merge keeps the shards' run.json
+    claims = merge_of is None and not overwrite  # merge keeps the shards' run.json
+    ctx = prepare(harness, config, partial(refuse_other_run_early, harness, config) if claims else lambda fp: None)
+    if merge_of is None:
         claim_output(config, ctx.shared.fingerprints, overwrite)
         write_run_file(config, ctx.shared.fingerprints)
     if config.shard is not None:
@@ -179,7 +198,9 @@ def run(harness: Any, config: RunConfig, *, merge_of: int | None = None,
             builders=config.analysis))
     write_results(config.output, results)
     for reporter in reporters:
-        reporter.report(results, config.output)
+        written = reporter.report(results, config.output)
+        if reports is not None:
+            reports += [Path(p) for p in written or []]
     return results
 
 

@@ -1,12 +1,22 @@
 """Everything the lm-eval plugins take from lm-eval, through its public API only (tested on
-lm-eval 0.4.13 and 0.5.0.dev1): registry priming, the task catalogue, building tasks, the LM
-registry and requests. When lm-eval changes, this is the one module to adapt.
+lm-eval 0.4.13 and 0.5.0.dev1): registry priming, the task catalogue, building tasks, what
+precedes a choice it scores, the LM registry and requests. When lm-eval changes, this is the
+one module to adapt.
 
 lm-eval's task index lives in private modules (0.5 also hides ``TaskManager.task_index``),
 so the catalogue reads the task YAMLs itself, as plain YAML, the way lm-eval indexes them.
+
+Where 0.4 and 0.5 differ for us:
+
+- 0.5 adds a task's ``target_delimiter`` only between a non-empty context and a choice, so
+  after an empty context it scores each choice as written (0.4: after the delimiter, a space
+  by default); see :func:`choice_delimiter`.
+- 0.5's ``Instance`` needs ``task_name`` and ``doc_id`` (0.4 fills them from ``metadata``);
+  :func:`loglikelihood_requests` gives both.
 """
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
@@ -17,6 +27,23 @@ def prime_registries() -> None:
     import lm_eval.api.metrics  # noqa: F401
     import lm_eval.filters  # noqa: F401
     import lm_eval.models  # noqa: F401
+
+
+@lru_cache(maxsize=1)
+def version() -> tuple[int, int]:
+    """The installed lm-eval's (major, minor) version."""
+    import lm_eval
+
+    found = re.match(r"(\d+)\.(\d+)", lm_eval.__version__)
+    if found is None:
+        raise RuntimeError(f"cannot read lm-eval's version {lm_eval.__version__!r}")
+    return int(found[1]), int(found[2])
+
+
+def choice_delimiter(target_delimiter: str) -> str:
+    """What the installed lm-eval puts before each choice it scores after an empty context:
+    the task's ``target_delimiter`` up to 0.4, nothing from 0.5 on."""
+    return target_delimiter if version() < (0, 5) else ""
 
 
 IGNORED_DIRS = {"__pycache__", ".ipynb_checkpoints"}

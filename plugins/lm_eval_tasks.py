@@ -8,11 +8,12 @@ include path or a name is not found in them.
 
 A task qualifies if it is ``multiple_choice`` with exactly two choices per document and no
 context: each document's gold choice (``doc_to_target``) is the good sentence, the other the
-bad one, scored like BLiMP's, after the task's ``target_delimiter`` (a space unless it says
-otherwise; other languages' BLiMPs use ``""``), as lm-eval scores it. Tasks whose choices
-follow a context (``doc_to_text``, a description, few-shot examples, or choices inside the
-context) are refused: a pair here is two whole sentences, which every metric scores,
-differentiates and tunes on as such.
+bad one, scored as the installed lm-eval scores them after an empty context: each choice as
+written (its own leading space included), after what lm-eval puts before it
+(``choice_delimiter``: lm-eval 0.4 the task's ``target_delimiter``, a space unless it says
+otherwise; 0.5 nothing). Tasks whose choices follow a context (``doc_to_text``, a
+description, few-shot examples, or choices inside the context) are refused: a pair here is
+two whole sentences, which every metric scores, differentiates and tunes on as such.
 
 Labels: ``phenomenon``/``field``/``group`` from the task's ``metadata`` if it has them, else
 the innermost group holding the task (else its name), ``unknown`` and the outermost group.
@@ -31,7 +32,7 @@ from lingspace_harness import (
     pairs_from_rows,
 )
 
-from .lm_eval_compat import Catalog, read_task_yaml
+from .lm_eval_compat import Catalog, choice_delimiter, read_task_yaml
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -147,7 +148,7 @@ def _task(index: Index, leaf: str, chain: list[str]) -> Task:
         source=f"lm_eval:{index.catalog.yaml_path(leaf) or leaf}",
         load=partial(load_pairs, index, leaf),
         description=f"lm-eval task {leaf}",
-        delimiter=str(cfg.get("target_delimiter", " ")),
+        delimiter=choice_delimiter(str(cfg.get("target_delimiter", " "))),
     )
 
 
@@ -170,7 +171,9 @@ def _context(name: str, what: str) -> DataError:
 
 
 def task_pairs(task: Any, name: str) -> list[MinimalPair]:
-    """One pair per document of a built lm-eval task: the gold choice is the good sentence."""
+    """One pair per document of a built lm-eval task: the gold choice is the good sentence.
+    Each keeps its choice's text as lm-eval scores it, whitespace included (our BLiMP YAMLs
+    write the leading space into the choices, which lm-eval 0.4 and 0.5 both score)."""
     config = task.config
     kind = getattr(task, "OUTPUT_TYPE", None) or getattr(config, "output_type", None)
     if kind != "multiple_choice":
@@ -197,11 +200,12 @@ def task_pairs(task: Any, name: str) -> list[MinimalPair]:
         if isinstance(gold, bool) or gold not in (0, 1):
             raise DataError(f"lm-eval task {name!r}, document {number}: its target {gold!r} is not one of "
                             f"its two choices")
-        row = {"sentence_good": choices[int(gold)], "sentence_bad": choices[1 - int(gold)]}
-        if "pairID" in doc:
-            row["pairID"] = doc["pairID"]
-        rows.append((number, row))
-    return pairs_from_rows(rows, f"lm_eval:{name}")
+        rows.append((number, {"sentence_good": choices[int(gold)], "sentence_bad": choices[1 - int(gold)],
+                              "pairID": doc.get("pairID", number)}))
+    by_number = dict(rows)
+    checked = pairs_from_rows(rows, f"lm_eval:{name}", pair_id=None)  # validated; ids are the numbers
+    kept = [by_number[int(p.pair_id)] for p in checked]
+    return [MinimalPair(str(r["pairID"]), r["sentence_good"], r["sentence_bad"]) for r in kept]
 
 
 class LmEvalTasks:

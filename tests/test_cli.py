@@ -35,6 +35,7 @@ def test_run_writes_the_results_contract(capsys, tiny_model: Path, blimp_dir: Pa
                               "--data-dir", str(blimp_dir), "--limit", "6", "--output", str(out),
                               "--report", "markdown")
     assert code == 0 and "3 tasks" in stdout
+    assert stdout.strip().endswith(f"; wrote results.json, pairs.jsonl and summary.md in {out.resolve()}")
     results = json.loads((out / "results.json").read_text())
     assert list(results) == ["version", "config", "execution", "model", "tasks", "spaces", "analysis", "fingerprints"]
     assert results["config"]["limit"] == 6 and results["config"]["tasks"] == TASKS.split(",")

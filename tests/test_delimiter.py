@@ -19,6 +19,7 @@ import yaml
 from lingspace_harness import MinimalPair, Task, TaskData
 from lingspace_harness.cli import main
 from lingspace_harness.fingerprints import digest, task_fingerprint
+from lingspace_harness_plugins.lm_eval_compat import choice_delimiter
 
 torch = pytest.importorskip("torch")
 lm_eval = pytest.importorskip("lm_eval")
@@ -38,23 +39,24 @@ def _rows(blimp_dir: Path, n: int = 12) -> list[dict[str, Any]]:
     return [{k: json.loads(line)[k] for k in ("sentence_good", "sentence_bad", "pairID")} for line in lines]
 
 
-def _write_task(tmp: Path, rows: list[dict[str, Any]], delimiter: str = "") -> Path:
+def _write_task(tmp: Path, rows: list[dict[str, Any]], delimiter: str = "",
+                choices: str = "{{[sentence_good, sentence_bad]}}", name: str = TASK) -> Path:
     """A two-choice lm-eval task YAML, as lm-eval's non-English BLiMPs write them, on local data."""
-    data = (tmp / "pairs.jsonl").resolve()
+    data = (tmp / f"{name}.jsonl").resolve()
     data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     tasks = tmp / "tasks"
-    tasks.mkdir()
-    spec = {"task": TASK, "dataset_path": "json",
+    tasks.mkdir(exist_ok=True)
+    spec = {"task": name, "dataset_path": "json",
             "dataset_kwargs": {"data_files": {"train": str(data)}, "cache_dir": str((tmp / "hf").resolve())},
             "test_split": "train", "output_type": "multiple_choice", "doc_to_text": "",
-            "doc_to_choice": "{{[sentence_good, sentence_bad]}}", "doc_to_target": 0,
+            "doc_to_choice": choices, "doc_to_target": 0,
             "target_delimiter": delimiter, "metric_list": [{"metric": "acc"}]}
-    path = tasks / f"{TASK}.yaml"
+    path = tasks / f"{name}.yaml"
     path.write_text(yaml.safe_dump(spec), encoding="utf-8")
     return path
 
 
-def _lm_eval(model_dir: Path, tasks_dir: Path) -> dict[str, Any]:
+def _lm_eval(model_dir: Path, tasks_dir: Path, names: list[str]) -> dict[str, Any]:
     import lm_eval.api.metrics  # noqa: F401  (fills lm-eval's registries before the TaskManager)
     import lm_eval.filters  # noqa: F401
     import lm_eval.models  # noqa: F401
@@ -62,7 +64,7 @@ def _lm_eval(model_dir: Path, tasks_dir: Path) -> dict[str, Any]:
 
     manager = TaskManager(include_path=str(tasks_dir), include_defaults=False)
     evaluated = lm_eval.simple_evaluate(
-        model="hf", model_args=f"pretrained={model_dir},dtype=float32", tasks=[TASK],
+        model="hf", model_args=f"pretrained={model_dir},dtype=float32", tasks=names,
         task_manager=manager, log_samples=True, batch_size=8, device="cpu")
     assert evaluated is not None
     return evaluated
@@ -77,35 +79,48 @@ def _run(model: str, task_file: Path, out: Path, *extra: str) -> tuple[dict[str,
     return results, pairs
 
 
-def test_empty_target_delimiter_agrees_with_lm_eval(tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> None:
+#: Three spellings of a context-free two-choice task: (target_delimiter, doc_to_choice).
+SPELLINGS = {
+    "bare": ("", "{{[sentence_good, sentence_bad]}}"),  # lm-eval's BLiMPs of other languages
+    "delimited": (" ", "{{[sentence_good, sentence_bad]}}"),  # lm-eval's English BLiMP
+    "spaced": ("", "{{[' ' ~ sentence_good, ' ' ~ sentence_bad]}}"),  # our task YAMLs
+}
+
+
+def test_each_spelling_is_scored_as_lm_eval_scores_it(tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> None:
+    """Whatever the installed lm-eval puts before a choice (0.4: the target_delimiter; 0.5:
+    nothing after an empty context), our delimiter plus our sentence is lm-eval's continuation."""
     rows = _rows(blimp_dir)
-    task_file = _write_task(tmp_path, rows)
-    results, pairs = _run(str(tiny_model), task_file, tmp_path / "run")
-    assert results["tasks"][TASK]["delimiter"] == ""
-    assert results["tasks"][TASK]["n_test"] == len(pairs) == len(rows)
+    names = {k: f"lsdelim_{k}" for k in SPELLINGS}
+    files = {k: _write_task(tmp_path, rows, d, c, names[k]) for k, (d, c) in SPELLINGS.items()}
+    evaluated = _lm_eval(tiny_model, tmp_path / "tasks", list(names.values()))
+    logps: dict[str, dict[str, float]] = {}
+    results: dict[str, dict[str, Any]] = {}
+    for k, (delimiter, _) in SPELLINGS.items():
+        results[k], pairs = _run(str(tiny_model), files[k], tmp_path / f"run-{k}")
+        ours = results[k]["tasks"][names[k]]
+        assert ours["delimiter"] == choice_delimiter(delimiter) and ours["n_test"] == len(pairs) == len(rows)
+        by_id = {p["pairID"]: p for p in pairs}
+        samples = evaluated["samples"][names[k]]
+        assert len(samples) == len(rows)
+        for sample in samples:
+            p = by_id[sample["doc"]["pairID"]]
+            sentences = [ours["delimiter"] + p["sentence_good"], ours["delimiter"] + p["sentence_bad"]]
+            assert [tuple(a) for a in sample["arguments"]] == [("", s) for s in sentences]
+            # resps: one [(loglikelihood, is_greedy)] per request in 0.4 and 0.5 alike
+            theirs = [float(r[0][0]) for r in sample["resps"]]
+            worst = max(abs(p["logp_good"] - theirs[0]), abs(p["logp_bad"] - theirs[1]))
+            assert worst <= TOL, f"{k}: |ours - lm-eval| = {worst:.3g} for pair {p['pairID']}"
+        logps[k] = {str(p["pairID"]) + g: p[f"logp_{g}"] for p in pairs for g in ("good", "bad")}
+        assert evaluated["results"][names[k]]["acc,none"] == pytest.approx(ours["accuracy"], abs=1e-12)
 
-    evaluated = _lm_eval(tiny_model, task_file.parent)
-    samples = evaluated["samples"][TASK]
-    ref: dict[str, float] = {}
-    for sample in samples:
-        good, bad = sample["doc"]["sentence_good"], sample["doc"]["sentence_bad"]
-        assert [tuple(a) for a in sample["arguments"]] == [("", good), ("", bad)]  # no space
-        (ll_good, _), (ll_bad, _) = sample["filtered_resps"]
-        ref[good], ref[bad] = float(ll_good), float(ll_bad)
-    ours = {s: p[f"logp_{k}"] for p in pairs for k, s in (("good", p["sentence_good"]), ("bad", p["sentence_bad"]))}
-    assert set(ours) == set(ref)
-    worst = max(abs(ours[s] - ref[s]) for s in ref)
-    assert worst <= TOL, f"|ours - lm-eval| up to {worst:.3g}"
-    assert evaluated["results"][TASK]["acc,none"] == pytest.approx(results["tasks"][TASK]["accuracy"], abs=1e-12)
-
-    # The comparison has teeth: the same pairs scored after a space differ for every sentence.
-    (tmp_path / "spaced").mkdir()
-    spaced, spaced_pairs = _run(str(tiny_model), _write_task(tmp_path / "spaced", rows, " "), tmp_path / "run-spaced")
-    assert spaced["tasks"][TASK]["delimiter"] == " "
-    moved = [abs(p[f"logp_{k}"] - ref[p[f"sentence_{k}"]]) for p in spaced_pairs for k in ("good", "bad")]
-    assert min(moved) > 100 * TOL
+    # The comparison has teeth: with and without the space, every sentence scores differently ...
+    assert min(abs(logps["bare"][s] - logps["spaced"][s]) for s in logps["bare"]) > 100 * TOL
     # ... and the task's fingerprint (hence every unit key) tells the two apart.
-    assert spaced["fingerprints"]["tasks"][TASK] != results["fingerprints"]["tasks"][TASK]
+    assert results["bare"]["fingerprints"]["data"] != results["spaced"]["fingerprints"]["data"]
+    # lm-eval's own English BLiMP spelling: spaced under 0.4, bare under 0.5.
+    same = "spaced" if choice_delimiter(" ") == " " else "bare"
+    assert max(abs(logps["delimited"][s] - logps[same][s]) for s in logps[same]) <= TOL
 
 
 def test_lm_eval_model_scores_after_the_task_delimiter(tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> None:

@@ -159,8 +159,9 @@ GEMMA_PARADIGMS = ("anaphor_gender_agreement", "wh_questions_subject_gap", "irre
 def test_gemma_scores_match_lm_eval(gemma, blimp_dir: Path) -> None:
     pytest.importorskip("lm_eval")
     import lm_eval.models  # noqa: F401  (fills lm-eval's registries)
-    from lm_eval.api.instance import Instance
     from lm_eval.models.huggingface import HFLM
+
+    from lingspace_harness_plugins.lm_eval_compat import loglikelihood_requests
 
     loaded, cached = gemma
     config = loaded.model.config
@@ -171,8 +172,7 @@ def test_gemma_scores_match_lm_eval(gemma, blimp_dir: Path) -> None:
     lm = HFLM(pretrained=str(cached), batch_size=8, device="cpu", dtype="float32")
     prefix = scoring.prefix_token_id(loaded.tokenizer)
     assert prefix == lm.prefix_token_id == loaded.tokenizer.bos_token_id
-    out = lm.loglikelihood([Instance("loglikelihood", {}, ("", " " + s), i) for i, s in enumerate(sents)],
-                           disable_tqdm=True)
+    out = lm.loglikelihood(loglikelihood_requests([("", " " + s) for s in sents]), disable_tqdm=True)
     ref = np.array([ll for ll, _ in out])
     del lm
     requests = sentence_requests(loaded.tokenizer, sents, prefix)

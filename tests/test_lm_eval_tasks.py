@@ -58,9 +58,12 @@ def test_lm_eval_tasks_agree_with_lm_eval(tiny_model: Path, local_yaml: Path, bl
             ("anaphor_agreement", "morphology", "anaphor_agreement")
         assert ours[name]["n_test"] == 1000
         assert ours[name]["source"] == f"lm_eval:{local_yaml / (name + '.yaml')}"
+        # Our YAMLs write BLiMP's leading space into the choices (lm-eval 0.4 and 0.5 both score it so),
+        # and a pair keeps its choices as lm-eval scores them, after nothing else.
+        assert ours[name]["delimiter"] == ""
     pairs = {(r["sentence_good"], r["sentence_bad"])
              for r in map(json.loads, (out / "pairs.jsonl").read_text().splitlines())}
-    data = {(p.good, p.bad) for uid in ANAPHOR for p in read_pairs_jsonl(blimp_dir / f"{uid}.jsonl")}
+    data = {(" " + p.good, " " + p.bad) for uid in ANAPHOR for p in read_pairs_jsonl(blimp_dir / f"{uid}.jsonl")}
     assert pairs == data
 
     from lm_eval.tasks import TaskManager

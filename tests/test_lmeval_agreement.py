@@ -56,10 +56,9 @@ def _hflm(path: Path, **kwargs: Any) -> Any:
 
 def _lm_eval_logps(lm: Any, sentences: Sequence[str]) -> list[float]:
     """lm-eval's BLiMP request for each sentence: empty context, continuation ' ' + s."""
-    from lm_eval.api.instance import Instance
+    from lingspace_harness_plugins.lm_eval_compat import loglikelihood_requests
 
-    requests = [Instance("loglikelihood", {}, ("", " " + s), i) for i, s in enumerate(sentences)]
-    out = lm.loglikelihood(requests, disable_tqdm=True)
+    out = lm.loglikelihood(loglikelihood_requests([("", " " + s) for s in sentences]), disable_tqdm=True)
     assert len(out) == len(sentences)
     return [float(ll) for ll, _greedy in out]
 
@@ -154,52 +153,65 @@ def _write_lm_eval_tasks(tmp: Path, pairs: list[dict[str, Any]]) -> list[str]:
     return names
 
 
+def _pairs_file(out: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (out / "pairs.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_lm_eval_blimp_task_agrees(arch: str, tiny_model_factory, blimp_dir: Path,
                                    tmp_path: Path) -> None:
+    """lm-eval's BLiMP template, run by lm-eval and by us (the ``lm_eval`` task source) on the
+    same pairs, agrees sentence by sentence; with our registered BLiMP too where the installed
+    lm-eval keeps BLiMP's leading space (0.4; 0.5 scores each sentence without it)."""
     model_dir = tiny_model_factory(arch)
-    out = tmp_path / "run"
     rc = main(["run", "--model", str(model_dir), "--tasks", ",".join(f"blimp_{u}" for u in PARADIGMS),
-               "--data-dir", str(blimp_dir), "--limit", "10", "--output", str(out)])
+               "--data-dir", str(blimp_dir), "--limit", "10", "--output", str(tmp_path / "run")])
     assert rc == 0
-    ours = json.loads((out / "results.json").read_text(encoding="utf-8"))["tasks"]
-    pairs = [json.loads(line) for line in (out / "pairs.jsonl").read_text(encoding="utf-8").splitlines()]
-    assert len(pairs) == 10 * len(PARADIGMS)
+    registered = {(p["task"].removeprefix("blimp_"), p["pairID"]): p for p in _pairs_file(tmp_path / "run")}
+    assert len(registered) == 10 * len(PARADIGMS)
 
     _lm_eval_registry()
     from lm_eval.tasks import TaskManager
 
-    names = _write_lm_eval_tasks(tmp_path, pairs)
+    names = _write_lm_eval_tasks(tmp_path, list(registered.values()))
     manager = TaskManager(include_path=str(tmp_path / "tasks"), include_defaults=False)
     evaluated = lm_eval.simple_evaluate(
         model="hf", model_args=f"pretrained={model_dir},dtype=float32", tasks=names,
         task_manager=manager, log_samples=True, batch_size=8, device="cpu")
     assert evaluated is not None
+    assert main(["run", "--model", str(model_dir), "--tasks", f"{tmp_path / 'tasks'}/", "--split-fractions",
+                 "0,0,1", "--output", str(tmp_path / "same-yaml")]) == 0
+    ours = json.loads((tmp_path / "same-yaml" / "results.json").read_text(encoding="utf-8"))["tasks"]
+    pairs = _pairs_file(tmp_path / "same-yaml")
 
     for uid, name in zip(PARADIGMS, names):
-        task = f"blimp_{uid}"
-        mine = {p["pairID"]: p for p in pairs if p["task"] == task}
+        mine = {p["pairID"]: p for p in pairs if p["task"] == name}
         samples = evaluated["samples"][name]
-        assert ours[task]["n_test"] == len(samples) == len(mine) == 10
+        assert ours[name]["n_test"] == len(samples) == len(mine) == 10
         assert {s["doc"]["pairID"] for s in samples} == set(mine)
+        delimiter = ours[name]["delimiter"]  # what the installed lm-eval puts before a choice
 
-        # Per sentence: choice 0 is the good sentence, choice 1 the bad one.
-        ref: dict[str, float] = {}
+        # Per sentence: choice 0 is the good sentence, choice 1 the bad one; resps hold one
+        # [(loglikelihood, is_greedy)] per request in lm-eval 0.4 and 0.5 alike.
+        ref, mine_logps, theirs_registered, sentences = [], [], [], []
         for sample in samples:
-            good, bad = sample["doc"]["sentence_good"], sample["doc"]["sentence_bad"]
-            assert [tuple(a) for a in sample["arguments"]] == [("", " " + good), ("", " " + bad)]
-            (ll_good, _), (ll_bad, _) = sample["filtered_resps"]
-            assert [r[0][0] for r in sample["resps"]] == [ll_good, ll_bad]
-            ref[good], ref[bad] = float(ll_good), float(ll_bad)
-        sentences = [s for p in mine.values() for s in (p["sentence_good"], p["sentence_bad"])]
-        logps = [v for p in mine.values() for v in (p["logp_good"], p["logp_bad"])]
-        _assert_close(f"{arch}/{task}", logps, [ref[s] for s in sentences], sentences)
-
-        # Same decision on every pair (lm-eval: argmax of the two), hence the same accuracy.
-        for sample in samples:
-            p = mine[sample["doc"]["pairID"]]
+            p, q = mine[sample["doc"]["pairID"]], registered[(uid, sample["doc"]["pairID"])]
+            assert [tuple(a) for a in sample["arguments"]] == [("", delimiter + p["sentence_good"]),
+                                                                ("", delimiter + p["sentence_bad"])]
+            assert (p["sentence_good"], p["sentence_bad"]) == (q["sentence_good"], q["sentence_bad"])
+            ref += [float(r[0][0]) for r in sample["resps"]]
+            mine_logps += [p["logp_good"], p["logp_bad"]]
+            theirs_registered += [q["logp_good"], q["logp_bad"]]
+            sentences += [p["sentence_good"], p["sentence_bad"]]
+            # Same decision on every pair (lm-eval: argmax of the two), hence the same accuracy.
             assert sample["acc"] == float(p["logp_good"] > p["logp_bad"]), p["pairID"]
-        assert evaluated["results"][name]["acc,none"] == pytest.approx(ours[task]["accuracy"], abs=1e-12)
+        _assert_close(f"{arch}/{name}", mine_logps, ref, sentences)
+        assert evaluated["results"][name]["acc,none"] == pytest.approx(ours[name]["accuracy"], abs=1e-12)
+        if delimiter == " ":  # lm-eval 0.4: its BLiMP is ours
+            _assert_close(f"{arch}/blimp_{uid}", theirs_registered, ref, sentences)
+        else:  # lm-eval 0.5: without BLiMP's leading space, every sentence scores otherwise
+            assert delimiter == ""
+            _assert_would_catch(f"{arch}/blimp_{uid} against lm-eval 0.5", theirs_registered, ref)
 
 
 # ------------------------------------------------- 2. HFLM.loglikelihood vs score_requests

@@ -1,6 +1,7 @@
 """``run --output``: a file, or a directory we may not write to, is one line and exit 2."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -68,3 +69,35 @@ def test_a_new_nested_output_is_fine_and_not_created(tmp_path: Path) -> None:
     check_output_dir(tmp_path / "a" / "b")
     check_output_dir(tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_another_run_is_refused_before_its_model_loads(capsys, tiny_model: Path, blimp_dir: Path,
+                                                       tmp_path: Path) -> None:
+    """The config is compared before anything loads, the data's pairs before the model loads: here
+    the model is gone, so only a refusal that comes first can be the one error line."""
+    model, data, out = tmp_path / "model", tmp_path / "blimp", tmp_path / "out"
+    shutil.copytree(tiny_model, model)
+    data.mkdir()
+    shutil.copy(blimp_dir / "anaphor_gender_agreement.jsonl", data)
+    base = ["run", "--model", str(model), "--tasks", "blimp_anaphor_gender_agreement", "--data-dir", str(data), "--limit", "2",
+            "--output", str(out)]
+    capsys.readouterr()
+    assert main(base) == 0
+    assert capsys.readouterr().out.strip().endswith(f"wrote results.json and pairs.jsonl in {out.resolve()}")
+    shutil.rmtree(model)
+
+    assert main([*base, "--seed", "1"]) == 2  # another config
+    one_line(capsys.readouterr().err, f"{out} holds another run (seed differ)", "--overwrite")
+    assert main([*base, "--normalise", "tokens"]) == 2  # a plugin's option, recorded with its defaults
+    one_line(capsys.readouterr().err, "holds another run (options.accuracy.normalise differ)")
+
+    original = (data / "anaphor_gender_agreement.jsonl").read_text()
+    (data / "anaphor_gender_agreement.jsonl").write_text("".join(line for line in original.splitlines(keepends=True)[::-1]))
+    assert main(base) == 2  # the same config, other pairs: refused once the data is read
+    one_line(capsys.readouterr().err, "holds another run (the pairs of blimp_anaphor_gender_agreement differ)")
+    (data / "anaphor_gender_agreement.jsonl").write_text(original)
+    assert main(base) == 2  # the same run: the model loads, and is missing
+    err = capsys.readouterr().err
+    one_line(err, str(model))
+    assert "holds another run" not in err
+    assert json.loads((out / "run.json").read_text())["config"]["seed"] == 0

@@ -40,8 +40,9 @@ def test_wheel_installs_into_a_fresh_venv(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q",
                     str(wheel)], check=True, capture_output=True)
     # Then the dependencies, from this environment, behind the fresh venv's own site-packages
-    # (added only now, or pip would see this environment's copy and install nothing).
-    (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # (added only now, or pip would see this environment's copy and install nothing); as a site
+    # directory, so that its own .pth files count (CI's lm-eval 0.5 venv reaches the main one so).
+    (site / "deps.pth").write_text(f"import site; site.addsitedir({sysconfig.get_paths()['purelib']!r})\n")
     work = tmp_path / "elsewhere"
     work.mkdir()
     where = subprocess.check_output([str(python), "-c", "import lingspace_harness as m;print(m.__file__)"],
