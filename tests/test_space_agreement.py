@@ -175,6 +175,8 @@ def test_a_run_writes_agreement_and_each_spaces_cost(tiny_model: Path, blimp_dir
     unknown = json.loads((out / "results.json").read_text())["execution"]["costs"]["gradsim"]
     assert unknown["cost_s"] is None and "gradient units of 4 of 4 tasks" in unknown["reason"]
 
+    assert main(["report", str(out)]) == 0  # compare and report read runs with the new entries
+    assert "Space agreement" in (out / "report.html").read_text() and (out / "report" / "agreement.png").is_file()
     other = tmp_path / "other"
     assert main(["run", "--model", str(tiny_model), "--data-dir", str(blimp_dir), *RUN, "--seed", "1",
                  "--output", str(other)]) == 0
