@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from lingspace_harness import AnalysisContext, split_half_reliability, symmetrise
+from lingspace_harness import AnalysisContext, is_symmetric, split_half_reliability, symmetrise
 
 from .compare import relate
 
@@ -58,7 +58,12 @@ def _restrict(probe: dict[str, Any], tasks: list[str]) -> np.ndarray:
 
 def pair_entry(a: str, b: str, x: np.ndarray, y: np.ndarray, permutations: int, seed: int) -> dict[str, Any]:
     """One pair of probes: Spearman r over the off-diagonal cells defined in both (``n_pairs``;
-    ``n_undefined`` left out), Mantel p, and whether the spaces were symmetrised."""
+    ``n_undefined`` left out), Mantel p, and whether the spaces were symmetrised. The Mantel null
+    permutes the second space; where only one of the two is symmetric, that one is permuted (as
+    the hypotheses builder permutes its symmetric hypotheses), so an asymmetric space's triangle
+    stays that triangle in the null, and the test takes the fast path for a complete one."""
+    if is_symmetric(x) and not is_symmetric(y):
+        x, y = y, x
     test = relate(x, y, permutations, seed)
     r, entries, undefined = test.pop("spearman"), test.pop("n_entries"), test.pop("n_left_out")
     return {"a": a, "b": b, "r": r, **test, "n_pairs": entries - undefined, "n_undefined": undefined}

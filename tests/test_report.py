@@ -131,9 +131,10 @@ def test_report_command_writes_images_and_tables(tmp_path: Path, capsys) -> None
     within = {(r[0], r[1]): r for r in page.table("space", "labels")[1:] if len(r) == 9}
     assert float(within["gradsim", "phenomenon"][4]) > 0.5
     assert page.table("space", "communities")[1][0] == "gradsim"
-    # space agreement: the two spaces' r (transfer symmetrised); no costs recorded, no ceiling: dashes
+    # space agreement: the two spaces' r (transfer symmetrised, the symmetric gradsim permuted);
+    # no costs recorded, no ceiling: dashes
     (header, row), spaces = page.table("space a", "space b"), constructed()["spaces"]
-    expected = mantel(spaces["gradsim"]["matrix"], symmetrise(spaces["transfer"]["matrix"]), permutations=99)
+    expected = mantel(symmetrise(spaces["transfer"]["matrix"]), spaces["gradsim"]["matrix"], permutations=99)
     assert row[:4] == ["gradsim", "transfer", f"{expected['r']:.4f}", f"{expected['p']:.4f}"]
     assert row[6:10] == ["yes", "–", "–", "–"] and header[7] == "r / transfer ceiling"
     assert "no transfer ceiling: transfer has no split halves" in text

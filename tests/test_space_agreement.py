@@ -52,8 +52,12 @@ def matrix(results: dict, name: str) -> np.ndarray:
 def direct(x: np.ndarray, y: np.ndarray, seed: int, permutations: int) -> tuple[float, float, int, int]:
     """Spearman r (scipy) of the off-diagonal upper-triangle cells defined in both spaces (each
     symmetrised unless both are symmetric), and the Mantel p computed pair by pair over the same
-    seeded permutations of the second space's rows and columns: (r, p, pairs, undefined)."""
-    if not (np.allclose(x, x.T, equal_nan=True) and np.allclose(y, y.T, equal_nan=True)):
+    seeded permutations of the rows and columns of the second space, or of the symmetric one where
+    only one is: (r, p, pairs, undefined)."""
+    sym = [np.allclose(m, m.T, equal_nan=True) for m in (x, y)]
+    if sym[0] and not sym[1]:
+        x, y = y, x
+    if not all(sym):
         x, y = symmetrise(x), symmetrise(y)
     rows, cols = np.triu_indices(len(x), 1)
 
