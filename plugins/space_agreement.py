@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from lingspace_harness import AnalysisContext, is_symmetric, split_half_reliability, symmetrise
+from lingspace_harness import AnalysisContext, DataError, is_symmetric, split_half_reliability, symmetrise
 
 from .compare import relate
 
@@ -38,10 +38,15 @@ def _square(value: Any, n: int) -> np.ndarray | None:
 
 
 def probes(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Name -> {tasks, matrix, space, form} for each space and each extra form of one."""
+    """Name -> {tasks, matrix, space, form} for each space and each extra form of one (a form
+    that is not an N x N matrix over the space's N tasks is not a probe; a space's own matrix
+    must be one)."""
     out = {}
     for name, space in (results.get("spaces") or {}).items():
         tasks = list(space.get("tasks") or [])
+        if _square(space.get("matrix"), len(tasks)) is None:
+            raise DataError(f"results.json: space {name!r} needs a numeric {len(tasks)}x{len(tasks)} matrix "
+                            f"over its {len(tasks)} tasks")
         for form in ("matrix", *FORMS):
             matrix = _square(space.get(form), len(tasks)) if form in space else None
             if matrix is not None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from lingspace_harness import AnalysisOptions, analyse, load_harness, symmetrise
+from lingspace_harness import AnalysisOptions, DataError, analyse, load_harness, symmetrise
 from lingspace_harness.cli import main
 
 N = 6
@@ -143,6 +143,16 @@ def test_fewer_than_two_spaces_give_no_pairs_and_undefined_stays_null() -> None:
     assert out["pairs"][0]["r"] is None and out["pairs"][0]["reason"]
     assert out["transfer"]["probes"]["overlap"] == {"r": None, "p": None, "ratio": None,
                                                    "reason": out["pairs"][0]["reason"]}
+
+
+def test_a_malformed_space_is_a_one_line_data_error() -> None:
+    results = small_case()
+    results["spaces"]["overlap"]["matrix"] = [[1.0, 0.5]]
+    with pytest.raises(DataError, match="space 'overlap' needs a numeric 6x6 matrix"):
+        analyse(load_harness(), results, OPTIONS)
+    results["spaces"]["overlap"]["matrix"] = np.eye(N).tolist()
+    results["spaces"]["gradsim"]["centred"] = [[1.0]]  # a form that is not a matrix over the tasks: no probe
+    assert "gradsim.centred" not in analyse(load_harness(), results, OPTIONS)["agreement"]["probes"]
 
 
 RUN = ["--tasks", "blimp_anaphor_*,blimp_passive_*", "--limit", "6", "--metric", "gradsim,overlap",
