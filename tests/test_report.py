@@ -242,7 +242,7 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     dom, log = _render(browser, report)
     assert not [line for line in log.splitlines() if ":CONSOLE" in line], log
     page = Tables(dom)
-    assert len(page.images) == 6 and page.table("space", "hypothesis")
+    assert len(page.images) == 7 and page.table("space", "hypothesis") and page.table("space a", "space b")
     # A copy with a probe script: every embedded image must decode in the browser.
     probe = tmp_path / "probe.html"
     probe.write_text(report.read_text().replace(
@@ -250,4 +250,4 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
                    " document.body.dataset.decoded = i.filter(x => x.complete && x.naturalWidth > 100).length"
                    " + '/' + i.length; });</script></body>"))
     dom, _ = _render(browser, probe)
-    assert 'data-decoded="6/6"' in dom
+    assert 'data-decoded="7/7"' in dom  # 3 per space, and the agreement heatmap
