@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from .config import RunConfig
 from .context import Run
+from .costs import GRADIENT, record_seconds
 from .errors import UserError
 from .outputs import RUN_FILE
 from .progress import progress_bar
@@ -22,8 +24,6 @@ from .protocols import Unit
 from .results import write_atomic
 
 log = logging.getLogger("lingspace_harness")
-
-GRADIENT = "gradient"
 
 
 def plan_units(ctx: Run) -> list[Unit]:
@@ -73,13 +73,14 @@ class WorkerSpec:
 
 
 class Worker:
-    """Runs units against one loaded model."""
+    """Runs units against one loaded model, and stores the wall seconds each took (``costs``)."""
 
     def __init__(self, ctx: Run) -> None:
         self.ctx = ctx
 
     def run(self, unit: Unit) -> Unit:
         ctx = self.ctx.for_variant(unit.variant)
+        start = time.perf_counter()
         if unit.owner == "":
             if unit.kind != GRADIENT:
                 raise ValueError(f"unknown core unit {unit}")
@@ -87,6 +88,7 @@ class Worker:
         else:
             ctx.shared.release_buffers()  # the gradient units (stage 0) are behind us
             ctx.harness.metrics.get(unit.owner).run_unit(ctx, unit)
+        record_seconds(ctx, unit, time.perf_counter() - start)
         return unit
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
@@ -11,6 +12,7 @@ from .access import ModelAccess
 from .analysis import AnalysisOptions, analyse, hypothesis_from_file
 from .config import IN_PROCESS, RunConfig, cache_dir, plugin_options
 from .context import VARIANTS, Run, Shared, find_plugin, options_record
+from .costs import mark_shared, space_cost
 from .errors import UserError
 from .execution import execute_units, write_run_file
 from .fingerprints import data_fingerprints, digest, model_fingerprint
@@ -229,17 +231,26 @@ def assemble(ctx: Run) -> dict[str, Any]:
                                                                           tuple(config.include_paths))),
                                   "delimiter": task_delimiter(task), **d.counts(), "vocabulary": vocabulary(d.test)}
     asked = [m.name for m in resolve_metrics(ctx.harness, config.metrics)]
+    costs: dict[str, dict[str, Any]] = {}
     for metric in (m for m in ctx.metrics if m.name in asked):
         log.info("metric %s", metric.name)
+        start = time.perf_counter()
         out = metric.compute(ctx)
+        compute_s = time.perf_counter() - start
         for task_name, fields in out.task_fields.items():
             results["tasks"][task_name].update(fields)
         if out.space is not None:
-            results["spaces"][metric.name] = out.space.to_json()
+            space = results["spaces"][metric.name] = out.space.to_json()
+            halves_s = None
             if config.split_half and hasattr(metric, "strategies"):
+                start = time.perf_counter()
                 halves_ = {v[-1]: metric.compute(ctx.for_variant(v)).space.matrix for v in VARIANTS}
-                results["spaces"][metric.name]["split_half"] = {
+                halves_s = time.perf_counter() - start
+                space["split_half"] = {
                     **halves_, "n_train": [len(ctx.for_variant("half-a").data[t].train) for t in ctx.task_names]}
+            costs[metric.name] = space_cost(ctx, metric, compute_s, halves_s)
+    mark_shared(costs)
+    results["execution"]["costs"] = costs  # measured, not computed: like the rest of execution, it varies
     if ctx.has_scores("test"):
         write_pairs(config.output, (
             {"task": s.task, "pairID": s.pair_id, "sentence_good": s.good, "sentence_bad": s.bad,

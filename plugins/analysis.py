@@ -1,5 +1,6 @@
-"""Space builders ``hypotheses``, ``generalisation`` and ``reliability``, and the ``analyse``
-command that runs space builders on a finished run directory."""
+"""Space builders ``hypotheses``, ``generalisation``, ``reliability`` and ``agreement`` (in
+space_agreement.py), and the ``analyse`` command that runs space builders on a finished run
+directory."""
 from __future__ import annotations
 
 import argparse
@@ -11,6 +12,8 @@ import numpy as np
 from lingspace_harness import (AnalysisContext, AnalysisOptions, DataError, UserError, analyse, comma_list,
                                hookimpl, is_symmetric, mantel, partial_mantel, positive_int, read_results,
                                split_half_reliability, symmetrise, within_between, write_results)
+
+from .space_agreement import Agreement
 
 LABEL_KINDS = ("phenomenon", "field", "group")
 #: The hypothesis that partial Mantel tests control for.
@@ -154,6 +157,7 @@ def lingspace_register_space_builders(register):
     register(Hypotheses())
     register(Generalisation())
     register(Reliability())
+    register(Agreement())
 
 
 @hookimpl

@@ -23,7 +23,8 @@ from lingspace_harness import (AnalysisOptions, Harness, UserError, analyse, hoo
 
 from . import report_figures as figures
 from .clustering import cluster_tasks
-from .report_html import esc, image, page, run_tables, table
+from .report_html import (AGREEMENT_HEADERS, agreement_caption, agreement_rows, esc, image, page, probe_costs,
+                          run_tables, table)
 from .report_claims import claims_section
 
 PNG_DIR = "report"
@@ -163,10 +164,35 @@ def write_run_report(results: dict[str, Any], out: Path) -> list[Path]:
             write_atomic(path, png)
             written.append(path)
             body.append(image(png, caption))
+    agreement = analysis.get("agreement")
+    if agreement and agreement.get("pairs"):
+        costs = (results.get("execution") or {}).get("costs") or {}
+        png = agreement_figure(agreement, costs)
+        path = out / PNG_DIR / "agreement.png"
+        write_atomic(path, png)
+        written.append(path)
+        body += ["<h2>Space agreement</h2>", image(png, "Spearman r between every two spaces (asymmetric ones "
+                                                        "symmetrised), each labelled with its cost (seconds of "
+                                                        "its units, execution.costs); dashes: undefined"),
+                 table(AGREEMENT_HEADERS, agreement_rows(agreement, costs), agreement_caption(agreement))]
     body += run_tables(results)
     path = out / HTML_FILE
     write_atomic(path, [page(f"Task spaces: {Path(str((results.get('model') or {}).get('name', ''))).name}", body)])
     return [*written, path]
+
+
+def agreement_figure(agreement: dict[str, Any], costs: dict[str, Any]) -> bytes:
+    """The heatmap of ``analysis.agreement``: each pair's r (NaN where undefined), probes labelled
+    with their cost (``execution.costs``)."""
+    names = list(agreement.get("probes") or {})
+    index = {n: i for i, n in enumerate(names)}
+    r = np.full((len(names), len(names)), np.nan)
+    for pair in agreement["pairs"]:
+        i, j = index[pair["a"]], index[pair["b"]]
+        r[i, j] = r[j, i] = np.nan if pair.get("r") is None else pair["r"]
+    seconds = probe_costs(agreement, costs)
+    labels = [f"{n} ({seconds[n]:.3g} s)" if seconds[n] is not None else f"{n} (cost –)" for n in names]
+    return figures.agreement_heatmap(labels, r, "space agreement (Spearman r)")
 
 
 # -- comparison --------------------------------------------------------------------------------

@@ -204,3 +204,33 @@ def trajectory(labels: list[str], series: dict[str, list[float | None]], title: 
     else:
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     return _png(fig)
+
+
+def agreement_heatmap(names: list[str], r: np.ndarray, title: str) -> bytes:
+    """Probes x probes Spearman r, each cell labelled with its value; undefined (NaN) cells off the
+    diagonal (which is left blank) are hatched and labelled with a dash. ``names`` may carry each
+    probe's cost."""
+    from matplotlib.patches import Patch, Rectangle
+
+    n = len(names)
+    fig = _figure(max(4.5, 2.5 + 0.9 * n), max(3.5, 1.5 + 0.8 * n))
+    ax = fig.add_subplot()
+    image = ax.imshow(np.where(np.isfinite(r), r, np.nan), cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
+    for i in range(n):
+        for j in range(n):
+            if i == j:
+                continue
+            if np.isfinite(r[i, j]):
+                ax.text(j, i, f"{r[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                        color="white" if abs(r[i, j]) > 0.6 else "black")
+            else:
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", edgecolor="0.55", lw=0))
+                ax.text(j, i, "–", ha="center", va="center", fontsize=9)
+    ax.set_xticks(range(n), names, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(n), names, fontsize=8)
+    fig.colorbar(image, ax=ax, label="Spearman r")
+    if not np.isfinite(r[~np.eye(n, dtype=bool)]).all():
+        ax.legend(handles=[Patch(facecolor="white", edgecolor="0.55", hatch="///", label="undefined")],
+                  loc="upper left", bbox_to_anchor=(1.3, 1.0), fontsize=8, frameon=False)
+    ax.set_title(title)
+    return _png(fig)

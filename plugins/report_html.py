@@ -7,6 +7,8 @@ import html
 from collections import defaultdict
 from typing import Any, Iterable
 
+from .space_agreement import REFERENCE
+
 
 def esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
@@ -148,3 +150,38 @@ def run_tables(results: dict[str, Any]) -> list[str]:
         parts.append(f"<h2>{esc(title)}</h2>")
         parts.append(table(headers, rows) if rows else "<p>not in this run's analysis</p>")
     return parts
+
+
+AGREEMENT_HEADERS = ["space a", "space b", "Spearman r", "Mantel p", "pairs", "undefined pairs left out",
+                     "symmetrised", f"r / {REFERENCE} ceiling", "cost a (s)", "cost b (s)", "note"]
+
+
+def probe_costs(agreement: dict[str, Any], costs: dict[str, Any]) -> dict[str, float | None]:
+    """Each probe's cost: its space's ``cost_s`` in ``execution.costs`` (None where not recorded)."""
+    return {name: (costs.get((probe or {}).get("space")) or {}).get("cost_s")
+            for name, probe in (agreement.get("probes") or {}).items()}
+
+
+def agreement_rows(agreement: dict[str, Any], costs: dict[str, Any]) -> list[list[Any]]:
+    """One row per pair of spaces, with each one's cost (from ``execution.costs``); the ratio to
+    the reference's ceiling where the pair holds the reference."""
+    cost = probe_costs(agreement, costs)
+    ratios = ((agreement.get(REFERENCE) or {}).get("probes")) or {}
+    rows = []
+    for pair in agreement.get("pairs") or []:
+        a, b = pair["a"], pair["b"]
+        other = a if b == REFERENCE else b if a == REFERENCE else None
+        ratio = (ratios.get(other) or {}).get("ratio")
+        rows.append([a, b, pair.get("r"), pair.get("p"), pair.get("n_pairs"), pair.get("n_undefined"),
+                     pair.get("symmetrised"), ratio, cost.get(a), cost.get(b), pair.get("reason")])
+    return rows
+
+
+def agreement_caption(agreement: dict[str, Any]) -> str:
+    """What the table holds, and the reference's ceiling (or why there is none)."""
+    text = f"space agreement over {agreement.get('n_tasks')} tasks (off-diagonal cells defined in both)"
+    if REFERENCE in agreement:
+        limit = agreement[REFERENCE].get("ceiling") or {}
+        text += (f"; {REFERENCE}'s split-half ceiling (symmetrised halves) r_full = {fmt(limit['r_full'])}"
+                 if limit.get("r_full") is not None else f"; no {REFERENCE} ceiling: {limit.get('reason')}")
+    return text

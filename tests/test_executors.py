@@ -60,6 +60,9 @@ def test_three_shards_merged_equal_the_serial_run(tiny_model: Path, blimp_dir: P
     assert set(merged["spaces"]) == {"gradsim", "overlap", "transfer"}
     # each task's gradient and tuning were done once, by the shard that owns the task
     assert len([p for p in (shared / "units" / "transfer").glob("*.json") if not p.name.endswith(".key.json")]) == 5
+    # and each shard stored what its units took: merge knows what every space cost
+    units = {(g["kind"], g["count"]) for g in merged["execution"]["costs"]["transfer"]["units"]}
+    assert units == {("gradient", 5), ("transfer", 5)} and merged["execution"]["costs"]["transfer"]["cost_s"] > 0
 
 
 def test_merge_and_shard_errors(tmp_path: Path, tiny_model: Path, blimp_dir: Path,
@@ -198,8 +201,10 @@ def test_ray_with_two_workers_equals_the_serial_run(ray_cluster: Path, one_threa
     assert any(line.startswith("progress: stage 0 units on 2 ray workers: done, ") for line in progress)
     same_results(tmp_path / "serial", tmp_path / "ray")
     results = json.loads((tmp_path / "ray" / "results.json").read_text())
+    costs = results["execution"].pop("costs")  # the workers stored what each unit took
     assert results["execution"] == {"executor": "ray", "shard": None,
                                     "options": {"workers": 2, "worker_cpus": 1.0, "retries": 3}}
+    assert all(costs[name]["cost_s"] > 0 for name in ("gradsim", "overlap", "transfer"))
 
 
 @pytest.mark.third_party_plugins  # lsh_test_flaky, installed on sys.path

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import _missing
-from lingspace_harness import UserError, mantel
+from lingspace_harness import UserError, mantel, symmetrise
 from lingspace_harness.cli import main
 from lingspace_harness_plugins.report import HtmlReport, layout, write_comparison_report
 
@@ -110,8 +110,8 @@ def test_report_command_writes_images_and_tables(tmp_path: Path, capsys) -> None
     assert "report.html" in capsys.readouterr().out
     assert (run_dir / "results.json").read_bytes() == before  # the run is read, never rewritten
     pngs = sorted((out / "report").glob("*.png"))
-    assert [p.name for p in pngs] == [f"{s}-{k}.png" for s in ("gradsim", "transfer")
-                                      for k in ("dendrogram", "graph", "heatmap")]
+    assert [p.name for p in pngs] == ["agreement.png"] + [f"{s}-{k}.png" for s in ("gradsim", "transfer")
+                                                         for k in ("dendrogram", "graph", "heatmap")]
     text = (out / "report.html").read_text()
     page = Tables(text)
     embedded = sorted(base64.b64decode(src.split(",", 1)[1]) for src in page.images)
@@ -131,6 +131,13 @@ def test_report_command_writes_images_and_tables(tmp_path: Path, capsys) -> None
     within = {(r[0], r[1]): r for r in page.table("space", "labels")[1:] if len(r) == 9}
     assert float(within["gradsim", "phenomenon"][4]) > 0.5
     assert page.table("space", "communities")[1][0] == "gradsim"
+    # space agreement: the two spaces' r (transfer symmetrised, the symmetric gradsim permuted);
+    # no costs recorded, no ceiling: dashes
+    (header, row), spaces = page.table("space a", "space b"), constructed()["spaces"]
+    expected = mantel(symmetrise(spaces["transfer"]["matrix"]), spaces["gradsim"]["matrix"], permutations=99)
+    assert row[:4] == ["gradsim", "transfer", f"{expected['r']:.4f}", f"{expected['p']:.4f}"]
+    assert row[6:10] == ["yes", "–", "–", "–"] and header[7] == "r / transfer ceiling"
+    assert "no transfer ceiling: transfer has no split halves" in text
 
 
 def test_report_errors_are_one_line(tmp_path: Path, capsys) -> None:
@@ -160,7 +167,13 @@ def test_run_with_html_reporter(tiny_model: Path, blimp_dir: Path, tmp_path: Pat
                  "--data-dir", str(blimp_dir), "--limit", "8", "--metric", "gradsim,overlap",
                  "--report", "html", "--output", str(out)]) == 0
     page = Tables((out / "report.html").read_text())
-    assert len(page.images) == 6 and len(list((out / "report").glob("*.png"))) == 6
+    assert len(page.images) == 7 and len(list((out / "report").glob("*.png"))) == 7  # 3 per space, agreement
+    rows = page.table("space a", "space b")
+    assert [row[:2] for row in rows[1:]] == [["gradsim", "gradsim.centred"], ["gradsim", "overlap"],
+                                             ["gradsim.centred", "overlap"]]
+    costs = json.loads((out / "results.json").read_text())["execution"]["costs"]
+    assert rows[2][8:10] == [f"{costs['gradsim']['cost_s']:.4f}", f"{costs['overlap']['cost_s']:.4f}"]
+    assert rows[2][7] == "–"  # no transfer, no ratio to its ceiling
     tasks = [row[0] for row in page.table("task", "phenomenon")[1:]]
     assert tasks == list(json.loads((out / "results.json").read_text())["tasks"])
 
@@ -229,7 +242,7 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     dom, log = _render(browser, report)
     assert not [line for line in log.splitlines() if ":CONSOLE" in line], log
     page = Tables(dom)
-    assert len(page.images) == 6 and page.table("space", "hypothesis")
+    assert len(page.images) == 7 and page.table("space", "hypothesis") and page.table("space a", "space b")
     # A copy with a probe script: every embedded image must decode in the browser.
     probe = tmp_path / "probe.html"
     probe.write_text(report.read_text().replace(
@@ -237,4 +250,4 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
                    " document.body.dataset.decoded = i.filter(x => x.complete && x.naturalWidth > 100).length"
                    " + '/' + i.length; });</script></body>"))
     dom, _ = _render(browser, probe)
-    assert 'data-decoded="6/6"' in dom
+    assert 'data-decoded="7/7"' in dom  # 3 per space, and the agreement heatmap

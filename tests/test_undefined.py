@@ -157,9 +157,11 @@ def test_analyse_and_report_on_a_run_with_undefined_cells(tmp_path: Path, capsys
     assert analysis["hypotheses"]["gradsim"]["groups"]["n_undefined"] == 8
     assert analysis["generalisation"]["gradsim"]["phenomenon"]["n_undefined"] == 16
     assert analysis["clusters"]["gradsim"]["left_out"]["count"] == 1
+    (pair,) = analysis["agreement"]["pairs"]  # gradsim against its centred form, which is defined for t4
+    assert (pair["a"], pair["b"], pair["n_undefined"], pair["n_pairs"]) == ("gradsim", "gradsim.centred", 8, 28)
     pytest.importorskip("matplotlib")
     assert main(["report", str(tmp_path)]) == 0
     text = (tmp_path / "report.html").read_text()
     assert "zero gradient differential for task t4" in text and "hatched cells are undefined" in text
-    assert len(list((tmp_path / "report").glob("*.png"))) == 3
+    assert len(list((tmp_path / "report").glob("*.png"))) == 4  # heatmap, dendrogram, graph; agreement
     assert load_harness() is not None
