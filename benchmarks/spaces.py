@@ -6,9 +6,18 @@
     OMP_NUM_THREADS=2 python benchmarks/spaces.py executors --data-dir ../shared/blimp --out /tmp/ex
     OMP_NUM_THREADS=2 python benchmarks/spaces.py ftgd-step --data-dir ../shared/blimp
     OMP_NUM_THREADS=2 python benchmarks/spaces.py ftgd-tune --data-dir ../shared/blimp
+    OMP_NUM_THREADS=2 python benchmarks/spaces.py gradient-cost --data-dir ../shared/blimp --out /tmp/gc
+    OMP_NUM_THREADS=2 python benchmarks/spaces.py projection --data-dir ../shared/blimp
 
 ``ratio``: one task's gradient-differential pass against forward-only scoring of the same
-100 pairs (medians of --repeats; goal <= 3.5x). ``gradsim``/``transfer`` run the real CLI in
+100 pairs (medians of --repeats; goal <= 3.5x). ``gradient-cost``: a ``gradsim,overlap`` run's
+gradient units (default strategies) on the issue's 6 paradigms (``--task``), without and with
+``--split-half``, each in a fresh child process (``--python`` picks another install, for a
+before/after comparison): per task, scoring its training pairs, its gradient unit(s) and a bare
+differential pass alternate; reports the units' seconds as a ratio to scoring (goal <= 3.0x), the
+split-half ratio (goal <= 1.15x), peak RSS (goal <= 2.5 GB) and MB written per task (goal <= 20);
+medians of --repeats. ``projection``: how the ``projected`` gradsim space agrees with ``full`` on
+12 paradigms (one per phenomenon) per ``--dims``. ``gradsim``/``transfer`` run the real CLI in
 a child process and report its wall time and peak RSS, then whether same-phenomenon cells
 exceed cross-phenomenon cells on average. ``executors``: the gradsim space of 12 tasks (one per
 phenomenon) run serially (2 torch threads) and on a local Ray cluster with 2 workers (1 thread
@@ -99,8 +108,7 @@ def report(results: dict, metric: str) -> None:
 
 def gradsim(args: argparse.Namespace) -> None:
     wall, rss = run_cli(["--model", args.model, "--tasks", "blimp_*", "--data-dir", str(args.data_dir),
-                         "--limit", str(args.pairs), "--metric", "gradsim,overlap", "--gradient-dtype", "float16",
-                         "--output", str(args.out)])
+                         "--limit", str(args.pairs), "--metric", "gradsim,overlap", "--output", str(args.out)])
     results = json.loads((args.out / "results.json").read_text())
     print(f"gradsim + overlap, {len(results['tasks'])} tasks x {args.pairs} training pairs: "
           f"wall {wall:.0f} s, peak RSS {rss:.0f} MiB")
@@ -189,7 +197,7 @@ def gradient_child(args: argparse.Namespace) -> None:
         ctx = prepare(load_harness(), config)
         ctx.scores("test")  # eval1, which every run does first; not part of either measurement
         worker = Worker(ctx)
-        scoring, gradients = np.zeros(2), np.zeros(2)
+        scoring, gradients, passes = np.zeros(2), np.zeros(2), np.zeros(2)
         units = [u for u in plan_units(ctx) if u.stage == 0]  # every gradient unit, of every variant
         for task in ctx.task_names:
             start = clock()
@@ -199,11 +207,14 @@ def gradient_child(args: argparse.Namespace) -> None:
             for unit in (u for u in units if u.name == task):
                 worker.run(unit)
             gradients += clock() - start
+            start = clock()  # the bare pass: one differential of all the training pairs, nothing stored
+            ctx.access.gradient_differential(ctx.data[task].train, ctx.gradient_params)
+            passes += clock() - start
         assemble(ctx)
         units = [p for p in (Path(out) / "units").rglob("*.npy")]
         tasks = len(ctx.data)
         print(json.dumps({"scoring": scoring[0], "gradients": gradients[0], "scoring_cpu": scoring[1],
-                          "gradients_cpu": gradients[1], "tasks": tasks,
+                          "gradients_cpu": gradients[1], "pass": passes[0], "tasks": tasks,
                           "pairs": sum(len(d.train) for d in ctx.data.values()),
                           "mb_per_task": sum(p.stat().st_size for p in units) / 1e6 / tasks,
                           "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
@@ -231,8 +242,10 @@ def gradient_cost(args: argparse.Namespace) -> None:
     plain, split = med["plain"], med["split-half"]
     print(f"{plain['tasks']:.0f} tasks ({args.task}), {plain['pairs']:.0f} training pairs, {args.threads} threads, "
           f"medians of {args.repeats}:")
+    bare = statistics.median(r["pass"] / r["scoring"] for rs in rows.values() for r in rs)
     print(f"  gradient work / scoring the same pairs: {ratio['plain']:.2f}x (goal <= 3.0x; CPU {cpu['plain']:.2f}x); "
-          f"with --split-half {ratio['split-half']:.2f}x (CPU {cpu['split-half']:.2f}x)")
+          f"with --split-half {ratio['split-half']:.2f}x (CPU {cpu['split-half']:.2f}x); the bare pass over the "
+          f"same pairs (gradient_differential, nothing stored) {bare:.2f}x")
     print(f"  --split-half / without: {ratio['split-half'] / ratio['plain']:.3f}x in ratios to scoring (goal <= 1.15x; "
           f"CPU {cpu['split-half'] / cpu['plain']:.3f}x), {split['gradients'] / plain['gradients']:.3f}x in seconds")
     print(f"  peak RSS: {plain['peak_mb']:.0f} MiB, with --split-half {split['peak_mb']:.0f} MiB (goal <= 2.5 GB)")
