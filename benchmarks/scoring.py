@@ -40,8 +40,9 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     os.environ.setdefault("LINGSPACE_NO_PROGRESS", "1")
-    import lm_eval.api.metrics, lm_eval.filters, lm_eval.models  # noqa: E401,F401  (lm-eval 0.4.13 order)
-    from lm_eval.api.instance import Instance
+    from lingspace_harness_plugins.lm_eval_compat import loglikelihood_requests, prime_registries
+
+    prime_registries()  # lm-eval 0.4.13 needs its registries filled before HFLM
     from lm_eval.models.huggingface import HFLM
 
     from lingspace_harness import RunConfig, load_harness
@@ -64,7 +65,7 @@ def main() -> None:
         if batch_size not in lms:
             lms[batch_size] = HFLM(pretrained=model_dir, batch_size=batch_size, device="cpu", dtype="float32")
         lm = lms[batch_size]
-        requests = [Instance("loglikelihood", {}, ("", " " + s), i) for i, s in enumerate(sentences)]
+        requests = loglikelihood_requests([("", " " + s) for s in sentences])
         start = time.perf_counter()
         out = lm.loglikelihood(requests, disable_tqdm=True)
         return time.perf_counter() - start, np.array([o[0] for o in out])

@@ -152,7 +152,7 @@ def run_tables(results: dict[str, Any]) -> list[str]:
     return parts
 
 
-AGREEMENT_HEADERS = ["space a", "space b", "Spearman r", "Mantel p", "pairs", "undefined pairs left out",
+AGREEMENT_HEADERS = ["space a", "space b", "Spearman r", f"95% CI (with {REFERENCE})", "Mantel p", "pairs", "undefined pairs left out",
                      "symmetrised", f"r / {REFERENCE} ceiling", "cost a (s)", "cost b (s)", "note"]
 
 
@@ -171,8 +171,8 @@ def agreement_rows(agreement: dict[str, Any], costs: dict[str, Any]) -> list[lis
     for pair in agreement.get("pairs") or []:
         a, b = pair["a"], pair["b"]
         other = a if b == REFERENCE else b if a == REFERENCE else None
-        ratio = (ratios.get(other) or {}).get("ratio")
-        rows.append([a, b, pair.get("r"), pair.get("p"), pair.get("n_pairs"), pair.get("n_undefined"),
+        ratio, ci = ((ratios.get(other) or {}).get(k) for k in ("ratio", "ci"))
+        rows.append([a, b, pair.get("r"), f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else None, pair.get("p"), pair.get("n_pairs"), pair.get("n_undefined"),
                      pair.get("symmetrised"), ratio, cost.get(a), cost.get(b), pair.get("reason")])
     return rows
 

@@ -9,7 +9,10 @@ are left out and counted, never read as 0.
 
 Where ``transfer`` is present, each probe's r with it is also read against transfer's own
 split-half ceiling: ``ratio = r / r_full``, r_full the Spearman-Brown corrected split-half r of
-transfer's symmetrised halves (symmetrised as the r it divides is). What each space cost is
+transfer's symmetrised halves (symmetrised as the r it divides is); ``ci`` is the 95% percentile
+task-bootstrap interval of that r (tasks drawn with replacement, both spaces over the same draw,
+a task never paired with itself, as ``compare``'s claims resample; ``ratio_ci`` divides it by
+the observed ceiling). What each space cost is
 measured, not computed, so it is not here but in results.json's ``execution.costs`` (the
 report shows the two side by side): the analysis stays the same whichever way the run ran.
 """
@@ -21,6 +24,7 @@ import numpy as np
 
 from lingspace_harness import AnalysisContext, DataError, is_symmetric, split_half_reliability, symmetrise
 
+from .claims import correlation, interval, per_resample, resamples
 from .compare import relate
 
 #: The ground truth the cheaper probes are read against.
@@ -86,21 +90,34 @@ def ceiling(space: dict[str, Any], tasks: list[str]) -> dict[str, Any]:
     return {**split_half_reliability(a, b), "symmetrised": True}
 
 
-def against_reference(found: dict[str, dict[str, Any]], pairs: list[dict[str, Any]],
-                      limit: dict[str, Any]) -> dict[str, Any]:
-    """Each probe's r with the reference, and that r over the reference's ceiling ``r_full``."""
+def bootstrap_ci(x: np.ndarray, y: np.ndarray, bootstraps: int, seed: int) -> list[float] | None:
+    """95% task-bootstrap interval of the Spearman r of two spaces' off-diagonal cells (each
+    symmetrised unless both are symmetric); None without bootstraps or defined replicates."""
+    if bootstraps < 1:
+        return None
+    if not (is_symmetric(x) and is_symmetric(y)):
+        x, y = symmetrise(x), symmetrise(y)
+    return interval(per_resample(correlation(x, y), resamples(len(x), bootstraps, seed))[1:])
+
+
+def against_reference(found: dict[str, dict[str, Any]], pairs: list[dict[str, Any]], limit: dict[str, Any],
+                      cis: dict[str, list[float] | None]) -> dict[str, Any]:
+    """Each probe's r with the reference (``ci``: ``cis[probe]``), and that r over the
+    reference's ceiling ``r_full``."""
     out = {}
     for name in found:
         if name == REFERENCE:
             continue
         pair = next(p for p in pairs if {p["a"], p["b"]} == {name, REFERENCE})
-        entry = {"r": pair["r"], "p": pair["p"], "ratio": None}
+        entry = {"r": pair["r"], "ci": cis.get(name), "p": pair["p"], "ratio": None, "ratio_ci": None}
         if pair["r"] is None:
             entry["reason"] = pair.get("reason", "no r")
         elif limit.get("r_full") is None:
             entry["reason"] = f"no ceiling: {limit.get('reason')}"
         else:
             entry["ratio"] = pair["r"] / limit["r_full"]
+            if entry["ci"] is not None and limit["r_full"] > 0:
+                entry["ratio_ci"] = [v / limit["r_full"] for v in entry["ci"]]
         out[name] = entry
     return {"reference": REFERENCE, "ceiling": limit, "probes": out}
 
@@ -126,5 +143,7 @@ class Agreement:
                         for i, a in enumerate(names) for b in names[i + 1:]]
         if REFERENCE in found:
             limit = ceiling(results["spaces"][REFERENCE], tasks)
-            out[REFERENCE] = against_reference(found, out["pairs"], limit)
+            cis = {n: bootstrap_ci(matrices[n], matrices[REFERENCE], o.bootstraps, o.seed)
+                   for n in names if n != REFERENCE}
+            out[REFERENCE] = against_reference(found, out["pairs"], limit, cis)
         return out

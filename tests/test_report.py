@@ -18,6 +18,7 @@ from conftest import _missing
 from lingspace_harness import UserError, mantel, symmetrise
 from lingspace_harness.cli import main
 from lingspace_harness_plugins.report import HtmlReport, layout, write_comparison_report
+from lingspace_harness_plugins.space_agreement import bootstrap_ci
 
 # Phenomena interleaved, so that a clustering order has to regroup them.
 TASKS = [f"blimp_t{i}" for i in range(6)]
@@ -135,8 +136,9 @@ def test_report_command_writes_images_and_tables(tmp_path: Path, capsys) -> None
     # no costs recorded, no ceiling: dashes
     (header, row), spaces = page.table("space a", "space b"), constructed()["spaces"]
     expected = mantel(symmetrise(spaces["transfer"]["matrix"]), spaces["gradsim"]["matrix"], permutations=99)
-    assert row[:4] == ["gradsim", "transfer", f"{expected['r']:.4f}", f"{expected['p']:.4f}"]
-    assert row[6:10] == ["yes", "–", "–", "–"] and header[7] == "r / transfer ceiling"
+    low, high = bootstrap_ci(spaces["gradsim"]["matrix"], spaces["transfer"]["matrix"], 1000, 0)
+    assert row[:5] == ["gradsim", "transfer", f"{expected['r']:.4f}", f"[{low:.4f}, {high:.4f}]", f"{expected['p']:.4f}"]
+    assert row[7:11] == ["yes", "–", "–", "–"] and header[8] == "r / transfer ceiling"
     assert "no transfer ceiling: transfer has no split halves" in text
 
 
@@ -172,8 +174,8 @@ def test_run_with_html_reporter(tiny_model: Path, blimp_dir: Path, tmp_path: Pat
     assert [row[:2] for row in rows[1:]] == [["gradsim", "gradsim.centred"], ["gradsim", "overlap"],
                                              ["gradsim.centred", "overlap"]]
     costs = json.loads((out / "results.json").read_text())["execution"]["costs"]
-    assert rows[2][8:10] == [f"{costs['gradsim']['cost_s']:.4f}", f"{costs['overlap']['cost_s']:.4f}"]
-    assert rows[2][7] == "–"  # no transfer, no ratio to its ceiling
+    assert rows[2][9:11] == [f"{costs['gradsim']['cost_s']:.4f}", f"{costs['overlap']['cost_s']:.4f}"]
+    assert rows[2][3] == rows[2][8] == "–"  # no transfer: no interval with it, no ratio to its ceiling
     tasks = [row[0] for row in page.table("task", "phenomenon")[1:]]
     assert tasks == list(json.loads((out / "results.json").read_text())["tasks"])
 

@@ -120,9 +120,39 @@ def test_probes_are_read_against_transfers_split_half_ceiling() -> None:
         assert probe["r"] == pytest.approx(r) and probe["ratio"] == pytest.approx(r / ceiling["r_full"])
 
     plain = analyse(load_harness(), small_case(split_half=False), OPTIONS)["agreement"]["transfer"]
+    assert all(p["ci"] is not None and p["ratio_ci"] is None for p in plain["probes"].values())
     assert plain["ceiling"]["r_full"] is None and "--split-half" in plain["ceiling"]["reason"]
     assert all(p["ratio"] is None and "no ceiling" in p["reason"] and p["r"] is not None
                for p in plain["probes"].values())
+
+
+@pytest.mark.filterwarnings("ignore::scipy.stats.ConstantInputWarning")  # a draw of few distinct tasks
+def test_each_probes_r_with_transfer_has_a_task_bootstrap_interval() -> None:
+    """The interval, recomputed directly: draw tasks with replacement (the builder's seeded
+    draws), keep the cells of distinct draws defined in both symmetrised spaces, scipy's Spearman
+    r per draw, the 2.5th and 97.5th percentiles."""
+    results = small_case()
+    bootstraps = 40
+    options = AnalysisOptions(permutations=PERMUTATIONS, bootstraps=bootstraps, seed=3, builders=["agreement"])
+    out = analyse(load_harness(), results, options)["agreement"]["transfer"]
+    draws = np.random.default_rng(3).integers(0, N, size=(bootstraps, N))
+    t = symmetrise(matrix(results, "transfer"))
+    for name, probe in out["probes"].items():
+        x = symmetrise(matrix(results, name))  # an identity for the symmetric ones
+        rs = []
+        for draw in draws:
+            i, j = np.triu_indices(N, 1)
+            a, b = draw[i], draw[j]
+            keep = (a != b) & ~np.isnan(x[a, b]) & ~np.isnan(t[a, b])
+            rs.append(spearmanr(x[a, b][keep], t[a, b][keep]).statistic if keep.sum() > 2 else np.nan)
+        rs = np.array(rs, dtype=float)
+        expected = np.percentile(rs[np.isfinite(rs)], [2.5, 97.5])
+        assert probe["ci"] == pytest.approx(expected.tolist())
+        assert probe["ci"][0] < probe["ci"][1]
+        assert probe["ratio_ci"] == pytest.approx((expected / out["ceiling"]["r_full"]).tolist())
+    no_draws = AnalysisOptions(permutations=PERMUTATIONS, bootstraps=0, seed=3, builders=["agreement"])
+    assert all(p["ci"] is None for p in analyse(load_harness(), results, no_draws)["agreement"]["transfer"]
+               ["probes"].values())
 
 
 def test_fewer_than_two_spaces_give_no_pairs_and_undefined_stays_null() -> None:
@@ -141,8 +171,8 @@ def test_fewer_than_two_spaces_give_no_pairs_and_undefined_stays_null() -> None:
     two["spaces"]["transfer"].pop("split_half")
     out = analyse(load_harness(), two, OPTIONS)["agreement"]
     assert out["pairs"][0]["r"] is None and out["pairs"][0]["reason"]
-    assert out["transfer"]["probes"]["overlap"] == {"r": None, "p": None, "ratio": None,
-                                                   "reason": out["pairs"][0]["reason"]}
+    assert out["transfer"]["probes"]["overlap"] == {"r": None, "ci": None, "p": None, "ratio": None,
+                                                   "ratio_ci": None, "reason": out["pairs"][0]["reason"]}
 
 
 def test_a_malformed_space_is_a_one_line_data_error() -> None:
