@@ -42,7 +42,21 @@ def louvain(graph: Any, tasks: list[str], seed: int) -> tuple[dict[str, int], fl
     position = {t: i for i, t in enumerate(tasks)}
     found = sorted(found, key=lambda c: min(position[t] for t in c))
     communities = {t: k for k, members in enumerate(found) for t in members}
-    return {t: communities[t] for t in tasks}, float(nx.community.modularity(graph, found, weight="weight"))
+    return {t: communities[t] for t in tasks}, modularity(graph, tasks, [communities[t] for t in tasks])
+
+
+def modularity(graph: Any, tasks: list[str], labels: list[int]) -> float:
+    """Newman's weighted modularity of a partition (``labels[i]``: ``tasks[i]``'s community),
+    sum over communities of L_c / m - (d_c / 2m)^2, summed in ``tasks`` order: networkx's
+    ``modularity`` gives the same value but sums in string-hash order, which changes its last
+    digit between processes."""
+    import networkx as nx
+
+    weights = nx.to_numpy_array(graph, nodelist=tasks, weight="weight")
+    degree = weights.sum(axis=1)
+    two_m = degree.sum()
+    members = [np.flatnonzero(np.array(labels) == c) for c in sorted(set(labels))]
+    return float(sum(weights[np.ix_(i, i)].sum() / two_m - (degree[i].sum() / two_m) ** 2 for i in members))
 
 
 def distances(sim: np.ndarray) -> tuple[np.ndarray, str]:

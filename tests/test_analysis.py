@@ -307,3 +307,24 @@ def test_bad_spaces_and_clashing_file_names_are_user_errors(tmp_path: Path, plan
     clash = write(tmp_path / "phenomenon.csv", "task,group\nt00,x\nt01,y\n")
     with pytest.raises(UserError, match="'phenomenon' is taken; rename the file"):
         analyse(harness, planted_results, AnalysisOptions(hypothesis_files=[clash]))
+
+
+def test_modularity_is_networkx_value_summed_in_task_order() -> None:
+    """The same value as networkx's modularity, but the same bits whatever order the hash of the
+    task names puts them in (networkx sums over sets of names)."""
+    import networkx as nx
+
+    from lingspace_harness_plugins.clustering import graph_of, modularity
+
+    rng = np.random.default_rng(5)
+    tasks = [f"task_{i}" for i in range(9)]
+    sim = rng.uniform(-0.2, 1, (9, 9))
+    graph, _ = graph_of(tasks, (sim + sim.T) / 2)
+    labels = [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    communities = [{t for t, c in zip(tasks, labels) if c == k} for k in range(3)]
+    expected = nx.community.modularity(graph, communities, weight="weight")
+    assert modularity(graph, tasks, labels) == pytest.approx(expected, rel=1e-12)
+    shuffled = [tasks[i] for i in rng.permutation(9)]
+    reordered, _ = graph_of(shuffled, np.array([[((sim + sim.T) / 2)[tasks.index(a), tasks.index(b)]
+                                                 for b in shuffled] for a in shuffled]))
+    assert modularity(reordered, tasks, labels) == modularity(graph, tasks, labels)  # bit for bit
