@@ -55,7 +55,8 @@ def modularity(graph: Any, tasks: list[str], labels: list[int]) -> float:
     weights = nx.to_numpy_array(graph, nodelist=tasks, weight="weight")
     degree = weights.sum(axis=1)
     two_m = degree.sum()
-    members = [np.flatnonzero(np.array(labels) == c) for c in sorted(set(labels))]
+    codes = np.array(labels)
+    members = [np.flatnonzero(codes == c) for c in sorted(set(labels))]
     return float(sum(weights[np.ix_(i, i)].sum() / two_m - (degree[i].sum() / two_m) ** 2 for i in members))
 
 

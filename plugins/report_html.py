@@ -152,8 +152,9 @@ def run_tables(results: dict[str, Any]) -> list[str]:
     return parts
 
 
-AGREEMENT_HEADERS = ["space a", "space b", "Spearman r", f"95% CI (with {REFERENCE})", "Mantel p", "pairs", "undefined pairs left out",
-                     "symmetrised", f"r / {REFERENCE} ceiling", "cost a (s)", "cost b (s)", "note"]
+AGREEMENT_HEADERS = ["space a", "space b", "Spearman r", f"95% CI (with {REFERENCE})", "Mantel p", "pairs",
+                     "undefined pairs left out", "symmetrised", f"r / {REFERENCE} ceiling", "cost a (s)", "cost b (s)",
+                     "note"]
 
 
 def probe_costs(agreement: dict[str, Any], costs: dict[str, Any]) -> dict[str, float | None]:
@@ -172,8 +173,9 @@ def agreement_rows(agreement: dict[str, Any], costs: dict[str, Any]) -> list[lis
         a, b = pair["a"], pair["b"]
         other = a if b == REFERENCE else b if a == REFERENCE else None
         ratio, ci = ((ratios.get(other) or {}).get(k) for k in ("ratio", "ci"))
-        rows.append([a, b, pair.get("r"), f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else None, pair.get("p"), pair.get("n_pairs"), pair.get("n_undefined"),
-                     pair.get("symmetrised"), ratio, cost.get(a), cost.get(b), pair.get("reason")])
+        rows.append([a, b, pair.get("r"), f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else None, pair.get("p"),
+                     pair.get("n_pairs"), pair.get("n_undefined"), pair.get("symmetrised"), ratio, cost.get(a),
+                     cost.get(b), pair.get("reason")])
     return rows
 
 
