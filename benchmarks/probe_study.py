@@ -27,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+from lingspace_harness_plugins.report_html import probe_costs
 from spaces import default_model, one_per_phenomenon
 
 #: The goal: a probe at this fraction of transfer's ceiling ...
@@ -81,14 +82,16 @@ def span(ci: list[float] | None) -> str:
 
 def rows(results: dict) -> tuple[dict, list[list[str]]]:
     """The reference's ceiling and one table row per probe (see the module docstring)."""
-    against = results["analysis"]["agreement"].get("transfer")
+    agreement = results["analysis"]["agreement"]
+    against = agreement.get("transfer")
     if against is None:
         raise SystemExit("no transfer in this run's agreement analysis")
     costs = results["execution"]["costs"]
     base = (costs.get("transfer") or {}).get("cost_s")
+    probe_cost = probe_costs(agreement, costs)
     out = []
     for name, probe in against["probes"].items():
-        cost = (costs.get(name.split(".")[0]) or {}).get("cost_s")
+        cost = probe_cost.get(name)
         relative = cost / base if cost is not None and base else None
         meets = (probe["ratio"] is not None and relative is not None
                  and probe["ratio"] >= GOAL_RATIO and relative <= GOAL_COST)

@@ -115,8 +115,8 @@ def against_reference(found: dict[str, dict[str, Any]], pairs: list[dict[str, An
         elif limit.get("r_full") is None:
             entry["reason"] = f"no ceiling: {limit.get('reason')}"
         else:
-            entry["ratio"] = pair["r"] / limit["r_full"]
-            if entry["ci"] is not None and limit["r_full"] > 0:
+            entry["ratio"] = pair["r"] / limit["r_full"]  # r_full is positive where defined
+            if entry["ci"] is not None:
                 entry["ratio_ci"] = [v / limit["r_full"] for v in entry["ci"]]
         out[name] = entry
     return {"reference": REFERENCE, "ceiling": limit, "probes": out}

@@ -27,7 +27,8 @@ def results() -> dict:
     costs = {"transfer": {"cost_s": 1000.0}, "gradsim": {"cost_s": 20.0}, "lookahead": {"cost_s": 300.0},
              "overlap": {"cost_s": None}}
     return {"tasks": {f"t{i}": {} for i in range(12)}, "execution": {"costs": costs},
-            "analysis": {"agreement": {"transfer": {"ceiling": {"r": 0.67, "r_full": 0.8}, "probes": probes}}}}
+            "analysis": {"agreement": {"probes": {n: {"space": n, "form": "matrix"} for n in [*probes, "transfer"]},
+                                       "transfer": {"ceiling": {"r": 0.67, "r_full": 0.8}, "probes": probes}}}}
 
 
 def test_rows_read_agreement_and_costs_and_judge_the_goal() -> None:
