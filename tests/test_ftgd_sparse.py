@@ -67,31 +67,37 @@ def dense_reference(model, tokenizer, params, mask: np.ndarray, settings: FTGDSe
     return trajectory
 
 
-def tune_recording(model, tokenizer, params, mask, settings, validation=()):
+def tune_recording(model, tokenizer, params, mask, settings, validation=(), masked_weights=True):
     """Run MaskedTuner.tune, recording the parameters after every step and checking that only
-    tensors with a masked entry ever get a gradient."""
-    tuner = MaskedTuner(model, params, mask)
-    trainable = {id(tuner.params[i]) for i in tuner.trainable}
+    tensors with a masked entry ever get a gradient, and a hooked linear weight none from autograd."""
+    tuner = MaskedTuner(model, params, mask, masked_weights=masked_weights)
+    autograd = {id(tuner.params[i]) for i in tuner.trainable if i not in tuner.hooked}
     trajectory: list[np.ndarray] = []
 
     def after_step(_: int) -> None:
         for p in model.parameters():
-            assert p.requires_grad == (id(p) in trainable)
-            assert (p.grad is None) == (id(p) not in trainable)
+            assert p.requires_grad == (id(p) in autograd)
+            assert (p.grad is None) == (id(p) not in autograd)
         trajectory.append(flat(params))
 
     report = tuner.tune(ModelAccess(model, tokenizer, tokenizer.bos_token_id), PAIRS, list(validation), settings, progress=after_step)
     return tuner, report, trajectory
 
 
-def test_sparse_adam_follows_dense_adam_on_the_mask(tiny_model: Path) -> None:
+@pytest.mark.parametrize("kind,masked_weights", [("gpt2", True), ("llama", True), ("gpt2", False)])
+def test_sparse_adam_follows_dense_adam_on_the_mask(tiny_model_factory, kind: str, masked_weights: bool) -> None:
+    """Both ways to a masked linear weight's gradient (its masked entries alone, or autograd's
+    dense one) follow dense Adam to float rounding; GPT-2's linear layers are ``Conv1D``s
+    (weights stored transposed), Llama's ``nn.Linear``s."""
+    tiny_model = tiny_model_factory(kind)
     model, tokenizer = load(tiny_model)
     params = select_parameters(model)
     mask = spread_mask(params)
     base = flat(params)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    tuner, report, ours = tune_recording(model, tokenizer, params, mask, SETTINGS)
+    tuner, report, ours = tune_recording(model, tokenizer, params, mask, SETTINGS, masked_weights=masked_weights)
     assert report.steps == report.best_step == 10 and len(tuner.trainable) >= 6
+    assert (len(tuner.hooked) >= 3) == masked_weights  # most masked tensors are linear weights
     assert all(p.grad is None for p in model.parameters())  # gradients are not left behind
     tuned = flat(params)
     tuner.restore()

@@ -74,6 +74,16 @@ def test_transfer_and_lookahead(tiny_model: Path, blimp_dir: Path, tmp_path: Pat
     assert rho > 0.5, rho  # the cheap estimate ranks cells like the real thing
 
 
+def test_baseline_is_tuned_on_the_runs_own_data_only(tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    results = run(tiny_model, blimp_dir, out, "transfer", "--ftgd-steps", "2", "--transfer-baseline", "--split-half")
+    def rows(kind: str) -> int:
+        return len([p for p in (out / "units" / kind).glob("*.json") if not p.name.endswith(".key.json")])
+    assert rows("transfer") == 3 * 4 and rows("transfer-baseline") == 4  # the halves tune with the mask only
+    transfer = results["spaces"]["transfer"]
+    assert "baseline" in transfer and set(transfer["split_half"]) >= {"a", "b"}
+
+
 def test_killed_run_resumes_to_the_same_results(tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> None:
     reference = run(tiny_model, blimp_dir, tmp_path / "ref", "gradsim,lookahead")
     out = tmp_path / "out"

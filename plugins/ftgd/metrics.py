@@ -91,7 +91,8 @@ class Transfer:
                            help="entries tuned: topk (the source's gradient mask, default), random (seeded, same "
                                 "size), magnitude (largest |θ|, same size), full (every entry)")
         group.add_argument("--transfer-baseline", action="store_true", default=None,
-                           help="also tune with the full gradient (--ftgd-mask full) beside the chosen mask")
+                           help="also tune with the full gradient (--ftgd-mask full) beside the chosen mask "
+                                "(on the run's own data; not on --split-half's halves)")
         group.add_argument("--transfer-targets", type=positive_int, metavar="N",
                            help="re-score only the first N test pairs of each target task (default: all)")
         group.add_argument("--perplexity-text", type=perplexity_text_argument, metavar="FILE",
@@ -112,7 +113,8 @@ class Transfer:
         text = PerplexityText.read(o.perplexity_text) if o.perplexity_text else None
         common = {"targets": o.transfer_targets, "text": text}
         out = [Tuning("transfer", settings, mask=o.ftgd_mask, with_states=ctx.needed(TUNED_STATES), **common)]
-        if o.transfer_baseline and o.ftgd_mask != "full":
+        # the baseline is the run's own: nothing reads a split-half variant's, so it is not tuned there
+        if o.transfer_baseline and o.ftgd_mask != "full" and not ctx.variant:
             out.append(Tuning("transfer-baseline", settings, mask="full", **common))
         return out
 

@@ -5,8 +5,9 @@ a batch of training pairs. Its gradient is each pair's gradient differential, we
 sigmoid(-margin): pairs the model already gets right by a wide margin stop pulling, so the
 objective stays bounded (plain ascent on the differential can push log p(bad) to minus
 infinity and wreck the model). Adam (no weight decay) updates the masked entries only, with
-state for those entries alone (``SparseAdam``): the optimiser's cost is O(mask size), and
-tensors without a masked entry get no gradient at all. Every ``eval_every`` steps (and after
+state for those entries alone (``SparseAdam``): the optimiser's cost is O(mask size), tensors
+without a masked entry get no gradient at all, and a linear layer's weight gets its gradient at
+the masked entries only (``masked_grads``), not whole. Every ``eval_every`` steps (and after
 the last) the validation margin is measured; training stops after ``patience`` evaluations
 without improvement, and the best state seen (possibly the untuned one) is kept.
 ``restore()`` writes the saved base values back, so the model is never reloaded.
@@ -19,6 +20,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from lingspace_harness import MinimalPair, ModelAccess, layout_of
+
+from .masked_grads import MaskedLinearGrads, linear_owners
 
 
 @dataclass(frozen=True)
@@ -79,13 +82,17 @@ class SparseAdam:
         for t in self.tensors:
             t.grad = None
 
-    def step(self) -> None:
+    def step(self, gathered: Sequence[Any] | None = None) -> None:
+        """One update; ``gathered[k]``, where given (not None), is tensor k's gradient at its
+        entries already, in place of ``.grad``."""
         import torch
 
         beta1, beta2 = self.betas
+        gathered = gathered or [None] * len(self.tensors)
         with torch.no_grad():
-            grad = torch.cat([t.grad.reshape(-1)[i] if t.grad is not None else torch.zeros_like(f[i])
-                              for t, f, i in zip(self.tensors, self.flats, self.indices)]).to(self.exp_avg)
+            grad = torch.cat([g if g is not None else t.grad.reshape(-1)[i] if t.grad is not None
+                              else torch.zeros_like(f[i])
+                              for g, t, f, i in zip(gathered, self.tensors, self.flats, self.indices)]).to(self.exp_avg)
             self.steps += 1
             self.exp_avg.lerp_(grad, 1 - beta1)
             self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
@@ -101,9 +108,12 @@ class SparseAdam:
 
 class MaskedTuner:
     """Tunes the masked entries of ``params`` (flat indices in their layout; None: all entries).
-    ``tune`` scores every sentence after ``delimiter`` (the source task's, see ``Task.delimiter``)."""
+    ``tune`` scores every sentence after ``delimiter`` (the source task's, see ``Task.delimiter``).
+    ``masked_weights`` (default): a masked linear weight gets its gradient at the masked entries
+    only (``masked_grads``); False: autograd's dense gradient, the reference."""
 
-    def __init__(self, model: Any, params: Sequence[tuple[str, Any]], mask: np.ndarray | None) -> None:
+    def __init__(self, model: Any, params: Sequence[tuple[str, Any]], mask: np.ndarray | None,
+                 masked_weights: bool = True) -> None:
         import torch
 
         self.model = model
@@ -121,6 +131,10 @@ class MaskedTuner:
                 lo, hi = np.searchsorted(mask, [offsets[i], offsets[i + 1]])
                 self.indices.append(torch.from_numpy(mask[lo:hi] - offsets[i]).to(param.device))
         self.trainable = [i for i, idx in enumerate(self.indices) if idx is None or idx.numel() > 0]
+        owners = linear_owners(model) if mask is not None and masked_weights else {}
+        self.hooked = {i: k for k, i in enumerate(i for i in self.trainable if id(self.params[i]) in owners)}
+        self.masked_grads = MaskedLinearGrads(model, [(*owners[id(self.params[i])], self.indices[i])
+                                                      for i in self.hooked])
         self.saved = self._snapshot()
 
     def _snapshot(self) -> list[Any]:
@@ -153,6 +167,21 @@ class MaskedTuner:
             return torch.optim.Adam(tensors, lr=lr, weight_decay=0.0)
         return SparseAdam(tensors, [self.indices[i] for i in self.trainable], lr)
 
+    def _step(self, optimizer: Any, access: ModelAccess, batch: Sequence[MinimalPair], delimiter: str) -> None:
+        """One optimiser step on ``batch``'s pair loss."""
+        optimizer.zero_grad()
+        self.masked_grads.clear()
+        with self.masked_grads.attached():
+            pair_loss(access, batch, delimiter).backward()
+        if self.masked_grads.unreached:
+            raise RuntimeError("no gradient reached the masked linear layers "
+                               f"{sorted(self.masked_grads.unreached)}: their inputs did not require one")
+        if not self.hooked:
+            optimizer.step()
+            return
+        grads = self.masked_grads.grads
+        optimizer.step([grads[self.hooked[i]] if i in self.hooked else None for i in self.trainable])
+
     def tune(self, access: ModelAccess, train: Sequence[MinimalPair],
              validation: Sequence[MinimalPair], settings: FTGDSettings,
              progress: Callable[[int], None] | None = None, delimiter: str = " ") -> TuneReport:
@@ -162,7 +191,7 @@ class MaskedTuner:
         for p in self.model.parameters():
             p.requires_grad_(False)
         for i in self.trainable:
-            self.params[i].requires_grad_(True)
+            self.params[i].requires_grad_(i not in self.hooked)  # a hooked weight's entries come from its hooks
         optimizer = self.optimizer(settings.lr)
         rng = np.random.default_rng(settings.seed)
         order: list[int] = []
@@ -179,9 +208,7 @@ class MaskedTuner:
                     order += rng.permutation(len(train)).tolist()
                 batch = [train[j] for j in order[:settings.batch]]
                 del order[:settings.batch]
-                optimizer.zero_grad()
-                pair_loss(access, batch, delimiter).backward()
-                optimizer.step()
+                self._step(optimizer, access, batch, delimiter)
                 report.steps = step
                 if progress:
                     progress(1)

