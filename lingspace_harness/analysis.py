@@ -214,6 +214,6 @@ def analyse(harness: Any, results: dict[str, Any],
             json.dumps(output, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise PluginError(f"space builder {builder.name!r} (plugin {registry.owner(builder.name)!r}) "
-                              f"returned what results.json cannot hold: {exc}") from None
+                              f"returned what results.json cannot hold: {exc}") from exc
         out[builder.name] = output
     return out

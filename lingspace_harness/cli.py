@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import sys
+import traceback
 
 from importlib.metadata import PackageNotFoundError, version
 
@@ -44,7 +45,7 @@ def _add_common(parser: argparse.ArgumentParser, default: object = False) -> arg
     parser.add_argument("--strict", action="store_true", default=default,
                         help="fail if any plugin fails to load")
     parser.add_argument("-v", "--verbose", action="store_true", default=default,
-                        help="log progress details")
+                        help="log progress details; on an error, also show its underlying cause")
     parser.add_argument("-q", "--quiet", action="store_true", default=default,
                         help="no progress bars or progress lines (also: LINGSPACE_QUIET=1)")
     return parser
@@ -56,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_LineFormatter())
     log.addHandler(handler)
-    log.setLevel(logging.INFO if {"-v", "--verbose"} & set(argv) else logging.WARNING)
+    verbose = bool({"-v", "--verbose"} & set(argv))
+    log.setLevel(logging.INFO if verbose else logging.WARNING)
     log.propagate = False
     quiet_before = os.environ.get(QUIET_ENV)
     try:
@@ -83,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
             os.environ[QUIET_ENV] = "1"
         return commands[args.command].run(args, harness)
     except UserError as exc:
+        if verbose and exc.__cause__ is not None:  # what went wrong underneath, e.g. in transformers
+            traceback.print_exception(exc.__cause__, file=sys.stderr)
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `lingspace-harness plugins | head`
@@ -117,7 +121,8 @@ def _version() -> str:
 
 class _LineFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return f"{record.levelname.lower()}: {record.getMessage()}"
+        line = f"{record.levelname.lower()}: {record.getMessage()}"
+        return f"{line}\n{self.formatException(record.exc_info).rstrip()}" if record.exc_info else line
 
 
 if __name__ == "__main__":

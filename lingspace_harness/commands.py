@@ -8,6 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterable
 
+from .capabilities import Summarises
 from .arguments import comma_list, positive_int, shard, split_fractions
 from .errors import UserError
 from .config import IN_PROCESS, RunConfig
@@ -130,7 +131,7 @@ def print_summary(harness: Harness, results: dict, output: Path, reports: Iterab
     """One line: the number of tasks, each metric's own summary, and the files written where."""
     parts = [f"{len(results['tasks'])} tasks"]
     for metric in harness.metrics:
-        line = getattr(metric, "summary", lambda results: None)(results)
+        line = metric.summary(results) if isinstance(metric, Summarises) else None
         if line:
             parts.append(line)
     files = [name for name in (RESULTS_FILE, PAIRS_FILE) if (output / name).is_file()]

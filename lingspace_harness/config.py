@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from .capabilities import HasOptions
 from .errors import UserError
 from .tasks import SPLIT_FRACTIONS
 
@@ -87,7 +88,7 @@ class RunConfig:
 def plugin_options(plugin: Any, values: dict[str, Any], seed: int) -> Any:
     """A plugin's options: its ``Options`` dataclass filled from ``values`` (a field named
     ``seed`` defaults to the run's seed), or a plain dict for a plugin without one."""
-    kind = getattr(plugin, "Options", None)
+    kind = plugin.Options if isinstance(plugin, HasOptions) else None
     if kind is None or not is_dataclass(kind):
         return dict(values)
     names = {f.name for f in fields(kind)}

@@ -9,6 +9,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .access import ModelAccess
+from .capabilities import needs, strategies
 from .config import RunConfig, plugin_options
 from .errors import UserError
 from .fingerprints import UNIT_FORMAT
@@ -122,12 +123,12 @@ class Run:
         """The metric or gradient strategy that provides ``capability`` to this run."""
         try:
             return self.shared.providers[capability]
-        except KeyError:
-            raise UserError(f"nothing in this run provides {capability!r}") from None
+        except KeyError as exc:
+            raise UserError(f"nothing in this run provides {capability!r}") from exc
 
     def needed(self, capability: str) -> bool:
         """Whether a metric of this run needs ``capability``."""
-        return any(capability in getattr(m, "needs", ()) for m in self.metrics)
+        return any(capability in needs(m) for m in self.metrics)
 
     # -- units --------------------------------------------------------------------------
     def unit_key(self) -> dict[str, Any]:
@@ -162,7 +163,7 @@ class Run:
     @property
     def strategies(self) -> list[str]:
         """The gradient strategies the run's metrics need, in order."""
-        wanted = [s for m in self.metrics for s in getattr(m, "strategies", lambda ctx: [])(self)]
+        wanted = [s for m in self.metrics for s in strategies(m, self)]
         return list(dict.fromkeys(wanted))
 
     def pending_gradients(self, strategies: list[str] | None = None) -> list[str]:

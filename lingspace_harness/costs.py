@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .capabilities import HasUnits, needs, strategies
 from .context import VARIANTS, Run
 from .protocols import Unit
 from .units import UNITS_DIR, UnitStore
@@ -63,9 +64,9 @@ def rests_on(ctx: Run, metric: Any) -> tuple[bool, list[Any]]:
         if m in owners:
             continue
         owners.append(m)
-        providers = [ctx.shared.providers.get(need) for need in getattr(m, "needs", ())]
+        providers = [ctx.shared.providers.get(need) for need in needs(m)]
         todo += [p for p in providers if _is_metric(ctx, p)]
-    gradients = any(getattr(m, "strategies", lambda ctx: [])(ctx) for m in owners)
+    gradients = any(strategies(m, ctx) for m in owners)
     return gradients, owners
 
 
@@ -83,7 +84,7 @@ def _groups(ctx: Run, metric: Any) -> tuple[list[dict[str, Any]], list[str]]:
                        "seconds": sum(times.values())})
     for owner in owners:
         found = recorded(ctx, owner.name)
-        if not found and hasattr(owner, "run_unit"):
+        if not found and isinstance(owner, HasUnits):
             missing.append(f"the units of {owner.name}" + (f" ({ctx.variant})" if ctx.variant else ""))
         groups += [{"variant": ctx.variant, "kind": kind, "owner": owner.name, "count": len(times),
                     "seconds": sum(times.values())} for kind, times in found.items()]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from .capabilities import units as metric_units
 from .config import RunConfig
 from .context import Run
 from .costs import GRADIENT, record_seconds
@@ -32,7 +33,7 @@ def plan_units(ctx: Run) -> list[Unit]:
     units = [Unit(0, GRADIENT, task) for task in ctx.pending_gradients()]  # with the halves' (split-half)
     for run in ctx.variants():
         for metric in run.metrics:
-            units += [replace(u, variant=run.variant) for u in getattr(metric, "units", lambda ctx: [])(run)]
+            units += [replace(u, variant=run.variant) for u in metric_units(metric, run)]
     unique: dict[tuple[str, str, str], Unit] = {}
     for unit in units:  # the first declaration wins
         unique.setdefault((unit.variant, unit.kind, unit.name), unit)
@@ -160,4 +161,4 @@ def read_run_file(out_dir: Path) -> RunConfig:
         body = json.loads(path.read_text(encoding="utf-8"))
         return RunConfig.from_json(body["config"], body.get("execution"))
     except (ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"{path} is not a run file this version can read: {exc}") from None
+        raise UserError(f"{path} is not a run file this version can read: {exc}") from exc

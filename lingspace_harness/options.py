@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Iterable
 
+from .capabilities import Configurable
 from .errors import PluginError
 
 #: Namespace attributes of plugin options are ``PREFIX + plugin + "." + field``.
@@ -31,7 +32,7 @@ class PluginGroup:
 
 def optioned(registries: Iterable[Any]) -> list[Any]:
     """Registered objects that add ``run`` options, in registry order."""
-    return [item for registry in registries for item in registry if callable(getattr(item, "add_arguments", None))]
+    return [item for registry in registries for item in registry if isinstance(item, Configurable)]
 
 
 def add_plugin_arguments(parser: argparse.ArgumentParser, plugins: Iterable[Any],
@@ -40,12 +41,12 @@ def add_plugin_arguments(parser: argparse.ArgumentParser, plugins: Iterable[Any]
     added: dict[str, list[str]] = {}
     for plugin in plugins:
         group = PluginGroup(parser.add_argument_group(f"{plugin.name} ({owners.get(plugin.name, 'plugin')})",
-                                                      getattr(plugin, "description", None)), plugin.name)
+                                                      plugin.description), plugin.name)
         try:
             plugin.add_arguments(group)
         except argparse.ArgumentError as exc:
             raise PluginError(f"plugin {owners.get(plugin.name, plugin.name)!r}: {plugin.name}'s option "
-                              f"clashes with another: {exc}") from None
+                              f"clashes with another: {exc}") from exc
         added.setdefault(plugin.name, []).extend(group.fields)
     return added
 

@@ -107,7 +107,7 @@ def read_jsonl(path: str | Path) -> Iterable[tuple[int, Any]]:
     try:
         handle = path.open(encoding="utf-8")
     except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from exc
     with handle:
         for number, text in enumerate(handle, start=1):
             if not text.strip():
@@ -116,7 +116,7 @@ def read_jsonl(path: str | Path) -> Iterable[tuple[int, Any]]:
                 yield number, json.loads(text)
             except json.JSONDecodeError as exc:
                 raise DataError(f"{path}:{number}: not valid JSON: {exc.msg}: line {number} "
-                                f"column {exc.colno}") from None
+                                f"column {exc.colno}") from exc
 
 
 def read_pairs_jsonl(path: str | Path, **fields: Any) -> list[MinimalPair]:

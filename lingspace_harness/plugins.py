@@ -17,6 +17,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
+from .capabilities import half_protocols, near_misses
 from .errors import PluginError
 from .models import ModelLoader
 from .protocols import Command, Executor, GradientStrategy, Hypothesis, Metric, Reporter, SpaceBuilder
@@ -157,10 +158,10 @@ class _Loading:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
 
-    def fail(self, message: str) -> None:
-        """One warning line, or a PluginError with ``strict``."""
+    def fail(self, message: str, cause: BaseException | None = None) -> None:
+        """One warning line, or a PluginError (from ``cause``) with ``strict``."""
         if self.strict:
-            raise PluginError(message)
+            raise PluginError(message) from cause
         log.warning(message)
         self.warnings.append(message)
 
@@ -176,7 +177,7 @@ class _Loading:
         except Exception as exc:  # pluggy validation errors and anything a plugin raises
             if self.pm.get_plugin(name) is not None:
                 self.pm.unregister(name=name)
-            self.fail(f"plugin {name!r} is invalid and was skipped: {exc}")
+            self.fail(f"plugin {name!r} is invalid and was skipped: {exc}", exc)
             return
         info.hooks = sorted(_hooks_of(self.pm, name))
         if not info.hooks:
@@ -211,9 +212,10 @@ def _load_entry_points(loading: _Loading, allow: set[str] | None, deny: set[str]
             continue
         try:
             obj = ep.load()
-        except Exception as exc:
+        except Exception as exc:  # plugin isolation: a broken plugin is one line, the rest load
+            log.info("plugin %r failed to import:", ep.name, exc_info=exc)  # the traceback, with -v
             loading.fail(f"plugin {ep.name!r} ({dist_name} {dist.version}) failed to import: "
-                         f"{type(exc).__name__}: {exc}")
+                         f"{type(exc).__name__}: {exc}", exc)
             continue
         loading.add(ep.name, obj, PluginInfo(ep.name, dist_name, dist.version, builtin))
 
@@ -227,9 +229,15 @@ def _fill_registry(loading: _Loading, hook: str, registry: Registry) -> Registry
 
         def register(item: Any, _plugin: str = plugin, _added: list[str] = added) -> None:
             problem = registry.problem(item)
+            typos = [] if problem else near_misses(item, registry.kind, registry.contract.names())
+            problem = problem or _half_protocol(registry.kind, item)
             if problem:
-                loading.fail(f"plugin {_plugin!r} registered {problem}; it was skipped")
+                also = f" (it has {', '.join(typos)})" if typos else ""
+                loading.fail(f"plugin {_plugin!r} registered {problem}{also}; it was skipped")
                 return
+            for typo in typos:
+                loading.fail(f"plugin {_plugin!r} registered the {registry.kind} {item.name!r} with {typo}, "
+                             f"which the harness never reads")
             registry.add(item, _plugin)
             _added.append(item.name)
 
@@ -237,11 +245,19 @@ def _fill_registry(loading: _Loading, hook: str, registry: Registry) -> Registry
             impl.function(register=register)
         except PluginError:
             raise
-        except Exception as exc:
-            loading.fail(f"plugin {plugin!r} failed in {hook}: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # plugin isolation, as above
+            log.info("plugin %r failed in %s:", plugin, hook, exc_info=exc)
+            loading.fail(f"plugin {plugin!r} failed in {hook}: {type(exc).__name__}: {exc}", exc)
         if added and plugin in loading.plugins:
             loading.plugins[plugin].registered[registry.kind] = added
     return registry
+
+
+def _half_protocol(kind: str, item: Any) -> str | None:
+    """Why ``item`` cannot be used: it has only part of an optional protocol (or None)."""
+    halves = half_protocols(item, kind)
+    name = getattr(item, "name", "?")
+    return f"the {kind} {name!r} with {'; '.join(halves)}" if halves else None
 
 
 def _hooks_of(pm: pluggy.PluginManager, name: str) -> list[str]:

@@ -37,6 +37,10 @@ class Contract:
         return ([a for a in self.attributes if not hasattr(item, a)]
                 + [f"{m}()" for m in self.methods if not callable(getattr(item, m, None))])
 
+    def names(self) -> tuple[str, ...]:
+        """Every member name the contract requires."""
+        return self.attributes + self.methods
+
     def __str__(self) -> str:
         return ", ".join([*self.attributes, *(f"{m}()" for m in self.methods)])
 
@@ -75,8 +79,8 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         try:
             return self._items[name]
-        except KeyError:
-            raise UnknownNameError(f"unknown {self.kind} {name!r}{self.suggest(name)}") from None
+        except KeyError as exc:
+            raise UnknownNameError(f"unknown {self.kind} {name!r}{self.suggest(name)}") from exc
 
     def suggest(self, name: str) -> str:
         """A '; did you mean ...?' tail for an unknown name, or a list of what exists."""

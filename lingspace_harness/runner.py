@@ -6,10 +6,12 @@ import re
 import time
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from .access import ModelAccess
 from .analysis import AnalysisOptions, analyse, hypothesis_from_file
+from .capabilities import (ChecksConfig, ChecksOptions, HasOptions, ScoresOnly, is_always, needs, provides,
+                           reads_gradients)
 from .config import IN_PROCESS, RunConfig, cache_dir, plugin_options
 from .context import VARIANTS, Run, Shared, find_plugin, options_record
 from .costs import mark_shared, space_cost
@@ -34,7 +36,7 @@ def vocabulary(pairs: list) -> list[str]:
 
 def resolve_metrics(harness: Any, names: list[str]) -> list[Any]:
     """The metrics every run computes (``always = True``), then those asked for, in order."""
-    always = [m.name for m in harness.metrics if getattr(m, "always", False)]
+    always = [m.name for m in harness.metrics if is_always(m)]
     return [harness.metrics.get(n) for n in dict.fromkeys(always + list(names))]
 
 
@@ -43,13 +45,13 @@ def resolve_providers(harness: Any, metrics: list[Any]) -> tuple[dict[str, Any],
     ``needs`` (transitively); and the metrics that join the run only as providers."""
     providers: dict[str, Any] = {}
     helpers: list[Any] = []
-    todo = [(m, need) for m in metrics for need in getattr(m, "needs", ())]
+    todo = [(m, need) for m in metrics for need in needs(m)]
     while todo:
         metric, need = todo.pop(0)
         if need in providers:
             continue
         candidates = [x for registry in (harness.metrics, harness.gradient_strategies) for x in registry
-                      if need in getattr(x, "provides", ())]
+                      if need in provides(x)]
         if not candidates:
             raise UserError(f"metric {metric.name!r} needs {need!r}, which no loaded plugin provides "
                             f"(see `lingspace-harness plugins`; is one disabled by LINGSPACE_DISABLE_PLUGINS?)")
@@ -58,7 +60,7 @@ def resolve_providers(harness: Any, metrics: list[Any]) -> tuple[dict[str, Any],
         is_metric = chosen.name in harness.metrics and harness.metrics.get(chosen.name) is chosen
         if is_metric and chosen not in metrics and chosen not in helpers:
             helpers.append(chosen)
-            todo += [(chosen, n) for n in getattr(chosen, "needs", ())]
+            todo += [(chosen, n) for n in needs(chosen)]
     return providers, helpers
 
 
@@ -87,11 +89,12 @@ def check_config(harness: Any, config: RunConfig, metrics: list[Any], providers:
         raise UserError("--limit must be at least 1")
     if config.batch_size < 1:
         raise UserError("--batch-size must be at least 1")
-    scores_only = bool(getattr(resolve_loader(harness.model_loaders, config.model)[0], "scores_only", False))
+    loader = resolve_loader(harness.model_loaders, config.model)[0]
+    scores_only = isinstance(loader, ScoresOnly) and bool(loader.scores_only)
     if scores_only:
-        check_scoring_only(config, metrics, providers)
+        check_scoring_only(config, metrics, providers, harness.gradient_strategies)
     for metric in metrics:  # a metric's own checks of its options
-        if hasattr(metric, "check"):
+        if isinstance(metric, ChecksOptions):
             metric.check(plugin_options(metric, config.options.get(metric.name, {}), config.seed), scores_only)
     for builder in config.analysis or []:
         harness.space_builders.get(builder)
@@ -100,7 +103,7 @@ def check_config(harness: Any, config: RunConfig, metrics: list[Any], providers:
 
 
 def check_training_pairs(config: RunConfig, metrics: list[Any], data: dict[str, TaskData]) -> None:
-    learners = [m.name for m in metrics if hasattr(m, "strategies")]
+    learners = [m.name for m in metrics if reads_gradients(m)]
     empty = [name for name, d in data.items() if len(d.train) < (2 if config.split_half else 1)]
     if learners and empty:
         raise UserError(f"metric {learners[0]!r} learns from training pairs, but task {empty[0]!r} has "
@@ -127,7 +130,7 @@ def prepare(harness: Any, config: RunConfig,
     torch.manual_seed(config.seed)
     model = load_model(harness, config)
     if model.scorer:
-        check_scoring_only(config, metrics + helpers, providers)
+        check_scoring_only(config, metrics + helpers, providers, harness.gradient_strategies)
     prefix_id = None if model.scorer else prefix_token_id(model.tokenizer, config.prefix_token)
     access = None if model.scorer else ModelAccess(model.model, model.tokenizer, prefix_id,
                                                    method=config.scoring, batch_size=config.batch_size)
@@ -150,19 +153,21 @@ def used_plugins(ctx: Run) -> list[str]:
     """The plugins (other than the executor) whose options shape this run's results."""
     names = [m.name for m in ctx.metrics] + ctx.strategies + [p.name for p in ctx.shared.providers.values()]
     names += list(ctx.config.reporters) + list(ctx.config.analysis or [])
-    return [n for n in dict.fromkeys(names) if n in ctx.config.options or hasattr(ctx._plugin(n), "Options")]
+    return [n for n in dict.fromkeys(names) if n in ctx.config.options or isinstance(ctx._plugin(n), HasOptions)]
 
 
-def learns(metric: Any, providers: dict[str, Any]) -> bool:
+def learns(metric: Any, providers: dict[str, Any], gradient_strategies: Iterable[Any]) -> bool:
     """Whether a metric needs gradients: it reads differentials (``strategies``), or needs what a
-    gradient strategy or such a metric provides."""
-    return hasattr(metric, "strategies") or any(
-        hasattr(providers.get(n), "reduce") or hasattr(providers.get(n), "strategies") for n in getattr(metric, "needs", ()))
+    registered gradient strategy, or a metric that reads differentials, provides."""
+    found = [providers[n] for n in needs(metric) if n in providers]
+    return reads_gradients(metric) or any(reads_gradients(p) or any(p is s for s in gradient_strategies)
+                                          for p in found)
 
 
-def check_scoring_only(config: RunConfig, metrics: list[Any], providers: dict[str, Any]) -> None:
+def check_scoring_only(config: RunConfig, metrics: list[Any], providers: dict[str, Any],
+                       gradient_strategies: Iterable[Any]) -> None:
     """A model that only scores supports neither gradients (see ``learns``) nor our prefix."""
-    learners = [m.name for m in metrics if learns(m, providers)]
+    learners = [m.name for m in metrics if learns(m, providers, gradient_strategies)]
     if learners:
         raise UserError(f"metric {learners[0]} needs a torch model; --model {config.model} only scores")
     if config.prefix_token:
@@ -211,7 +216,8 @@ def executor_for(harness: Any, config: RunConfig) -> Any:
     if config.executor == IN_PROCESS:
         return None
     executor = harness.executors.get(config.executor)
-    getattr(executor, "check", lambda config: None)(config)
+    if isinstance(executor, ChecksConfig):
+        executor.check(config)
     return executor
 
 
@@ -242,7 +248,7 @@ def assemble(ctx: Run) -> dict[str, Any]:
         if out.space is not None:
             space = results["spaces"][metric.name] = out.space.to_json()
             halves_s = None
-            if config.split_half and hasattr(metric, "strategies"):
+            if config.split_half and reads_gradients(metric):
                 start = time.perf_counter()
                 halves_ = {v[-1]: metric.compute(ctx.for_variant(v)).space.matrix for v in VARIANTS}
                 halves_s = time.perf_counter() - start

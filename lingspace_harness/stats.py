@@ -31,8 +31,8 @@ def as_square(m: Any, what: str = "matrix") -> np.ndarray:
     """``m`` as a float64 N x N array; None, NaN and infinities become NaN (missing)."""
     try:
         a = np.array(m, dtype=float)
-    except (TypeError, ValueError):
-        raise UserError(f"{what} must be a numeric matrix") from None
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{what} must be a numeric matrix") from exc
     if a.ndim != 2 or a.shape[0] != a.shape[1]:
         raise UserError(f"{what} must be a square matrix, got shape {a.shape}")
     a[~np.isfinite(a)] = np.nan

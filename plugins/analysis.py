@@ -130,7 +130,7 @@ class AnalyseCommand:
         try:
             results = read_results(directory)
         except ValueError as exc:
-            raise UserError(f"{directory / 'results.json'} is not valid JSON: {exc}") from None
+            raise UserError(f"{directory / 'results.json'} is not valid JSON: {exc}") from exc
         options = AnalysisOptions(permutations=args.permutations, bootstraps=args.bootstraps, seed=args.seed,
                                   hypothesis_files=list(args.hypothesis_files), builders=args.builders)
         output = analyse(harness, results, options)

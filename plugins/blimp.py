@@ -55,12 +55,12 @@ def _from_hub(uid: str) -> list[MinimalPair]:
         import datasets
 
         rows = datasets.load_dataset(HUB_DATASET, uid, split="train", revision=HUB_REVISION)
-    except Exception as exc:
+    except Exception as exc:  # datasets' hub and cache errors have no common base; -v shows it
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(
             f"could not load BLiMP paradigm {uid!r} from the Hugging Face hub ({HUB_DATASET}): "
             f"{reason}. Offline? Pass --data-dir DIR or set {ENV_DIR} to a directory of the "
-            f"official BLiMP <UID>.jsonl files") from None
+            f"official BLiMP <UID>.jsonl files") from exc
     return pairs_from_rows(enumerate(rows, start=1), f"{HUB_DATASET}/{uid}")
 
 

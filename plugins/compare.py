@@ -56,7 +56,7 @@ def load_runs(dirs: list[Path]) -> list[dict[str, Any]]:
         try:
             runs.append(read_results(d))
         except (OSError, ValueError) as exc:
-            raise UserError(f"compare: cannot read {d / RESULTS_FILE}: {exc}") from None
+            raise UserError(f"compare: cannot read {d / RESULTS_FILE}: {exc}") from exc
     return runs
 
 

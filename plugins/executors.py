@@ -43,8 +43,8 @@ class Ray:
         """Fail before any work if Ray is missing."""
         try:
             import ray  # noqa: F401
-        except ImportError:
-            raise UserError("the ray executor needs Ray: pip install 'lingspace-harness[ray]'") from None
+        except ImportError as exc:
+            raise UserError("the ray executor needs Ray: pip install 'lingspace-harness[ray]'") from exc
 
     def execute(self, stages: list[list[Unit]], worker: WorkerSpec) -> None:
         self.check(worker.config)
@@ -62,7 +62,7 @@ class Ray:
                          logging_level=logging.WARNING)
             except (ConnectionError, ValueError, RuntimeError) as exc:
                 raise UserError(f"ray: cannot start or join a cluster "
-                                f"(--ray-address {opts.get('ray_address')}): {exc}") from None
+                                f"(--ray-address {opts.get('ray_address')}): {exc}") from exc
         try:
             resources = ray.cluster_resources()
             default = int(resources.get("GPU", 0) // gpus) if gpus else int(resources.get("CPU", 1) // cpus)
@@ -105,7 +105,7 @@ class Ray:
                     for ref in running:
                         ray.cancel(ref, force=True)
                     raise UserError(f"ray: unit {unit.kind}:{unit.name} failed: "
-                                    f"{str(exc).strip().splitlines()[-1]}") from None
+                                    f"{str(exc).strip().splitlines()[-1]}") from exc
                 bar.update(1)
                 submit(w)
 

@@ -42,7 +42,7 @@ def _finish(model: Any, tokenizer: Any, name: str, revision: str | None,
     try:
         model = model.to(options.device)
     except (RuntimeError, AssertionError) as exc:
-        raise ModelError(f"cannot move the model to device {options.device!r}: {error_reason(exc)}") from None
+        raise ModelError(f"cannot move the model to device {options.device!r}: {error_reason(exc)}") from exc
     model.eval()
     dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
     return LoadedModel(model, tokenizer, name, revision, dtype, options.device, loader)
@@ -76,10 +76,10 @@ class HFLoader:
                 spec, revision=options.revision, dtype=_torch_dtype(options.dtype))
         except ModelError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # transformers raises many types for a bad model; -v shows which
             raise ModelError(f"could not load model {spec!r}"
                              f"{f' at revision {options.revision!r}' if options.revision else ''}: "
-                             f"{error_reason(exc)}") from None
+                             f"{error_reason(exc)}") from exc
         return _finish(model, tokenizer, spec, options.revision, options, self.name)
 
 
@@ -115,9 +115,9 @@ class GGUFLoader:
         try:
             tokenizer = AutoTokenizer.from_pretrained(cached)
             model = AutoModelForCausalLM.from_pretrained(cached, dtype=_torch_dtype(options.dtype))
-        except Exception as exc:
+        except Exception as exc:  # as above: the cause is kept for -v
             raise ModelError(f"could not load the cached copy of {spec} from {cached}: {error_reason(exc)}; "
-                             f"delete that directory to rebuild it") from None
+                             f"delete that directory to rebuild it") from exc
         return _finish(model, tokenizer, str(path), f"sha256:{digest}", options, self.name)
 
     @staticmethod
@@ -132,8 +132,8 @@ class GGUFLoader:
                 path.parent, gguf_file=path.name, dtype=torch.float32,
                 quantization_config=GgufConfig(dequantize=True))
             tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-        except Exception as exc:
-            raise ModelError(f"could not load GGUF file {path}: {error_reason(exc)}") from None
+        except Exception as exc:  # the GGUF reader raises struct.error, ValueError, ...
+            raise ModelError(f"could not load GGUF file {path}: {error_reason(exc)}") from exc
         model.hf_quantizer = None  # dense now: save it as a plain checkpoint
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config

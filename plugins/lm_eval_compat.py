@@ -68,6 +68,13 @@ def _yaml_loader() -> Any:
     return Loader
 
 
+def yaml_errors() -> tuple[type[BaseException], ...]:
+    """What ``read_task_yaml`` raises for a file it cannot read as a task YAML."""
+    import yaml
+
+    return (OSError, ValueError, TypeError, yaml.YAMLError)
+
+
 def read_task_yaml(path: Path, _seen: frozenset[Path] = frozenset()) -> dict[str, Any]:
     """A task or group YAML as lm-eval reads it unresolved: ``include`` files merged (the
     file's own keys win, an included ``task_list`` dropped), ``!function`` kept as text."""
@@ -158,7 +165,7 @@ def _index_file(path: Path, here: dict[str, tuple[str, Path, dict[str, Any]]]) -
     """Add the task or group that ``path`` defines, unless this directory has it already."""
     try:
         cfg = read_task_yaml(path)
-    except Exception:  # lm-eval skips unreadable files too
+    except yaml_errors():  # lm-eval skips unreadable files too
         return
     if "class" in cfg or ("group" not in cfg and "task" in cfg):
         name, kind = cfg.get("task"), "task"
@@ -177,8 +184,8 @@ def model_class(name: str) -> Any:
     prime_registries()
     try:
         return get_model(name)
-    except (ValueError, KeyError):
-        raise KeyError(name) from None
+    except (ValueError, KeyError) as exc:
+        raise KeyError(name) from exc
 
 
 def model_names() -> list[str]:

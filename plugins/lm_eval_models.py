@@ -43,10 +43,10 @@ class LmEvalModels:
             raise ModelError("--model lm_eval:NAME,ARGS needs an lm-eval model name, e.g. lm_eval:hf,pretrained=DIR")
         try:
             cls = model_class(name)
-        except KeyError:
+        except KeyError as exc:
             close = difflib.get_close_matches(name, model_names(), n=3, cutoff=0.6)
             hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
-            raise ModelError(f"unknown lm-eval model {name!r}{hint}") from None
+            raise ModelError(f"unknown lm-eval model {name!r}{hint}") from exc
         if options.revision:
             raise ModelError(f"--revision does not apply to --model lm_eval:{spec}; put revision=R in its arguments")
         given = parse_model_args(args)
@@ -55,8 +55,8 @@ class LmEvalModels:
             extra["dtype"] = options.dtype
         try:
             lm = cls.create_from_arg_string(args, {k: v for k, v in extra.items() if k not in given})
-        except Exception as exc:
-            raise ModelError(f"could not load lm-eval model {name!r} ({args or 'no arguments'}): {error_reason(exc)}") from None
+        except Exception as exc:  # the lm-eval model's own constructor: any error; -v shows it
+            raise ModelError(f"could not load lm-eval model {name!r} ({args or 'no arguments'}): {error_reason(exc)}") from exc
         torch_model = getattr(lm, "model", None)
         dtype = str(getattr(torch_model, "dtype", given.get("dtype", extra.get("dtype", "unknown"))))
         return LoadedModel(model=None, tokenizer=getattr(lm, "tokenizer", None), name=f"lm_eval:{spec}",

@@ -32,7 +32,7 @@ from lingspace_harness import (
     pairs_from_rows,
 )
 
-from .lm_eval_compat import Catalog, choice_delimiter, read_task_yaml
+from .lm_eval_compat import Catalog, choice_delimiter, read_task_yaml, yaml_errors
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -108,8 +108,8 @@ def _select(index: Index, names: list[str], files: list[Path], dirs: list[Path])
         if not defined:
             try:
                 read_task_yaml(path)
-            except Exception as exc:
-                raise UserError(f"{path}: not a readable lm-eval task YAML ({error_reason(exc)})") from None
+            except yaml_errors() as exc:
+                raise UserError(f"{path}: not a readable lm-eval task YAML ({error_reason(exc)})") from exc
             raise UserError(f"{path} defines no lm-eval task or group (it needs a 'task' or 'group' name)")
         for name in sorted(defined, key=index.is_task):  # a group first: its leaves keep their chain
             index.expand(name, [], chains)
@@ -160,8 +160,8 @@ def load_pairs(index: Index, name: str, options: DataOptions) -> list[MinimalPai
         datasets.disable_progress_bars()
     try:
         task = index.catalog.build(name)
-    except Exception as exc:
-        raise DataError(f"could not load lm-eval task {name!r}: {error_reason(exc)}") from None
+    except Exception as exc:  # lm-eval runs the task's own code and its dataset loader
+        raise DataError(f"could not load lm-eval task {name!r}: {error_reason(exc)}") from exc
     return task_pairs(task, name)
 
 
@@ -241,12 +241,12 @@ class LmEvalTasks:
             chains = _select(index, names, files, dirs)
         except _NotFound as missing:
             if index.defaults:
-                raise UnknownNameError(self._unknown(missing.pattern, index)) from None
+                raise UnknownNameError(self._unknown(missing.pattern, index)) from missing
             index = Index(paths, defaults=True)  # a name not in the include paths: try lm-eval's own
             try:
                 chains = _select(index, names, files, dirs)
             except _NotFound as again:
-                raise UnknownNameError(self._unknown(again.pattern, index)) from None
+                raise UnknownNameError(self._unknown(again.pattern, index)) from again
         return [_task(index, leaf, chain) for leaf, chain in chains.items()]
 
     @staticmethod

@@ -290,7 +290,7 @@ class ReportCommand:
             try:
                 results = read_results(args.dir)
             except (OSError, ValueError) as exc:
-                raise UserError(f"report: cannot read {args.dir / RESULTS_FILE}: {exc}") from None
+                raise UserError(f"report: cannot read {args.dir / RESULTS_FILE}: {exc}") from exc
             results = ensure_analysis(results, harness, permutations=args.permutations, seed=args.seed)
             written = write_run_report(results, out)
         else:
@@ -303,7 +303,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise UserError(f"report: cannot read {path}: {exc}") from None
+        raise UserError(f"report: cannot read {path}: {exc}") from exc
 
 
 @hookimpl

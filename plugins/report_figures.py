@@ -22,8 +22,8 @@ def require_matplotlib() -> None:
     try:
         import matplotlib  # noqa: F401
         from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
-    except ImportError:
-        raise UserError(INSTALL_HINT) from None
+    except ImportError as exc:
+        raise UserError(INSTALL_HINT) from exc
 
 
 def _figure(width: float, height: float) -> Any:

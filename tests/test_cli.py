@@ -95,6 +95,23 @@ def test_user_errors_exit_2_with_one_line(capsys, tiny_model: Path, blimp_dir: P
     assert not (tmp_path / "out" / "results.json").exists()
 
 
+def test_verbose_shows_what_broke_a_model_file_underneath(capsys, blimp_dir: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + bytes(60))  # the magic, then nothing a GGUF reader can use
+    argv = ["run", "--model", str(broken), "--tasks", "blimp_passive_2", "--data-dir", str(blimp_dir),
+            "--output", str(tmp_path / "out")]
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2
+    one_line_error(err, "could not load GGUF file")
+    code, _, err = run_cli(capsys, *argv, "-v")
+    lines = err.strip().splitlines()
+    assert code == 2 and lines[-1].startswith("error: could not load GGUF file")
+    assert "Traceback (most recent call last)" in err  # the cause the one line summarises, with its chain
+    reason = lines[-1].split(f"{broken}: ", 1)[1]
+    assert any(line.endswith(f": {reason}") for line in lines[:-1]), err  # "SomeError: reason", above the line
+    assert not (tmp_path / "out" / "results.json").exists()
+
+
 def test_malformed_row_is_one_line_with_file_and_line(capsys, lingspace_plugin, tiny_model: Path,
                                                      tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"

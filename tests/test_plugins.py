@@ -109,6 +109,19 @@ def test_broken_plugin_warns_once_and_the_rest_loads(site: Path, capsys: pytest.
 
 
 @pytest.mark.third_party_plugins
+def test_verbose_shows_a_broken_plugins_traceback(site: Path, capsys: pytest.CaptureFixture) -> None:
+    make_distribution(site, "lsh-test-broken", "lsh_test_broken", "import no_such_module_xyz\n")
+    assert main(["tasks", "blimp_adjunct_island", "-v"]) == 0
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err
+    assert "ModuleNotFoundError: No module named 'no_such_module_xyz'" in err
+    assert main(["tasks", "--strict", "-v"]) == 2  # strict: the error keeps the import error as its cause
+    err = capsys.readouterr().err
+    assert err.rstrip().splitlines()[-1].startswith("error: plugin 'lsh_test_broken'")
+    assert "ModuleNotFoundError" in err
+
+
+@pytest.mark.third_party_plugins
 def test_strict_makes_a_broken_plugin_fatal(site: Path, capsys: pytest.CaptureFixture) -> None:
     make_distribution(site, "lsh-test-broken", "lsh_test_broken", "raise RuntimeError('boom')\n")
     with pytest.raises(PluginError, match="boom"):

@@ -66,8 +66,8 @@ class PerplexityText:
         data = file.read_bytes()
         try:
             lines = tuple(line.strip() for line in data.decode("utf-8").splitlines() if line.strip())
-        except UnicodeDecodeError:
-            raise UserError(f"--perplexity-text {path}: not UTF-8 text") from None
+        except UnicodeDecodeError as exc:
+            raise UserError(f"--perplexity-text {path}: not UTF-8 text") from exc
         if not lines:
             raise UserError(f"--perplexity-text {path}: the file has no text")
         return cls(file.name, hashlib.sha256(data).hexdigest(), lines)
@@ -82,7 +82,7 @@ def perplexity_text_argument(path: str) -> str:
     try:
         PerplexityText.read(path)
     except UserError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix("--perplexity-text ")) from None
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--perplexity-text ")) from exc
     return path
 
 
@@ -90,8 +90,8 @@ def positive_int(value: str) -> int:
     """argparse ``type`` for counts that must be at least 1."""
     try:
         number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from exc
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
     return number
