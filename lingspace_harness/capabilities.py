@@ -35,9 +35,9 @@ class Configurable(Protocol):
 @runtime_checkable
 class HasOptions(Protocol):
     """Its options are a dataclass, ``Options``, filled from the command line (a field named
-    ``seed`` defaults to the run's seed). A ``validate()`` method on it raises
-    :class:`lingspace_harness.UserError` for values no run can use; it runs before any data
-    or model loads."""
+    ``seed`` defaults to the run's seed). It validates itself: its ``__post_init__`` raises
+    :class:`lingspace_harness.UserError` for values no run can use. The options given to any
+    plugin are built, and so validated, before any data or model loads."""
 
     Options: type
 

@@ -93,7 +93,10 @@ def check_config(harness: Any, config: RunConfig, metrics: list[Any], providers:
     scores_only = isinstance(loader, ScoresOnly) and bool(loader.scores_only)
     if scores_only:
         check_scoring_only(config, metrics, providers, harness.gradient_strategies)
-    for metric in metrics:  # a metric's own checks of its options
+    for name, values in config.options.items():  # every option given, of every plugin: Options validate
+        if (plugin := find_plugin(harness, name)) is not None:  # themselves (see ``HasOptions``)
+            plugin_options(plugin, values, config.seed)
+    for metric in metrics:  # a metric's own checks of its options against this run
         if isinstance(metric, ChecksOptions):
             metric.check(plugin_options(metric, config.options.get(metric.name, {}), config.seed), scores_only)
     for builder in config.analysis or []:

@@ -38,6 +38,10 @@ class Full:
 class TopKOptions:
     topk: float = 0.01
 
+    def __post_init__(self) -> None:
+        if not 0 < self.topk <= 1:
+            raise UserError(f"--topk must be in (0, 1], got {self.topk}")
+
 
 class TopK:
     name = "topk"
@@ -50,8 +54,6 @@ class TopK:
         group.add_argument("--topk", type=float, help="fraction of parameters in the mask (default 0.01)")
 
     def reduce(self, grad: np.ndarray, layout: ParamLayout, options: TopKOptions) -> np.ndarray:
-        if not 0 < options.topk <= 1:
-            raise UserError(f"--topk must be in (0, 1], got {options.topk}")
         return largest_magnitudes(grad, max(1, int(round(options.topk * grad.size))))
 
 
@@ -59,6 +61,10 @@ class TopK:
 class ProjectedOptions:
     projection_dim: int = 2048
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.projection_dim < 1:
+            raise UserError(f"--projection-dim must be at least 1, got {self.projection_dim}")
 
 
 class Projected:
@@ -96,8 +102,6 @@ class Projected:
     def reduce(self, grad: np.ndarray, layout: ParamLayout, options: ProjectedOptions) -> np.ndarray:
         """Per tensor, the signed sums of its entries in each bucket (float64 sums, then float32)."""
         dim = options.projection_dim
-        if dim < 1:
-            raise UserError(f"--projection-dim must be at least 1, got {dim}")
         codes = self._plan(layout, dim, options.seed)
         out = np.zeros(len(layout.sizes) * dim, dtype=np.float64)
         offsets = layout.offsets

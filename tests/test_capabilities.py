@@ -5,7 +5,8 @@ from typing import Any
 
 import pytest
 
-from lingspace_harness import MetricResult, PluginError, hookimpl, load_harness
+from lingspace_harness import MetricResult, PluginError, Task, hookimpl, load_harness
+from lingspace_harness.cli import main
 from lingspace_harness.capabilities import OPTIONAL, HasUnits, half_protocols, members, near_misses
 from lingspace_harness.runner import learns
 
@@ -93,3 +94,29 @@ def test_gradients_are_known_from_the_registry_not_from_a_method_name() -> None:
     reducer = Reducer()
     assert not learns(Needy(), {"thing": reducer}, gradient_strategies=[])
     assert learns(Needy(), {"thing": reducer}, gradient_strategies=[reducer])
+
+
+@pytest.mark.parametrize("option, fragment", [
+    (["--metric", "gradsim", "--topk", "2"], "--topk must be in (0, 1], got 2.0"),
+    (["--metric", "gradsim", "--projection-dim", "0"], "--projection-dim must be at least 1, got 0"),
+    (["--metric", "transfer", "--ftgd-steps", "0"], "--ftgd-steps must be positive, got 0"),
+    (["--metric", "transfer", "--ftgd-lr=-1e-4"], "--ftgd-lr must be positive, got -0.0001"),
+    (["--metric", "lookahead", "--lookahead-batch", "0"], "--lookahead-batch must be positive, got 0"),
+    (["--topk", "2"], "--topk must be in (0, 1]"),  # given, though no metric of this run reads it
+])
+def test_every_given_option_is_validated_before_anything_loads(option: list[str], fragment: str, lingspace_plugin,
+                                                                capsys, tmp_path) -> None:
+    loaded: list[str] = []
+
+    class Watched:
+        @hookimpl
+        def lingspace_register_phenomena(self, register):
+            register(Task(name="watched_task", phenomenon="p", field="f", source="memory",
+                          load=lambda options: loaded.append("data") or []))
+
+    lingspace_plugin(Watched(), "watched")
+    code = main(["run", "--model", str(tmp_path / "no-model-here"), "--tasks", "watched_task",
+                 "--output", str(tmp_path / "out"), *option])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == [f"error: {err[0].removeprefix('error: ')}"] and fragment in err[0]
+    assert loaded == [] and not (tmp_path / "out").exists()  # neither the data nor the model was touched

@@ -58,6 +58,13 @@ def tuning_extra(tasks: list[str], rows: dict[str, dict[str, Any]]) -> dict[str,
                if untuned else {})}
 
 
+def require_positive(**flags: float | None) -> None:
+    """UserError for the first option (``ftgd_lr=...`` names ``--ftgd-lr``) that is set but not positive."""
+    for name, value in flags.items():
+        if value is not None and not value > 0:
+            raise UserError(f"--{name.replace('_', '-')} must be positive, got {value}")
+
+
 @dataclass(frozen=True)
 class TransferOptions:
     ftgd_lr: float = 1e-4
@@ -70,6 +77,13 @@ class TransferOptions:
     transfer_targets: int | None = None
     perplexity_text: str | None = None
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        require_positive(ftgd_lr=self.ftgd_lr, ftgd_steps=self.ftgd_steps, ftgd_batch=self.ftgd_batch,
+                         ftgd_eval_every=self.ftgd_eval_every, ftgd_patience=self.ftgd_patience,
+                         transfer_targets=self.transfer_targets)
+        if self.ftgd_mask not in MASK_KINDS:
+            raise UserError(f"--ftgd-mask must be one of {', '.join(MASK_KINDS)}, got {self.ftgd_mask!r}")
 
 
 class Transfer:
@@ -106,10 +120,6 @@ class Transfer:
         o = ctx.options(self.name)
         settings = FTGDSettings(lr=o.ftgd_lr, steps=o.ftgd_steps, batch=o.ftgd_batch, eval_every=o.ftgd_eval_every,
                                 patience=o.ftgd_patience, seed=o.seed)
-        if o.ftgd_mask not in MASK_KINDS:
-            raise UserError(f"--ftgd-mask must be one of {', '.join(MASK_KINDS)}, got {o.ftgd_mask!r}")
-        if o.transfer_targets is not None and o.transfer_targets < 1:
-            raise UserError(f"--transfer-targets must be at least 1, got {o.transfer_targets}")
         text = PerplexityText.read(o.perplexity_text) if o.perplexity_text else None
         common = {"targets": o.transfer_targets, "text": text}
         out = [Tuning("transfer", settings, mask=o.ftgd_mask, with_states=ctx.needed(TUNED_STATES), **common)]
@@ -163,6 +173,10 @@ class LookaheadOptions:
     lookahead_batch: int = 16
     lookahead_targets: int | None = None
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        require_positive(lookahead_steps=self.lookahead_steps, lookahead_lr=self.lookahead_lr,
+                         lookahead_batch=self.lookahead_batch, lookahead_targets=self.lookahead_targets)
 
 
 class Lookahead:
