@@ -119,7 +119,7 @@ def projection(args: argparse.Namespace) -> None:
     phenomenon): max |cosine difference| and Spearman r of the off-diagonal cells, per dimension."""
     from scipy.stats import spearmanr
 
-    from lingspace_harness.context import halves
+    from lingspace_harness.gradient_cache import halves
     from lingspace_harness_plugins.gradsim import cosine, gram_by_layer
 
     tasks = one_per_phenomenon(args.data_dir)

@@ -8,6 +8,9 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from .access import ModelAccess
+from .capabilities import (AlwaysComputed, ChecksConfig, ChecksOptions, Configurable, HasLayerSlices, HasOptions,
+                           HasUnits, NeedsCapabilities, ProvidesCapabilities, ReadsGradients, ScoresOnly,
+                           Summarises)
 from .analysis import AnalysisContext, AnalysisOptions, analyse, hypothesis_from_file
 from .arguments import comma_list, positive_int
 from .config import RunConfig, cache_dir
@@ -19,8 +22,8 @@ from .models import LoadedModel, ModelLoader, ModelOptions, resolve_loader
 from .pairs import MinimalPair, PairScore, pairs_from_rows, read_jsonl, read_pairs_jsonl
 from .plugins import Harness, load_harness, register_plugin, unregister_plugin
 from .progress import progress_bar
-from .protocols import (Command, Executor, GradientStrategy, Hypothesis, Metric, MetricResult, Reporter,
-                        RunContext, Space, SpaceBuilder, Unit)
+from .protocols import (Command, Executor, GradientStrategy, Hypothesis, Metric, MetricResult, Registries,
+                        Reporter, RunContext, Space, SpaceBuilder, Unit)
 from .results import atomic_open, read_results, write_atomic, write_results
 from .runner import run
 from .scoring import prefix_token_id
@@ -47,6 +50,8 @@ except PackageNotFoundError:  # running from a source tree without an install
     __version__ = "0+unknown"
 
 __all__ = [
+    "AlwaysComputed", "ChecksConfig", "ChecksOptions", "Configurable", "HasLayerSlices", "HasOptions", "HasUnits",
+    "NeedsCapabilities", "ProvidesCapabilities", "ReadsGradients", "Registries", "ScoresOnly", "Summarises",
     "AnalysisContext", "AnalysisOptions", "Command", "DataError", "DataOptions", "Executor",
     "GradientStrategy", "Harness", "Hypothesis", "LoadedModel", "Metric", "MetricResult", "MinimalPair",
     "ModelAccess", "ModelError", "ModelLoader", "ModelOptions", "PairScore", "ParamLayout", "PluginError",

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .errors import DataError, PluginError, UserError
-from .protocols import Hypothesis
+from .protocols import Hypothesis, Registries
 
 
 @dataclass
@@ -165,7 +165,7 @@ class AnalysisContext:
     """What a space builder gets besides results: the options and the hypothesis spaces."""
 
     options: AnalysisOptions
-    harness: Any = None
+    harness: Registries | None = None
     _files: list[Any] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -199,7 +199,7 @@ class AnalysisContext:
         return out
 
 
-def analyse(harness: Any, results: dict[str, Any],
+def analyse(harness: Registries, results: dict[str, Any],
             options: AnalysisOptions | None = None) -> dict[str, Any]:
     """Run the selected space builders on ``results``; returns {builder name: output}."""
     options = options or AnalysisOptions()

@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .capabilities import HasOptions
-from .errors import UserError
 from .tasks import SPLIT_FRACTIONS
 
 #: Settings that say how units run, never what they compute; kept out of ``config`` in results.json.
@@ -83,16 +81,3 @@ class RunConfig:
             known["executor_options"] = dict(execution.get("options") or {})
             known["shard"] = tuple(execution["shard"]) if execution.get("shard") else None
         return cls(**known)
-
-
-def plugin_options(plugin: Any, values: dict[str, Any], seed: int) -> Any:
-    """A plugin's options: its ``Options`` dataclass filled from ``values`` (a field named
-    ``seed`` defaults to the run's seed), or a plain dict for a plugin without one."""
-    kind = plugin.Options if isinstance(plugin, HasOptions) else None
-    if kind is None or not is_dataclass(kind):
-        return dict(values)
-    names = {f.name for f in fields(kind)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise UserError(f"{plugin.name}: unknown option(s) {', '.join(unknown)}; it has {', '.join(sorted(names))}")
-    return kind(**{**({"seed": seed} if "seed" in names else {}), **values})

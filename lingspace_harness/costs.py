@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from .capabilities import HasUnits, needs, strategies
-from .context import VARIANTS, Run
+from .context import Run
+from .gradient_cache import VARIANTS
 from .protocols import Unit
 from .units import UNITS_DIR, UnitStore
 

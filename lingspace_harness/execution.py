@@ -87,7 +87,7 @@ class Worker:
                 raise ValueError(f"unknown core unit {unit}")
             ctx.compute_gradient(unit.name)
         else:
-            ctx.shared.release_buffers()  # the gradient units (stage 0) are behind us
+            ctx.shared.buffers.release()  # the gradient units (stage 0) are behind us
             ctx.harness.metrics.get(unit.owner).run_unit(ctx, unit)
         record_seconds(ctx, unit, time.perf_counter() - start)
         return unit
@@ -121,7 +121,7 @@ def execute_units(ctx: Run, executor: Any, prepare: Callable[[Any, RunConfig], R
         log.info("%d units in %d stage(s) through the %s executor", len(units), len(stages), name)
         spec = WorkerSpec(ctx.config, prepare, local=ctx)
         (executor.execute if executor is not None else run_in_process)(stages, spec)
-        ctx.shared.release_buffers()
+        ctx.shared.buffers.release()
 
 
 def incomplete_message(ctx: Run, missing: list[Unit], shards: int) -> str:

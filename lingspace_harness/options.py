@@ -8,10 +8,11 @@ are kept apart per plugin, so two plugins may use the same field names.
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict, fields, is_dataclass
 from typing import Any, Iterable
 
-from .capabilities import Configurable
-from .errors import PluginError
+from .capabilities import Configurable, HasOptions
+from .errors import PluginError, UserError
 
 #: Namespace attributes of plugin options are ``PREFIX + plugin + "." + field``.
 PREFIX = "plugin:"
@@ -59,3 +60,21 @@ def parsed_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
             plugin, _, name = key[len(PREFIX):].partition(".")
             out.setdefault(plugin, {})[name] = value
     return out
+
+
+def plugin_options(plugin: Any, values: dict[str, Any], seed: int) -> Any:
+    """A plugin's options: its ``Options`` dataclass filled from ``values`` (a field named
+    ``seed`` defaults to the run's seed), or a plain dict for a plugin without one."""
+    kind = plugin.Options if isinstance(plugin, HasOptions) else None
+    if kind is None or not is_dataclass(kind):
+        return dict(values)
+    names = {f.name for f in fields(kind)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise UserError(f"{plugin.name}: unknown option(s) {', '.join(unknown)}; it has {', '.join(sorted(names))}")
+    return kind(**{**({"seed": seed} if "seed" in names else {}), **values})
+
+
+def options_record(value: Any) -> dict[str, Any]:
+    """A plugin's options as a plain dict (its ``Options`` dataclass's fields, or the dict itself)."""
+    return asdict(value) if is_dataclass(value) and not isinstance(value, type) else dict(value)

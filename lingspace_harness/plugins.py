@@ -67,47 +67,47 @@ class Harness:
 
     pm: pluggy.PluginManager
     plugins: dict[str, PluginInfo]
-    registries: dict[str, Registry]
+    registries: dict[str, Registry[Any]]
     warnings: list[str]
 
     @property
-    def tasks(self) -> Registry:
+    def tasks(self) -> Registry[Task]:
         return self.registries["lingspace_register_phenomena"]
 
     @property
-    def task_sources(self) -> Registry:
+    def task_sources(self) -> Registry[TaskSource]:
         return self.registries["lingspace_register_task_sources"]
 
     @property
-    def model_loaders(self) -> Registry:
+    def model_loaders(self) -> Registry[ModelLoader]:
         return self.registries["lingspace_register_model_loaders"]
 
     @property
-    def gradient_strategies(self) -> Registry:
+    def gradient_strategies(self) -> Registry[GradientStrategy]:
         return self.registries["lingspace_register_gradient_strategies"]
 
     @property
-    def metrics(self) -> Registry:
+    def metrics(self) -> Registry[Metric]:
         return self.registries["lingspace_register_metrics"]
 
     @property
-    def space_builders(self) -> Registry:
+    def space_builders(self) -> Registry[SpaceBuilder]:
         return self.registries["lingspace_register_space_builders"]
 
     @property
-    def hypotheses(self) -> Registry:
+    def hypotheses(self) -> Registry[Hypothesis]:
         return self.registries["lingspace_register_hypotheses"]
 
     @property
-    def executors(self) -> Registry:
+    def executors(self) -> Registry[Executor]:
         return self.registries["lingspace_register_executors"]
 
     @property
-    def reporters(self) -> Registry:
+    def reporters(self) -> Registry[Reporter]:
         return self.registries["lingspace_register_reporters"]
 
     @property
-    def commands(self) -> Registry:
+    def commands(self) -> Registry[Command]:
         return self.registries["lingspace_register_commands"]
 
 
@@ -220,7 +220,7 @@ def _load_entry_points(loading: _Loading, allow: set[str] | None, deny: set[str]
         loading.add(ep.name, obj, PluginInfo(ep.name, dist_name, dist.version, builtin))
 
 
-def _fill_registry(loading: _Loading, hook: str, registry: Registry) -> Registry:
+def _fill_registry(loading: _Loading, hook: str, registry: Registry[Any]) -> Registry[Any]:
     """Call every implementation of ``hook`` with a ``register`` that checks each object against
     the registry's contract: one that breaks it is one warning line (PluginError with strict)."""
     for impl in getattr(loading.pm.hook, hook).get_hookimpls():

@@ -13,10 +13,12 @@ from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from .access import ModelAccess
+from .config import RunConfig
 from .gradients import ParamLayout
-from .models import LoadedModel
+from .models import LoadedModel, ModelLoader
+from .registry import Registry
 from .pairs import MinimalPair, PairScore
-from .tasks import TaskData
+from .tasks import Task, TaskData, TaskSource
 from .units import UnitStore
 from .results import json_safe
 
@@ -56,14 +58,40 @@ class MetricResult:
     space: Space | None = None
 
 
+class Registries(Protocol):
+    """What the loaded plugins registered, one :class:`lingspace_harness.Registry` per kind
+    (``lingspace_harness.Harness`` is one; commands and run contexts get it as ``harness``)."""
+
+    @property
+    def tasks(self) -> Registry[Task]: ...
+    @property
+    def task_sources(self) -> Registry[TaskSource]: ...
+    @property
+    def model_loaders(self) -> Registry[ModelLoader]: ...
+    @property
+    def gradient_strategies(self) -> Registry[GradientStrategy]: ...
+    @property
+    def metrics(self) -> Registry[Metric]: ...
+    @property
+    def space_builders(self) -> Registry[SpaceBuilder]: ...
+    @property
+    def hypotheses(self) -> Registry[Hypothesis]: ...
+    @property
+    def executors(self) -> Registry[Executor]: ...
+    @property
+    def reporters(self) -> Registry[Reporter]: ...
+    @property
+    def commands(self) -> Registry[Command]: ...
+
+
 @runtime_checkable
 class RunContext(Protocol):
     """What metrics (and their units) see of a run: its data, scores, units, gradients, model
     access and options. ``variant`` is "" for the run's data, or ``half-a``/``half-b``: the
     first/second half of every task's training pairs (the split-half noise ceiling)."""
 
-    config: Any  # the RunConfig
-    harness: Any  # the loaded plugins
+    config: RunConfig
+    harness: Registries
     model: LoadedModel
     data: Mapping[str, TaskData]
     variant: str
@@ -78,7 +106,7 @@ class RunContext(Protocol):
     def gradient_layout(self) -> ParamLayout: ...
 
     def options(self, plugin: str) -> Any: ...
-    def provider(self, capability: str) -> Any: ...
+    def provider(self, capability: str) -> Metric | GradientStrategy: ...
     def needed(self, capability: str) -> bool: ...
     def for_variant(self, variant: str) -> "RunContext": ...
     def units(self, kind: str, **settings: Any) -> UnitStore: ...
@@ -198,4 +226,4 @@ class Command(Protocol):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
 
-    def run(self, args: argparse.Namespace, harness: Any) -> int: ...
+    def run(self, args: argparse.Namespace, harness: Registries) -> int: ...

@@ -12,13 +12,16 @@ from .access import ModelAccess
 from .analysis import AnalysisOptions, analyse, hypothesis_from_file
 from .capabilities import (ChecksConfig, ChecksOptions, HasOptions, ScoresOnly, is_always, needs, provides,
                            reads_gradients)
-from .config import IN_PROCESS, RunConfig, cache_dir, plugin_options
-from .context import VARIANTS, Run, Shared, find_plugin, options_record
+from .config import IN_PROCESS, RunConfig, cache_dir
+from .context import Run, Shared, find_plugin
+from .gradient_cache import VARIANTS
 from .costs import mark_shared, space_cost
+from .options import options_record, plugin_options
 from .errors import UserError
 from .execution import execute_units, write_run_file
 from .fingerprints import data_fingerprints, digest, model_fingerprint
 from .models import LoadedModel, ModelOptions, resolve_loader
+from .plugins import Harness
 from .outputs import claim_output, recorded_options, refuse_other_run
 from .progress import progress_bar
 from .results import new_results, write_pairs, write_results
@@ -34,13 +37,13 @@ def vocabulary(pairs: list) -> list[str]:
     return sorted({w for p in pairs for text in (p.good, p.bad) for w in WORD.findall(text.lower())})
 
 
-def resolve_metrics(harness: Any, names: list[str]) -> list[Any]:
+def resolve_metrics(harness: Harness, names: list[str]) -> list[Any]:
     """The metrics every run computes (``always = True``), then those asked for, in order."""
     always = [m.name for m in harness.metrics if is_always(m)]
     return [harness.metrics.get(n) for n in dict.fromkeys(always + list(names))]
 
 
-def resolve_providers(harness: Any, metrics: list[Any]) -> tuple[dict[str, Any], list[Any]]:
+def resolve_providers(harness: Harness, metrics: list[Any]) -> tuple[dict[str, Any], list[Any]]:
     """Capability -> the metric or gradient strategy that provides it, for every metric's
     ``needs`` (transitively); and the metrics that join the run only as providers."""
     providers: dict[str, Any] = {}
@@ -64,7 +67,7 @@ def resolve_providers(harness: Any, metrics: list[Any]) -> tuple[dict[str, Any],
     return providers, helpers
 
 
-def load_data(harness: Any, config: RunConfig) -> dict[str, TaskData]:
+def load_data(harness: Harness, config: RunConfig) -> dict[str, TaskData]:
     options = DataOptions(data_dir=config.data_dir, include_paths=tuple(config.include_paths))
     tasks = select_tasks(harness.tasks, harness.task_sources, config.tasks, options)
     data = {}
@@ -76,14 +79,14 @@ def load_data(harness: Any, config: RunConfig) -> dict[str, TaskData]:
     return data
 
 
-def load_model(harness: Any, config: RunConfig) -> LoadedModel:
+def load_model(harness: Harness, config: RunConfig) -> LoadedModel:
     loader, spec = resolve_loader(harness.model_loaders, config.model)
     options = ModelOptions(revision=config.revision, dtype=config.dtype, device=config.device,
                            cache_dir=cache_dir(), batch_size=config.batch_size)
     return loader.load(spec, options)
 
 
-def check_config(harness: Any, config: RunConfig, metrics: list[Any], providers: dict[str, Any]) -> None:
+def check_config(harness: Harness, config: RunConfig, metrics: list[Any], providers: dict[str, Any]) -> None:
     """What can be checked before any data or model loads."""
     if config.limit is not None and config.limit < 1:
         raise UserError("--limit must be at least 1")
@@ -114,7 +117,7 @@ def check_training_pairs(config: RunConfig, metrics: list[Any], data: dict[str, 
                         f"(--split-fractions {','.join(map(str, config.split_fractions))}, --limit {config.limit})")
 
 
-def prepare(harness: Any, config: RunConfig,
+def prepare(harness: Harness, config: RunConfig,
             check_output: Callable[[dict[str, Any]], None] = lambda fingerprints: None) -> Run:
     """Check the config, load every task's data and the model: what a run and its workers share.
     ``check_output(fingerprints)`` runs before the data loads and again before the model loads,
@@ -144,7 +147,7 @@ def prepare(harness: Any, config: RunConfig,
     return ctx
 
 
-def refuse_other_run_early(harness: Any, config: RunConfig, fingerprints: dict[str, Any]) -> None:
+def refuse_other_run_early(harness: Harness, config: RunConfig, fingerprints: dict[str, Any]) -> None:
     """``refuse_other_run`` with this run's options of the plugins the old run recorded, as the
     run will record them (``Run.options``)."""
     options = {name: options_record(plugin_options(plugin, config.options.get(name, {}), config.seed))
@@ -178,7 +181,7 @@ def check_scoring_only(config: RunConfig, metrics: list[Any], providers: dict[st
                         f"its own prefix (set it in the model's arguments, e.g. prefix_token_id=ID)")
 
 
-def run(harness: Any, config: RunConfig, *, merge_of: int | None = None, overwrite: bool = False,
+def run(harness: Harness, config: RunConfig, *, merge_of: int | None = None, overwrite: bool = False,
         reports: list[Path] | None = None) -> dict[str, Any] | None:
     """Run every metric and write results.json (and pairs.jsonl) under ``config.output``.
 
@@ -214,7 +217,7 @@ def run(harness: Any, config: RunConfig, *, merge_of: int | None = None, overwri
     return results
 
 
-def executor_for(harness: Any, config: RunConfig) -> Any:
+def executor_for(harness: Harness, config: RunConfig) -> Any:
     """The chosen executor (None: the core's own, in this process), checked before any work."""
     if config.executor == IN_PROCESS:
         return None

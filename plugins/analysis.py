@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from lingspace_harness import (AnalysisContext, AnalysisOptions, DataError, UserError, analyse, comma_list,
+from lingspace_harness import (AnalysisContext, AnalysisOptions, Registries, DataError, UserError, analyse, comma_list,
                                hookimpl, is_symmetric, mantel, partial_mantel, positive_int, read_results,
                                split_half_reliability, symmetrise, within_between, write_results)
 
@@ -123,7 +123,7 @@ class AnalyseCommand:
                                                  "task,group grouping), named after its stem; repeatable")
         parser.add_argument("--seed", type=int, default=AnalysisOptions.seed, help="seed (default 0)")
 
-    def run(self, args: argparse.Namespace, harness: Any) -> int:
+    def run(self, args: argparse.Namespace, harness: Registries) -> int:
         directory: Path = args.directory
         if not (directory / "results.json").is_file():
             raise UserError(f"no results.json in {directory} (run `lingspace-harness run --output {directory}` first)")

@@ -6,7 +6,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-from lingspace_harness import DataError, UserError, hookimpl
+from lingspace_harness import DataError, Registries, UserError, hookimpl
 
 
 def yaml_path() -> Path:
@@ -49,7 +49,7 @@ class YamlPathCommand:
         parser.add_argument("--data-dir", type=Path, help="BLiMP <UID>.jsonl files for a local-data copy")
         parser.add_argument("--write", type=Path, metavar="DIR", help="where to write the local-data copy")
 
-    def run(self, args: argparse.Namespace, harness: object) -> int:
+    def run(self, args: argparse.Namespace, harness: Registries) -> int:
         if (args.data_dir is None) != (args.write is None):
             raise UserError("yaml-path: --data-dir and --write go together")
         if args.write is None:

@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from lingspace_harness import (AnalysisContext, AnalysisOptions, UserError, mantel, partial_mantel,
+from lingspace_harness import (AnalysisContext, AnalysisOptions, Registries, UserError, mantel, partial_mantel,
                                spearman_rows)
 
 ALPHA = 0.05
@@ -326,7 +326,7 @@ def space_claims(name: str, tasks: list[str], matrices: list[np.ndarray], runs: 
     return out
 
 
-def claims(harness: Any, runs: list[dict[str, Any]], labels: list[str], matrices: dict[str, list[np.ndarray]],
+def claims(harness: Registries, runs: list[dict[str, Any]], labels: list[str], matrices: dict[str, list[np.ndarray]],
            tasks: dict[str, list[str]], o: ClaimOptions) -> dict[str, Any]:
     """All claims over the runs (in order) for each compared space, as in comparison.json."""
     ctx = AnalysisContext(AnalysisOptions(hypothesis_files=list(o.hypothesis_files)), harness)

@@ -14,7 +14,7 @@ import lingspace_harness.selection as selection
 import lingspace_harness_plugins.gradsim as gradsim
 from lingspace_harness import MinimalPair, gradient_differential, layout_of, load_harness, select_parameters
 from lingspace_harness.cli import main
-from lingspace_harness.context import halves
+from lingspace_harness.gradient_cache import halves
 from lingspace_harness.gradients import gradient_differentials
 from lingspace_harness.selection import index_dtype, largest_magnitudes
 
