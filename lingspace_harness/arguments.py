@@ -30,7 +30,7 @@ def split_fractions(value: str) -> tuple[float, float, float]:
     if len(parts) != 3 or min(parts) < 0 or abs(sum(parts) - 1) > 1e-9:
         raise argparse.ArgumentTypeError(f"expected three non-negative numbers that sum to 1, "
                                          f"e.g. 0.4,0.1,0.5, got {value!r}")
-    return parts  # type: ignore[return-value]
+    return parts
 
 
 def shard(value: str) -> tuple[int, int]:

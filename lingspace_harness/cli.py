@@ -8,6 +8,7 @@ import os
 import re
 import sys
 import traceback
+from typing import NoReturn
 
 from importlib.metadata import PackageNotFoundError, version
 
@@ -36,7 +37,7 @@ def english(message: str) -> str:
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2, like every user error
+    def error(self, message: str) -> NoReturn:  # one line, exit 2, like every user error
         raise UserError(f"{self.prog}: {english(message)}")
 
 
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         parser = _Parser(prog="lingspace-harness", description=DESCRIPTION)
         parser.add_argument("--version", action="version", version=_version())
         _add_common(parser)
-        common = _add_common(argparse.ArgumentParser(add_help=False), default=argparse.SUPPRESS)
+        common: argparse.ArgumentParser = _add_common(_Parser(add_help=False), default=argparse.SUPPRESS)
         sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
         commands = {c.name: c for c in core_commands(harness)}
         for command in harness.commands:

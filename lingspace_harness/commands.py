@@ -62,11 +62,13 @@ class RunCommand:
         check_output_dir(config.output)
         reports: list[Path] = []
         results = run(harness, config, overwrite=args.overwrite, reports=reports)
-        if results is None:
+        if config.shard is not None:  # a shard writes no results.json: merge assembles it
             i, n = config.shard
             print(f"shard {i}/{n} finished in {config.output}; when all {n} have, run: "
                   f"lingspace-harness merge {config.output}")
             return 0
+        if results is None:
+            raise ValueError("a run that is not a shard returned no results")
         print_summary(harness, results, config.output, reports)
         return 0
 
@@ -177,6 +179,8 @@ class MergeCommand:
             return 0
         reports: list[Path] = []
         results = run(harness, config, merge_of=shards, reports=reports)
+        if results is None:  # run returns None for a shard only, and merge is not one
+            raise ValueError("merge produced no results")
         print_summary(harness, results, config.output, reports)
         return 0
 
@@ -201,7 +205,7 @@ class TasksCommand:
         for task in tasks:
             row = {"name": task.name, "phenomenon": task.phenomenon, "field": task.field,
                    "group": task.group, "source": task_source(task, options)}
-            print(json.dumps(row) if args.json else "\t".join(row[k] for k in self.HEADER))
+            print(json.dumps(row) if args.json else "\t".join(row[k] or "" for k in self.HEADER))
         return 0
 
 

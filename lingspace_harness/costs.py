@@ -84,9 +84,10 @@ def _groups(ctx: Run, metric: Any) -> tuple[list[dict[str, Any]], list[str]]:
         groups.append({"variant": ctx.variant, "kind": GRADIENT, "owner": "", "count": len(times),
                        "seconds": sum(times.values())})
     for owner in owners:
-        found = recorded(ctx, owner.name)
+        name = owner.name
+        found = recorded(ctx, name)
         if not found and isinstance(owner, HasUnits):
-            missing.append(f"the units of {owner.name}" + (f" ({ctx.variant})" if ctx.variant else ""))
+            missing.append(f"the units of {name}" + (f" ({ctx.variant})" if ctx.variant else ""))
         groups += [{"variant": ctx.variant, "kind": kind, "owner": owner.name, "count": len(times),
                     "seconds": sum(times.values())} for kind, times in found.items()]
     return groups, missing

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from .capabilities import HasUnits
 from .capabilities import units as metric_units
 from .config import RunConfig
 from .context import Run
@@ -88,7 +89,10 @@ class Worker:
             ctx.compute_gradient(unit.name)
         else:
             ctx.shared.buffers.release()  # the gradient units (stage 0) are behind us
-            ctx.harness.metrics.get(unit.owner).run_unit(ctx, unit)
+            owner = ctx.harness.metrics.get(unit.owner)
+            if not isinstance(owner, HasUnits):
+                raise ValueError(f"metric {unit.owner!r} has no run_unit() for its unit {unit}")
+            owner.run_unit(ctx, unit)
         record_seconds(ctx, unit, time.perf_counter() - start)
         return unit
 

@@ -35,7 +35,7 @@ class LoadedModel:
     dtype: str
     device: str
     loader: str
-    scorer: Callable[[Sequence[str]], Sequence[float]] | None = None
+    scorer: Callable[..., Sequence[float]] | None = None  # (sentences[, delimiter=...])
 
     @property
     def n_params(self) -> int | None:

@@ -12,7 +12,7 @@ import logging
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 import pluggy
 
@@ -188,7 +188,7 @@ class _Loading:
         self.plugins[name] = info
 
 
-def load_harness(strict: bool = False, env: dict[str, str] | None = None) -> Harness:
+def load_harness(strict: bool = False, env: Mapping[str, str] | None = None) -> Harness:
     """Load every allowed plugin and collect their registrations."""
     env = os.environ if env is None else env
     deny = _names(env.get(DISABLE_ENV)) or set()

@@ -90,12 +90,16 @@ class RunContext(Protocol):
     access and options. ``variant`` is "" for the run's data, or ``half-a``/``half-b``: the
     first/second half of every task's training pairs (the split-half noise ceiling)."""
 
-    config: RunConfig
-    harness: Registries
-    model: LoadedModel
-    data: Mapping[str, TaskData]
-    variant: str
-
+    @property
+    def config(self) -> RunConfig: ...
+    @property
+    def harness(self) -> Registries: ...
+    @property
+    def model(self) -> LoadedModel: ...
+    @property
+    def data(self) -> Mapping[str, TaskData]: ...
+    @property
+    def variant(self) -> str: ...
     @property
     def task_names(self) -> list[str]: ...
     @property

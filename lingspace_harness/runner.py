@@ -22,6 +22,7 @@ from .execution import execute_units, write_run_file
 from .fingerprints import data_fingerprints, digest, model_fingerprint
 from .models import LoadedModel, ModelOptions, resolve_loader
 from .plugins import Harness
+from .protocols import Metric, Space
 from .outputs import claim_output, recorded_options, refuse_other_run
 from .progress import progress_bar
 from .results import new_results, write_pairs, write_results
@@ -100,8 +101,9 @@ def check_config(harness: Harness, config: RunConfig, metrics: list[Any], provid
         if (plugin := find_plugin(harness, name)) is not None:  # themselves (see ``HasOptions``)
             plugin_options(plugin, values, config.seed)
     for metric in metrics:  # a metric's own checks of its options against this run
+        options = plugin_options(metric, config.options.get(metric.name, {}), config.seed)
         if isinstance(metric, ChecksOptions):
-            metric.check(plugin_options(metric, config.options.get(metric.name, {}), config.seed), scores_only)
+            metric.check(options, scores_only)
     for builder in config.analysis or []:
         harness.space_builders.get(builder)
     for path in config.hypotheses:  # a bad file fails now, not after hours of work
@@ -138,8 +140,8 @@ def prepare(harness: Harness, config: RunConfig,
     if model.scorer:
         check_scoring_only(config, metrics + helpers, providers, harness.gradient_strategies)
     prefix_id = None if model.scorer else prefix_token_id(model.tokenizer, config.prefix_token)
-    access = None if model.scorer else ModelAccess(model.model, model.tokenizer, prefix_id,
-                                                   method=config.scoring, batch_size=config.batch_size)
+    access = None if prefix_id is None else ModelAccess(model.model, model.tokenizer, prefix_id,
+                                                        method=config.scoring, batch_size=config.batch_size)
     fingerprints["model"] = model_fingerprint(model)
     shared = Shared(harness, config, model, data, metrics + helpers, providers, fingerprints, prefix_id, access)
     ctx = Run(shared)
@@ -227,6 +229,14 @@ def executor_for(harness: Harness, config: RunConfig) -> Any:
     return executor
 
 
+def _space(metric: Metric, ctx: Run) -> Space:
+    """The space ``metric`` computes on ``ctx`` (a variant's, for the split-half ceiling)."""
+    space = metric.compute(ctx).space
+    if space is None:
+        raise ValueError(f"metric {metric.name!r} returned a space for the run but none for {ctx.variant}")
+    return space
+
+
 def assemble(ctx: Run) -> dict[str, Any]:
     """results.json from the finished units: tasks, each metric's fields and space, pairs."""
     config = ctx.config
@@ -256,7 +266,7 @@ def assemble(ctx: Run) -> dict[str, Any]:
             halves_s = None
             if config.split_half and reads_gradients(metric):
                 start = time.perf_counter()
-                halves_ = {v[-1]: metric.compute(ctx.for_variant(v)).space.matrix for v in VARIANTS}
+                halves_ = {v[-1]: _space(metric, ctx.for_variant(v)).matrix for v in VARIANTS}
                 halves_s = time.perf_counter() - start
                 space["split_half"] = {
                     **halves_, "n_train": [len(ctx.for_variant("half-a").data[t].train) for t in ctx.task_names]}

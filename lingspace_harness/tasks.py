@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Protocol, Sequence, runtime_checkable
 
@@ -45,10 +46,10 @@ class Task:
     phenomenon: str
     field: str
     source: str
-    load: Callable[[DataOptions], Sequence[MinimalPair]] = field(repr=False, compare=False)
+    load: Callable[[DataOptions], Sequence[MinimalPair]] = dataclasses.field(repr=False, compare=False)
     group: str | None = None
     description: str = ""
-    source_for: Callable[[DataOptions], str] | None = field(default=None, repr=False, compare=False)
+    source_for: Callable[[DataOptions], str] | None = dataclasses.field(default=None, repr=False, compare=False)
     delimiter: str = " "
 
 

@@ -10,15 +10,29 @@ Both linear CKA and its debiased form (unbiased HSIC; Song et al. 2012, Nguyen e
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from lingspace_harness import (MetricResult, ModelAccess, ModelOptions, RunContext, Space, cache_dir, hookimpl,
+from lingspace_harness import (MetricResult, ModelAccess, ModelOptions, RunContext, Space, UserError, cache_dir, hookimpl,
                                prefix_token_id, resolve_loader)
 
 #: What cka needs: each source task's tuned probe-set states (``transfer`` provides them).
 TUNED_STATES = "tuned-states"
+
+
+@runtime_checkable
+class TunedStates(Protocol):
+    """What the metric providing ``tuned-states`` offers: its tuned rows (computing missing ones),
+    the probe set and its delimiters, and the probe-set states after tuning on each source."""
+
+    def tuned_rows(self, ctx: RunContext) -> dict[str, dict[str, Any]]: ...
+
+    def probe_sentences(self, ctx: RunContext) -> list[str]: ...
+
+    def probe_delimiters(self, ctx: RunContext) -> list[str]: ...
+
+    def tuned_states(self, ctx: RunContext, source: str) -> np.ndarray: ...
 
 
 def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
@@ -94,6 +108,9 @@ class CKA:
     def compute(self, ctx: RunContext) -> MetricResult:
         tasks = ctx.task_names
         provider = ctx.provider(TUNED_STATES)
+        if not isinstance(provider, TunedStates):
+            raise UserError(f"{provider.name!r} provides {TUNED_STATES!r} without tuned_rows(), probe_sentences(), "
+                            f"probe_delimiters() and tuned_states()")
         provider.tuned_rows(ctx)  # computes any missing source
         sentences = provider.probe_sentences(ctx)
         delimiters = provider.probe_delimiters(ctx)

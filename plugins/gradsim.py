@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from lingspace_harness import MetricResult, RunContext, Space, hookimpl
+from lingspace_harness import HasLayerSlices, MetricResult, RunContext, Space, UserError, hookimpl
 
 #: What overlap compares: a gradient strategy's per-task mask (sorted flat indices).
 MASK = "mask"
@@ -109,6 +109,8 @@ class GradSim:
 
     def compute(self, ctx: RunContext) -> MetricResult:
         strategy = ctx.harness.gradient_strategies.get(ctx.options(self.name).gradsim_strategy)
+        if not isinstance(strategy, HasLayerSlices):
+            raise UserError(f"--gradsim-strategy {strategy.name}: gradsim needs a vector strategy with layer_slices()")
         tasks = ctx.task_names
         vectors = [ctx.gradient(strategy.name, t) for t in tasks]
         grams = gram_by_layer(vectors, strategy.layer_slices(ctx.gradient_layout, ctx.options(strategy.name)))
