@@ -1,4 +1,5 @@
 """What the benchmark scripts share: the default model, a run context, timing and the 12-task set."""
+
 from __future__ import annotations
 
 import argparse
@@ -54,5 +55,7 @@ def report_medians(times: dict[str, list[np.ndarray]], base: str) -> None:
     """Median wall and CPU seconds per method, and their ratio to ``base``'s."""
     medians = {name: np.median(np.array(t), axis=0) for name, t in times.items()}
     for name, (wall, cpu) in medians.items():
-        print(f"  {name}: wall {wall:.2f} s ({wall / medians[base][0]:.2f}x), CPU {cpu:.2f} s "
-              f"({cpu / medians[base][1]:.2f}x); wall of each run {[round(float(t[0]), 2) for t in times[name]]}")
+        print(
+            f"  {name}: wall {wall:.2f} s ({wall / medians[base][0]:.2f}x), CPU {cpu:.2f} s "
+            f"({cpu / medians[base][1]:.2f}x); wall of each run {[round(float(t[0]), 2) for t in times[name]]}"
+        )

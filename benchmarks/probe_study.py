@@ -17,6 +17,7 @@ units: the study asks for the baseline, no space needs it), and prints per model
 p, ratio [CI], cost relative to transfer, and whether the probe meets the goal (ratio >= 0.9 for
 <= 1/50 of transfer's cost). Undefined values print as "undefined", never as 0.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,8 @@ import sys
 import time
 from pathlib import Path
 
-from lingspace_harness_plugins.report_html import probe_costs
 from common import default_model, one_per_phenomenon
+from lingspace_harness_plugins.report_html import probe_costs
 
 #: The goal: a probe at this fraction of transfer's ceiling ...
 GOAL_RATIO = 0.9
@@ -56,22 +57,42 @@ def gemma_model() -> str | None:
 
 def run(args: argparse.Namespace) -> None:
     models = args.models.split(",") if args.models else [m for m in (default_model(), gemma_model()) if m]
-    labels = args.labels.split(",") if args.labels else ["smollm2-135m", "gemma3-270m"][:len(models)]
+    labels = args.labels.split(",") if args.labels else ["smollm2-135m", "gemma3-270m"][: len(models)]
     if len(labels) != len(models):
         raise SystemExit(f"--labels names {len(labels)} runs for {len(models)} models")
     tasks = ",".join(one_per_phenomenon(args.data_dir))
     for model, label in zip(models, labels):
         out = args.out / label
-        argv = [sys.executable, "-m", "lingspace_harness.cli", "run", "--model", model, "--tasks", tasks,
-                "--data-dir", str(args.data_dir), "--limit", str(args.pairs), "--metric", METRICS,
-                "--transfer-baseline", "--split-half", "--perplexity-text", str(GENERAL_TEXT), "--output", str(out)]
+        argv = [
+            sys.executable,
+            "-m",
+            "lingspace_harness.cli",
+            "run",
+            "--model",
+            model,
+            "--tasks",
+            tasks,
+            "--data-dir",
+            str(args.data_dir),
+            "--limit",
+            str(args.pairs),
+            "--metric",
+            METRICS,
+            "--transfer-baseline",
+            "--split-half",
+            "--perplexity-text",
+            str(GENERAL_TEXT),
+            "--output",
+            str(out),
+        ]
         resumed = (out / "units").is_dir()  # then the wall time is the rest's, not the whole run's
         start = time.perf_counter()
         subprocess.run(argv, check=True)
         wall = time.perf_counter() - start
         rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest child so far
-        (out / "study.json").write_text(json.dumps({"argv": argv[3:], "wall_s": wall, "peak_rss_mib": rss,
-                                                    "resumed": resumed}, indent=1))
+        (out / "study.json").write_text(
+            json.dumps({"argv": argv[3:], "wall_s": wall, "peak_rss_mib": rss, "resumed": resumed}, indent=1)
+        )
         print(f"{label}: {wall:.0f} s, peak RSS {rss:.0f} MiB (largest run so far)", flush=True)
 
 
@@ -107,27 +128,54 @@ def rows(results: dict) -> tuple[dict, list[list[str]]]:
     for name, probe in against["probes"].items():
         cost = probe_cost.get(name)
         relative = cost / base if cost is not None and base else None
-        meets = (probe["ratio"] is not None and relative is not None
-                 and probe["ratio"] >= GOAL_RATIO and relative <= GOAL_COST)
-        out.append([name, num(probe["r"]), span(probe.get("ci")), "undefined" if probe["p"] is None
-                    else f"{probe['p']:.4f}", num(probe["ratio"]), span(probe.get("ratio_ci")),
-                    "undefined" if relative is None else f"{relative:.3f}", "yes" if meets else "no"])
+        meets = (
+            probe["ratio"] is not None
+            and relative is not None
+            and probe["ratio"] >= GOAL_RATIO
+            and relative <= GOAL_COST
+        )
+        out.append(
+            [
+                name,
+                num(probe["r"]),
+                span(probe.get("ci")),
+                "undefined" if probe["p"] is None else f"{probe['p']:.4f}",
+                num(probe["ratio"]),
+                span(probe.get("ratio_ci")),
+                "undefined" if relative is None else f"{relative:.3f}",
+                "yes" if meets else "no",
+            ]
+        )
     return against["ceiling"], out
 
 
 def table(args: argparse.Namespace) -> None:
-    header = ["probe", "Spearman r with transfer", "95% CI", "Mantel p", "r / ceiling", "95% CI",
-              "cost / transfer's", f"goal (>= {GOAL_RATIO} for <= 1/{round(1 / GOAL_COST)})"]
+    header = [
+        "probe",
+        "Spearman r with transfer",
+        "95% CI",
+        "Mantel p",
+        "r / ceiling",
+        "95% CI",
+        "cost / transfer's",
+        f"goal (>= {GOAL_RATIO} for <= 1/{round(1 / GOAL_COST)})",
+    ]
     for path in sorted(args.out.glob("*/results.json")):
         results = json.loads(path.read_text())
         ceiling, body = rows(results)
         study = path.with_name("study.json")
         cost = json.loads(study.read_text()) if study.is_file() else {}
-        print(f"\n**{path.parent.name}** ({len(results['tasks'])} tasks; transfer's split-half ceiling r_full "
-              f"{num(ceiling.get('r_full'))}, half r {num(ceiling.get('r'))}"
-              + (f"; run {cost['wall_s'] / 60:.0f} min{' (resumed)' if cost['resumed'] else ''}, "
-                 f"peak RSS {cost['peak_rss_mib'] / 1024:.1f} GiB" if cost else "")
-              + ")\n")
+        print(
+            f"\n**{path.parent.name}** ({len(results['tasks'])} tasks; transfer's split-half ceiling r_full "
+            f"{num(ceiling.get('r_full'))}, half r {num(ceiling.get('r'))}"
+            + (
+                f"; run {cost['wall_s'] / 60:.0f} min{' (resumed)' if cost['resumed'] else ''}, "
+                f"peak RSS {cost['peak_rss_mib'] / 1024:.1f} GiB"
+                if cost
+                else ""
+            )
+            + ")\n"
+        )
         print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
         for row in body:
             print("| " + " | ".join(row) + " |")
@@ -136,7 +184,9 @@ def table(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["run", "table"])
-    parser.add_argument("--models", help="comma-separated models (default: SmolLM2-135M and Gemma-3-270M, if installed)")
+    parser.add_argument(
+        "--models", help="comma-separated models (default: SmolLM2-135M and Gemma-3-270M, if installed)"
+    )
     parser.add_argument("--labels", help="comma-separated run names, one per model")
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("LINGSPACE_BLIMP_DIR", "../shared/blimp")))
     parser.add_argument("--pairs", type=int, default=40, help="--limit: pairs per split (default %(default)s)")

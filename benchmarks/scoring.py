@@ -7,6 +7,7 @@ and thread count. lm-eval is timed at each of --lmeval-batch-sizes and its best 
 then both run --repeats more times, interleaved. Prints medians, pairs/s, the ratio, and
 whether accuracies agree.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,8 +57,10 @@ def main() -> None:
     model_dir = loaded.model.name_or_path
     pairs = [(name, p) for name, d in data.items() for p in d.test]
     sentences = [s for _, p in pairs for s in (p.good, p.bad)]
-    print(f"model {args.model}\n  dense copy {model_dir}, {loaded.n_params / 1e6:.1f}M params, fp32, "
-          f"{args.threads} threads\n{len(data)} tasks, {len(pairs)} pairs, {len(sentences)} sentences")
+    print(
+        f"model {args.model}\n  dense copy {model_dir}, {loaded.n_params / 1e6:.1f}M params, fp32, "
+        f"{args.threads} threads\n{len(data)} tasks, {len(pairs)} pairs, {len(sentences)} sentences"
+    )
 
     lms = {}
 
@@ -99,16 +102,21 @@ def main() -> None:
     agree = []
     for name in data:
         idx = [i for i, n in enumerate(names) if n == name]
-        acc = lambda s: np.mean([s[2 * i] > s[2 * i + 1] for i in idx])  # noqa: E731
+        acc = lambda s: np.mean([s[2 * i] > s[2 * i + 1] for i in idx])  # noqa: E731, B023
         agree.append(acc(reference) == acc(ours_scores))
     diff = np.abs(reference - ours_scores)
-    print(f"\nlm-eval (batch {best}): median {lm_med:.1f} s over {len(lm_times)} runs, "
-          f"{len(pairs) / lm_med:.1f} pairs/s")
-    print(f"lingspace trie (batch {args.batch_size}): median {our_med:.1f} s over {len(our_times)} runs, "
-          f"{len(pairs) / our_med:.1f} pairs/s")
+    print(
+        f"\nlm-eval (batch {best}): median {lm_med:.1f} s over {len(lm_times)} runs, {len(pairs) / lm_med:.1f} pairs/s"
+    )
+    print(
+        f"lingspace trie (batch {args.batch_size}): median {our_med:.1f} s over {len(our_times)} runs, "
+        f"{len(pairs) / our_med:.1f} pairs/s"
+    )
     print(f"ratio (ours / lm-eval pairs/s): {lm_med / our_med:.2f}x")
-    print(f"accuracy identical on {sum(agree)}/{len(agree)} tasks; "
-          f"|delta logp| median {np.median(diff):.1e}, max {diff.max():.1e}")
+    print(
+        f"accuracy identical on {sum(agree)}/{len(agree)} tasks; "
+        f"|delta logp| median {np.median(diff):.1e}, max {diff.max():.1e}"
+    )
 
 
 if __name__ == "__main__":

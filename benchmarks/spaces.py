@@ -34,6 +34,7 @@ validation split) plus re-scoring its test split, the same three ways. ``ftgd-so
 per-source cost of transfer in gradient differentials) and ``lookahead`` (the 67-task lookahead's
 wall time): see ``ftgd_cost.py``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,7 +48,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from common import clock, context, default_model, one_per_phenomenon, run_cli
 from ftgd_cost import ftgd_step, ftgd_tune, lookahead, source
 
@@ -88,28 +88,61 @@ def report(results: dict, metric: str) -> None:
 
 
 def gradsim(args: argparse.Namespace) -> None:
-    wall, rss = run_cli(["--model", args.model, "--tasks", "blimp_*", "--data-dir", str(args.data_dir),
-                         "--limit", str(args.pairs), "--metric", "gradsim,overlap", "--output", str(args.out)])
+    wall, rss = run_cli(
+        [
+            "--model",
+            args.model,
+            "--tasks",
+            "blimp_*",
+            "--data-dir",
+            str(args.data_dir),
+            "--limit",
+            str(args.pairs),
+            "--metric",
+            "gradsim,overlap",
+            "--output",
+            str(args.out),
+        ]
+    )
     results = json.loads((args.out / "results.json").read_text())
-    print(f"gradsim + overlap, {len(results['tasks'])} tasks x {args.pairs} training pairs: "
-          f"wall {wall:.0f} s, peak RSS {rss:.0f} MiB")
+    print(
+        f"gradsim + overlap, {len(results['tasks'])} tasks x {args.pairs} training pairs: "
+        f"wall {wall:.0f} s, peak RSS {rss:.0f} MiB"
+    )
     report(results, "gradsim")
     report(results, "overlap")
 
 
 def transfer(args: argparse.Namespace) -> None:
     tasks = one_per_phenomenon(args.data_dir)
-    wall, rss = run_cli(["--model", args.model, "--tasks", ",".join(tasks), "--data-dir", str(args.data_dir),
-                         "--limit", str(args.pairs), "--metric", "gradsim,overlap,transfer,lookahead,cka",
-                         "--output", str(args.out)])
+    wall, rss = run_cli(
+        [
+            "--model",
+            args.model,
+            "--tasks",
+            ",".join(tasks),
+            "--data-dir",
+            str(args.data_dir),
+            "--limit",
+            str(args.pairs),
+            "--metric",
+            "gradsim,overlap,transfer,lookahead,cka",
+            "--output",
+            str(args.out),
+        ]
+    )
     results = json.loads((args.out / "results.json").read_text())
     t = np.array(results["spaces"]["transfer"]["matrix"])
     off = t[~np.eye(len(t), dtype=bool)]
-    print(f"transfer, {len(tasks)} tasks (one per phenomenon) x {args.pairs} pairs per split: "
-          f"wall {wall:.0f} s, peak RSS {rss:.0f} MiB")
+    print(
+        f"transfer, {len(tasks)} tasks (one per phenomenon) x {args.pairs} pairs per split: "
+        f"wall {wall:.0f} s, peak RSS {rss:.0f} MiB"
+    )
     print(f"  margin change: own task (diagonal) mean {np.diag(t).mean():.3f}, other tasks mean {off.mean():.3f}")
-    print(f"  perplexity before {results['spaces']['transfer']['perplexity_before']:.1f}, change per source "
-          f"{[round(x, 1) for x in results['spaces']['transfer']['perplexity_change']]}")
+    print(
+        f"  perplexity before {results['spaces']['transfer']['perplexity_before']:.1f}, change per source "
+        f"{[round(x, 1) for x in results['spaces']['transfer']['perplexity_change']]}"
+    )
     for metric in ("transfer", "lookahead", "cka"):
         report(results, metric)
 
@@ -117,10 +150,10 @@ def transfer(args: argparse.Namespace) -> None:
 def projection(args: argparse.Namespace) -> None:
     """How the projected strategy's gradsim space agrees with the full one, on 12 tasks (one per
     phenomenon): max |cosine difference| and Spearman r of the off-diagonal cells, per dimension."""
+    from lingspace_harness_plugins.gradsim import cosine, gram_by_layer
     from scipy.stats import spearmanr
 
     from lingspace_harness.gradient_cache import halves
-    from lingspace_harness_plugins.gradsim import cosine, gram_by_layer
 
     tasks = one_per_phenomenon(args.data_dir)
     args.task = ",".join(tasks)
@@ -134,8 +167,10 @@ def projection(args: argparse.Namespace) -> None:
         grads.append(first)
     exact = cosine(sum(gram_by_layer(grads, layout.layers()).values()))
     off = ~np.eye(len(tasks), dtype=bool)
-    print(f"{len(tasks)} tasks x {args.pairs} training pairs, {layout.size} parameters; full gradsim off-diagonal "
-          f"cells: mean {exact[off].mean():.4f}, sd {exact[off].std():.4f}")
+    print(
+        f"{len(tasks)} tasks x {args.pairs} training pairs, {layout.size} parameters; full gradsim off-diagonal "
+        f"cells: mean {exact[off].mean():.4f}, sd {exact[off].std():.4f}"
+    )
     print("| projection dim | MB per differential | max abs cosine difference | Spearman r (off-diagonal) |")
     print("|---|---|---|---|")
     for dim in args.dims:
@@ -143,7 +178,9 @@ def projection(args: argparse.Namespace) -> None:
         sketches = [projected.reduce(g, layout, options) for g in grads]
         approx = cosine(sum(gram_by_layer(sketches, projected.layer_slices(layout, options)).values()))
         rho = spearmanr(approx[off], exact[off]).statistic
-        print(f"| {dim} | {sketches[0].nbytes / 1e6:.2f} | {np.abs(approx - exact).max():.4f} | {rho:.4f} |", flush=True)
+        print(
+            f"| {dim} | {sketches[0].nbytes / 1e6:.2f} | {np.abs(approx - exact).max():.4f} | {rho:.4f} |", flush=True
+        )
 
 
 #: The issue's six paradigms for the gradient-cost benchmark.
@@ -165,9 +202,16 @@ def gradient_child(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(dir=args.out) as out:
-        config = RunConfig(model=args.model, tasks=args.task.split(","), data_dir=Path(args.data_dir),
-                           limit=args.pairs, metrics=["gradsim", "overlap"], split_half=args.split_half,
-                           output=Path(out), analysis=[])
+        config = RunConfig(
+            model=args.model,
+            tasks=args.task.split(","),
+            data_dir=Path(args.data_dir),
+            limit=args.pairs,
+            metrics=["gradsim", "overlap"],
+            split_half=args.split_half,
+            output=Path(out),
+            analysis=[],
+        )
         ctx = prepare(load_harness(), config)
         ctx.scores("test")  # eval1, which every run does first; not part of either measurement
         worker = Worker(ctx)
@@ -187,11 +231,21 @@ def gradient_child(args: argparse.Namespace) -> None:
         assemble(ctx)
         units = [p for p in (Path(out) / "units").rglob("*.npy")]
         tasks = len(ctx.data)
-        print(json.dumps({"scoring": scoring[0], "gradients": gradients[0], "scoring_cpu": scoring[1],
-                          "gradients_cpu": gradients[1], "pass": passes[0], "tasks": tasks,
-                          "pairs": sum(len(d.train) for d in ctx.data.values()),
-                          "mb_per_task": sum(p.stat().st_size for p in units) / 1e6 / tasks,
-                          "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+        print(
+            json.dumps(
+                {
+                    "scoring": scoring[0],
+                    "gradients": gradients[0],
+                    "scoring_cpu": scoring[1],
+                    "gradients_cpu": gradients[1],
+                    "pass": passes[0],
+                    "tasks": tasks,
+                    "pairs": sum(len(d.train) for d in ctx.data.values()),
+                    "mb_per_task": sum(p.stat().st_size for p in units) / 1e6 / tasks,
+                    "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                }
+            )
+        )
 
 
 def gradient_cost(args: argparse.Namespace) -> None:
@@ -201,36 +255,73 @@ def gradient_cost(args: argparse.Namespace) -> None:
     rows: dict[str, list[dict]] = {"plain": [], "split-half": []}
     for k in range(args.repeats):
         for mode in rows:
-            argv = [args.python, __file__, "gradient-child", "--model", args.model, "--data-dir", str(args.data_dir),
-                    "--pairs", str(args.pairs), "--task", args.task, "--threads", str(args.threads),
-                    "--out", str(args.out)] + (["--split-half"] if mode == "split-half" else [])
+            argv = [
+                args.python,
+                __file__,
+                "gradient-child",
+                "--model",
+                args.model,
+                "--data-dir",
+                str(args.data_dir),
+                "--pairs",
+                str(args.pairs),
+                "--task",
+                args.task,
+                "--threads",
+                str(args.threads),
+                "--out",
+                str(args.out),
+            ] + (["--split-half"] if mode == "split-half" else [])
             line = subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
             rows[mode].append(json.loads(line))
             r = rows[mode][-1]
-            print(f"  {mode} run {k + 1}: scoring {r['scoring']:.1f} s, gradient units {r['gradients']:.1f} s "
-                  f"({r['gradients'] / r['scoring']:.2f}x; CPU {r['gradients_cpu'] / r['scoring_cpu']:.2f}x), "
-                  f"peak {r['peak_mb']:.0f} MiB, {r['mb_per_task']:.1f} MB per task", flush=True)
+            print(
+                f"  {mode} run {k + 1}: scoring {r['scoring']:.1f} s, gradient units {r['gradients']:.1f} s "
+                f"({r['gradients'] / r['scoring']:.2f}x; CPU {r['gradients_cpu'] / r['scoring_cpu']:.2f}x), "
+                f"peak {r['peak_mb']:.0f} MiB, {r['mb_per_task']:.1f} MB per task",
+                flush=True,
+            )
     med = {m: {key: statistics.median(r[key] for r in rs) for key in rs[0]} for m, rs in rows.items()}
     ratio = {m: statistics.median(r["gradients"] / r["scoring"] for r in rs) for m, rs in rows.items()}
     cpu = {m: statistics.median(r["gradients_cpu"] / r["scoring_cpu"] for r in rs) for m, rs in rows.items()}
     plain, split = med["plain"], med["split-half"]
-    print(f"{plain['tasks']:.0f} tasks ({args.task}), {plain['pairs']:.0f} training pairs, {args.threads} threads, "
-          f"medians of {args.repeats}:")
+    print(
+        f"{plain['tasks']:.0f} tasks ({args.task}), {plain['pairs']:.0f} training pairs, {args.threads} threads, "
+        f"medians of {args.repeats}:"
+    )
     bare = statistics.median(r["pass"] / r["scoring"] for rs in rows.values() for r in rs)
-    print(f"  gradient work / scoring the same pairs: {ratio['plain']:.2f}x (goal <= 3.0x; CPU {cpu['plain']:.2f}x); "
-          f"with --split-half {ratio['split-half']:.2f}x (CPU {cpu['split-half']:.2f}x); the bare pass over the "
-          f"same pairs (gradient_differential, nothing stored) {bare:.2f}x")
-    print(f"  --split-half / without: {ratio['split-half'] / ratio['plain']:.3f}x in ratios to scoring (goal <= 1.15x; "
-          f"CPU {cpu['split-half'] / cpu['plain']:.3f}x), {split['gradients'] / plain['gradients']:.3f}x in seconds")
+    print(
+        f"  gradient work / scoring the same pairs: {ratio['plain']:.2f}x (goal <= 3.0x; CPU {cpu['plain']:.2f}x); "
+        f"with --split-half {ratio['split-half']:.2f}x (CPU {cpu['split-half']:.2f}x); the bare pass over the "
+        f"same pairs (gradient_differential, nothing stored) {bare:.2f}x"
+    )
+    print(
+        f"  --split-half / without: {ratio['split-half'] / ratio['plain']:.3f}x in ratios to scoring (goal <= 1.15x; "
+        f"CPU {cpu['split-half'] / cpu['plain']:.3f}x), {split['gradients'] / plain['gradients']:.3f}x in seconds"
+    )
     print(f"  peak RSS: {plain['peak_mb']:.0f} MiB, with --split-half {split['peak_mb']:.0f} MiB (goal <= 2.5 GB)")
-    print(f"  on disk per task: {plain['mb_per_task']:.1f} MB, with --split-half {split['mb_per_task']:.1f} MB "
-          f"(goal <= 20 MB)")
+    print(
+        f"  on disk per task: {plain['mb_per_task']:.1f} MB, with --split-half {split['mb_per_task']:.1f} MB "
+        f"(goal <= 20 MB)"
+    )
 
 
 def executors(args: argparse.Namespace) -> None:
     tasks = ",".join(one_per_phenomenon(args.data_dir))
-    base = ["--model", args.model, "--tasks", tasks, "--data-dir", str(args.data_dir), "--limit", str(args.pairs),
-            "--metric", "gradsim", "--analysis", "none"]
+    base = [
+        "--model",
+        args.model,
+        "--tasks",
+        tasks,
+        "--data-dir",
+        str(args.data_dir),
+        "--limit",
+        str(args.pairs),
+        "--metric",
+        "gradsim",
+        "--analysis",
+        "none",
+    ]
     modes = {"serial": [], "ray": ["--executor", "ray", "--workers", "2", "--worker-cpus", "1"]}
     walls: dict[str, list[float]] = {m: [] for m in modes}
     for k in range(args.repeats):
@@ -240,34 +331,58 @@ def executors(args: argparse.Namespace) -> None:
             walls[mode].append(run_cli(base + extra + ["--output", str(out)])[0])
             subprocess.run(["rm", "-rf", str(out / "units")], check=True)  # 12 x 0.4 GB of differentials
             print(f"  {mode} run {k + 1}: {walls[mode][-1]:.1f} s", flush=True)
-    spaces = {m: np.array(json.loads((args.out / f"{m}-0" / "results.json").read_text())["spaces"]["gradsim"]["matrix"])
-              for m in modes}
+    spaces = {
+        m: np.array(json.loads((args.out / f"{m}-0" / "results.json").read_text())["spaces"]["gradsim"]["matrix"])
+        for m in modes
+    }
     serial, ray = (statistics.median(walls[m]) for m in modes)
-    print(f"gradsim, 12 tasks x {args.pairs} training pairs: serial median {serial:.1f} s, "
-          f"ray (2 workers) median {ray:.1f} s; serial/ray {serial / ray:.2f}x")
+    print(
+        f"gradsim, 12 tasks x {args.pairs} training pairs: serial median {serial:.1f} s, "
+        f"ray (2 workers) median {ray:.1f} s; serial/ray {serial / ray:.2f}x"
+    )
     print(f"  max |gradsim serial - ray| = {np.abs(spaces['serial'] - spaces['ray']).max():.2e}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    commands = {"ratio": ratio, "gradsim": gradsim, "transfer": transfer, "executors": executors,
-                "ftgd-step": ftgd_step, "ftgd-tune": ftgd_tune, "ftgd-source": source, "lookahead": lookahead,
-                "projection": projection, "gradient-cost": gradient_cost, "gradient-child": gradient_child}
+    commands = {
+        "ratio": ratio,
+        "gradsim": gradsim,
+        "transfer": transfer,
+        "executors": executors,
+        "ftgd-step": ftgd_step,
+        "ftgd-tune": ftgd_tune,
+        "ftgd-source": source,
+        "lookahead": lookahead,
+        "projection": projection,
+        "gradient-cost": gradient_cost,
+        "gradient-child": gradient_child,
+    }
     parser.add_argument("what", choices=list(commands))
     parser.add_argument("--model", default=default_model())
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("LINGSPACE_BLIMP_DIR", "../shared/blimp")))
     parser.add_argument("--pairs", type=int, default=100, help="--limit: pairs per split")
-    parser.add_argument("--task", help="task (name or glob, comma-separated); default blimp_anaphor_number_agreement, "
-                                       f"for gradient-cost {GRADIENT_TASKS}")
+    parser.add_argument(
+        "--task",
+        help="task (name or glob, comma-separated); default blimp_anaphor_number_agreement, "
+        f"for gradient-cost {GRADIENT_TASKS}",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("bench-out"))
     parser.add_argument("--split-half", action="store_true", help=argparse.SUPPRESS)  # gradient-child
-    parser.add_argument("--python", default=sys.executable,
-                        help="gradient-cost: the interpreter of the measured runs (e.g. a venv with another "
-                             "version of the project installed, for a before/after comparison)")
-    parser.add_argument("--dims", type=lambda s: [int(x) for x in s.split(",")], default=[256, 1024, 4096],
-                        help="projection: the dimensions compared with full (comma-separated)")
+    parser.add_argument(
+        "--python",
+        default=sys.executable,
+        help="gradient-cost: the interpreter of the measured runs (e.g. a venv with another "
+        "version of the project installed, for a before/after comparison)",
+    )
+    parser.add_argument(
+        "--dims",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[256, 1024, 4096],
+        help="projection: the dimensions compared with full (comma-separated)",
+    )
     args = parser.parse_args()
     args.task = args.task or (GRADIENT_TASKS if args.what.startswith("gradient-") else "blimp_anaphor_number_agreement")
     os.environ.setdefault("LINGSPACE_NO_PROGRESS", "1")

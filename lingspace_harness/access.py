@@ -10,18 +10,30 @@ hidden states) uses padded rows. ``--scoring padded`` applies to all of them too
 Every sentence is scored after a delimiter (``delimiter``: a space by default, as in lm-eval's
 BLiMP; a task's ``Task.delimiter``): one string for all sentences, or one per sentence.
 """
+
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from .errors import UserError
 from .gradients import gradient_differentials
 from .pairs import MinimalPair
-from .scoring import (METHODS, TREE_NODES, Delimiters, Request, choose_method, logit_rows, request_logprobs,
-                      score_requests, sentence_requests, tree_batches)
+from .scoring import (
+    METHODS,
+    TREE_NODES,
+    Delimiters,
+    Request,
+    choose_method,
+    logit_rows,
+    request_logprobs,
+    score_requests,
+    sentence_requests,
+    tree_batches,
+)
 
 log = logging.getLogger("lingspace_harness")
 
@@ -29,8 +41,16 @@ log = logging.getLogger("lingspace_harness")
 class ModelAccess:
     """Scores, gradients and hidden states of one torch causal LM, all batched the same way."""
 
-    def __init__(self, model: Any, tokenizer: Any, prefix_id: int, *, method: str = "auto",
-                 batch_size: int = 128, tree_nodes: int = TREE_NODES) -> None:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        prefix_id: int,
+        *,
+        method: str = "auto",
+        batch_size: int = 128,
+        tree_nodes: int = TREE_NODES,
+    ) -> None:
         if method not in METHODS:
             raise UserError(f"unknown scoring method {method!r}; choose from {', '.join(METHODS)}")
         self.model, self.tokenizer, self.prefix_id = model, tokenizer, prefix_id
@@ -62,19 +82,27 @@ class ModelAccess:
             self._method = choose_method(self.model, requests, self.tree_nodes)
 
     # -- operations ------------------------------------------------------------------
-    def score(self, sentences: Sequence[str], progress: Callable[[int], None] | None = None,
-              delimiter: Delimiters = " ") -> np.ndarray:
+    def score(
+        self, sentences: Sequence[str], progress: Callable[[int], None] | None = None, delimiter: Delimiters = " "
+    ) -> np.ndarray:
         """Each sentence's summed log-probability after the prefix token (float64)."""
         return self.score_counted(sentences, progress, delimiter)[0]
 
-    def score_counted(self, sentences: Sequence[str], progress: Callable[[int], None] | None = None,
-                      delimiter: Delimiters = " ") -> tuple[np.ndarray, list[int]]:
+    def score_counted(
+        self, sentences: Sequence[str], progress: Callable[[int], None] | None = None, delimiter: Delimiters = " "
+    ) -> tuple[np.ndarray, list[int]]:
         """``score``, and how many tokens each sum is over (the sentence's continuation after the
         prefix token), from one tokenisation."""
         requests = self.requests(sentences, delimiter)
         self._decide(requests)
-        scores = score_requests(self.model, requests, batch_size=self.batch_size, tree_nodes=self.tree_nodes,
-                                method=self._method or "auto", progress=progress)
+        scores = score_requests(
+            self.model,
+            requests,
+            batch_size=self.batch_size,
+            tree_nodes=self.tree_nodes,
+            method=self._method or "auto",
+            progress=progress,
+        )
         return scores, [len(cont) for _, cont in requests]
 
     def logprobs(self, sentences: Sequence[str], delimiter: Delimiters = " ") -> list[Any]:
@@ -90,25 +118,42 @@ class ModelAccess:
         scores = self.score([s for p in pairs for s in (p.good, p.bad)], delimiter=delimiter)
         return float(np.mean(scores[0::2] - scores[1::2]))
 
-    def gradient_differential(self, pairs: Sequence[MinimalPair], params: Sequence[tuple[str, Any]],
-                              batch_size: int | None = None, delimiter: str = " ") -> np.ndarray:
+    def gradient_differential(
+        self,
+        pairs: Sequence[MinimalPair],
+        params: Sequence[tuple[str, Any]],
+        batch_size: int | None = None,
+        delimiter: str = " ",
+    ) -> np.ndarray:
         """Sum over pairs of grad[log p(good) - log p(bad)] w.r.t. ``params``, one flat float32
         vector in ``layout_of(params)`` order."""
         return self.gradient_differentials([pairs], params, batch_size, delimiter)[0]
 
-    def gradient_differentials(self, groups: Sequence[Sequence[MinimalPair]], params: Sequence[tuple[str, Any]],
-                               batch_size: int | None = None, delimiter: str = " ",
-                               out: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+    def gradient_differentials(
+        self,
+        groups: Sequence[Sequence[MinimalPair]],
+        params: Sequence[tuple[str, Any]],
+        batch_size: int | None = None,
+        delimiter: str = " ",
+        out: Sequence[np.ndarray] | None = None,
+    ) -> list[np.ndarray]:
         """``gradient_differential`` of each group of pairs (each exactly as if it were alone),
         into ``out`` (one float32 vector per group, reused memory) if given."""
         self._decide(self.requests([s for g in groups for p in g[:4] for s in (p.good, p.bad)][:8], delimiter))
-        return gradient_differentials(self.model, self.tokenizer, groups, self.prefix_id, params,
-                                      batch_size=batch_size or min(self.batch_size, 64),
-                                      tree_nodes=self.tree_nodes, share=self._method == "trie",
-                                      delimiter=delimiter, out=out)
+        return gradient_differentials(
+            self.model,
+            self.tokenizer,
+            groups,
+            self.prefix_id,
+            params,
+            batch_size=batch_size or min(self.batch_size, 64),
+            tree_nodes=self.tree_nodes,
+            share=self._method == "trie",
+            delimiter=delimiter,
+            out=out,
+        )
 
-    def hidden_states(self, sentences: Sequence[str], batch_size: int = 32,
-                      delimiter: Delimiters = " ") -> np.ndarray:
+    def hidden_states(self, sentences: Sequence[str], batch_size: int = 32, delimiter: Delimiters = " ") -> np.ndarray:
         """``[layers + 1, len(sentences), hidden]`` float32: each layer's hidden states
         (embeddings first) mean-pooled over the sentence's tokens, the prefix token left out.
         Right-padded plain rows: real tokens never attend to padding, so no mask is involved."""
@@ -119,13 +164,13 @@ class ModelAccess:
         model = self.model
         with torch.inference_mode():
             for start in range(0, len(encoded), batch_size):
-                batch = encoded[start:start + batch_size]
+                batch = encoded[start : start + batch_size]
                 width = max(len(e) for e in batch)
                 ids = torch.zeros((len(batch), width), dtype=torch.long)
                 keep = torch.zeros((len(batch), width), dtype=torch.bool)
                 for r, e in enumerate(batch):
-                    ids[r, :len(e)] = torch.tensor(e)
-                    keep[r, 1:len(e)] = True
+                    ids[r, : len(e)] = torch.tensor(e)
+                    keep[r, 1 : len(e)] = True
                 out = model(input_ids=ids.to(model.device), output_hidden_states=True, use_cache=False)
                 weights = keep.to(model.device, torch.float32)[None, :, :, None]
                 states = torch.stack([h.float() for h in out.hidden_states])

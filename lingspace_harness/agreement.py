@@ -1,8 +1,10 @@
 """Agreement of a clustering with labels: adjusted Rand index and normalised mutual
 information, each with a seeded permutation p-value."""
+
 from __future__ import annotations
 
-from typing import Any, Hashable, Sequence
+from collections.abc import Hashable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -19,8 +21,9 @@ def _entropy(counts: np.ndarray, n: int) -> float:
     return float(-(p * np.log(p)).sum())
 
 
-def cluster_agreement(labels_true: Sequence[Hashable], labels_pred: Sequence[Hashable], *,
-                      permutations: int = 1000, seed: int = 0) -> dict[str, Any]:
+def cluster_agreement(
+    labels_true: Sequence[Hashable], labels_pred: Sequence[Hashable], *, permutations: int = 1000, seed: int = 0
+) -> dict[str, Any]:
     """Adjusted Rand index and normalised mutual information (arithmetic-mean normalisation),
     each with a one-sided permutation p-value (``labels_pred`` permuted over items).
 
@@ -59,5 +62,10 @@ def cluster_agreement(labels_true: Sequence[Hashable], labels_pred: Sequence[Has
     ari, nmi = (float(v[0]) for v in scores(tables_of(p[None, :])))
     perms = _permutations(np.random.default_rng(seed), n, permutations)
     null_ari, null_nmi = scores(tables_of(p[perms]))
-    return {"ari": ari, "ari_p": _p_value(null_ari, ari), "nmi": nmi, "nmi_p": _p_value(null_nmi, nmi),
-            "n_permutations": permutations}
+    return {
+        "ari": ari,
+        "ari_p": _p_value(null_ari, ari),
+        "nmi": nmi,
+        "nmi_p": _p_value(null_nmi, nmi),
+        "n_permutations": permutations,
+    }

@@ -5,6 +5,7 @@
 :class:`AnalysisContext` gives builders the options and the hypothesis spaces: every
 registered :class:`Hypothesis` that applies, plus the user's files (``hypothesis_from_file``).
 """
+
 from __future__ import annotations
 
 import csv
@@ -90,8 +91,7 @@ def _matrix(tasks: list[Any], rows: list[Any], bad: Any) -> tuple[list[str], np.
     for i, row in enumerate(rows):
         if not isinstance(row, list) or len(row) != len(tasks):
             bad(f"row {i + 1} ({tasks[i]}) needs {len(tasks)} values")
-    matrix = np.array([[_value(v, bad, f"row {i + 1} ({tasks[i]})") for v in row]
-                       for i, row in enumerate(rows)])
+    matrix = np.array([[_value(v, bad, f"row {i + 1} ({tasks[i]})") for v in row] for i, row in enumerate(rows)])
     return tasks, matrix
 
 
@@ -115,8 +115,10 @@ def _read_csv(path: Path, bad: Any) -> tuple[list[str], np.ndarray]:
     names = [row[0] if row else "" for row in body]
     if names != tasks:
         if sorted(names) != sorted(tasks):
-            bad("the first column must name the same tasks as the header row "
-                "(or use the header task,group for a grouping)")
+            bad(
+                "the first column must name the same tasks as the header row "
+                "(or use the header task,group for a grouping)"
+            )
         order = [names.index(t) for t in tasks]
         body = [body[i] for i in order]
     return _matrix(tasks, [row[1:] for row in body], bad)
@@ -190,22 +192,24 @@ class AnalysisContext:
             except (TypeError, ValueError):
                 matrix = None
             if matrix is None or matrix.shape != (len(tasks), len(tasks)):
-                owner = (f" (plugin {self.harness.hypotheses.owner(hyp.name)!r})"
-                         if self.harness is not None and hyp.name in self.harness.hypotheses else "")
-                raise PluginError(f"hypothesis {hyp.name!r}{owner} did not return a "
-                                  f"{len(tasks)}x{len(tasks)} numeric matrix")
+                owner = (
+                    f" (plugin {self.harness.hypotheses.owner(hyp.name)!r})"
+                    if self.harness is not None and hyp.name in self.harness.hypotheses
+                    else ""
+                )
+                raise PluginError(
+                    f"hypothesis {hyp.name!r}{owner} did not return a {len(tasks)}x{len(tasks)} numeric matrix"
+                )
             matrix[~np.isfinite(matrix)] = np.nan
             out[hyp.name] = matrix
         return out
 
 
-def analyse(harness: Registries, results: dict[str, Any],
-            options: AnalysisOptions | None = None) -> dict[str, Any]:
+def analyse(harness: Registries, results: dict[str, Any], options: AnalysisOptions | None = None) -> dict[str, Any]:
     """Run the selected space builders on ``results``; returns {builder name: output}."""
     options = options or AnalysisOptions()
     registry = harness.space_builders
-    builders = ([registry.get(name) for name in options.builders] if options.builders is not None
-                else list(registry))
+    builders = [registry.get(name) for name in options.builders] if options.builders is not None else list(registry)
     ctx = AnalysisContext(options, harness)
     out = {}
     for builder in builders:
@@ -213,7 +217,9 @@ def analyse(harness: Registries, results: dict[str, Any],
         try:
             json.dumps(output, allow_nan=False)
         except (TypeError, ValueError) as exc:
-            raise PluginError(f"space builder {builder.name!r} (plugin {registry.owner(builder.name)!r}) "
-                              f"returned what results.json cannot hold: {exc}") from exc
+            raise PluginError(
+                f"space builder {builder.name!r} (plugin {registry.owner(builder.name)!r}) "
+                f"returned what results.json cannot hold: {exc}"
+            ) from exc
         out[builder.name] = output
     return out

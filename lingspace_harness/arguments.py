@@ -1,5 +1,6 @@
 """argparse types shared by the sub-commands. Each rejects a bad value with an English
 :class:`argparse.ArgumentTypeError`, which argparse prints as ``argument --NAME: MESSAGE``."""
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,9 @@ def split_fractions(value: str) -> tuple[float, float, float]:
     except ValueError:
         parts = ()
     if len(parts) != 3 or min(parts) < 0 or abs(sum(parts) - 1) > 1e-9:
-        raise argparse.ArgumentTypeError(f"expected three non-negative numbers that sum to 1, "
-                                         f"e.g. 0.4,0.1,0.5, got {value!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected three non-negative numbers that sum to 1, e.g. 0.4,0.1,0.5, got {value!r}"
+        )
     return parts
 
 
@@ -41,6 +43,7 @@ def shard(value: str) -> tuple[int, int]:
     except ValueError:
         part = (-1, 0)
     if not sep or part[1] < 1 or not 0 <= part[0] < part[1]:
-        raise argparse.ArgumentTypeError(f"expected I/N with 0 <= I < N, e.g. 0/3 "
-                                         f"(SLURM: $SLURM_ARRAY_TASK_ID/N), got {value!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected I/N with 0 <= I < N, e.g. 0/3 (SLURM: $SLURM_ARRAY_TASK_ID/N), got {value!r}"
+        )
     return part

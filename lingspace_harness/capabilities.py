@@ -7,6 +7,7 @@ any other name. At registration, ``near_misses`` finds public names one typo awa
 member the core reads (``run_units`` for ``run_unit``), and ``half_protocols`` an object
 with part of a protocol (``units`` without ``run_unit``).
 """
+
 from __future__ import annotations
 
 import difflib
@@ -111,8 +112,17 @@ class ScoresOnly(Protocol):
 
 #: The optional protocols of each registry kind (see ``plugins.HOOKS``).
 OPTIONAL: dict[str, tuple[type, ...]] = {
-    "metric": (AlwaysComputed, Configurable, HasOptions, ReadsGradients, NeedsCapabilities, ProvidesCapabilities,
-               HasUnits, ChecksOptions, Summarises),
+    "metric": (
+        AlwaysComputed,
+        Configurable,
+        HasOptions,
+        ReadsGradients,
+        NeedsCapabilities,
+        ProvidesCapabilities,
+        HasUnits,
+        ChecksOptions,
+        Summarises,
+    ),
     "gradient strategy": (Configurable, HasOptions, ProvidesCapabilities, HasLayerSlices),
     "executor": (Configurable, ChecksConfig),
     "model loader": (ScoresOnly,),
@@ -124,8 +134,9 @@ OPTIONAL: dict[str, tuple[type, ...]] = {
 def members(protocol: type) -> tuple[str, ...]:
     """A protocol's member names: its annotations and its public methods."""
     own = vars(protocol)
-    return tuple(own.get("__annotations__", {})) + tuple(k for k, v in own.items()
-                                                         if callable(v) and not k.startswith("_"))
+    return tuple(own.get("__annotations__", {})) + tuple(
+        k for k, v in own.items() if callable(v) and not k.startswith("_")
+    )
 
 
 def has(item: Any, protocol: type) -> bool:
@@ -172,8 +183,10 @@ def half_protocols(item: Any, kind: str) -> list[str]:
         present = [n for n in names if hasattr(item, n)]
         if present and len(present) < len(names):
             missing = [n for n in names if n not in present]
-            out.append(f"{' and '.join(_shown(item, n) for n in present)} without "
-                       f"{' and '.join(_shown(item, n, protocol) for n in missing)}")
+            out.append(
+                f"{' and '.join(_shown(item, n) for n in present)} without "
+                f"{' and '.join(_shown(item, n, protocol) for n in missing)}"
+            )
     return out
 
 
@@ -187,8 +200,11 @@ def near_misses(item: Any, kind: str, required: tuple[str, ...]) -> list[str]:
     for name in _public_names(item):
         if name in known:
             continue
-        close = [c for c in difflib.get_close_matches(name, sorted(known), n=3, cutoff=NEAR_MISS_CUTOFF)
-                 if not hasattr(item, c)]
+        close = [
+            c
+            for c in difflib.get_close_matches(name, sorted(known), n=3, cutoff=NEAR_MISS_CUTOFF)
+            if not hasattr(item, c)
+        ]
         if close:
             out.append(f"{name!r} (did you mean {' or '.join(repr(c) for c in close)}?)")
     return out

@@ -1,4 +1,5 @@
 """``lingspace-harness``: parse arguments, load plugins, turn user errors into one line."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,17 +9,17 @@ import os
 import re
 import sys
 import traceback
-from typing import NoReturn
-
 from importlib.metadata import PackageNotFoundError, version
+from typing import NoReturn
 
 from .commands import core_commands
 from .errors import PluginError, UserError
 from .plugins import load_harness
 
-
-DESCRIPTION = ("Linguistic task spaces from a language model's learning signals: score minimal-pair tasks, "
-               "build N x N spaces, test them against hypotheses, report and compare them.")
+DESCRIPTION = (
+    "Linguistic task spaces from a language model's learning signals: score minimal-pair tasks, "
+    "build N x N spaces, test them against hypotheses, report and compare them."
+)
 
 #: Storage problems (disk full, quota, read-only, permissions) are one line, not a traceback.
 STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES}
@@ -32,8 +33,9 @@ _PLAIN_TYPES = {"int": "a whole number", "float": "a number"}
 
 def english(message: str) -> str:
     """argparse's ``invalid int value: 'x'`` (any plugin's ``type=int`` option) as English."""
-    return re.sub(r"invalid (int|float) value: (.*)$",
-                  lambda m: f"expected {_PLAIN_TYPES[m.group(1)]}, got {m.group(2)}", message)
+    return re.sub(
+        r"invalid (int|float) value: (.*)$", lambda m: f"expected {_PLAIN_TYPES[m.group(1)]}, got {m.group(2)}", message
+    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,12 +45,21 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_common(parser: argparse.ArgumentParser, default: object = False) -> argparse.ArgumentParser:
     """``--strict``, ``-v`` and ``-q``, accepted before or after the sub-command."""
-    parser.add_argument("--strict", action="store_true", default=default,
-                        help="fail if any plugin fails to load")
-    parser.add_argument("-v", "--verbose", action="store_true", default=default,
-                        help="log progress details; on an error, also show its underlying cause")
-    parser.add_argument("-q", "--quiet", action="store_true", default=default,
-                        help="no progress bars or progress lines (also: LINGSPACE_QUIET=1)")
+    parser.add_argument("--strict", action="store_true", default=default, help="fail if any plugin fails to load")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=default,
+        help="log progress details; on an error, also show its underlying cause",
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=default,
+        help="no progress bars or progress lines (also: LINGSPACE_QUIET=1)",
+    )
     return parser
 
 
@@ -72,12 +83,15 @@ def main(argv: list[str] | None = None) -> int:
         commands = {c.name: c for c in core_commands(harness)}
         for command in harness.commands:
             if command.name in commands:
-                raise PluginError(f"plugin {harness.commands.owner(command.name)!r} registers the "
-                                  f"command {command.name!r}, which is a core command")
+                raise PluginError(
+                    f"plugin {harness.commands.owner(command.name)!r} registers the "
+                    f"command {command.name!r}, which is a core command"
+                )
             commands[command.name] = command
         for command in commands.values():
-            command.add_arguments(sub.add_parser(command.name, help=command.help,
-                                                 description=command.help, parents=[common]))
+            command.add_arguments(
+                sub.add_parser(command.name, help=command.help, description=command.help, parents=[common])
+            )
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help()
@@ -97,12 +111,14 @@ def main(argv: list[str] | None = None) -> int:
         if exc.errno not in STORAGE_ERRORS:
             raise
         where = f" ({exc.filename})" if exc.filename else ""
-        print(f"error: cannot write{where}: {exc.strerror or exc}; finished units are kept, so rerun the "
-              f"same command once there is room (or choose another --output)", file=sys.stderr)
+        print(
+            f"error: cannot write{where}: {exc.strerror or exc}; finished units are kept, so rerun the "
+            f"same command once there is room (or choose another --output)",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
-        print("error: interrupted; files already written are complete, nothing partial was kept",
-              file=sys.stderr)
+        print("error: interrupted; files already written are complete, nothing partial was kept", file=sys.stderr)
         return 130
     finally:
         log.removeHandler(handler)

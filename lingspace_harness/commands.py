@@ -1,17 +1,19 @@
 """The core sub-commands: run, tasks, plugins, metrics."""
+
 from __future__ import annotations
 
 import argparse
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from .capabilities import Summarises
 from .arguments import comma_list, positive_int, shard, split_fractions
-from .errors import UserError
+from .capabilities import Summarises
 from .config import IN_PROCESS, RunConfig
+from .errors import UserError
 from .execution import read_run_file, shard_status
 from .options import add_plugin_arguments, optioned, parsed_options
 from .plugins import Harness
@@ -33,12 +35,19 @@ class RunCommand:
         _add_scoring_arguments(parser)
         _add_analysis_arguments(parser)
         execution = parser.add_argument_group("execution (units of work; never changes the results)")
-        execution.add_argument("--executor", default=IN_PROCESS,
-                               help=f"how units run: {IN_PROCESS} (in this process, the default) or a plugin's"
-                                    + (f" ({', '.join(self.harness.executors.names())})"
-                                       if self.harness and len(self.harness.executors) else ""))
-        execution.add_argument("--shard", type=shard, metavar="I/N",
-                               help="run only slice I of N of the units into --output; then `merge`")
+        execution.add_argument(
+            "--executor",
+            default=IN_PROCESS,
+            help=f"how units run: {IN_PROCESS} (in this process, the default) or a plugin's"
+            + (
+                f" ({', '.join(self.harness.executors.names())})"
+                if self.harness and len(self.harness.executors)
+                else ""
+            ),
+        )
+        execution.add_argument(
+            "--shard", type=shard, metavar="I/N", help="run only slice I of N of the units into --output; then `merge`"
+        )
         if self.harness is not None:
             registries = [r for hook, r in self.harness.registries.items() if hook in OPTIONED_HOOKS]
             owners = {name: r.owner(name) for r in registries for name in r.names()}
@@ -64,8 +73,10 @@ class RunCommand:
         results = run(harness, config, overwrite=args.overwrite, reports=reports)
         if config.shard is not None:  # a shard writes no results.json: merge assembles it
             i, n = config.shard
-            print(f"shard {i}/{n} finished in {config.output}; when all {n} have, run: "
-                  f"lingspace-harness merge {config.output}")
+            print(
+                f"shard {i}/{n} finished in {config.output}; when all {n} have, run: "
+                f"lingspace-harness merge {config.output}"
+            )
             return 0
         if results is None:
             raise ValueError("a run that is not a shard returned no results")
@@ -74,59 +85,108 @@ class RunCommand:
 
 
 #: Registries whose objects may add their own ``run`` options.
-OPTIONED_HOOKS = ("lingspace_register_gradient_strategies", "lingspace_register_metrics",
-                  "lingspace_register_space_builders", "lingspace_register_executors",
-                  "lingspace_register_reporters")
+OPTIONED_HOOKS = (
+    "lingspace_register_gradient_strategies",
+    "lingspace_register_metrics",
+    "lingspace_register_space_builders",
+    "lingspace_register_executors",
+    "lingspace_register_reporters",
+)
 
 
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="hub id, local directory or .gguf file; or LOADER:spec")
-    parser.add_argument("--tasks", required=True, type=comma_list,
-                        help="comma-separated task globs, e.g. 'blimp_*'; 'lm_eval:GLOB' or a task "
-                             "YAML file or directory for lm-eval tasks")
+    parser.add_argument(
+        "--tasks",
+        required=True,
+        type=comma_list,
+        help="comma-separated task globs, e.g. 'blimp_*'; 'lm_eval:GLOB' or a task "
+        "YAML file or directory for lm-eval tasks",
+    )
     _add_include_path(parser)
-    parser.add_argument("--metric", dest="metrics", type=comma_list, default=[],
-                        help="comma-separated metrics (see `lingspace-harness metrics`); those every run "
-                             "computes are always added")
+    parser.add_argument(
+        "--metric",
+        dest="metrics",
+        type=comma_list,
+        default=[],
+        help="comma-separated metrics (see `lingspace-harness metrics`); those every run computes are always added",
+    )
     parser.add_argument("--output", type=Path, default=Path("out"), help="output directory (default: out)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace another run's files in --output (default: refuse; the same run resumes)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace another run's files in --output (default: refuse; the same run resumes)",
+    )
     _add_data_dir(parser)
     parser.add_argument("--limit", type=positive_int, help="cap each split of every task at N pairs")
     parser.add_argument("--seed", type=int, default=0, help="split and run seed (default 0)")
-    parser.add_argument("--split-fractions", type=split_fractions, default=SPLIT_FRACTIONS, metavar="TRAIN,VAL,TEST",
-                        help="how each task's pairs are split (default 0.4,0.1,0.5; 0,0,1 scores every pair)")
-    parser.add_argument("--report", dest="reporters", type=comma_list, default=[],
-                        help="comma-separated reporters to run afterwards")
-    parser.add_argument("--split-half", action="store_true",
-                        help="noise ceiling: also build each learned space from two disjoint halves of "
-                             "every task's training pairs (about twice the cost)")
+    parser.add_argument(
+        "--split-fractions",
+        type=split_fractions,
+        default=SPLIT_FRACTIONS,
+        metavar="TRAIN,VAL,TEST",
+        help="how each task's pairs are split (default 0.4,0.1,0.5; 0,0,1 scores every pair)",
+    )
+    parser.add_argument(
+        "--report", dest="reporters", type=comma_list, default=[], help="comma-separated reporters to run afterwards"
+    )
+    parser.add_argument(
+        "--split-half",
+        action="store_true",
+        help="noise ceiling: also build each learned space from two disjoint halves of "
+        "every task's training pairs (about twice the cost)",
+    )
 
 
 def _add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model and scoring")
     group.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    group.add_argument("--dtype", default="float32", choices=["float32", "float64", "bfloat16", "float16", "auto"],
-                       help="model weights' dtype (default float32; float64 for precision checks; bfloat16 is "
-                            "slow on most CPUs)")
+    group.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["float32", "float64", "bfloat16", "float16", "auto"],
+        help="model weights' dtype (default float32; float64 for precision checks; bfloat16 is slow on most CPUs)",
+    )
     group.add_argument("--revision", help="model revision, e.g. a Pythia checkpoint 'step1000'")
     group.add_argument("--batch-size", type=positive_int, default=128, help="sentences per forward pass (default 128)")
     group.add_argument("--prefix-token", help="token (or id) before each sentence; default BOS, else EOS")
-    group.add_argument("--scoring", choices=METHODS, default="auto",
-                       help="'trie' shares prefixes, 'padded' is plain batching, for scores, gradients, tuning "
-                            "and hidden states alike (default auto: trie if the model honours tree masks)")
-    group.add_argument("--include-embeddings", action="store_true",
-                       help="gradients: include token/position embeddings (and a tied LM head)")
+    group.add_argument(
+        "--scoring",
+        choices=METHODS,
+        default="auto",
+        help="'trie' shares prefixes, 'padded' is plain batching, for scores, gradients, tuning "
+        "and hidden states alike (default auto: trie if the model honours tree masks)",
+    )
+    group.add_argument(
+        "--include-embeddings",
+        action="store_true",
+        help="gradients: include token/position embeddings (and a tied LM head)",
+    )
 
 
 def _add_analysis_arguments(parser: argparse.ArgumentParser) -> None:
     analysis = parser.add_argument_group("analysis (also: lingspace-harness analyse DIR)")
-    analysis.add_argument("--analysis", type=comma_list, metavar="BUILDERS",
-                          help="space builders to run on the finished spaces (default: all; 'none': skip)")
-    analysis.add_argument("--permutations", type=positive_int, default=RunConfig.permutations,
-                          help="permutations per hypothesis test (default %(default)s)")
-    analysis.add_argument("--hypothesis", dest="hypotheses", type=Path, action="append", default=[],
-                          metavar="FILE", help="your own hypothesis (CSV or JSON, see README); repeatable")
+    analysis.add_argument(
+        "--analysis",
+        type=comma_list,
+        metavar="BUILDERS",
+        help="space builders to run on the finished spaces (default: all; 'none': skip)",
+    )
+    analysis.add_argument(
+        "--permutations",
+        type=positive_int,
+        default=RunConfig.permutations,
+        help="permutations per hypothesis test (default %(default)s)",
+    )
+    analysis.add_argument(
+        "--hypothesis",
+        dest="hypotheses",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="your own hypothesis (CSV or JSON, see README); repeatable",
+    )
 
 
 def print_summary(harness: Harness, results: dict, output: Path, reports: Iterable[Path] = ()) -> None:
@@ -144,15 +204,25 @@ def print_summary(harness: Harness, results: dict, output: Path, reports: Iterab
 
 def _add_data_dir(parser: argparse.ArgumentParser) -> None:
     env = os.environ.get("LINGSPACE_BLIMP_DIR")
-    parser.add_argument("--data-dir", type=Path, default=Path(env) if env else None,
-                        help="local data directory (BLiMP: the official <UID>.jsonl files; "
-                             "default $LINGSPACE_BLIMP_DIR, else the hub)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(env) if env else None,
+        help="local data directory (BLiMP: the official <UID>.jsonl files; default $LINGSPACE_BLIMP_DIR, else the hub)",
+    )
 
 
 def _add_include_path(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--include-path", dest="include_paths", type=Path, action="append", default=[],
-                        metavar="DIR", help="a directory of task definitions for task sources, e.g. "
-                                            "lm-eval task YAMLs for 'lm_eval:NAME' (repeatable)")
+    parser.add_argument(
+        "--include-path",
+        dest="include_paths",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a directory of task definitions for task sources, e.g. "
+        "lm-eval task YAMLs for 'lm_eval:NAME' (repeatable)",
+    )
 
 
 class MergeCommand:
@@ -161,10 +231,16 @@ class MergeCommand:
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("directory", type=Path, help="the --output directory the shards shared")
-        parser.add_argument("--report", dest="reporters", type=comma_list, default=None,
-                            help="comma-separated reporters to run afterwards (default: the run's)")
-        parser.add_argument("--status", action="store_true",
-                            help="only print how many units each shard has left, and exit")
+        parser.add_argument(
+            "--report",
+            dest="reporters",
+            type=comma_list,
+            default=None,
+            help="comma-separated reporters to run afterwards (default: the run's)",
+        )
+        parser.add_argument(
+            "--status", action="store_true", help="only print how many units each shard has left, and exit"
+        )
 
     def run(self, args: argparse.Namespace, harness: Harness) -> int:
         config = read_run_file(args.directory)
@@ -191,8 +267,13 @@ class TasksCommand:
     HEADER = ("name", "phenomenon", "field", "source")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("globs", nargs="?", type=comma_list, default=["*"],
-                            help="comma-separated globs (default: all); 'lm_eval:GLOB' or a path for lm-eval tasks")
+        parser.add_argument(
+            "globs",
+            nargs="?",
+            type=comma_list,
+            default=["*"],
+            help="comma-separated globs (default: all); 'lm_eval:GLOB' or a path for lm-eval tasks",
+        )
         parser.add_argument("--json", action="store_true", help="print JSON lines (no header)")
         _add_data_dir(parser)
         _add_include_path(parser)
@@ -203,8 +284,13 @@ class TasksCommand:
         if not args.json:
             print("\t".join(self.HEADER))
         for task in tasks:
-            row = {"name": task.name, "phenomenon": task.phenomenon, "field": task.field,
-                   "group": task.group, "source": task_source(task, options)}
+            row = {
+                "name": task.name,
+                "phenomenon": task.phenomenon,
+                "field": task.field,
+                "group": task.group,
+                "source": task_source(task, options),
+            }
             print(json.dumps(row) if args.json else "\t".join(row[k] or "" for k in self.HEADER))
         return 0
 
@@ -237,5 +323,3 @@ class MetricsCommand:
 def core_commands(harness: Harness) -> list[Any]:
     """The core's sub-commands (``run`` gets the plugins' own options)."""
     return [RunCommand(harness), MergeCommand(), TasksCommand(), PluginsCommand(), MetricsCommand()]
-
-

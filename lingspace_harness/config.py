@@ -1,4 +1,5 @@
 """A run's settings: the run-level options (``RunConfig``) and each plugin's own options."""
+
 from __future__ import annotations
 
 import os
@@ -64,11 +65,14 @@ class RunConfig:
         return out
 
     def execution_json(self) -> dict[str, Any]:
-        return {"executor": self.executor, "options": dict(self.executor_options),
-                "shard": list(self.shard) if self.shard else None}
+        return {
+            "executor": self.executor,
+            "options": dict(self.executor_options),
+            "shard": list(self.shard) if self.shard else None,
+        }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], execution: dict[str, Any] | None = None) -> "RunConfig":
+    def from_json(cls, data: dict[str, Any], execution: dict[str, Any] | None = None) -> RunConfig:
         """The inverse of ``to_json`` (plus ``execution_json``)."""
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         known["output"] = Path(known["output"])

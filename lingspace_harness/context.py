@@ -1,10 +1,12 @@
 """The runner's :class:`lingspace_harness.RunContext`: one run's data, plugins, options and
 units, for the run's own data or a split-half variant of it. Its scores live in
 ``score_cache``, its gradient differentials in ``gradient_cache``."""
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -50,7 +52,7 @@ class Shared:
     prefix_id: int | None
     access: ModelAccess | None
     scores: ScoreCache = field(default_factory=ScoreCache)
-    variants: dict[str, "Run"] = field(default_factory=dict)
+    variants: dict[str, Run] = field(default_factory=dict)
     params: list[tuple[str, Any]] | None = None
     buffers: Buffers = field(default_factory=Buffers)
 
@@ -67,17 +69,20 @@ class Run:
         self.metrics = shared.metrics
         self.prefix_id = shared.prefix_id
         half = VARIANTS.index(variant) if variant else None
-        self.data: dict[str, TaskData] = shared.data if half is None else {
-            t: TaskData(d.task, halves(d.train)[half], d.validation, d.test) for t, d in shared.data.items()}
+        self.data: dict[str, TaskData] = (
+            shared.data
+            if half is None
+            else {t: TaskData(d.task, halves(d.train)[half], d.validation, d.test) for t, d in shared.data.items()}
+        )
 
-    def for_variant(self, variant: str) -> "Run":
+    def for_variant(self, variant: str) -> Run:
         """The same run on a variant of the data (validation and test are unchanged; units of a
         variant are stored apart from the run's own, test scores are shared)."""
         if variant not in self.shared.variants:
             self.shared.variants[variant] = Run(self.shared, variant)
         return self.shared.variants[variant]
 
-    def variants(self) -> list["Run"]:
+    def variants(self) -> list[Run]:
         """This run, then its split halves if ``--split-half`` asked for them."""
         return [self] + ([self.for_variant(v) for v in VARIANTS] if self.config.split_half else [])
 
@@ -119,9 +124,17 @@ class Run:
         """What every unit's result depends on: the model and the data (fingerprints), the
         scoring settings, the seed and the unit format."""
         c, f = self.config, self.shared.fingerprints
-        return {"format": UNIT_FORMAT, "model": f["model"], "data": f["data"], "seed": c.seed,
-                "dtype": self.model.dtype, "device": self.model.device, "prefix_id": self.prefix_id,
-                "scoring": c.scoring, "batch_size": c.batch_size}
+        return {
+            "format": UNIT_FORMAT,
+            "model": f["model"],
+            "data": f["data"],
+            "seed": c.seed,
+            "dtype": self.model.dtype,
+            "device": self.model.device,
+            "prefix_id": self.prefix_id,
+            "scoring": c.scoring,
+            "batch_size": c.batch_size,
+        }
 
     def units(self, kind: str, **settings: Any) -> UnitStore:
         """The store of finished units of ``kind`` under the output directory (a data variant's
@@ -170,7 +183,8 @@ class Run:
         """Every pair of ``split`` in every task, scored once (``ScoreCache.scores``)."""
         return self.shared.scores.scores(self, split)
 
-    def score_pairs(self, pairs_by_task: Mapping[str, Sequence[MinimalPair]],
-                    desc: str = "scoring") -> dict[str, list[PairScore]]:
+    def score_pairs(
+        self, pairs_by_task: Mapping[str, Sequence[MinimalPair]], desc: str = "scoring"
+    ) -> dict[str, list[PairScore]]:
         """Score arbitrary pairs with the run's model and settings (uncached; ``score_cache.score_pairs``)."""
         return score_pairs(self, pairs_by_task, desc)

@@ -10,6 +10,7 @@ seconds of its ``compute`` in the run that assembled results.json. A unit that s
 rest on (a task's gradient unit computes every strategy at once) counts in full for each of
 them; ``mark_shared`` names the others beside it.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,12 +42,12 @@ def recorded(ctx: Run, owner: str) -> dict[str, dict[str, float]]:
     (and ``ctx``'s data variant): only entries whose full key matches are read."""
     out: dict[str, dict[str, float]] = {}
     for folder in sorted((Path(ctx.config.output) / UNITS_DIR).glob(PREFIX + "*")):
-        store = _store(ctx, folder.name[len(PREFIX):], owner)
+        store = _store(ctx, folder.name[len(PREFIX) :], owner)
         suffix = f"-{store.key}.json"
-        names = sorted(p.name[:-len(suffix)] for p in folder.glob("*" + suffix))
+        names = sorted(p.name[: -len(suffix)] for p in folder.glob("*" + suffix))
         seconds = {n: float(store.load_json(n)["seconds"]) for n in names if store.has(n, ".json")}
         if seconds:
-            out[folder.name[len(PREFIX):]] = seconds
+            out[folder.name[len(PREFIX) :]] = seconds
     return out
 
 
@@ -81,15 +82,24 @@ def _groups(ctx: Run, metric: Any) -> tuple[list[dict[str, Any]], list[str]]:
         left = [t for t in ctx.task_names if t not in times]
         if left:
             missing.append(f"the gradient units of {len(left)} of {len(ctx.task_names)} tasks")
-        groups.append({"variant": ctx.variant, "kind": GRADIENT, "owner": "", "count": len(times),
-                       "seconds": sum(times.values())})
+        groups.append(
+            {"variant": ctx.variant, "kind": GRADIENT, "owner": "", "count": len(times), "seconds": sum(times.values())}
+        )
     for owner in owners:
         name = owner.name
         found = recorded(ctx, name)
         if not found and isinstance(owner, HasUnits):
             missing.append(f"the units of {name}" + (f" ({ctx.variant})" if ctx.variant else ""))
-        groups += [{"variant": ctx.variant, "kind": kind, "owner": owner.name, "count": len(times),
-                    "seconds": sum(times.values())} for kind, times in found.items()]
+        groups += [
+            {
+                "variant": ctx.variant,
+                "kind": kind,
+                "owner": owner.name,
+                "count": len(times),
+                "seconds": sum(times.values()),
+            }
+            for kind, times in found.items()
+        ]
     return groups, missing
 
 
@@ -99,11 +109,16 @@ def space_cost(ctx: Run, metric: Any, compute_s: float, halves_s: float | None =
     and with ``--split-half`` the halves' own units and computes (``split_half_s``), which
     ``cost_s`` leaves out."""
     groups, missing = _groups(ctx, metric)
-    cost: dict[str, Any] = {"cost_s": None if missing else compute_s + sum(g["seconds"] for g in groups),
-                            "compute_s": compute_s, "units": groups}
+    cost: dict[str, Any] = {
+        "cost_s": None if missing else compute_s + sum(g["seconds"] for g in groups),
+        "compute_s": compute_s,
+        "units": groups,
+    }
     if missing:
-        cost["reason"] = (f"no seconds recorded for {'; '.join(missing)} (computed by a version that did not "
-                          "record them, or outside the executor)")
+        cost["reason"] = (
+            f"no seconds recorded for {'; '.join(missing)} (computed by a version that did not "
+            "record them, or outside the executor)"
+        )
     if halves_s is not None:
         half_groups, half_missing = [], []
         for variant in VARIANTS:
@@ -117,6 +132,7 @@ def space_cost(ctx: Run, metric: Any, compute_s: float, halves_s: float | None =
 
 def mark_shared(costs: dict[str, dict[str, Any]]) -> None:
     """Beside each unit group of each space's cost, the other spaces that count the same units."""
+
     def key(group: dict[str, Any]) -> tuple[str, str, str]:
         return group["variant"], group["kind"], group["owner"]
 

@@ -1,4 +1,5 @@
 """Exceptions. A :class:`UserError` is the user's to fix; the CLI prints it as one line."""
+
 from __future__ import annotations
 
 

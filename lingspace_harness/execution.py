@@ -5,14 +5,16 @@ declare (e.g. one FTGD tune per source task). Every unit stores its result in th
 under the output directory, so whichever process runs it, the driver then assembles
 results.json from the cache exactly as a serial run does.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .capabilities import HasUnits
 from .capabilities import units as metric_units
@@ -61,7 +63,7 @@ class WorkerSpec:
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "local": None}
 
-    def build(self) -> "Worker":
+    def build(self) -> Worker:
         """The driver's own context in-process; elsewhere, load plugins, data and model once."""
         if self.local is not None:
             return Worker(self.local)
@@ -106,8 +108,14 @@ def run_in_process(stages: list[list[Unit]], worker: WorkerSpec) -> None:
             bar.update(1)
 
 
-def execute_units(ctx: Run, executor: Any, prepare: Callable[[Any, RunConfig], Run], *, shard: tuple[int, int] | None = None,
-                  merge_of: int | None = None) -> None:
+def execute_units(
+    ctx: Run,
+    executor: Any,
+    prepare: Callable[[Any, RunConfig], Run],
+    *,
+    shard: tuple[int, int] | None = None,
+    merge_of: int | None = None,
+) -> None:
     """Run the pending units stage by stage through ``executor`` (None: in this process), or only
     shard ``(i, n)`` of them. ``merge_of=n`` (merge) computes no unit: any missing one of n
     shards is an error."""
@@ -131,8 +139,10 @@ def execute_units(ctx: Run, executor: Any, prepare: Callable[[Any, RunConfig], R
 def incomplete_message(ctx: Run, missing: list[Unit], shards: int) -> str:
     example = ", ".join(f"{u.kind}:{u.name}" + (f" ({u.variant})" if u.variant else "") for u in missing[:3])
     idle = sorted({shard_of(u, ctx, shards) for u in missing})
-    return (f"{len(missing)} units are not finished (e.g. {example}); "
-            f"rerun shard(s) {', '.join(f'{i}/{shards}' for i in idle)}")
+    return (
+        f"{len(missing)} units are not finished (e.g. {example}); "
+        f"rerun shard(s) {', '.join(f'{i}/{shards}' for i in idle)}"
+    )
 
 
 def shard_status(ctx: Run, shards: int) -> str:

@@ -3,11 +3,13 @@
 Unit keys and results.json carry them, so a result is never served for other data or
 another model than the one it was computed from, whatever the files are called.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .tasks import task_delimiter
 
@@ -24,8 +26,9 @@ def digest(value: Any) -> str:
 def task_fingerprint(data: Any) -> str:
     """A task's split pairs (ids and sentences of train, validation and test, in order) and,
     unless it is a space, the delimiter its sentences are scored after."""
-    value: dict[str, Any] = {split: [[p.pair_id, p.good, p.bad] for p in data.split(split)]
-                             for split in ("train", "validation", "test")}
+    value: dict[str, Any] = {
+        split: [[p.pair_id, p.good, p.bad] for p in data.split(split)] for split in ("train", "validation", "test")
+    }
     delimiter = task_delimiter(getattr(data, "task", None))
     if delimiter != " ":  # a space leaves the fingerprints of earlier runs as they were
         value["delimiter"] = delimiter

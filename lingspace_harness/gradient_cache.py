@@ -1,9 +1,11 @@
 """A run's gradient differentials, as stored units: one unit per task computes its training
 split's differential once (and, with ``--split-half``, its two halves'), and each gradient
 strategy stores its reduction of it. Functions of a :class:`RunContext` (the run or a variant)."""
+
 from __future__ import annotations
 
-from typing import Sequence, TypeVar
+from collections.abc import Sequence
+from typing import TypeVar
 
 import numpy as np
 
@@ -20,7 +22,7 @@ T = TypeVar("T")
 
 def halves(pairs: Sequence[T]) -> tuple[list[T], list[T]]:
     """The first and second half of a (seeded, shuffled) training split."""
-    return list(pairs[:len(pairs) // 2]), list(pairs[len(pairs) // 2:])
+    return list(pairs[: len(pairs) // 2]), list(pairs[len(pairs) // 2 :])
 
 
 class Buffers:
@@ -48,8 +50,12 @@ def runs_of(run: RunContext) -> list[RunContext]:
 
 def gradient_store(run: RunContext, strategy: str) -> UnitStore:
     """Where ``strategy``'s reductions of this run's (or variant's) differentials are stored."""
-    return run.units(f"gradient-{strategy}", split="train", include_embeddings=run.config.include_embeddings,
-                     options=options_record(run.options(strategy)))
+    return run.units(
+        f"gradient-{strategy}",
+        split="train",
+        include_embeddings=run.config.include_embeddings,
+        options=options_record(run.options(strategy)),
+    )
 
 
 def pending_gradients(run: RunContext, strategies: list[str]) -> list[str]:
@@ -71,12 +77,14 @@ def compute_gradient(run: RunContext, task: str, strategies: list[str], buffers:
     size = run.gradient_layout.size
     delimiter = task_delimiter(run.data[task].task)
     if run.variant:
-        grad, = run.access.gradient_differentials([train], run.gradient_params, delimiter=delimiter,
-                                                  out=buffers.get(1, size))
+        (grad,) = run.access.gradient_differentials(
+            [train], run.gradient_params, delimiter=delimiter, out=buffers.get(1, size)
+        )
         store_reductions(run, task, grad, names)
         return
-    total, second = run.access.gradient_differentials(halves(train), run.gradient_params, delimiter=delimiter,
-                                                      out=buffers.get(2, size))
+    total, second = run.access.gradient_differentials(
+        halves(train), run.gradient_params, delimiter=delimiter, out=buffers.get(2, size)
+    )
     if run.config.split_half:
         store_reductions(run.for_variant(VARIANTS[0]), task, total, names)
         store_reductions(run.for_variant(VARIANTS[1]), task, second, names)

@@ -7,11 +7,13 @@ per batch accumulates the sum, in place, into one flat buffer; there are no per-
 gradients. A batch holds at most ``GRADIENT_ROWS`` positions' logits (fewer for a large vocabulary:
 ``logit_rows``), which also bounds its activations.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -101,8 +103,17 @@ def gradient_differential(
     (in ``layout_of(params)`` order). Other parameters get no gradient and are not touched.
     ``share=False`` batches plain padded rows instead of prefix trees (see ``tree_batches``);
     ``delimiter`` comes before every sentence (see ``sentence_requests``)."""
-    return gradient_differentials(model, tokenizer, [pairs], prefix_id, params, batch_size=batch_size,
-                                  tree_nodes=tree_nodes, share=share, delimiter=delimiter)[0]
+    return gradient_differentials(
+        model,
+        tokenizer,
+        [pairs],
+        prefix_id,
+        params,
+        batch_size=batch_size,
+        tree_nodes=tree_nodes,
+        share=share,
+        delimiter=delimiter,
+    )[0]
 
 
 def gradient_differentials(
@@ -133,9 +144,21 @@ def gradient_differentials(
     was_training = model.training
     try:
         model.eval()  # no dropout: the gradient of the model as scored
-        return [_differential(model, tokenizer, pairs, prefix_id, params, batch_size=batch_size, tree_nodes=tree_nodes,
-                              share=share, delimiter=delimiter, out=None if out is None else out[i])
-                for i, pairs in enumerate(groups)]
+        return [
+            _differential(
+                model,
+                tokenizer,
+                pairs,
+                prefix_id,
+                params,
+                batch_size=batch_size,
+                tree_nodes=tree_nodes,
+                share=share,
+                delimiter=delimiter,
+                out=None if out is None else out[i],
+            )
+            for i, pairs in enumerate(groups)
+        ]
     finally:
         for _, param in model.named_parameters():
             param.grad = None
@@ -143,9 +166,19 @@ def gradient_differentials(
         model.train(was_training)
 
 
-def _differential(model: Any, tokenizer: Any, pairs: Sequence[MinimalPair], prefix_id: int,
-                  params: Sequence[tuple[str, Any]], *, batch_size: int, tree_nodes: int, share: bool,
-                  delimiter: Delimiters, out: np.ndarray | None) -> np.ndarray:
+def _differential(
+    model: Any,
+    tokenizer: Any,
+    pairs: Sequence[MinimalPair],
+    prefix_id: int,
+    params: Sequence[tuple[str, Any]],
+    *,
+    batch_size: int,
+    tree_nodes: int,
+    share: bool,
+    delimiter: Delimiters,
+    out: np.ndarray | None,
+) -> np.ndarray:
     """One group's summed differential. Backward accumulates straight into one flat buffer (each
     parameter's ``.grad`` is a view of it), so no gradient is held twice or copied."""
     sentences = [s for p in pairs for s in (p.good, p.bad)]
@@ -188,6 +221,6 @@ def _grad_buffer(params: Sequence[tuple[str, Any]], out: np.ndarray | None = Non
         buffer = torch.zeros(size, dtype=first.dtype, device=first.device)
     offset = 0
     for _, param in params:
-        param.grad = buffer[offset:offset + param.numel()].view_as(param)
+        param.grad = buffer[offset : offset + param.numel()].view_as(param)
         offset += param.numel()
     return buffer

@@ -5,9 +5,10 @@ thing the plugin adds; the harness records which plugin registered what, and rej
 a name that two plugins both claim. An object without an attribute or method that its
 protocol requires (e.g. a metric without ``compute``) is skipped with one warning line.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from pluggy import HookimplMarker, HookspecMarker
 

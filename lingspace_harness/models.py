@@ -1,9 +1,11 @@
 """Model loaders: the protocol plugins implement, and how a ``--model`` string picks one."""
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from .errors import ModelError
 from .registry import Registry
@@ -45,8 +47,14 @@ class LoadedModel:
 
     def record(self) -> dict[str, Any]:
         """The ``model`` block of results.json."""
-        return {"name": self.name, "revision": self.revision, "n_params": self.n_params,
-                "dtype": self.dtype, "device": self.device, "loader": self.loader}
+        return {
+            "name": self.name,
+            "revision": self.revision,
+            "n_params": self.n_params,
+            "dtype": self.dtype,
+            "device": self.device,
+            "loader": self.loader,
+        }
 
 
 @runtime_checkable
@@ -74,8 +82,7 @@ def resolve_loader(loaders: Registry, spec: str) -> tuple[ModelLoader, str]:
         return loaders.get(prefix), rest
     claimants = [loader for loader in loaders if loader.claims(spec)]
     if not claimants:
-        raise ModelError(f"no model loader accepts {spec!r}; known loaders: "
-                         f"{', '.join(loaders.names()) or 'none'}")
+        raise ModelError(f"no model loader accepts {spec!r}; known loaders: {', '.join(loaders.names()) or 'none'}")
     if len(claimants) > 1:
         names = ", ".join(f"{c.name}:{spec}" for c in claimants)
         raise ModelError(f"several model loaders accept {spec!r}; choose one: {names}")

@@ -5,11 +5,13 @@ A plugin adds options as with argparse; the destination of each option (its ``de
 the option string without dashes) is a field of the plugin's ``Options`` dataclass. Values
 are kept apart per plugin, so two plugins may use the same field names.
 """
+
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from dataclasses import asdict, fields, is_dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from .capabilities import Configurable, HasOptions
 from .errors import PluginError, UserError
@@ -36,18 +38,22 @@ def optioned(registries: Iterable[Any]) -> list[Any]:
     return [item for registry in registries for item in registry if isinstance(item, Configurable)]
 
 
-def add_plugin_arguments(parser: argparse.ArgumentParser, plugins: Iterable[Any],
-                         owners: dict[str, str]) -> dict[str, list[str]]:
+def add_plugin_arguments(
+    parser: argparse.ArgumentParser, plugins: Iterable[Any], owners: dict[str, str]
+) -> dict[str, list[str]]:
     """One argument group per plugin object; returns plugin name -> its option fields."""
     added: dict[str, list[str]] = {}
     for plugin in plugins:
-        group = PluginGroup(parser.add_argument_group(f"{plugin.name} ({owners.get(plugin.name, 'plugin')})",
-                                                      plugin.description), plugin.name)
+        group = PluginGroup(
+            parser.add_argument_group(f"{plugin.name} ({owners.get(plugin.name, 'plugin')})", plugin.description),
+            plugin.name,
+        )
         try:
             plugin.add_arguments(group)
         except argparse.ArgumentError as exc:
-            raise PluginError(f"plugin {owners.get(plugin.name, plugin.name)!r}: {plugin.name}'s option "
-                              f"clashes with another: {exc}") from exc
+            raise PluginError(
+                f"plugin {owners.get(plugin.name, plugin.name)!r}: {plugin.name}'s option clashes with another: {exc}"
+            ) from exc
         added.setdefault(plugin.name, []).extend(group.fields)
     return added
 
@@ -57,7 +63,7 @@ def parsed_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for key, value in vars(args).items():
         if key.startswith(PREFIX) and value is not None:
-            plugin, _, name = key[len(PREFIX):].partition(".")
+            plugin, _, name = key[len(PREFIX) :].partition(".")
             out.setdefault(plugin, {})[name] = value
     return out
 

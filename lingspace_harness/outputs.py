@@ -4,6 +4,7 @@ A run is compared with the one in its output directory as soon as each part is k
 config before any data or model loads (``refuse_other_run``), its data's fingerprints before
 the model loads (the same), and the model's fingerprint last (``claim_output``, which also
 makes the directory the run's)."""
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,9 @@ def differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> l
 
 def describe(old: dict[str, Any], config: dict[str, Any], fingerprints: dict[str, Any]) -> str:
     changed = [k for k in differences(old.get("config", {}), config) if k != "output"]
-    tasks = [k.split(".", 1)[1] for k in differences(old.get("fingerprints", {}), fingerprints)
-             if k.startswith("tasks.")]
+    tasks = [
+        k.split(".", 1)[1] for k in differences(old.get("fingerprints", {}), fingerprints) if k.startswith("tasks.")
+    ]
     if tasks and not [k for k in changed if k.startswith("tasks")]:
         changed.append(f"the pairs of {', '.join(tasks[:3])}{' ...' if len(tasks) > 3 else ''}")
     if old.get("fingerprints", {}).get("model") not in (None, fingerprints.get("model")):
@@ -59,8 +61,10 @@ def other_run(out: Path, config: dict[str, Any], fingerprints: dict[str, Any]) -
         old = json.loads(run_file.read_text(encoding="utf-8"))
     except ValueError:
         old = {}
-    old = {"config": old.get("config") or {},
-           "fingerprints": {k: v for k, v in (old.get("fingerprints") or {}).items() if k in fingerprints}}
+    old = {
+        "config": old.get("config") or {},
+        "fingerprints": {k: v for k, v in (old.get("fingerprints") or {}).items() if k in fingerprints},
+    }
     if old["config"] == config and old["fingerprints"] == fingerprints:
         return None
     return f"another run ({describe(old, config, fingerprints)} differ)"

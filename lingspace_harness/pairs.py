@@ -1,12 +1,14 @@
 """Minimal pairs and their validated reading from jsonl files or row iterables."""
+
 from __future__ import annotations
 
 import json
-import math
 import logging
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .errors import DataError
 
@@ -81,8 +83,9 @@ def pairs_from_rows(
         raise DataError(problems[0] + more)
     if identical:
         shown = ", ".join(map(str, identical[:10])) + (", ..." if len(identical) > 10 else "")
-        log.warning("%s: skipped %d pair(s) whose good and bad sentences are identical "
-                    "(line %s)", where, len(identical), shown)
+        log.warning(
+            "%s: skipped %d pair(s) whose good and bad sentences are identical (line %s)", where, len(identical), shown
+        )
     if not pairs:
         raise DataError(f"{where}: no valid minimal pairs")
     return pairs
@@ -115,8 +118,9 @@ def read_jsonl(path: str | Path) -> Iterable[tuple[int, Any]]:
             try:
                 yield number, json.loads(text)
             except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{number}: not valid JSON: {exc.msg}: line {number} "
-                                f"column {exc.colno}") from exc
+                raise DataError(
+                    f"{path}:{number}: not valid JSON: {exc.msg}: line {number} column {exc.colno}"
+                ) from exc
 
 
 def read_pairs_jsonl(path: str | Path, **fields: Any) -> list[MinimalPair]:

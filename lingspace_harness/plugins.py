@@ -5,14 +5,16 @@ Built-ins are entry points of the ``lingspace-harness`` distribution itself, loa
 exactly like third-party plugins. A plugin that fails to import or register becomes one
 warning line (or a :class:`PluginError` with ``strict=True``); the rest still load.
 """
+
 from __future__ import annotations
 
 import importlib.metadata as md
 import logging
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import pluggy
 
@@ -168,8 +170,10 @@ class _Loading:
     def add(self, name: str, obj: Any, info: PluginInfo) -> None:
         """Register one plugin object with pluggy, or explain in one line why not."""
         if name in self.plugins:
-            self.fail(f"plugin {name!r} from {info.distribution} skipped: "
-                      f"the name is taken by {self.plugins[name].distribution}")
+            self.fail(
+                f"plugin {name!r} from {info.distribution} skipped: "
+                f"the name is taken by {self.plugins[name].distribution}"
+            )
             return
         try:
             self.pm.register(obj, name=name)
@@ -182,8 +186,7 @@ class _Loading:
         info.hooks = sorted(_hooks_of(self.pm, name))
         if not info.hooks:
             self.pm.unregister(name=name)
-            self.fail(f"plugin {name!r} implements no lingspace hook (is @hookimpl missing?) "
-                      f"and was skipped")
+            self.fail(f"plugin {name!r} implements no lingspace hook (is @hookimpl missing?) and was skipped")
             return
         self.plugins[name] = info
 
@@ -197,8 +200,9 @@ def load_harness(strict: bool = False, env: Mapping[str, str] | None = None) -> 
     for name, obj in list(_extra_plugins):
         if _norm(name) not in deny:
             loading.add(name, obj, PluginInfo(name, None, None, False))
-    registries = {hook: _fill_registry(loading, hook, Registry(kind, Contract.of(spec)))
-                  for hook, (kind, spec) in HOOKS.items()}
+    registries = {
+        hook: _fill_registry(loading, hook, Registry(kind, Contract.of(spec))) for hook, (kind, spec) in HOOKS.items()
+    }
     return Harness(loading.pm, loading.plugins, registries, loading.warnings)
 
 
@@ -214,8 +218,9 @@ def _load_entry_points(loading: _Loading, allow: set[str] | None, deny: set[str]
             obj = ep.load()
         except Exception as exc:  # plugin isolation: a broken plugin is one line, the rest load
             log.info("plugin %r failed to import:", ep.name, exc_info=exc)  # the traceback, with -v
-            loading.fail(f"plugin {ep.name!r} ({dist_name} {dist.version}) failed to import: "
-                         f"{type(exc).__name__}: {exc}", exc)
+            loading.fail(
+                f"plugin {ep.name!r} ({dist_name} {dist.version}) failed to import: {type(exc).__name__}: {exc}", exc
+            )
             continue
         loading.add(ep.name, obj, PluginInfo(ep.name, dist_name, dist.version, builtin))
 
@@ -236,8 +241,10 @@ def _fill_registry(loading: _Loading, hook: str, registry: Registry[Any]) -> Reg
                 loading.fail(f"plugin {_plugin!r} registered {problem}{also}; it was skipped")
                 return
             for typo in typos:
-                loading.fail(f"plugin {_plugin!r} registered the {registry.kind} {item.name!r} with {typo}, "
-                             f"which the harness never reads")
+                loading.fail(
+                    f"plugin {_plugin!r} registered the {registry.kind} {item.name!r} with {typo}, "
+                    f"which the harness never reads"
+                )
             registry.add(item, _plugin)
             _added.append(item.name)
 
@@ -270,5 +277,6 @@ def _check_hooks(pm: pluggy.PluginManager, name: str) -> None:
     plugin = pm.get_plugin(name)
     for caller in pm.get_hookcallers(plugin) or []:
         if caller.spec is None:
-            raise PluginError(f"it implements {caller.name!r}, which is not a lingspace hook "
-                              f"(known: {', '.join(KINDS)})")
+            raise PluginError(
+                f"it implements {caller.name!r}, which is not a lingspace hook (known: {', '.join(KINDS)})"
+            )

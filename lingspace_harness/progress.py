@@ -4,6 +4,7 @@ with done/total, rate and ETA, and one line when the bar ends.
 
 ``LINGSPACE_QUIET=1`` (the CLI's ``--quiet``) or ``LINGSPACE_NO_PROGRESS=1`` (tests): nothing.
 """
+
 from __future__ import annotations
 
 import math
@@ -11,7 +12,8 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Callable, TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
 from .errors import UserError
 
@@ -57,8 +59,16 @@ class LineProgress:
     timer), so a slow unit still shows that the run is alive.
     """
 
-    def __init__(self, total: int, desc: str, unit: str = "it", *, interval: float = DEFAULT_INTERVAL,
-                 clock: Callable[[], float] = time.monotonic, stream: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        total: int,
+        desc: str,
+        unit: str = "it",
+        *,
+        interval: float = DEFAULT_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+        stream: TextIO | None = None,
+    ) -> None:
         self.total, self.desc, self.unit = total, desc, unit
         self.interval, self.clock = interval, clock
         self.stream = stream if stream is not None else sys.stderr
@@ -92,8 +102,10 @@ class LineProgress:
             rate = self.n / elapsed if elapsed > 0 else math.nan
             eta = (self.total - self.n) / rate if rate > 0 else math.nan
             more = f" [{self.postfix}]" if self.postfix else ""
-            self._write(f"{self.desc}: {self.n}/{self.total} {self.unit} ({_rate(rate, self.unit)}, "
-                        f"{_duration(elapsed)} elapsed, ETA {_duration(eta)}){more}")
+            self._write(
+                f"{self.desc}: {self.n}/{self.total} {self.unit} ({_rate(rate, self.unit)}, "
+                f"{_duration(elapsed)} elapsed, ETA {_duration(eta)}){more}"
+            )
 
     def close(self) -> None:
         with self._lock:
@@ -102,8 +114,10 @@ class LineProgress:
             self._stop.set()
             elapsed = self.clock() - self.start
             rate = self.n / elapsed if elapsed > 0 else math.nan
-            self._write(f"{self.desc}: done, {self.n}/{self.total} {self.unit} in {_duration(elapsed)} "
-                        f"({_rate(rate, self.unit)})")
+            self._write(
+                f"{self.desc}: done, {self.n}/{self.total} {self.unit} in {_duration(elapsed)} "
+                f"({_rate(rate, self.unit)})"
+            )
 
     def _write(self, line: str) -> None:
         try:
@@ -111,7 +125,7 @@ class LineProgress:
         except (OSError, ValueError):  # a closed or broken stderr must not stop the run
             pass
 
-    def __enter__(self) -> "LineProgress":
+    def __enter__(self) -> LineProgress:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -124,8 +138,9 @@ def _rate(rate: float, unit: str) -> str:
     return f"{rate:.3g} {unit}/s" if rate >= 0.1 else f"{1 / rate:.3g} s/{unit}" if rate > 0 else f"0 {unit}/s"
 
 
-def progress_bar(total: int, desc: str, unit: str = "it", *, clock: Callable[[], float] | None = None,
-                 interval: float | None = None) -> Any:
+def progress_bar(
+    total: int, desc: str, unit: str = "it", *, clock: Callable[[], float] | None = None, interval: float | None = None
+) -> Any:
     """A progress bar on stderr: tqdm on a terminal, else a :class:`LineProgress`; silent with
     ``LINGSPACE_QUIET=1`` or ``LINGSPACE_NO_PROGRESS=1``. ``clock``/``interval`` are for tests."""
     from tqdm.auto import tqdm
@@ -134,5 +149,6 @@ def progress_bar(total: int, desc: str, unit: str = "it", *, clock: Callable[[],
         return tqdm(total=total, desc=desc, unit=unit, disable=True)
     if sys.stderr.isatty() and clock is None and interval is None:
         return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, leave=False)
-    return LineProgress(total, desc, unit, interval=progress_interval() if interval is None else interval,
-                        clock=clock or time.monotonic)
+    return LineProgress(
+        total, desc, unit, interval=progress_interval() if interval is None else interval, clock=clock or time.monotonic
+    )

@@ -3,12 +3,14 @@
 Plugins return objects with these attributes from their ``register`` calls. Plain
 classes or dataclasses work; nothing needs to inherit from these protocols.
 """
+
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -16,11 +18,11 @@ from .access import ModelAccess
 from .config import RunConfig
 from .gradients import ParamLayout
 from .models import LoadedModel, ModelLoader
-from .registry import Registry
 from .pairs import MinimalPair, PairScore
+from .registry import Registry
+from .results import json_safe
 from .tasks import Task, TaskData, TaskSource
 from .units import UnitStore
-from .results import json_safe
 
 
 @dataclass
@@ -46,8 +48,12 @@ class Space:
         if reason is not None and not isinstance(reason, str):
             raise ValueError("a space's extra['undefined'] must be a string: why cells are undefined")
         count = int(np.count_nonzero(~np.isfinite(matrix)))
-        return {"tasks": list(self.tasks), "matrix": json_safe(matrix), **json_safe(extra),
-                "undefined": {"count": count, "reason": (reason or "not given by the metric") if count else None}}
+        return {
+            "tasks": list(self.tasks),
+            "matrix": json_safe(matrix),
+            **json_safe(extra),
+            "undefined": {"count": count, "reason": (reason or "not given by the metric") if count else None},
+        }
 
 
 @dataclass
@@ -112,12 +118,13 @@ class RunContext(Protocol):
     def options(self, plugin: str) -> Any: ...
     def provider(self, capability: str) -> Metric | GradientStrategy: ...
     def needed(self, capability: str) -> bool: ...
-    def for_variant(self, variant: str) -> "RunContext": ...
+    def for_variant(self, variant: str) -> RunContext: ...
     def units(self, kind: str, **settings: Any) -> UnitStore: ...
     def gradient(self, strategy: str, task: str) -> np.ndarray: ...
     def scores(self, split: str = "test") -> dict[str, list[PairScore]]: ...
-    def score_pairs(self, pairs_by_task: Mapping[str, Sequence[MinimalPair]],
-                    desc: str = "scoring") -> dict[str, list[PairScore]]: ...
+    def score_pairs(
+        self, pairs_by_task: Mapping[str, Sequence[MinimalPair]], desc: str = "scoring"
+    ) -> dict[str, list[PairScore]]: ...
 
 
 @runtime_checkable

@@ -1,11 +1,13 @@
 """Name -> object tables filled by plugins' ``register`` callbacks."""
+
 from __future__ import annotations
 
 import dataclasses
 import difflib
 import fnmatch
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Generic, Iterator, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .errors import PluginError, UnknownNameError
 
@@ -20,22 +22,30 @@ class Contract:
     methods: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, spec: type) -> "Contract":
+    def of(cls, spec: type) -> Contract:
         """Read the contract off a protocol (its annotations and methods) or a dataclass (its
         fields without defaults; those typed ``Callable`` are methods)."""
         if dataclasses.is_dataclass(spec):
-            required = [f for f in dataclasses.fields(spec)
-                        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+            required = [
+                f
+                for f in dataclasses.fields(spec)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            ]
             callables = {f.name for f in required if str(f.type).startswith("Callable")}
-            return cls(tuple(f.name for f in required if f.name not in callables),
-                       tuple(f.name for f in required if f.name in callables))
-        return cls(tuple(vars(spec).get("__annotations__", {})),
-                   tuple(k for k, v in vars(spec).items() if callable(v) and not k.startswith("_")))
+            return cls(
+                tuple(f.name for f in required if f.name not in callables),
+                tuple(f.name for f in required if f.name in callables),
+            )
+        return cls(
+            tuple(vars(spec).get("__annotations__", {})),
+            tuple(k for k, v in vars(spec).items() if callable(v) and not k.startswith("_")),
+        )
 
     def missing(self, item: Any) -> list[str]:
         """What ``item`` lacks: attribute names, and ``name()`` for methods absent or not callable."""
-        return ([a for a in self.attributes if not hasattr(item, a)]
-                + [f"{m}()" for m in self.methods if not callable(getattr(item, m, None))])
+        return [a for a in self.attributes if not hasattr(item, a)] + [
+            f"{m}()" for m in self.methods if not callable(getattr(item, m, None))
+        ]
 
     def names(self) -> tuple[str, ...]:
         """Every member name the contract requires."""
@@ -70,8 +80,7 @@ class Registry(Generic[T]):
             raise PluginError(f"plugin {plugin!r} registered a {self.kind} without a name: {item!r}")
         if name in self._items:
             raise PluginError(
-                f"{self.kind} {name!r} is registered twice: by plugin {self._owners[name]!r} "
-                f"and by plugin {plugin!r}"
+                f"{self.kind} {name!r} is registered twice: by plugin {self._owners[name]!r} and by plugin {plugin!r}"
             )
         self._items[name] = item
         self._owners[name] = plugin
@@ -102,9 +111,7 @@ class Registry(Generic[T]):
         for pattern in patterns:
             hits = sorted(n for n in self._items if fnmatch.fnmatchcase(n, pattern))
             if not hits:
-                raise UnknownNameError(
-                    f"no {self.kind} matches {pattern!r}{self.suggest(pattern)}"
-                )
+                raise UnknownNameError(f"no {self.kind} matches {pattern!r}{self.suggest(pattern)}")
             for n in hits:
                 chosen.setdefault(n, self._items[n])
         return list(chosen.values())

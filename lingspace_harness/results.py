@@ -1,4 +1,5 @@
 """results.json and pairs.jsonl: the files later stages and outside scripts read."""
+
 from __future__ import annotations
 
 import errno
@@ -6,11 +7,13 @@ import json
 import math
 import os
 import tempfile
-from pathlib import Path
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import IO, Any, Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
+
 from .errors import UserError
 
 RESULTS_FILE = "results.json"
@@ -18,12 +21,20 @@ PAIRS_FILE = "pairs.jsonl"
 SCHEMA_VERSION = 1
 
 
-def new_results(config: dict[str, Any], model: dict[str, Any],
-                execution: dict[str, Any] | None = None) -> dict[str, Any]:
+def new_results(
+    config: dict[str, Any], model: dict[str, Any], execution: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The results skeleton: ``version, config, execution, model, tasks, spaces, analysis``.
     ``execution`` says how the units ran (executor, shard); it never changes the numbers."""
-    return {"version": SCHEMA_VERSION, "config": config, "execution": execution or {}, "model": model,
-            "tasks": {}, "spaces": {}, "analysis": {}}
+    return {
+        "version": SCHEMA_VERSION,
+        "config": config,
+        "execution": execution or {},
+        "model": model,
+        "tasks": {},
+        "spaces": {},
+        "analysis": {},
+    }
 
 
 def check_output_dir(path: Path) -> None:

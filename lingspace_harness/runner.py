@@ -1,30 +1,40 @@
 """One ``run``: select tasks, load their data and the model, run the units, write results."""
+
 from __future__ import annotations
 
 import logging
 import re
 import time
+from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from .access import ModelAccess
 from .analysis import AnalysisOptions, analyse, hypothesis_from_file
-from .capabilities import (ChecksConfig, ChecksOptions, HasOptions, ScoresOnly, is_always, needs, provides,
-                           reads_gradients)
+from .capabilities import (
+    ChecksConfig,
+    ChecksOptions,
+    HasOptions,
+    ScoresOnly,
+    is_always,
+    needs,
+    provides,
+    reads_gradients,
+)
 from .config import IN_PROCESS, RunConfig, cache_dir
 from .context import Run, Shared, find_plugin
-from .gradient_cache import VARIANTS
 from .costs import mark_shared, space_cost
-from .options import options_record, plugin_options
 from .errors import UserError
 from .execution import execute_units, write_run_file
 from .fingerprints import data_fingerprints, digest, model_fingerprint
+from .gradient_cache import VARIANTS
 from .models import LoadedModel, ModelOptions, resolve_loader
-from .plugins import Harness
-from .protocols import Metric, Space
+from .options import options_record, plugin_options
 from .outputs import claim_output, recorded_options, refuse_other_run
+from .plugins import Harness
 from .progress import progress_bar
+from .protocols import Metric, Space
 from .results import new_results, write_pairs, write_results
 from .scoring import prefix_token_id
 from .tasks import DataOptions, TaskData, load_task_data, select_tasks, task_delimiter, task_source
@@ -54,11 +64,14 @@ def resolve_providers(harness: Harness, metrics: list[Any]) -> tuple[dict[str, A
         metric, need = todo.pop(0)
         if need in providers:
             continue
-        candidates = [x for registry in (harness.metrics, harness.gradient_strategies) for x in registry
-                      if need in provides(x)]
+        candidates = [
+            x for registry in (harness.metrics, harness.gradient_strategies) for x in registry if need in provides(x)
+        ]
         if not candidates:
-            raise UserError(f"metric {metric.name!r} needs {need!r}, which no loaded plugin provides "
-                            f"(see `lingspace-harness plugins`; is one disabled by LINGSPACE_DISABLE_PLUGINS?)")
+            raise UserError(
+                f"metric {metric.name!r} needs {need!r}, which no loaded plugin provides "
+                f"(see `lingspace-harness plugins`; is one disabled by LINGSPACE_DISABLE_PLUGINS?)"
+            )
         chosen = next((c for c in candidates if c in metrics), candidates[0])
         providers[need] = chosen
         is_metric = chosen.name in harness.metrics and harness.metrics.get(chosen.name) is chosen
@@ -74,16 +87,22 @@ def load_data(harness: Harness, config: RunConfig) -> dict[str, TaskData]:
     data = {}
     with progress_bar(len(tasks), "loading tasks", unit="task") as bar:
         for task in tasks:
-            data[task.name] = load_task_data(task, options, seed=config.seed, limit=config.limit,
-                                             fractions=config.split_fractions)
+            data[task.name] = load_task_data(
+                task, options, seed=config.seed, limit=config.limit, fractions=config.split_fractions
+            )
             bar.update(1)
     return data
 
 
 def load_model(harness: Harness, config: RunConfig) -> LoadedModel:
     loader, spec = resolve_loader(harness.model_loaders, config.model)
-    options = ModelOptions(revision=config.revision, dtype=config.dtype, device=config.device,
-                           cache_dir=cache_dir(), batch_size=config.batch_size)
+    options = ModelOptions(
+        revision=config.revision,
+        dtype=config.dtype,
+        device=config.device,
+        cache_dir=cache_dir(),
+        batch_size=config.batch_size,
+    )
     return loader.load(spec, options)
 
 
@@ -114,13 +133,16 @@ def check_training_pairs(config: RunConfig, metrics: list[Any], data: dict[str, 
     learners = [m.name for m in metrics if reads_gradients(m)]
     empty = [name for name, d in data.items() if len(d.train) < (2 if config.split_half else 1)]
     if learners and empty:
-        raise UserError(f"metric {learners[0]!r} learns from training pairs, but task {empty[0]!r} has "
-                        f"{'too few to halve' if config.split_half and data[empty[0]].train else 'none'} "
-                        f"(--split-fractions {','.join(map(str, config.split_fractions))}, --limit {config.limit})")
+        raise UserError(
+            f"metric {learners[0]!r} learns from training pairs, but task {empty[0]!r} has "
+            f"{'too few to halve' if config.split_half and data[empty[0]].train else 'none'} "
+            f"(--split-fractions {','.join(map(str, config.split_fractions))}, --limit {config.limit})"
+        )
 
 
-def prepare(harness: Harness, config: RunConfig,
-            check_output: Callable[[dict[str, Any]], None] = lambda fingerprints: None) -> Run:
+def prepare(
+    harness: Harness, config: RunConfig, check_output: Callable[[dict[str, Any]], None] = lambda fingerprints: None
+) -> Run:
     """Check the config, load every task's data and the model: what a run and its workers share.
     ``check_output(fingerprints)`` runs before the data loads and again before the model loads,
     with the fingerprints known by then (see ``refuse_other_run``)."""
@@ -140,8 +162,11 @@ def prepare(harness: Harness, config: RunConfig,
     if model.scorer:
         check_scoring_only(config, metrics + helpers, providers, harness.gradient_strategies)
     prefix_id = None if model.scorer else prefix_token_id(model.tokenizer, config.prefix_token)
-    access = None if prefix_id is None else ModelAccess(model.model, model.tokenizer, prefix_id,
-                                                        method=config.scoring, batch_size=config.batch_size)
+    access = (
+        None
+        if prefix_id is None
+        else ModelAccess(model.model, model.tokenizer, prefix_id, method=config.scoring, batch_size=config.batch_size)
+    )
     fingerprints["model"] = model_fingerprint(model)
     shared = Shared(harness, config, model, data, metrics + helpers, providers, fingerprints, prefix_id, access)
     ctx = Run(shared)
@@ -152,8 +177,11 @@ def prepare(harness: Harness, config: RunConfig,
 def refuse_other_run_early(harness: Harness, config: RunConfig, fingerprints: dict[str, Any]) -> None:
     """``refuse_other_run`` with this run's options of the plugins the old run recorded, as the
     run will record them (``Run.options``)."""
-    options = {name: options_record(plugin_options(plugin, config.options.get(name, {}), config.seed))
-               for name in recorded_options(config.output) if (plugin := find_plugin(harness, name)) is not None}
+    options = {
+        name: options_record(plugin_options(plugin, config.options.get(name, {}), config.seed))
+        for name in recorded_options(config.output)
+        if (plugin := find_plugin(harness, name)) is not None
+    }
     refuse_other_run(config, fingerprints, options)
 
 
@@ -168,23 +196,31 @@ def learns(metric: Any, providers: dict[str, Any], gradient_strategies: Iterable
     """Whether a metric needs gradients: it reads differentials (``strategies``), or needs what a
     registered gradient strategy, or a metric that reads differentials, provides."""
     found = [providers[n] for n in needs(metric) if n in providers]
-    return reads_gradients(metric) or any(reads_gradients(p) or any(p is s for s in gradient_strategies)
-                                          for p in found)
+    return reads_gradients(metric) or any(reads_gradients(p) or any(p is s for s in gradient_strategies) for p in found)
 
 
-def check_scoring_only(config: RunConfig, metrics: list[Any], providers: dict[str, Any],
-                       gradient_strategies: Iterable[Any]) -> None:
+def check_scoring_only(
+    config: RunConfig, metrics: list[Any], providers: dict[str, Any], gradient_strategies: Iterable[Any]
+) -> None:
     """A model that only scores supports neither gradients (see ``learns``) nor our prefix."""
     learners = [m.name for m in metrics if learns(m, providers, gradient_strategies)]
     if learners:
         raise UserError(f"metric {learners[0]} needs a torch model; --model {config.model} only scores")
     if config.prefix_token:
-        raise UserError(f"--prefix-token does not apply to --model {config.model}, which scores with "
-                        f"its own prefix (set it in the model's arguments, e.g. prefix_token_id=ID)")
+        raise UserError(
+            f"--prefix-token does not apply to --model {config.model}, which scores with "
+            f"its own prefix (set it in the model's arguments, e.g. prefix_token_id=ID)"
+        )
 
 
-def run(harness: Harness, config: RunConfig, *, merge_of: int | None = None, overwrite: bool = False,
-        reports: list[Path] | None = None) -> dict[str, Any] | None:
+def run(
+    harness: Harness,
+    config: RunConfig,
+    *,
+    merge_of: int | None = None,
+    overwrite: bool = False,
+    reports: list[Path] | None = None,
+) -> dict[str, Any] | None:
     """Run every metric and write results.json (and pairs.jsonl) under ``config.output``.
 
     Units of work go through ``config.executor``. With ``config.shard = (i, n)`` only the
@@ -208,9 +244,16 @@ def run(harness: Harness, config: RunConfig, *, merge_of: int | None = None, ove
     execute_units(ctx, executor, prepare, merge_of=merge_of)
     results = assemble(ctx)
     if config.analysis != []:
-        results["analysis"] = analyse(harness, results, AnalysisOptions(
-            permutations=config.permutations, seed=config.seed, hypothesis_files=list(config.hypotheses),
-            builders=config.analysis))
+        results["analysis"] = analyse(
+            harness,
+            results,
+            AnalysisOptions(
+                permutations=config.permutations,
+                seed=config.seed,
+                hypothesis_files=list(config.hypotheses),
+                builders=config.analysis,
+            ),
+        )
     write_results(config.output, results)
     for reporter in reporters:
         written = reporter.report(results, config.output)
@@ -242,16 +285,24 @@ def assemble(ctx: Run) -> dict[str, Any]:
     config = ctx.config
     probe = [s for d in ctx.data.values() for p in d.test[:2] for s in (p.good, p.bad)][:8]
     access = ctx.shared.access
-    record = {**ctx.model.record(), "prefix_token_id": ctx.prefix_id,
-              "scoring": access.decide(probe) if access and probe else None}
+    record = {
+        **ctx.model.record(),
+        "prefix_token_id": ctx.prefix_id,
+        "scoring": access.decide(probe) if access and probe else None,
+    }
     results = new_results(config.to_json(), record, config.execution_json())
     results["fingerprints"] = ctx.shared.fingerprints
     for name, d in ctx.data.items():
         task = d.task
-        results["tasks"][name] = {"phenomenon": task.phenomenon, "field": task.field, "group": task.group,
-                                  "source": task_source(task, DataOptions(config.data_dir,
-                                                                          tuple(config.include_paths))),
-                                  "delimiter": task_delimiter(task), **d.counts(), "vocabulary": vocabulary(d.test)}
+        results["tasks"][name] = {
+            "phenomenon": task.phenomenon,
+            "field": task.field,
+            "group": task.group,
+            "source": task_source(task, DataOptions(config.data_dir, tuple(config.include_paths))),
+            "delimiter": task_delimiter(task),
+            **d.counts(),
+            "vocabulary": vocabulary(d.test),
+        }
     asked = [m.name for m in resolve_metrics(ctx.harness, config.metrics)]
     costs: dict[str, dict[str, Any]] = {}
     for metric in (m for m in ctx.metrics if m.name in asked):
@@ -269,13 +320,28 @@ def assemble(ctx: Run) -> dict[str, Any]:
                 halves_ = {v[-1]: _space(metric, ctx.for_variant(v)).matrix for v in VARIANTS}
                 halves_s = time.perf_counter() - start
                 space["split_half"] = {
-                    **halves_, "n_train": [len(ctx.for_variant("half-a").data[t].train) for t in ctx.task_names]}
+                    **halves_,
+                    "n_train": [len(ctx.for_variant("half-a").data[t].train) for t in ctx.task_names],
+                }
             costs[metric.name] = space_cost(ctx, metric, compute_s, halves_s)
     mark_shared(costs)
     results["execution"]["costs"] = costs  # measured, not computed: like the rest of execution, it varies
     if ctx.has_scores("test"):
-        write_pairs(config.output, (
-            {"task": s.task, "pairID": s.pair_id, "sentence_good": s.good, "sentence_bad": s.bad,
-             "logp_good": s.logp_good, "logp_bad": s.logp_bad, "n_good": s.n_good, "n_bad": s.n_bad}
-            for scores in ctx.scores("test").values() for s in scores))
+        write_pairs(
+            config.output,
+            (
+                {
+                    "task": s.task,
+                    "pairID": s.pair_id,
+                    "sentence_good": s.good,
+                    "sentence_bad": s.bad,
+                    "logp_good": s.logp_good,
+                    "logp_bad": s.logp_bad,
+                    "n_good": s.n_good,
+                    "n_bad": s.n_bad,
+                }
+                for scores in ctx.scores("test").values()
+                for s in scores
+            ),
+        )
     return results

@@ -1,10 +1,11 @@
 """A run's scores: each split's pair log-probs, stored per task as units and kept in memory
 (shared by the run's data variants), and the scoring of any other pairs (uncached)."""
+
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
-from typing import Mapping, Sequence
 
 from .errors import UserError
 from .models import LoadedModel
@@ -44,8 +45,9 @@ def delimiter(run: RunContext, task: str) -> str:
     return task_delimiter(run.data[task].task) if task in run.data else " "
 
 
-def score_pairs(run: RunContext, pairs_by_task: Mapping[str, Sequence[MinimalPair]],
-                desc: str = "scoring") -> dict[str, list[PairScore]]:
+def score_pairs(
+    run: RunContext, pairs_by_task: Mapping[str, Sequence[MinimalPair]], desc: str = "scoring"
+) -> dict[str, list[PairScore]]:
     """Score arbitrary pairs with the run's model and settings (uncached), each task's after its
     delimiter, with the number of tokens scored per sentence (None for a model that only scores)."""
     flat = [(t, p) for t, ps in pairs_by_task.items() for p in ps]
@@ -61,8 +63,18 @@ def score_pairs(run: RunContext, pairs_by_task: Mapping[str, Sequence[MinimalPai
             counts = list(given)
     out: dict[str, list[PairScore]] = {t: [] for t in pairs_by_task}
     for k, (t, p) in enumerate(flat):
-        out[t].append(PairScore(t, p.pair_id, p.good, p.bad, float(logps[2 * k]), float(logps[2 * k + 1]),
-                                counts[2 * k], counts[2 * k + 1]))
+        out[t].append(
+            PairScore(
+                t,
+                p.pair_id,
+                p.good,
+                p.bad,
+                float(logps[2 * k]),
+                float(logps[2 * k + 1]),
+                counts[2 * k],
+                counts[2 * k + 1],
+            )
+        )
     return out
 
 
@@ -74,6 +86,7 @@ def scorer_logprobs(model: LoadedModel, sentences: list[str], delimiters: list[s
         return model.scorer(sentences)
     if "delimiter" not in inspect.signature(model.scorer).parameters:
         odd = next(d for d in delimiters if d != " ")
-        raise UserError(f"--model {model.name} scores every sentence after a space; a task here needs "
-                        f"the delimiter {odd!r}")
+        raise UserError(
+            f"--model {model.name} scores every sentence after a space; a task here needs the delimiter {odd!r}"
+        )
     return model.scorer(sentences, delimiter=delimiters)

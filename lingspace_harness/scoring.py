@@ -20,11 +20,13 @@ Memory: a forward pass keeps logits for at most ``logit_rows(model)`` positions 
 ``LOGIT_BUDGET`` bytes, 256 rows for a 262k vocabulary), and log-softmax runs a few rows
 at a time (recomputed in the backward pass rather than stored).
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -70,8 +72,9 @@ def prefix_token_id(tokenizer: Any, override: str | int | None = None) -> int:
 Delimiters = str | Sequence[str]  # one for all sentences, or one per sentence
 
 
-def sentence_requests(tokenizer: Any, sentences: Sequence[str], prefix_id: int,
-                      delimiter: Delimiters = " ") -> list[Request]:
+def sentence_requests(
+    tokenizer: Any, sentences: Sequence[str], prefix_id: int, delimiter: Delimiters = " "
+) -> list[Request]:
     """Encode sentences as lm-eval does for an empty context: ``[prefix] + enc(delimiter + s)``
     (lm-eval's ``target_delimiter``: a space for BLiMP; a sequence gives one per sentence)."""
     delimiters = [delimiter] * len(sentences) if isinstance(delimiter, str) else delimiter
@@ -108,8 +111,7 @@ def _build_chunks(requests: Sequence[Request], batch_size: int, max_nodes: int) 
 
     def flush() -> None:
         if members:
-            chunks.append(_Chunk(np.array(tokens), np.array(parent), np.array(depth),
-                                 list(paths), list(members)))
+            chunks.append(_Chunk(np.array(tokens), np.array(parent), np.array(depth), list(paths), list(members)))
         for buf in (tokens, parent, depth, paths, members):
             buf.clear()
 
@@ -149,7 +151,7 @@ def _prepare(chunk: _Chunk, requests: Sequence[Request], weights: np.ndarray | N
     weight = np.zeros(len(chunk.tokens))
     scored = np.zeros(len(chunk.tokens), dtype=bool)
     for k, req_index in enumerate(chunk.requests):
-        path = chunk.paths[k][len(requests[req_index][0]):]
+        path = chunk.paths[k][len(requests[req_index][0]) :]
         scored[path] = True
         weight[path] += 1.0 if weights is None else weights[req_index]
     if weights is not None:  # e.g. +1 good, -1 bad: a shared prefix cancels exactly
@@ -166,8 +168,9 @@ def _prepare(chunk: _Chunk, requests: Sequence[Request], weights: np.ndarray | N
     return _Prepared(run_nodes, parent, keep_nodes, nodes, weight)
 
 
-def _forward_trees(model: Any, chunks: Sequence[_Chunk], requests: Sequence[Request],
-                   weights: np.ndarray | None = None) -> list[tuple[_Prepared, Any]]:
+def _forward_trees(
+    model: Any, chunks: Sequence[_Chunk], requests: Sequence[Request], weights: np.ndarray | None = None
+) -> list[tuple[_Prepared, Any]]:
     """One forward pass over several tries (one per batch row): each scored node's log-prob."""
     import torch
 
@@ -186,9 +189,13 @@ def _forward_trees(model: Any, chunks: Sequence[_Chunk], requests: Sequence[Requ
         slot = np.full(len(c.tokens), -1, dtype=np.int64)
         slot[p.run_nodes] = np.arange(n)
         keep[b, slot[p.keep_nodes]] = True
-    out = model(input_ids=torch.from_numpy(ids).to(device), position_ids=torch.from_numpy(pos).to(device),
-                attention_mask=tree_attention(model, allowed, pos), logits_to_keep=torch.from_numpy(keep).to(device),
-                use_cache=False)
+    out = model(
+        input_ids=torch.from_numpy(ids).to(device),
+        position_ids=torch.from_numpy(pos).to(device),
+        attention_mask=tree_attention(model, allowed, pos),
+        logits_to_keep=torch.from_numpy(keep).to(device),
+        use_cache=False,
+    )
     rows, toks, sizes = [], [], []
     offset = 0
     for c, p in zip(chunks, prepared):
@@ -198,9 +205,11 @@ def _forward_trees(model: Any, chunks: Sequence[_Chunk], requests: Sequence[Requ
         rows.append(row[c.parent[p.nodes]])
         toks.append(c.tokens[p.nodes])
         sizes.append(len(p.nodes))
-    logprobs = _target_logprobs(out.logits.reshape(-1, out.logits.shape[-1]),
-                                torch.from_numpy(np.concatenate(rows)).to(device),
-                                torch.from_numpy(np.concatenate(toks)).to(device))
+    logprobs = _target_logprobs(
+        out.logits.reshape(-1, out.logits.shape[-1]),
+        torch.from_numpy(np.concatenate(rows)).to(device),
+        torch.from_numpy(np.concatenate(toks)).to(device),
+    )
     return list(zip(prepared, torch.split(logprobs, sizes)))
 
 
@@ -219,7 +228,7 @@ def _target_logprobs(logits: Any, rows: Any, toks: Any) -> Any:
     for start in range(0, logits.shape[0], SOFTMAX_ROWS):
         sel = torch.nonzero((rows >= start) & (rows < start + SOFTMAX_ROWS)).flatten()
         if len(sel):
-            args = (logits[start:start + SOFTMAX_ROWS], rows[sel] - start, toks[sel])
+            args = (logits[start : start + SOFTMAX_ROWS], rows[sel] - start, toks[sel])
             pieces.append(checkpoint(pick, *args, use_reentrant=False) if logits.requires_grad else pick(*args))
             where.append(sel)
     if not pieces:
@@ -234,7 +243,7 @@ def _score_chunks(model: Any, chunks: Sequence[_Chunk], requests: Sequence[Reque
         node_lp = np.zeros(len(c.tokens), dtype=np.float64)
         node_lp[p.nodes] = node_logprobs.detach().cpu().numpy()
         for k, req_index in enumerate(c.requests):
-            results[req_index] = float(node_lp[c.paths[k][len(requests[req_index][0]):]].sum())
+            results[req_index] = float(node_lp[c.paths[k][len(requests[req_index][0]) :]].sum())
     return results
 
 
@@ -245,13 +254,12 @@ def request_logprobs(model: Any, chunks: Sequence[_Chunk], requests: Sequence[Re
         where = np.full(len(c.tokens), -1, dtype=np.int64)
         where[p.nodes] = np.arange(len(p.nodes))
         for k, req_index in enumerate(c.requests):
-            idx = where[c.paths[k][len(requests[req_index][0]):]]
+            idx = where[c.paths[k][len(requests[req_index][0]) :]]
             out[req_index] = node_logprobs[idx].sum()
     return out
 
 
-def weighted_logprob_sum(model: Any, chunks: Sequence[_Chunk], requests: Sequence[Request],
-                         weights: np.ndarray) -> Any:
+def weighted_logprob_sum(model: Any, chunks: Sequence[_Chunk], requests: Sequence[Request], weights: np.ndarray) -> Any:
     """Sum over requests of ``weights[i] * log p(continuation i)``, as a differentiable scalar.
 
     Tokens whose weights cancel (a good/bad pair's shared start) are left out."""
@@ -280,7 +288,7 @@ def _score_padded(model: Any, requests: Sequence[Request], indices: Sequence[int
     step = max(1, (logit_rows(model) or len(seqs) * width) // width)
     results = {}
     for start in range(0, len(seqs), step):
-        part = seqs[start:start + step]
+        part = seqs[start : start + step]
         inputs = torch.zeros((len(part), width), dtype=torch.long)
         rows, toks, sizes = [], [], []
         for r, s in enumerate(part):
@@ -290,8 +298,11 @@ def _score_padded(model: Any, requests: Sequence[Request], indices: Sequence[int
             toks += s[n_ctx:]
             sizes.append(len(s) - n_ctx)
         logits = model(input_ids=inputs.to(model.device), use_cache=False).logits
-        logprobs = _target_logprobs(logits.reshape(-1, logits.shape[-1]), torch.tensor(rows, device=logits.device),
-                                    torch.tensor(toks, device=logits.device))
+        logprobs = _target_logprobs(
+            logits.reshape(-1, logits.shape[-1]),
+            torch.tensor(rows, device=logits.device),
+            torch.tensor(toks, device=logits.device),
+        )
         for r, lp in enumerate(torch.split(logprobs, sizes)):
             results[indices[start + r]] = float(lp.double().sum())
     return results
@@ -348,8 +359,7 @@ def score_requests(
     if method == "auto":
         method = choose_method(model, requests, tree_nodes)
     with torch.inference_mode():
-        for group in tree_batches(requests, batch_size, tree_nodes, logit_rows(model),
-                                  share=method == "trie"):
+        for group in tree_batches(requests, batch_size, tree_nodes, logit_rows(model), share=method == "trie"):
             got = _score_chunks(model, group, requests)
             for i, v in got.items():
                 scores[i] = v
@@ -358,8 +368,13 @@ def score_requests(
     return scores
 
 
-def tree_batches(requests: Sequence[Request], batch_size: int, tree_nodes: int = TREE_NODES,
-                 max_rows: int | None = None, share: bool = True) -> list[list[_Chunk]]:
+def tree_batches(
+    requests: Sequence[Request],
+    batch_size: int,
+    tree_nodes: int = TREE_NODES,
+    max_rows: int | None = None,
+    share: bool = True,
+) -> list[list[_Chunk]]:
     """The requests packed into prefix trees of at most ``tree_nodes`` tokens (a longer
     sequence gets a tree of its own), grouped about ``batch_size`` sequences per forward pass.
     With ``max_rows`` (see ``logit_rows``), a pass also keeps at most that many positions'
@@ -382,8 +397,9 @@ def _groups(chunks: list[_Chunk], batch_size: int, max_rows: int | None) -> list
     count = rows = 0
     for chunk in chunks:
         inner = len(np.unique(chunk.parent[chunk.parent >= 0]))
-        if groups[-1] and (count + len(chunk.requests) > batch_size
-                           or max_rows is not None and rows + inner > max_rows):
+        if groups[-1] and (
+            count + len(chunk.requests) > batch_size or max_rows is not None and rows + inner > max_rows
+        ):
             groups.append([])
             count = rows = 0
         groups[-1].append(chunk)

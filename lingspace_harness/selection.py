@@ -6,6 +6,7 @@ the n-th largest |x|; one blocked pass collects the few entries above the bracke
 exact selection among them finds the threshold. The result is exact: every entry with
 |x| above the n-th largest, then, of the entries equal to it, the lowest indices.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,13 +31,13 @@ def magnitude_bits(x: np.ndarray) -> np.ndarray:
 
 def _at_least(x: np.ndarray, low: int) -> np.ndarray:
     """Indices (int64, ascending) of the entries whose magnitude bits are at least ``low``."""
-    parts = [np.flatnonzero(magnitude_bits(x[s:s + BLOCK]) >= low) + s for s in range(0, x.size, BLOCK)]
+    parts = [np.flatnonzero(magnitude_bits(x[s : s + BLOCK]) >= low) + s for s in range(0, x.size, BLOCK)]
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
 def _candidates(x: np.ndarray, n: int) -> np.ndarray:
     """Ascending indices of at least ``n`` entries that include the ``n`` largest |x|."""
-    sample = np.sort(magnitude_bits(x[::max(1, x.size // SAMPLE)]))
+    sample = np.sort(magnitude_bits(x[:: max(1, x.size // SAMPLE)]))
     for slack in (1.25, 2.0, 8.0):
         rank = sample.size - int(np.ceil(min(1.0, slack * n / x.size) * sample.size)) - 64
         if rank <= 0:

@@ -6,9 +6,11 @@ Matrices may hold NaN or None for missing entries; those are left out. Degenerat
 few tasks, a constant matrix) give ``None`` values and a ``reason`` instead of NaN, so results
 can go straight into results.json.
 """
+
 from __future__ import annotations
 
-from typing import Any, Hashable, Sequence
+from collections.abc import Hashable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -94,8 +96,7 @@ def _spearman_rows(g: np.ndarray, y: np.ndarray) -> np.ndarray:
         return (cx * cy).sum(axis=1) / np.sqrt((cx * cx).sum(axis=1) * (cy * cy).sum(axis=1))
 
 
-def _null_symmetric(h: np.ndarray, x: np.ndarray, perms: np.ndarray, rows: np.ndarray,
-                    cols: np.ndarray) -> np.ndarray:
+def _null_symmetric(h: np.ndarray, x: np.ndarray, perms: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """Permuted r when ``h`` is symmetric and complete: permuting it only reorders the ranks of
     its triangle, so they are computed once and gathered."""
     n = len(h)
@@ -109,26 +110,26 @@ def _null_symmetric(h: np.ndarray, x: np.ndarray, perms: np.ndarray, rows: np.nd
     out = np.empty(len(perms))
     step = max(1, CHUNK // len(rows))
     for s in range(0, len(perms), step):
-        p = perms[s:s + step]
-        out[s:s + step] = flat[p[:, rows] * n + p[:, cols]] @ rx / denom
+        p = perms[s : s + step]
+        out[s : s + step] = flat[p[:, rows] * n + p[:, cols]] @ rx / denom
     return out
 
 
-def _null_general(h: np.ndarray, x: np.ndarray, perms: np.ndarray, rows: np.ndarray,
-                  cols: np.ndarray) -> np.ndarray:
+def _null_general(h: np.ndarray, x: np.ndarray, perms: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """Permuted r for any ``h`` (asymmetric, or with missing entries): ranks per permutation."""
     n = len(h)
     flat = h.ravel()
     out = np.empty(len(perms))
     step = max(1, CHUNK // len(rows))
     for s in range(0, len(perms), step):
-        p = perms[s:s + step]
-        out[s:s + step] = _spearman_rows(flat[p[:, rows] * n + p[:, cols]], x)
+        p = perms[s : s + step]
+        out[s : s + step] = _spearman_rows(flat[p[:, rows] * n + p[:, cols]], x)
     return out
 
 
-def mantel(space: Any, hypothesis: Any, *, permutations: int = 10000, seed: int = 0,
-           triangle: str = "upper") -> dict[str, Any]:
+def mantel(
+    space: Any, hypothesis: Any, *, permutations: int = 10000, seed: int = 0, triangle: str = "upper"
+) -> dict[str, Any]:
     """Mantel test: Spearman r between the off-diagonal ``triangle`` ("upper" or "lower") of
     ``space`` and of ``hypothesis``, with a one-sided permutation p-value ((k + 1) / (n + 1)).
 
@@ -154,9 +155,15 @@ def mantel(space: Any, hypothesis: Any, *, permutations: int = 10000, seed: int 
     rows, cols = np.triu_indices(n, 1) if triangle == "upper" else np.tril_indices(n, -1)
     x, y = a[rows, cols], h[rows, cols]
     valid = ~np.isnan(x) & ~np.isnan(y)
-    out: dict[str, Any] = {"r": None, "p": None, "n_permutations": permutations, "n_tasks": n,
-                           "n_pairs": int(valid.sum()), "n_undefined": undefined,
-                           "n_left_out": len(full[0]) - int(valid.sum())}
+    out: dict[str, Any] = {
+        "r": None,
+        "p": None,
+        "n_permutations": permutations,
+        "n_tasks": n,
+        "n_pairs": int(valid.sum()),
+        "n_undefined": undefined,
+        "n_left_out": len(full[0]) - int(valid.sum()),
+    }
     if n < 3:
         return {**out, "reason": f"{n} tasks with defined entries; a Mantel test needs 3"}
     if valid.sum() < 3:
@@ -177,8 +184,9 @@ def _codes(labels: Sequence[Hashable]) -> np.ndarray:
     return np.unique(np.array([str(v) for v in labels], dtype=object), return_inverse=True)[1].ravel()
 
 
-def within_between(space: Any, labels: Sequence[Hashable | None], *, permutations: int = 10000,
-                   bootstraps: int = 1000, seed: int = 0) -> dict[str, Any]:
+def within_between(
+    space: Any, labels: Sequence[Hashable | None], *, permutations: int = 10000, bootstraps: int = 1000, seed: int = 0
+) -> dict[str, Any]:
     """Mean off-diagonal similarity within labels against between labels.
 
     Means run over ordered pairs i != j (so an asymmetric space counts both directions, as its
@@ -201,9 +209,18 @@ def within_between(space: Any, labels: Sequence[Hashable | None], *, permutation
     a = a[np.ix_(keep, keep)]
     codes = _codes([v for v, k in zip(labels, keep) if k])
     n = len(a)
-    out: dict[str, Any] = {"within": None, "between": None, "difference": None, "p": None, "ci": None,
-                           "n_permutations": permutations, "n_bootstraps": bootstraps, "n_tasks": n,
-                           "n_labels": int(codes.max() + 1) if n else 0, "n_undefined": undefined}
+    out: dict[str, Any] = {
+        "within": None,
+        "between": None,
+        "difference": None,
+        "p": None,
+        "ci": None,
+        "n_permutations": permutations,
+        "n_bootstraps": bootstraps,
+        "n_tasks": n,
+        "n_labels": int(codes.max() + 1) if n else 0,
+        "n_undefined": undefined,
+    }
     valid = ~np.isnan(a)
     np.fill_diagonal(valid, False)
     vals = np.where(valid, a, 0.0)
@@ -215,12 +232,17 @@ def within_between(space: Any, labels: Sequence[Hashable | None], *, permutation
     rng = np.random.default_rng(seed)
     null = _within_between_null(vals, valid, codes, _permutations(rng, n, permutations))
     ci = _within_between_ci(vals, valid, same, rng, bootstraps) if bootstraps > 0 else None
-    return {**out, "within": float(within), "between": float(between), "difference": float(within - between),
-            "p": _p_value(null, within - between), "ci": ci}
+    return {
+        **out,
+        "within": float(within),
+        "between": float(between),
+        "difference": float(within - between),
+        "p": _p_value(null, within - between),
+        "ci": ci,
+    }
 
 
-def _within_between_null(vals: np.ndarray, valid: np.ndarray, codes: np.ndarray,
-                         perms: np.ndarray) -> np.ndarray:
+def _within_between_null(vals: np.ndarray, valid: np.ndarray, codes: np.ndarray, perms: np.ndarray) -> np.ndarray:
     """Within - between for each row of ``perms`` (a permutation of the labels over tasks);
     ``vals`` holds 0 where ``valid`` is False (undefined entries, the diagonal)."""
     n, g = len(vals), int(codes.max()) + 1
@@ -229,16 +251,17 @@ def _within_between_null(vals: np.ndarray, valid: np.ndarray, codes: np.ndarray,
     step = max(1, CHUNK // (n * g))
     for s in range(0, len(perms), step):
         # one-hot labels, tasks first: (n, b, g); within sums are sum_g L_g' M L_g, one GEMM each
-        onehot = np.eye(g)[codes[perms[s:s + step]]].transpose(1, 0, 2)
+        onehot = np.eye(g)[codes[perms[s : s + step]]].transpose(1, 0, 2)
         flat = onehot.reshape(n, -1)
         sw, cw = (((m @ flat).reshape(onehot.shape) * onehot).sum(axis=(0, 2)) for m in (vals, valid * 1.0))
         with np.errstate(invalid="ignore", divide="ignore"):
-            null[s:s + step] = sw / cw - (total_s - sw) / (total_c - cw)
+            null[s : s + step] = sw / cw - (total_s - sw) / (total_c - cw)
     return null
 
 
-def _within_between_ci(vals: np.ndarray, valid: np.ndarray, same: np.ndarray, rng: np.random.Generator,
-                       bootstraps: int) -> list[float] | None:
+def _within_between_ci(
+    vals: np.ndarray, valid: np.ndarray, same: np.ndarray, rng: np.random.Generator, bootstraps: int
+) -> list[float] | None:
     """95% percentile bootstrap interval of within - between over resampled tasks (None when
     fewer than 2 replicates have both kinds of pair)."""
     n = len(vals)
@@ -248,8 +271,7 @@ def _within_between_ci(vals: np.ndarray, valid: np.ndarray, same: np.ndarray, rn
         return ((draws @ m) * draws).sum(axis=1)
 
     with np.errstate(invalid="ignore", divide="ignore"):
-        diffs = (weighted(vals * same) / weighted(valid * same)
-                 - weighted(vals * ~same) / weighted(valid * ~same))
+        diffs = weighted(vals * same) / weighted(valid * same) - weighted(vals * ~same) / weighted(valid * ~same)
     diffs = diffs[np.isfinite(diffs)]
     return [float(v) for v in np.percentile(diffs, [2.5, 97.5])] if len(diffs) >= 2 else None
 
@@ -269,8 +291,7 @@ def split_half_reliability(a: Any, b: Any) -> dict[str, Any]:
         rows, cols = np.nonzero(~np.eye(n, dtype=bool))
     xv, yv = x[rows, cols], y[rows, cols]
     valid = ~np.isnan(xv) & ~np.isnan(yv)
-    out: dict[str, Any] = {"r": None, "r_full": None, "n_pairs": int(valid.sum()),
-                           "n_undefined": int((~valid).sum())}
+    out: dict[str, Any] = {"r": None, "r_full": None, "n_pairs": int(valid.sum()), "n_undefined": int((~valid).sum())}
     if valid.sum() < 3:
         return {**out, "reason": "fewer than 3 task pairs defined in both halves"}
     if np.ptp(xv[valid]) == 0 or np.ptp(yv[valid]) == 0:
@@ -284,11 +305,12 @@ def split_half_reliability(a: Any, b: Any) -> dict[str, Any]:
 def _partial(rxy: Any, rxz: Any, ryz: Any) -> Any:
     """Partial correlation of x and y given z from the three pairwise correlations."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (rxy - rxz * ryz) / np.sqrt((1 - rxz ** 2) * (1 - ryz ** 2))
+        return (rxy - rxz * ryz) / np.sqrt((1 - rxz**2) * (1 - ryz**2))
 
 
-def _null_partial(a: np.ndarray, y: np.ndarray, z: np.ndarray, perms: np.ndarray, rows: np.ndarray,
-                  cols: np.ndarray) -> np.ndarray:
+def _null_partial(
+    a: np.ndarray, y: np.ndarray, z: np.ndarray, perms: np.ndarray, rows: np.ndarray, cols: np.ndarray
+) -> np.ndarray:
     """Permuted partial r, permuting the space ``a``'s rows and columns together. When ``a`` is
     symmetric and every entry is defined, its ranks are computed once and gathered."""
     n = len(a)
@@ -306,21 +328,25 @@ def _null_partial(a: np.ndarray, y: np.ndarray, z: np.ndarray, perms: np.ndarray
         dy, dz = np.sqrt((rx @ rx) * (ry @ ry)), np.sqrt((rx @ rx) * (rz @ rz))
         ryz = ry @ rz / np.sqrt((ry @ ry) * (rz @ rz))
         for s in range(0, len(perms), step):
-            g = flat[perms[s:s + step][:, rows] * n + perms[s:s + step][:, cols]]
-            out[s:s + step] = _partial(g @ ry / dy, g @ rz / dz, ryz)
+            g = flat[perms[s : s + step][:, rows] * n + perms[s : s + step][:, cols]]
+            out[s : s + step] = _partial(g @ ry / dy, g @ rz / dz, ryz)
         return out
     flat = a.ravel()
     ny, nz = np.isnan(y), np.isnan(z)
     for s in range(0, len(perms), step):
-        g = flat[perms[s:s + step][:, rows] * n + perms[s:s + step][:, cols]]
+        g = flat[perms[s : s + step][:, rows] * n + perms[s : s + step][:, cols]]
         yy = np.where(np.isnan(g), np.nan, np.broadcast_to(y, g.shape))
-        out[s:s + step] = _partial(_spearman_rows(np.where(nz, np.nan, g), y),
-                                   _spearman_rows(np.where(ny, np.nan, g), z), _spearman_rows(yy, z))
+        out[s : s + step] = _partial(
+            _spearman_rows(np.where(nz, np.nan, g), y),
+            _spearman_rows(np.where(ny, np.nan, g), z),
+            _spearman_rows(yy, z),
+        )
     return out
 
 
-def partial_mantel(space: Any, hypothesis: Any, control: Any, *, permutations: int = 10000,
-                   seed: int = 0) -> dict[str, Any]:
+def partial_mantel(
+    space: Any, hypothesis: Any, control: Any, *, permutations: int = 10000, seed: int = 0
+) -> dict[str, Any]:
     """Partial Mantel test: the partial Spearman r between the off-diagonal upper triangle of
     ``space`` and of ``hypothesis`` given ``control``, with a one-sided permutation p-value
     ((k + 1) / (n + 1)) permuting the space's rows and columns together.

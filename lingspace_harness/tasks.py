@@ -1,11 +1,13 @@
 """Tasks (a phenomenon's minimal pairs) and their deterministic splits."""
+
 from __future__ import annotations
 
-import zlib
 import dataclasses
+import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -80,8 +82,9 @@ class TaskSource(Protocol):
     def resolve(self, specs: list[str], options: DataOptions) -> list[Task]: ...
 
 
-def select_tasks(tasks: "Registry", sources: "Registry", patterns: list[str],
-                 options: DataOptions = DataOptions()) -> list[Task]:
+def select_tasks(
+    tasks: Registry, sources: Registry, patterns: list[str], options: DataOptions = DataOptions()
+) -> list[Task]:
     """The tasks ``--tasks`` names: globs over registered tasks, and specs for task sources
     (``NAME:spec``, or a spec a source claims). Two tasks of one name are an error."""
     order: list[tuple[str, str]] = []  # ("glob", pattern) or ("source", name), first use only
@@ -93,8 +96,10 @@ def select_tasks(tasks: "Registry", sources: "Registry", patterns: list[str],
         else:
             claimants = [s.name for s in sources if s.claims(pattern)]
             if len(claimants) > 1:
-                raise UserError(f"several task sources accept {pattern!r}; choose one: "
-                                + ", ".join(f"{c}:{pattern}" for c in claimants))
+                raise UserError(
+                    f"several task sources accept {pattern!r}; choose one: "
+                    + ", ".join(f"{c}:{pattern}" for c in claimants)
+                )
             if not claimants:
                 order.append(("glob", pattern))
                 continue
@@ -109,8 +114,10 @@ def select_tasks(tasks: "Registry", sources: "Registry", patterns: list[str],
         where = f"task source {key!r}" if kind == "source" else "the registered tasks"
         for task in found:
             if task.name in chosen and chosen[task.name] is not task:
-                raise UserError(f"two selected tasks are named {task.name!r} (from {origin[task.name]} "
-                                f"and from {where}); select only one of them")
+                raise UserError(
+                    f"two selected tasks are named {task.name!r} (from {origin[task.name]} "
+                    f"and from {where}); select only one of them"
+                )
             chosen[task.name], origin[task.name] = task, where
     return list(chosen.values())
 
@@ -152,14 +159,18 @@ def split_pairs(
     n = len(pairs)
     n_train = int(round(fractions[0] * n))
     n_val = int(round(fractions[1] * n))
-    cuts = (order[:n_train], order[n_train:n_train + n_val], order[n_train + n_val:])
-    parts = tuple([pairs[i] for i in idx][:limit] if limit is not None else [pairs[i] for i in idx]
-                  for idx in cuts)
+    cuts = (order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :])
+    parts = tuple([pairs[i] for i in idx][:limit] if limit is not None else [pairs[i] for i in idx] for idx in cuts)
     return parts  # type: ignore[return-value]
 
 
-def load_task_data(task: Task, options: DataOptions, seed: int = 0, limit: int | None = None,
-                   fractions: tuple[float, float, float] = SPLIT_FRACTIONS) -> TaskData:
+def load_task_data(
+    task: Task,
+    options: DataOptions,
+    seed: int = 0,
+    limit: int | None = None,
+    fractions: tuple[float, float, float] = SPLIT_FRACTIONS,
+) -> TaskData:
     """Load, validate and split one task. An empty test split is an error."""
     pairs = list(task.load(options))
     if not pairs:

@@ -4,10 +4,12 @@
 - ``tiny_model`` is the path of a tiny random GPT-2 with an offline-trained tokenizer;
   ``tiny_model_factory(arch)`` builds ``gpt2``, ``gpt_neox`` or ``llama`` ones.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 

@@ -8,6 +8,7 @@ local and global layers alternate, the model gets one mask per layer type. Trees
 than the window (all of BLiMP: at most 34 Gemma tokens with the prefix, against 512) need
 no window at all.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -62,5 +63,7 @@ def tree_attention(model: Any, allowed: np.ndarray, depth: np.ndarray) -> Any:
         return additive(near)
     if types == {"sliding_attention", "full_attention"}:
         return {"full_attention": additive(allowed), "sliding_attention": additive(near)}
-    raise UserError(f"tree scoring cannot mask layer types {sorted(types)} beyond their "
-                    f"{window}-token window; score with --scoring padded")
+    raise UserError(
+        f"tree scoring cannot mask layer types {sorted(types)} beyond their "
+        f"{window}-token window; score with --scoring padded"
+    )

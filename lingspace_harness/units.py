@@ -6,6 +6,7 @@ a rerun finds it and skips the work only if the stored key equals the one asked 
 unit is never served for other data, another model or other settings. A run killed midway
 loses at most the unit in progress.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -6,6 +6,7 @@ summed log-prob divided by its number of scored tokens): a longer sentence is no
 penalised for its length alone, which is how several non-English BLiMP-style benchmarks'
 authors score pairs whose sentences differ in length. The default, ``none``, is lm-eval's sum.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,14 +34,17 @@ class Accuracy:
     Options = AccuracyOptions
 
     def add_arguments(self, group: Any) -> None:
-        group.add_argument("--normalise", choices=NORMALISE,
-                           help="tokens: compare mean log-probs per token instead of summed log-probs "
-                                "(default none)")
+        group.add_argument(
+            "--normalise",
+            choices=NORMALISE,
+            help="tokens: compare mean log-probs per token instead of summed log-probs (default none)",
+        )
 
     def check(self, options: AccuracyOptions, scores_only: bool) -> None:
         if scores_only and options.normalise == "tokens":
-            raise UserError("--normalise tokens needs each sentence's token count, which a model that "
-                            "only scores does not give")
+            raise UserError(
+                "--normalise tokens needs each sentence's token count, which a model that only scores does not give"
+            )
 
     def compute(self, ctx: RunContext) -> MetricResult:
         per_token = ctx.options(self.name).normalise == "tokens"
@@ -48,10 +52,13 @@ class Accuracy:
         for task, scores in ctx.scores("test").items():
             margins = [s.token_margin if per_token else s.margin for s in scores]
             if per_token and any(math.isnan(m) for m in margins):
-                raise UserError(f"--normalise tokens needs token counts, which --model {ctx.config.model} "
-                                f"does not give")
-            fields[task] = {"accuracy": sum(m > 0 for m in margins) / len(margins),
-                            "margin": sum(margins) / len(margins)}
+                raise UserError(
+                    f"--normalise tokens needs token counts, which --model {ctx.config.model} does not give"
+                )
+            fields[task] = {
+                "accuracy": sum(m > 0 for m in margins) / len(margins),
+                "margin": sum(margins) / len(margins),
+            }
         return MetricResult(task_fields=fields)
 
     def summary(self, results: dict) -> str | None:

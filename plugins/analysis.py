@@ -1,6 +1,7 @@
 """Space builders ``hypotheses``, ``generalisation``, ``reliability`` and ``agreement`` (in
 space_agreement.py), and the ``analyse`` command that runs space builders on a finished run
 directory."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,9 +10,25 @@ from typing import Any
 
 import numpy as np
 
-from lingspace_harness import (AnalysisContext, AnalysisOptions, Registries, DataError, UserError, analyse, comma_list,
-                               hookimpl, is_symmetric, mantel, partial_mantel, positive_int, read_results,
-                               split_half_reliability, symmetrise, within_between, write_results)
+from lingspace_harness import (
+    AnalysisContext,
+    AnalysisOptions,
+    DataError,
+    Registries,
+    UserError,
+    analyse,
+    comma_list,
+    hookimpl,
+    is_symmetric,
+    mantel,
+    partial_mantel,
+    positive_int,
+    read_results,
+    split_half_reliability,
+    symmetrise,
+    within_between,
+    write_results,
+)
 
 from .space_agreement import Agreement
 
@@ -36,8 +53,10 @@ def _spaces(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 class Hypotheses:
     name = "hypotheses"
-    description = ("Mantel tests (Spearman, permutations) of every space against every hypothesis; "
-                   "asymmetric spaces are symmetrised, and each triangle is also tested")
+    description = (
+        "Mantel tests (Spearman, permutations) of every space against every hypothesis; "
+        "asymmetric spaces are symmetrised, and each triangle is also tested"
+    )
 
     def build(self, results: dict[str, Any], ctx: AnalysisContext) -> dict[str, Any]:
         o = ctx.options
@@ -48,16 +67,21 @@ class Hypotheses:
             tests = {}
             hyps = ctx.hypotheses(space["tasks"], results)
             for name, hyp in hyps.items():
-                test = mantel(matrix if symmetric else symmetrise(matrix), hyp,
-                              permutations=o.permutations, seed=o.seed)
+                test = mantel(
+                    matrix if symmetric else symmetrise(matrix), hyp, permutations=o.permutations, seed=o.seed
+                )
                 if CONTROL in hyps and name != CONTROL:  # the same test, controlling for shared words
-                    test["partial"] = {CONTROL: partial_mantel(symmetrise(matrix), hyp, hyps[CONTROL],
-                                                               permutations=o.permutations, seed=o.seed)}
+                    test["partial"] = {
+                        CONTROL: partial_mantel(
+                            symmetrise(matrix), hyp, hyps[CONTROL], permutations=o.permutations, seed=o.seed
+                        )
+                    }
                 test["symmetrised"] = not symmetric
                 if not symmetric:
                     for triangle in ("upper", "lower"):
-                        test[triangle] = mantel(matrix, hyp, permutations=o.permutations, seed=o.seed,
-                                                triangle=triangle)
+                        test[triangle] = mantel(
+                            matrix, hyp, permutations=o.permutations, seed=o.seed, triangle=triangle
+                        )
                 tests[name] = test
             out[metric] = tests
         return out
@@ -72,9 +96,16 @@ class Generalisation:
         info = results.get("tasks", {})
         out: dict[str, Any] = {}
         for metric, space in _spaces(results).items():
-            out[metric] = {kind: within_between(space["matrix"], [info.get(t, {}).get(kind) for t in space["tasks"]],
-                                                permutations=o.permutations, bootstraps=o.bootstraps, seed=o.seed)
-                           for kind in LABEL_KINDS}
+            out[metric] = {
+                kind: within_between(
+                    space["matrix"],
+                    [info.get(t, {}).get(kind) for t in space["tasks"]],
+                    permutations=o.permutations,
+                    bootstraps=o.bootstraps,
+                    seed=o.seed,
+                )
+                for kind in LABEL_KINDS
+            }
         return out
 
 
@@ -112,15 +143,31 @@ class AnalyseCommand:
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("directory", type=Path, metavar="DIR", help="a run's output directory")
-        parser.add_argument("--builders", type=comma_list,
-                            help="comma-separated space builders (default: all registered)")
-        parser.add_argument("--permutations", type=positive_int, default=AnalysisOptions.permutations,
-                            help="permutations per test (default %(default)s)")
-        parser.add_argument("--bootstraps", type=positive_int, default=AnalysisOptions.bootstraps,
-                            help="bootstrap resamples for confidence intervals (default %(default)s)")
-        parser.add_argument("--hypothesis", dest="hypothesis_files", type=Path, action="append", default=[],
-                            metavar="FILE", help="a hypothesis file (CSV or JSON: a task matrix or a "
-                                                 "task,group grouping), named after its stem; repeatable")
+        parser.add_argument(
+            "--builders", type=comma_list, help="comma-separated space builders (default: all registered)"
+        )
+        parser.add_argument(
+            "--permutations",
+            type=positive_int,
+            default=AnalysisOptions.permutations,
+            help="permutations per test (default %(default)s)",
+        )
+        parser.add_argument(
+            "--bootstraps",
+            type=positive_int,
+            default=AnalysisOptions.bootstraps,
+            help="bootstrap resamples for confidence intervals (default %(default)s)",
+        )
+        parser.add_argument(
+            "--hypothesis",
+            dest="hypothesis_files",
+            type=Path,
+            action="append",
+            default=[],
+            metavar="FILE",
+            help="a hypothesis file (CSV or JSON: a task matrix or a "
+            "task,group grouping), named after its stem; repeatable",
+        )
         parser.add_argument("--seed", type=int, default=AnalysisOptions.seed, help="seed (default 0)")
 
     def run(self, args: argparse.Namespace, harness: Registries) -> int:
@@ -131,13 +178,19 @@ class AnalyseCommand:
             results = read_results(directory)
         except ValueError as exc:
             raise UserError(f"{directory / 'results.json'} is not valid JSON: {exc}") from exc
-        options = AnalysisOptions(permutations=args.permutations, bootstraps=args.bootstraps, seed=args.seed,
-                                  hypothesis_files=list(args.hypothesis_files), builders=args.builders)
+        options = AnalysisOptions(
+            permutations=args.permutations,
+            bootstraps=args.bootstraps,
+            seed=args.seed,
+            hypothesis_files=list(args.hypothesis_files),
+            builders=args.builders,
+        )
         output = analyse(harness, results, options)
         results.setdefault("analysis", {}).update(output)
         path = write_results(directory, results)
-        rows = [(space, hyp, test) for space, tests in output.get("hypotheses", {}).items()
-                for hyp, test in tests.items()]
+        rows = [
+            (space, hyp, test) for space, tests in output.get("hypotheses", {}).items() for hyp, test in tests.items()
+        ]
         if rows:
             w1 = max(len("space"), *(len(r[0]) for r in rows))
             w2 = max(len("hypothesis"), *(len(r[1]) for r in rows))

@@ -5,6 +5,7 @@ hub (``nyu-mll/blimp`` at ``HUB_REVISION``) by default, or from a directory of t
 ``<UID>.jsonl`` files given by ``--data-dir`` or ``LINGSPACE_BLIMP_DIR``. A task's source
 says which: ``blimp:local:<resolved dir>`` or ``blimp:hub:nyu-mll/blimp@<revision>``.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,7 +15,13 @@ from pathlib import Path
 import yaml
 
 from lingspace_harness import (
-    DataError, DataOptions, MinimalPair, Task, hookimpl, pairs_from_rows, read_pairs_jsonl,
+    DataError,
+    DataOptions,
+    MinimalPair,
+    Task,
+    hookimpl,
+    pairs_from_rows,
+    read_pairs_jsonl,
 )
 
 from .blimp_yaml import yaml_path
@@ -44,8 +51,7 @@ def load_paradigm(uid: str, options: DataOptions) -> list[MinimalPair]:
     if local is not None:
         path = local / f"{uid}.jsonl"
         if not path.is_file():
-            raise DataError(f"{path} not found: the BLiMP data directory must hold the official "
-                            f"<UID>.jsonl files")
+            raise DataError(f"{path} not found: the BLiMP data directory must hold the official <UID>.jsonl files")
         return read_pairs_jsonl(path)
     return _from_hub(uid)
 
@@ -60,7 +66,8 @@ def _from_hub(uid: str) -> list[MinimalPair]:
         raise DataError(
             f"could not load BLiMP paradigm {uid!r} from the Hugging Face hub ({HUB_DATASET}): "
             f"{reason}. Offline? Pass --data-dir DIR or set {ENV_DIR} to a directory of the "
-            f"official BLiMP <UID>.jsonl files") from exc
+            f"official BLiMP <UID>.jsonl files"
+        ) from exc
     return pairs_from_rows(enumerate(rows, start=1), f"{HUB_DATASET}/{uid}")
 
 
@@ -70,13 +77,15 @@ def lingspace_register_phenomena(register):
     for leaf in sorted((yaml_path() / "blimp").glob("lingspace_blimp_*.yaml")):
         spec = yaml.safe_load(leaf.read_text(encoding="utf-8"))
         uid, meta = spec["dataset_name"], spec["metadata"]
-        register(Task(
-            name=f"blimp_{uid}",
-            phenomenon=meta["phenomenon"],
-            field=meta["field"],
-            group=meta["group"],
-            source=source,
-            source_for=source_of,
-            load=partial(load_paradigm, uid),
-            description=f"BLiMP paradigm {uid}",
-        ))
+        register(
+            Task(
+                name=f"blimp_{uid}",
+                phenomenon=meta["phenomenon"],
+                field=meta["field"],
+                group=meta["group"],
+                source=source,
+                source_for=source_of,
+                load=partial(load_paradigm, uid),
+                description=f"BLiMP paradigm {uid}",
+            )
+        )

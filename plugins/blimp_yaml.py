@@ -1,5 +1,6 @@
 """BLiMP as lm-eval tasks: the packaged task YAMLs (the project's ``task_yaml/``), their
 local-data variant, and the ``yaml-path`` command."""
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,11 @@ def write_local_yaml(data_dir: Path, out: Path) -> int:
     """
     source = yaml_path() / "blimp"
     leaves = sorted(source.glob("lingspace_blimp_*.yaml"))
-    missing = [p.stem.removeprefix("lingspace_blimp_") for p in leaves
-               if not (data_dir / f"{p.stem.removeprefix('lingspace_blimp_')}.jsonl").is_file()]
+    missing = [
+        p.stem.removeprefix("lingspace_blimp_")
+        for p in leaves
+        if not (data_dir / f"{p.stem.removeprefix('lingspace_blimp_')}.jsonl").is_file()
+    ]
     if missing:
         raise DataError(f"{data_dir} lacks {len(missing)} BLiMP file(s), e.g. {missing[0]}.jsonl")
     out.mkdir(parents=True, exist_ok=True)
@@ -36,7 +40,8 @@ def write_local_yaml(data_dir: Path, out: Path) -> int:
         data = (data_dir / f"{uid}.jsonl").resolve()
         text = path.read_text().replace(
             f"dataset_name: {uid}\n",
-            f"dataset_path: json\ndataset_name: null\ndataset_kwargs:\n  data_files:\n    train: {data}\n")
+            f"dataset_path: json\ndataset_name: null\ndataset_kwargs:\n  data_files:\n    train: {data}\n",
+        )
         (out / path.name).write_text(text)
     return len(leaves)
 

@@ -7,6 +7,7 @@
   checkpoint on the same probe set.
 Both linear CKA and its debiased form (unbiased HSIC; Song et al. 2012, Nguyen et al. 2021).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,8 +15,18 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from lingspace_harness import (MetricResult, ModelAccess, ModelOptions, RunContext, Space, UserError, cache_dir, hookimpl,
-                               prefix_token_id, resolve_loader)
+from lingspace_harness import (
+    MetricResult,
+    ModelAccess,
+    ModelOptions,
+    RunContext,
+    Space,
+    UserError,
+    cache_dir,
+    hookimpl,
+    prefix_token_id,
+    resolve_loader,
+)
 
 #: What cka needs: each source task's tuned probe-set states (``transfer`` provides them).
 TUNED_STATES = "tuned-states"
@@ -45,14 +56,14 @@ def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
     return float(cross / denom) if denom > 0 else float("nan")
 
 
-def _unbiased_hsic(k: np.ndarray, l: np.ndarray) -> float:
-    n = len(k)
-    k, l = k.copy(), l.copy()
-    np.fill_diagonal(k, 0)
-    np.fill_diagonal(l, 0)
-    ones_k, ones_l = k.sum(), l.sum()
-    return float((np.sum(k * l) + ones_k * ones_l / ((n - 1) * (n - 2))
-                  - 2 / (n - 2) * (k.sum(0) @ l.sum(0))) / (n * (n - 3)))
+def _unbiased_hsic(kx: np.ndarray, ly: np.ndarray) -> float:
+    n = len(kx)
+    kx, ly = kx.copy(), ly.copy()
+    np.fill_diagonal(kx, 0)
+    np.fill_diagonal(ly, 0)
+    ones_kx, ones_ly = kx.sum(), ly.sum()
+    cross = np.sum(kx * ly) + ones_kx * ones_ly / ((n - 1) * (n - 2)) - 2 / (n - 2) * (kx.sum(0) @ ly.sum(0))
+    return float(cross / (n * (n - 3)))
 
 
 def debiased_cka(x: np.ndarray, y: np.ndarray) -> float:
@@ -62,15 +73,17 @@ def debiased_cka(x: np.ndarray, y: np.ndarray) -> float:
     y = np.asarray(y, np.float64)
     if len(x) < 4:
         raise ValueError("debiased CKA needs at least 4 examples")
-    k, l = x @ x.T, y @ y.T
-    denom = np.sqrt(max(_unbiased_hsic(k, k), 0) * max(_unbiased_hsic(l, l), 0))
-    return _unbiased_hsic(k, l) / denom if denom > 0 else float("nan")
+    kx, ly = x @ x.T, y @ y.T
+    denom = np.sqrt(max(_unbiased_hsic(kx, kx), 0) * max(_unbiased_hsic(ly, ly), 0))
+    return _unbiased_hsic(kx, ly) / denom if denom > 0 else float("nan")
 
 
 def per_layer(a: np.ndarray, b: np.ndarray) -> dict[str, list[float]]:
     """Linear and debiased CKA for each layer of two ``[layers, n, hidden]`` stacks."""
-    return {"linear": [linear_cka(a[i], b[i]) for i in range(len(a))],
-            "debiased": [debiased_cka(a[i], b[i]) for i in range(len(a))]}
+    return {
+        "linear": [linear_cka(a[i], b[i]) for i in range(len(a))],
+        "debiased": [debiased_cka(a[i], b[i]) for i in range(len(a))],
+    }
 
 
 def change_spaces(tasks: list[str], changes: dict[str, np.ndarray], layers: int) -> dict[str, list[np.ndarray]]:
@@ -102,15 +115,18 @@ class CKA:
     Options = CKAOptions
 
     def add_arguments(self, group: Any) -> None:
-        group.add_argument("--cka-reference", metavar="MODEL",
-                           help="also compare with this model or checkpoint on the same probe set")
+        group.add_argument(
+            "--cka-reference", metavar="MODEL", help="also compare with this model or checkpoint on the same probe set"
+        )
 
     def compute(self, ctx: RunContext) -> MetricResult:
         tasks = ctx.task_names
         provider = ctx.provider(TUNED_STATES)
         if not isinstance(provider, TunedStates):
-            raise UserError(f"{provider.name!r} provides {TUNED_STATES!r} without tuned_rows(), probe_sentences(), "
-                            f"probe_delimiters() and tuned_states()")
+            raise UserError(
+                f"{provider.name!r} provides {TUNED_STATES!r} without tuned_rows(), probe_sentences(), "
+                f"probe_delimiters() and tuned_states()"
+            )
         provider.tuned_rows(ctx)  # computes any missing source
         sentences = provider.probe_sentences(ctx)
         delimiters = provider.probe_delimiters(ctx)
@@ -122,8 +138,12 @@ class CKA:
         constant = [t for i, t in enumerate(tasks) if np.isnan(spaces["linear"][last][i, i])]
         extra: dict[str, Any] = {
             "variant": "linear CKA of representation changes, last layer",
-            "undefined": (f"tuning on {', '.join(constant)} changed the last layer's probe representations "
-                          "by a constant (or not at all)") if constant else None,
+            "undefined": (
+                f"tuning on {', '.join(constant)} changed the last layer's probe representations "
+                "by a constant (or not at all)"
+            )
+            if constant
+            else None,
             "probe_size": before.shape[1],
             "per_layer": {kind: {str(layer): m.tolist() for layer, m in enumerate(ms)} for kind, ms in spaces.items()},
             "before_after": after,
@@ -133,8 +153,9 @@ class CKA:
             extra["reference"] = {"model": reference, **self.against(ctx, reference, sentences, delimiters, before)}
         return MetricResult(space=Space(tasks, spaces["linear"][last].tolist(), extra))
 
-    def against(self, ctx: RunContext, reference: str, sentences: list[str], delimiters: list[str],
-                states: np.ndarray) -> dict[str, list[float]]:
+    def against(
+        self, ctx: RunContext, reference: str, sentences: list[str], delimiters: list[str], states: np.ndarray
+    ) -> dict[str, list[float]]:
         loader, spec = resolve_loader(ctx.harness.model_loaders, reference)
         other = loader.load(spec, ModelOptions(dtype=ctx.config.dtype, device=ctx.config.device, cache_dir=cache_dir()))
         access = ModelAccess(other.model, other.tokenizer, prefix_token_id(other.tokenizer), method=ctx.config.scoring)

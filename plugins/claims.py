@@ -19,19 +19,28 @@ one moves the other way, else ``inconclusive``. Undefined (NaN) cells are left o
 Beside every Mantel test stands a partial Mantel test per control hypothesis, and the partial
 r (``controls``) is tested along the runs like the other statistics (trend and bootstrap steps).
 """
+
 from __future__ import annotations
 
 import itertools
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from lingspace_harness import (AnalysisContext, AnalysisOptions, Registries, UserError, mantel, partial_mantel,
-                               spearman_rows)
+from lingspace_harness import (
+    AnalysisContext,
+    AnalysisOptions,
+    Registries,
+    UserError,
+    mantel,
+    partial_mantel,
+    spearman_rows,
+)
 
 ALPHA = 0.05
 OVERLAP = "overlap"
@@ -66,8 +75,9 @@ def run_order(runs: list[dict[str, Any]], by: str) -> list[int]:
             revision = str((r.get("config") or {}).get("revision") or "")
             match = STEP.search(revision)
             if not match:
-                raise UserError(f"compare --order-by steps: run {i} has no step<N> in its revision "
-                                f"({revision or 'none'})")
+                raise UserError(
+                    f"compare --order-by steps: run {i} has no step<N> in its revision ({revision or 'none'})"
+                )
             keys.append(int(match.group(1)))
         else:
             n = (r.get("model") or {}).get("n_params")
@@ -78,6 +88,7 @@ def run_order(runs: list[dict[str, Any]], by: str) -> list[int]:
 
 
 # -- statistics on task resamples ----------------------------------------------------------
+
 
 def resamples(n: int, bootstraps: int, seed: int) -> np.ndarray:
     """Row 0 the tasks as they are, then ``bootstraps`` draws of n tasks with replacement."""
@@ -96,7 +107,7 @@ def entries(m: np.ndarray, idx: np.ndarray) -> np.ndarray:
 def per_resample(statistic: Callable[[np.ndarray], np.ndarray], idx: np.ndarray) -> np.ndarray:
     """``statistic`` over blocks of resamples, concatenated."""
     step = max(1, CHUNK // max(1, idx.shape[1] ** 2 // 2))
-    return np.concatenate([statistic(idx[s:s + step]) for s in range(0, len(idx), step)])
+    return np.concatenate([statistic(idx[s : s + step]) for s in range(0, len(idx), step)])
 
 
 def _masked_mean(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -113,21 +124,25 @@ def correlation(a: np.ndarray, b: np.ndarray) -> Callable[[np.ndarray], np.ndarr
 def partial_correlation(a: np.ndarray, b: np.ndarray, control: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     """Partial Spearman r of two matrices' entries given a control's (a partial Mantel r), per
     resample, over the entries defined in all three."""
+
     def statistic(idx: np.ndarray) -> np.ndarray:
         x, y, z = entries(a, idx), entries(b, idx), entries(control, idx)
         missing = np.isnan(x) | np.isnan(y) | np.isnan(z)
         x, y, z = (np.where(missing, np.nan, v) for v in (x, y, z))
         rxy, rxz, ryz = spearman_rows(x, y), spearman_rows(x, z), spearman_rows(y, z)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return (rxy - rxz * ryz) / np.sqrt((1 - rxz ** 2) * (1 - ryz ** 2))
+            return (rxy - rxz * ryz) / np.sqrt((1 - rxz**2) * (1 - ryz**2))
+
     return statistic
 
 
 def difference(space: np.ndarray, hypothesis: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     """Mean entry where the 0/1 hypothesis is 1 minus where it is 0, per resample."""
+
     def statistic(idx: np.ndarray) -> np.ndarray:
         x, h = entries(space, idx), entries(hypothesis, idx)
         return _masked_mean(x, h == 1) - _masked_mean(x, h == 0)
+
     return statistic
 
 
@@ -150,6 +165,7 @@ def _num(value: Any) -> float | None:
 
 
 # -- trends, steps and verdicts ------------------------------------------------------------
+
 
 def trend(values: list[float | None], permutations: int, seed: int) -> dict[str, Any]:
     """Spearman rho of ``values`` against their positions, with one-sided permutation p-values
@@ -174,8 +190,14 @@ def trend(values: list[float | None], permutations: int, seed: int) -> dict[str,
     extra = 0 if exact else 1
     up = (np.count_nonzero(null >= rho - TIE) + extra) / (len(null) + extra)
     down = (np.count_nonzero(null <= rho + TIE) + extra) / (len(null) + extra)
-    return {**out, "rho": rho, "p_increase": float(up), "p_decrease": float(down), "exact": exact,
-            "n_permutations": len(null)}
+    return {
+        **out,
+        "rho": rho,
+        "p_increase": float(up),
+        "p_decrease": float(down),
+        "exact": exact,
+        "n_permutations": len(null),
+    }
 
 
 def interval(replicates: np.ndarray) -> list[float] | None:
@@ -187,8 +209,15 @@ def steps(labels: list[str], values: np.ndarray) -> list[dict[str, Any]]:
     """Each consecutive pair of runs' difference (and the first against the last) with its
     bootstrap interval; ``values`` is runs x (observed, replicates...)."""
     pairs = [(i, i + 1) for i in range(len(labels) - 1)] + ([(0, len(labels) - 1)] if len(labels) > 2 else [])
-    return [{"a": labels[i], "b": labels[j], "difference": _num(values[j, 0] - values[i, 0]),
-             "ci": interval(values[j, 1:] - values[i, 1:])} for i, j in pairs]
+    return [
+        {
+            "a": labels[i],
+            "b": labels[j],
+            "difference": _num(values[j, 0] - values[i, 0]),
+            "ci": interval(values[j, 1:] - values[i, 1:]),
+        }
+        for i, j in pairs
+    ]
 
 
 def direction(stat: dict[str, Any], alpha: float) -> int | None:
@@ -207,9 +236,11 @@ def direction(stat: dict[str, Any], alpha: float) -> int | None:
 
 def statistic(labels: list[str], values: np.ndarray, o: ClaimOptions) -> dict[str, Any]:
     """A statistic's per-run values, trend, steps and direction."""
-    out = {"values": [_num(v) for v in values[:, 0]],
-           "trend": trend([_num(v) for v in values[:, 0]], o.permutations, o.seed),
-           "steps": steps(labels, values)}
+    out = {
+        "values": [_num(v) for v in values[:, 0]],
+        "trend": trend([_num(v) for v in values[:, 0]], o.permutations, o.seed),
+        "steps": steps(labels, values),
+    }
     return {**out, "direction": direction(out, o.alpha)}
 
 
@@ -224,8 +255,10 @@ def verdict(directions: list[int | None]) -> str:
 
 # -- the claims ----------------------------------------------------------------------------
 
-def _tests(space: np.ndarray, hypothesis: np.ndarray, controls: dict[str, np.ndarray | None],
-           o: ClaimOptions) -> dict[str, Any]:
+
+def _tests(
+    space: np.ndarray, hypothesis: np.ndarray, controls: dict[str, np.ndarray | None], o: ClaimOptions
+) -> dict[str, Any]:
     """A Mantel test and, beside it, a partial Mantel test per control."""
     test = mantel(space, hypothesis, permutations=o.permutations, seed=o.seed)
     out = {"r": test["r"], "p": test["p"], "partial": {}}
@@ -236,45 +269,76 @@ def _tests(space: np.ndarray, hypothesis: np.ndarray, controls: dict[str, np.nda
     return out
 
 
-def generalisation(base: dict[str, Any], name: str, matrices: list[np.ndarray], hyps: list[dict[str, np.ndarray]],
-                   idx: np.ndarray, o: ClaimOptions) -> dict[str, Any]:
+def generalisation(
+    base: dict[str, Any],
+    name: str,
+    matrices: list[np.ndarray],
+    hyps: list[dict[str, np.ndarray]],
+    idx: np.ndarray,
+    o: ClaimOptions,
+) -> dict[str, Any]:
     """The claim that the space follows hypothesis ``name`` more closely along the runs."""
     labels = base["runs"]
     per_run = [h[name] for h in hyps]
-    stats = {"mantel_r": statistic(labels, np.array([per_resample(correlation(m, h), idx)
-                                                     for m, h in zip(matrices, per_run)]), o)}
+    stats = {
+        "mantel_r": statistic(
+            labels, np.array([per_resample(correlation(m, h), idx) for m, h in zip(matrices, per_run)]), o
+        )
+    }
     if all(is_binary(h) for h in per_run):
-        stats["difference"] = statistic(labels, np.array([per_resample(difference(m, h), idx)
-                                                          for m, h in zip(matrices, per_run)]), o)
-    tests = [_tests(m, h, {c: hs.get(c) for c in o.controls if c != name}, o)
-             for m, h, hs in zip(matrices, per_run, hyps)]
+        stats["difference"] = statistic(
+            labels, np.array([per_resample(difference(m, h), idx) for m, h in zip(matrices, per_run)]), o
+        )
+    tests = [
+        _tests(m, h, {c: hs.get(c) for c in o.controls if c != name}, o) for m, h, hs in zip(matrices, per_run, hyps)
+    ]
     controls = {}
     for c in o.controls:
         if c == name or any(hs.get(c) is None for hs in hyps):
             continue
-        values = np.array([per_resample(partial_correlation(m, h, hs[c]), idx)
-                           for m, h, hs in zip(matrices, per_run, hyps)])
+        values = np.array(
+            [per_resample(partial_correlation(m, h, hs[c]), idx) for m, h, hs in zip(matrices, per_run, hyps)]
+        )
         if np.isfinite(values[:, 0]).any():
             controls[c] = statistic(labels, values, o)
-    return {**base, "claim": "generalisation", "hypothesis": name, "expected": "increase",
-            "verdict": verdict([s["direction"] for s in stats.values()]), "statistics": stats,
-            "tests": tests, "controls": controls}
+    return {
+        **base,
+        "claim": "generalisation",
+        "hypothesis": name,
+        "expected": "increase",
+        "verdict": verdict([s["direction"] for s in stats.values()]),
+        "statistics": stats,
+        "tests": tests,
+        "controls": controls,
+    }
 
 
-def sharing(base: dict[str, Any], matrices: list[np.ndarray], chances: list[float | None], idx: np.ndarray,
-            o: ClaimOptions) -> dict[str, Any]:
+def sharing(
+    base: dict[str, Any], matrices: list[np.ndarray], chances: list[float | None], idx: np.ndarray, o: ClaimOptions
+) -> dict[str, Any]:
     """The claim that parameter sharing (mean overlap, and its excess over chance) grows."""
     labels = base["runs"]
     means = np.array([per_resample(mean_entry(m), idx) for m in matrices])
     stats = {"mean_overlap": statistic(labels, means, o)}
     if all(c is not None for c in chances):
         stats["excess"] = statistic(labels, means - np.array(chances, dtype=float)[:, None], o)
-    return {**base, "claim": "sharing", "expected": "increase", "chance": chances,
-            "verdict": verdict([s["direction"] for s in stats.values()]), "statistics": stats}
+    return {
+        **base,
+        "claim": "sharing",
+        "expected": "increase",
+        "chance": chances,
+        "verdict": verdict([s["direction"] for s in stats.values()]),
+        "statistics": stats,
+    }
 
 
-def stability(base: dict[str, Any], matrices: list[np.ndarray], hyps: list[dict[str, np.ndarray]],
-              idx: np.ndarray, o: ClaimOptions) -> dict[str, Any]:
+def stability(
+    base: dict[str, Any],
+    matrices: list[np.ndarray],
+    hyps: list[dict[str, np.ndarray]],
+    idx: np.ndarray,
+    o: ClaimOptions,
+) -> dict[str, Any]:
     """The claim that consecutive spaces correlate and no step is an incisive stage: a step whose
     Spearman r lies below the others' pooled bootstrap interval (two-sided, level 1 - alpha / steps,
     Bonferroni over the steps); one above it (``outside: above``) is recorded but no break."""
@@ -283,9 +347,17 @@ def stability(base: dict[str, Any], matrices: list[np.ndarray], hyps: list[dict[
     out_steps = []
     for j in range(len(r)):
         test = _tests(matrices[j + 1], matrices[j], {c: hyps[j + 1].get(c) for c in o.controls}, o)
-        step = {"a": labels[j], "b": labels[j + 1], "spearman": _num(r[j, 0]), "p": test["p"],
-                "partial": test["partial"], "ci": interval(r[j, 1:]), "others": None, "outside": None,
-                "incisive": None}
+        step = {
+            "a": labels[j],
+            "b": labels[j + 1],
+            "spearman": _num(r[j, 0]),
+            "p": test["p"],
+            "partial": test["partial"],
+            "ci": interval(r[j, 1:]),
+            "others": None,
+            "outside": None,
+            "incisive": None,
+        }
         others = np.concatenate([r[k, 1:] for k in range(len(r)) if k != j]) if len(r) > 1 else np.array([])
         others = others[np.isfinite(others)]
         if len(others) >= 2 and step["spearman"] is not None:
@@ -302,18 +374,36 @@ def stability(base: dict[str, Any], matrices: list[np.ndarray], hyps: list[dict[
         result = "supported"
     else:
         result = "inconclusive"
-    return {**base, "claim": "stability", "expected": "no incisive stage", "verdict": result, "steps": out_steps,
-            "incisive": [f"{s['a']} -> {s['b']}" for s in out_steps if s["incisive"]]}
+    return {
+        **base,
+        "claim": "stability",
+        "expected": "no incisive stage",
+        "verdict": result,
+        "steps": out_steps,
+        "incisive": [f"{s['a']} -> {s['b']}" for s in out_steps if s["incisive"]],
+    }
 
 
-def space_claims(name: str, tasks: list[str], matrices: list[np.ndarray], runs: list[dict[str, Any]],
-                 labels: list[str], ctx: AnalysisContext, o: ClaimOptions) -> list[dict[str, Any]]:
+def space_claims(
+    name: str,
+    tasks: list[str],
+    matrices: list[np.ndarray],
+    runs: list[dict[str, Any]],
+    labels: list[str],
+    ctx: AnalysisContext,
+    o: ClaimOptions,
+) -> list[dict[str, Any]]:
     """Every claim about one space; ``matrices`` are the runs' (symmetrised) spaces over ``tasks``."""
     idx = resamples(len(tasks), o.bootstraps, o.seed)
     hyps = [ctx.hypotheses(tasks, r) for r in runs]
-    base = {"space": name, "runs": labels, "n_runs": len(runs), "n_tasks": len(tasks),
-            "n_cells": len(tasks) * (len(tasks) - 1) // 2,
-            "missing": {label: missing_cells(m) for label, m in zip(labels, matrices)}}
+    base = {
+        "space": name,
+        "runs": labels,
+        "n_runs": len(runs),
+        "n_tasks": len(tasks),
+        "n_cells": len(tasks) * (len(tasks) - 1) // 2,
+        "missing": {label: missing_cells(m) for label, m in zip(labels, matrices)},
+    }
     names = [h for h in hyps[0] if h not in o.controls and all(h in hs for hs in hyps)]
     out = [generalisation(base, h, matrices, hyps, idx, o) for h in names]
     if name == OVERLAP:
@@ -326,26 +416,43 @@ def space_claims(name: str, tasks: list[str], matrices: list[np.ndarray], runs: 
     return out
 
 
-def claims(harness: Registries, runs: list[dict[str, Any]], labels: list[str], matrices: dict[str, list[np.ndarray]],
-           tasks: dict[str, list[str]], o: ClaimOptions) -> dict[str, Any]:
+def claims(
+    harness: Registries,
+    runs: list[dict[str, Any]],
+    labels: list[str],
+    matrices: dict[str, list[np.ndarray]],
+    tasks: dict[str, list[str]],
+    o: ClaimOptions,
+) -> dict[str, Any]:
     """All claims over the runs (in order) for each compared space, as in comparison.json."""
     ctx = AnalysisContext(AnalysisOptions(hypothesis_files=list(o.hypothesis_files)), harness)
     known = set(harness.hypotheses.names()) | {Path(p).stem for p in o.hypothesis_files}
     unknown = [c for c in o.controls if c not in known and c != "lexical"]
     if unknown:
-        raise UserError(f"compare: unknown control hypothesis {', '.join(unknown)} "
-                        f"(known: {', '.join(sorted(known))})")
+        raise UserError(f"compare: unknown control hypothesis {', '.join(unknown)} (known: {', '.join(sorted(known))})")
     out: list[dict[str, Any]] = []
     notes = []
     for name, ms in matrices.items():
         out += space_claims(name, tasks[name], ms, runs, labels, ctx, o)
         missing = {label: n for label, n in out[-1]["missing"].items() if n}
         if missing:
-            notes.append(f"space {name!r}: undefined cells left out (" +
-                         ", ".join(f"{label}: {n}" for label, n in missing.items()) + ")")
+            notes.append(
+                f"space {name!r}: undefined cells left out ("
+                + ", ".join(f"{label}: {n}" for label, n in missing.items())
+                + ")"
+            )
     for c in o.controls:
         if not any(c in claim.get("controls", {}) for claim in out):
-            notes.append(f"control {c!r} does not apply to these runs' tasks (lexical needs task vocabularies)"
-                         if c == "lexical" else f"control {c!r} does not apply to these runs' tasks")
-    return {"alpha": o.alpha, "controls": list(o.controls), "n_permutations": o.permutations,
-            "n_bootstraps": o.bootstraps, "notes": notes, "claims": out}
+            notes.append(
+                f"control {c!r} does not apply to these runs' tasks (lexical needs task vocabularies)"
+                if c == "lexical"
+                else f"control {c!r} does not apply to these runs' tasks"
+            )
+    return {
+        "alpha": o.alpha,
+        "controls": list(o.controls),
+        "n_permutations": o.permutations,
+        "n_bootstraps": o.bootstraps,
+        "notes": notes,
+        "claims": out,
+    }

@@ -1,6 +1,7 @@
 """Space builder ``clusters``: Louvain communities and an average-linkage tree of each space,
 and their agreement with the tasks' labels. :func:`cluster_tasks` is the one clustering of a
 space; the html report uses it too where results.json has no ``clusters`` analysis."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -27,8 +28,11 @@ def graph_of(tasks: list[str], sim: np.ndarray) -> tuple[Any, dict[str, Any]]:
         if w > 0:
             graph.add_edge(tasks[i], tasks[j], weight=float(w))
     negative = values[values < 0]
-    return graph, {"policy": NEGATIVE_POLICY, "count": int(negative.size),
-                   "min": float(negative.min()) if negative.size else None}
+    return graph, {
+        "policy": NEGATIVE_POLICY,
+        "count": int(negative.size),
+        "min": float(negative.min()) if negative.size else None,
+    }
 
 
 def louvain(graph: Any, tasks: list[str], seed: int) -> tuple[dict[str, int], float | None]:
@@ -103,10 +107,19 @@ def cluster_tasks(tasks: list[str], matrix: Any, seed: int = 0) -> dict[str, Any
     keep = drop_undefined(sim)
     kept = [t for t, k in zip(tasks, keep) if k]
     left = [t for t, k in zip(tasks, keep) if not k]
-    out: dict[str, Any] = {"tasks": kept, "order": kept + left, "linkage": [], "communities": {},
-                           "modularity": None, "negative_weights": None,
-                           "left_out": {"count": len(left), "tasks": left,
-                                        "reason": "undefined similarities to other tasks" if left else None}}
+    out: dict[str, Any] = {
+        "tasks": kept,
+        "order": kept + left,
+        "linkage": [],
+        "communities": {},
+        "modularity": None,
+        "negative_weights": None,
+        "left_out": {
+            "count": len(left),
+            "tasks": left,
+            "reason": "undefined similarities to other tasks" if left else None,
+        },
+    }
     if len(kept) < 3:
         return {**out, "reason": f"{len(kept)} tasks with defined similarities; clustering needs 3"}
     sim = sim[np.ix_(keep, keep)]
@@ -115,9 +128,16 @@ def cluster_tasks(tasks: list[str], matrix: Any, seed: int = 0) -> dict[str, Any
     dist, how = distances(sim)
     condensed = squareform(dist, checks=False)
     tree = optimal_leaf_ordering(linkage(condensed, method="average"), condensed)
-    return {**out, "order": [kept[i] for i in leaves_list(tree)] + left, "linkage": tree.tolist(),
-            "distance": how, "communities": communities, "n_communities": len(set(communities.values())),
-            "modularity": modularity, "negative_weights": negative}
+    return {
+        **out,
+        "order": [kept[i] for i in leaves_list(tree)] + left,
+        "linkage": tree.tolist(),
+        "distance": how,
+        "communities": communities,
+        "n_communities": len(set(communities.values())),
+        "modularity": modularity,
+        "negative_weights": negative,
+    }
 
 
 def agreement(clustered: dict[str, Any], results: dict[str, Any], ctx: AnalysisContext) -> dict[str, Any]:
@@ -138,10 +158,13 @@ def agreement(clustered: dict[str, Any], results: dict[str, Any], ctx: AnalysisC
             continue
         cut = fcluster(tree, t=k, criterion="maxclust")
         out[kind] = {
-            "louvain": cluster_agreement(truth, [communities[tasks[i]] for i in keep],
-                                         permutations=o.permutations, seed=o.seed),
-            "hierarchical": {"clusters": k, **cluster_agreement(truth, [int(cut[i]) for i in keep],
-                                                                permutations=o.permutations, seed=o.seed)},
+            "louvain": cluster_agreement(
+                truth, [communities[tasks[i]] for i in keep], permutations=o.permutations, seed=o.seed
+            ),
+            "hierarchical": {
+                "clusters": k,
+                **cluster_agreement(truth, [int(cut[i]) for i in keep], permutations=o.permutations, seed=o.seed),
+            },
         }
     return out
 
@@ -156,13 +179,17 @@ def cluster_space(tasks: list[str], matrix: Any, results: dict[str, Any], ctx: A
 
 class Clusters:
     name = "clusters"
-    description = ("Louvain communities (negative similarities clipped to 0) and an average-linkage tree "
-                   "with optimal leaf order per space, with ARI/NMI against phenomenon, group and field; "
-                   "tasks with undefined similarities are left out (and counted)")
+    description = (
+        "Louvain communities (negative similarities clipped to 0) and an average-linkage tree "
+        "with optimal leaf order per space, with ARI/NMI against phenomenon, group and field; "
+        "tasks with undefined similarities are left out (and counted)"
+    )
 
     def build(self, results: dict[str, Any], ctx: AnalysisContext) -> dict[str, Any]:
-        return {metric: cluster_space(space["tasks"], space["matrix"], results, ctx)
-                for metric, space in results.get("spaces", {}).items()}
+        return {
+            metric: cluster_space(space["tasks"], space["matrix"], results, ctx)
+            for metric, space in results.get("spaces", {}).items()
+        }
 
 
 @hookimpl

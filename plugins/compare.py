@@ -18,6 +18,7 @@ comparison.json: ``{"version", "options", "notes", "tasks", "claims": {"alpha", 
 "relations": ["previous" | "first"], "spearman", "p", "n_permutations", "n_entries", "n_left_out",
 "upper"?, "lower"?}]}}}``; a pair's ``b`` is the later run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,12 +30,25 @@ from typing import Any
 
 import numpy as np
 
-from lingspace_harness import (AnalysisOptions, Harness, UserError, analyse, comma_list,
-                               hookimpl, is_symmetric, main, mantel, positive_int, read_results, symmetrise,
-                               write_atomic)
+from lingspace_harness import (
+    AnalysisOptions,
+    Harness,
+    UserError,
+    analyse,
+    comma_list,
+    hookimpl,
+    is_symmetric,
+    main,
+    mantel,
+    positive_int,
+    read_results,
+    symmetrise,
+    write_atomic,
+)
 
 from .claims import ORDERS, ClaimOptions, claims, run_order
-from .report_claims import HEADERS as CLAIM_HEADERS, claims_rows
+from .report_claims import HEADERS as CLAIM_HEADERS
+from .report_claims import claims_rows
 
 RESULTS_FILE = "results.json"
 COMPARISON_FILE = "comparison.json"
@@ -44,6 +58,7 @@ BUILDERS = ("hypotheses", "generalisation")
 
 
 # -- loading -------------------------------------------------------------------------------
+
 
 def load_runs(dirs: list[Path]) -> list[dict[str, Any]]:
     """Each directory's results.json, in order; one-line errors for missing or broken ones."""
@@ -75,6 +90,7 @@ def default_labels(dirs: list[Path], runs: list[dict[str, Any]]) -> list[str]:
 
 # -- the comparison ------------------------------------------------------------------------
 
+
 def submatrix(space: dict[str, Any], tasks: list[str]) -> np.ndarray:
     index = {t: i for i, t in enumerate(space["tasks"])}
     idx = [index[t] for t in tasks]
@@ -95,8 +111,11 @@ def common_spaces(runs: list[dict[str, Any]], labels: list[str], notes: list[str
             notes.append(f"space {name!r} skipped: the runs share only {len(tasks)} of its tasks (3 needed)")
             continue
         if dropped:
-            notes.append(f"space {name!r}: the runs' tasks differ; comparing the {len(tasks)} they share ("
-                         + "; ".join(f"{label} drops {len(ts)}" for label, ts in dropped.items()) + ")")
+            notes.append(
+                f"space {name!r}: the runs' tasks differ; comparing the {len(tasks)} they share ("
+                + "; ".join(f"{label} drops {len(ts)}" for label, ts in dropped.items())
+                + ")"
+            )
         out[name] = {"tasks": tasks, "dropped": dropped}
     if not out:
         listing = "; ".join(f"{label}: {', '.join(r.get('spaces', {})) or 'none'}" for label, r in zip(labels, runs))
@@ -112,8 +131,14 @@ def relate(a: np.ndarray, b: np.ndarray, permutations: int, seed: int) -> dict[s
     x, y = (a, b) if symmetric else (symmetrise(a), symmetrise(b))
     test = mantel(x, y, permutations=permutations, seed=seed)
     n = len(a)
-    out = {"spearman": test["r"], "p": test["p"], "n_permutations": permutations,
-           "n_entries": n * (n - 1) // 2, "n_left_out": test["n_left_out"], "symmetrised": not symmetric}
+    out = {
+        "spearman": test["r"],
+        "p": test["p"],
+        "n_permutations": permutations,
+        "n_entries": n * (n - 1) // 2,
+        "n_left_out": test["n_left_out"],
+        "symmetrised": not symmetric,
+    }
     if "reason" in test:
         out["reason"] = test["reason"]
     if not symmetric:
@@ -132,17 +157,21 @@ def mean_off_diagonal(m: np.ndarray) -> float | None:
 def restricted(results: dict[str, Any], spaces: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """A copy of ``results`` holding only the compared spaces, over the compared tasks."""
     out = {k: v for k, v in results.items() if k not in ("spaces", "analysis")}
-    out["spaces"] = {name: {**{k: v for k, v in results["spaces"][name].items()
-                               if not isinstance(v, (list, dict))},
-                            "tasks": info["tasks"],
-                            "matrix": submatrix(results["spaces"][name], info["tasks"]).tolist()}
-                     for name, info in spaces.items()}
+    out["spaces"] = {
+        name: {
+            **{k: v for k, v in results["spaces"][name].items() if not isinstance(v, (list, dict))},
+            "tasks": info["tasks"],
+            "matrix": submatrix(results["spaces"][name], info["tasks"]).tolist(),
+        }
+        for name, info in spaces.items()
+    }
     out["analysis"] = {}
     return out
 
 
-def run_analysis(harness: Harness, results: dict[str, Any], spaces: dict[str, dict[str, Any]],
-                 permutations: int, seed: int) -> dict[str, Any]:
+def run_analysis(
+    harness: Harness, results: dict[str, Any], spaces: dict[str, dict[str, Any]], permutations: int, seed: int
+) -> dict[str, Any]:
     """The run's saved hypotheses and generalisation where they cover exactly the compared
     tasks; otherwise computed here on the compared tasks."""
     saved = results.get("analysis") or {}
@@ -156,8 +185,14 @@ def run_analysis(harness: Harness, results: dict[str, Any], spaces: dict[str, di
     return analyse(harness, restricted(results, spaces), options)
 
 
-def summarise(label: str, directory: Path, results: dict[str, Any], analysis: dict[str, Any],
-              tasks: list[str], spaces: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def summarise(
+    label: str,
+    directory: Path,
+    results: dict[str, Any],
+    analysis: dict[str, Any],
+    tasks: list[str],
+    spaces: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
     """One run's row: mean accuracy and mean off-diagonal overlap over the compared tasks, and
     each compared space's Mantel r per hypothesis and within/between per label kind."""
     info = results["tasks"]
@@ -169,13 +204,25 @@ def summarise(label: str, directory: Path, results: dict[str, Any], analysis: di
         mean_overlap = mean_off_diagonal(submatrix(overlap, shared)) if len(shared) > 1 else None
     tested = analysis.get("hypotheses") or {}
     contrasts = analysis.get("generalisation") or {}
-    return {"label": label, "dir": str(directory), "model": (results.get("model") or {}).get("name"),
-            "revision": (results.get("config") or {}).get("revision"), "n_tasks": len(tasks),
-            "mean_accuracy": sum(accs) / len(accs) if accs else None, "mean_overlap": mean_overlap,
-            "hypotheses": {name: {h: {"r": t.get("r"), "p": t.get("p")} for h, t in tested.get(name, {}).items()}
-                           for name in spaces},
-            "generalisation": {name: {k: {f: g.get(f) for f in ("within", "between", "difference", "p")}
-                                      for k, g in contrasts.get(name, {}).items()} for name in spaces}}
+    return {
+        "label": label,
+        "dir": str(directory),
+        "model": (results.get("model") or {}).get("name"),
+        "revision": (results.get("config") or {}).get("revision"),
+        "n_tasks": len(tasks),
+        "mean_accuracy": sum(accs) / len(accs) if accs else None,
+        "mean_overlap": mean_overlap,
+        "hypotheses": {
+            name: {h: {"r": t.get("r"), "p": t.get("p")} for h, t in tested.get(name, {}).items()} for name in spaces
+        },
+        "generalisation": {
+            name: {
+                k: {f: g.get(f) for f in ("within", "between", "difference", "p")}
+                for k, g in contrasts.get(name, {}).items()
+            }
+            for name in spaces
+        },
+    }
 
 
 def _minus(a: float | None, b: float | None) -> float | None:
@@ -185,17 +232,31 @@ def _minus(a: float | None, b: float | None) -> float | None:
 def change(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     """How a run's summary moved from the previous run's: mean accuracy, mean overlap (parameter
     sharing), and each space's within - between difference per label kind."""
-    return {"mean_accuracy": _minus(after["mean_accuracy"], before["mean_accuracy"]),
-            "mean_overlap": _minus(after["mean_overlap"], before["mean_overlap"]),
-            "generalisation": {space: {kind: _minus(g.get("difference"),
-                                                    before["generalisation"].get(space, {}).get(kind, {}).get("difference"))
-                                       for kind, g in kinds.items()}
-                               for space, kinds in after["generalisation"].items()}}
+    return {
+        "mean_accuracy": _minus(after["mean_accuracy"], before["mean_accuracy"]),
+        "mean_overlap": _minus(after["mean_overlap"], before["mean_overlap"]),
+        "generalisation": {
+            space: {
+                kind: _minus(
+                    g.get("difference"), before["generalisation"].get(space, {}).get(kind, {}).get("difference")
+                )
+                for kind, g in kinds.items()
+            }
+            for space, kinds in after["generalisation"].items()
+        },
+    }
 
 
-def compare(harness: Harness, dirs: list[Path], labels: list[str] | None = None, *,
-            permutations: int = 10000, seed: int = 0, order_by: str = "given",
-            options: ClaimOptions | None = None) -> dict[str, Any]:
+def compare(
+    harness: Harness,
+    dirs: list[Path],
+    labels: list[str] | None = None,
+    *,
+    permutations: int = 10000,
+    seed: int = 0,
+    order_by: str = "given",
+    options: ClaimOptions | None = None,
+) -> dict[str, Any]:
     """The comparison of the runs in ``dirs`` (in ``order_by`` order), as written to comparison.json."""
     runs = load_runs(dirs)
     if labels is None:
@@ -213,8 +274,10 @@ def compare(harness: Harness, dirs: list[Path], labels: list[str] | None = None,
     tasks = [t for t in runs[0].get("tasks", {}) if t in shared_tasks]
     if len(tasks) < max(len(r.get("tasks", {})) for r in runs):
         notes.append(f"the runs' tasks differ; accuracy is the mean over the {len(tasks)} tasks they share")
-    out_runs = [summarise(label, d, r, run_analysis(harness, r, spaces, permutations, seed), tasks, spaces)
-                for label, d, r in zip(labels, dirs, runs)]
+    out_runs = [
+        summarise(label, d, r, run_analysis(harness, r, spaces, permutations, seed), tasks, spaces)
+        for label, d, r in zip(labels, dirs, runs)
+    ]
     for before, after in zip([None] + out_runs, out_runs):
         after["change"] = None if before is None else change(before, after)
     out_spaces, symmetrised = {}, {}
@@ -225,18 +288,40 @@ def compare(harness: Harness, dirs: list[Path], labels: list[str] | None = None,
         for j in range(1, len(runs)):
             todo = [(j - 1, ["previous", "first"] if j == 1 else ["previous"])] + ([(0, ["first"])] if j > 1 else [])
             for i, relations in todo:
-                pairs.append({"a": labels[i], "b": labels[j], "relations": relations,
-                              **relate(matrices[i], matrices[j], permutations, seed)})
-        out_spaces[name] = {"tasks": info["tasks"], "symmetric": all(is_symmetric(m) for m in matrices),
-                            "dropped": info["dropped"], "pairs": pairs}
+                pairs.append(
+                    {
+                        "a": labels[i],
+                        "b": labels[j],
+                        "relations": relations,
+                        **relate(matrices[i], matrices[j], permutations, seed),
+                    }
+                )
+        out_spaces[name] = {
+            "tasks": info["tasks"],
+            "symmetric": all(is_symmetric(m) for m in matrices),
+            "dropped": info["dropped"],
+            "pairs": pairs,
+        }
     found = claims(harness, runs, labels, symmetrised, {n: i["tasks"] for n, i in spaces.items()}, options)
-    return {"version": VERSION, "options": {"permutations": permutations, "seed": seed, "order_by": order_by,
-                                            "bootstraps": options.bootstraps, "controls": options.controls},
-            "notes": notes + found.pop("notes"), "tasks": tasks, "claims": found, "runs": out_runs,
-            "spaces": out_spaces}
+    return {
+        "version": VERSION,
+        "options": {
+            "permutations": permutations,
+            "seed": seed,
+            "order_by": order_by,
+            "bootstraps": options.bootstraps,
+            "controls": options.controls,
+        },
+        "notes": notes + found.pop("notes"),
+        "tasks": tasks,
+        "claims": found,
+        "runs": out_runs,
+        "spaces": out_spaces,
+    }
 
 
 # -- text ----------------------------------------------------------------------------------
+
 
 def _cell(value: Any) -> str:
     if value is None:
@@ -256,10 +341,24 @@ def format_comparison(comparison: dict[str, Any]) -> str:
     """The comparison as plain aligned tables: the runs, then one table per space."""
     runs = comparison["runs"]
     parts = [aligned(CLAIM_HEADERS, claims_rows(comparison))] if comparison.get("claims") else []
-    parts += [aligned(["run", "model", "revision", "tasks", "accuracy", "d_accuracy", "overlap", "d_overlap"],
-                     [[r["label"], Path(r["model"] or "-").name, r["revision"], r["n_tasks"],
-                       r["mean_accuracy"], (r["change"] or {}).get("mean_accuracy"),
-                       r["mean_overlap"], (r["change"] or {}).get("mean_overlap")] for r in runs])]
+    parts += [
+        aligned(
+            ["run", "model", "revision", "tasks", "accuracy", "d_accuracy", "overlap", "d_overlap"],
+            [
+                [
+                    r["label"],
+                    Path(r["model"] or "-").name,
+                    r["revision"],
+                    r["n_tasks"],
+                    r["mean_accuracy"],
+                    (r["change"] or {}).get("mean_accuracy"),
+                    r["mean_overlap"],
+                    (r["change"] or {}).get("mean_overlap"),
+                ]
+                for r in runs
+            ],
+        )
+    ]
     for name, info in comparison["spaces"].items():
         previous = {p["b"]: p for p in info["pairs"] if "previous" in p["relations"]}
         first = {p["b"]: p for p in info["pairs"] if "first" in p["relations"]}
@@ -270,21 +369,29 @@ def format_comparison(comparison: dict[str, Any]) -> str:
         rows = []
         for r in runs:
             prev, fst = previous.get(r["label"], {}), first.get(r["label"], {})
-            rows.append([r["label"], prev.get("spearman"), prev.get("p"), fst.get("spearman"), fst.get("p")]
-                        + [r["hypotheses"].get(name, {}).get(h, {}).get("r") for h in hyps]
-                        + [r["generalisation"].get(name, {}).get(k, {}).get("difference") for k in kinds])
+            rows.append(
+                [r["label"], prev.get("spearman"), prev.get("p"), fst.get("spearman"), fst.get("p")]
+                + [r["hypotheses"].get(name, {}).get(h, {}).get("r") for h in hyps]
+                + [r["generalisation"].get(name, {}).get(k, {}).get("difference") for k in kinds]
+            )
         symmetrised = "" if info["symmetric"] else ", symmetrised"
         parts.append(f"space {name} ({len(info['tasks'])} tasks{symmetrised})\n" + aligned(headers, rows))
     return "\n\n".join(parts)
 
 
-def write_comparison(harness: Harness, dirs: list[Path], out: Path, labels: list[str] | None,
-                     args: argparse.Namespace) -> dict[str, Any]:
-    options = ClaimOptions(permutations=args.permutations, bootstraps=args.bootstraps, seed=args.seed,
-                           controls=list(dict.fromkeys(["lexical", *args.controls])),
-                           hypothesis_files=list(args.hypothesis_files))
-    comparison = compare(harness, dirs, labels, permutations=args.permutations, seed=args.seed,
-                         order_by=args.order_by, options=options)
+def write_comparison(
+    harness: Harness, dirs: list[Path], out: Path, labels: list[str] | None, args: argparse.Namespace
+) -> dict[str, Any]:
+    options = ClaimOptions(
+        permutations=args.permutations,
+        bootstraps=args.bootstraps,
+        seed=args.seed,
+        controls=list(dict.fromkeys(["lexical", *args.controls])),
+        hypothesis_files=list(args.hypothesis_files),
+    )
+    comparison = compare(
+        harness, dirs, labels, permutations=args.permutations, seed=args.seed, order_by=args.order_by, options=options
+    )
     for note in comparison["notes"]:
         print(f"note: {note}", file=sys.stderr)
     write_atomic(out / COMPARISON_FILE, [json.dumps(comparison, indent=2, allow_nan=False), "\n"])
@@ -294,19 +401,42 @@ def write_comparison(harness: Harness, dirs: list[Path], out: Path, labels: list
 
 
 def _compare_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--labels", type=comma_list, help="comma-separated run labels (default: revisions or "
-                                                      "directory names)")
-    parser.add_argument("--permutations", type=positive_int, default=10000,
-                        help="Mantel permutations (default %(default)s)")
+    parser.add_argument(
+        "--labels", type=comma_list, help="comma-separated run labels (default: revisions or directory names)"
+    )
+    parser.add_argument(
+        "--permutations", type=positive_int, default=10000, help="Mantel permutations (default %(default)s)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="permutation seed (default 0)")
-    parser.add_argument("--order-by", choices=ORDERS, default="given",
-                        help="run order: as given, by the revision's step<N>, or by model.n_params")
-    parser.add_argument("--bootstraps", type=positive_int, default=1000,
-                        help="task-bootstrap resamples for the claims' intervals (default %(default)s)")
-    parser.add_argument("--control", dest="controls", action="append", default=[], metavar="NAME",
-                        help="a hypothesis to control for in partial Mantel tests (besides lexical); repeatable")
-    parser.add_argument("--hypothesis", dest="hypothesis_files", type=Path, action="append", default=[],
-                        metavar="FILE", help="a hypothesis file (as for analyse) to test claims on; repeatable")
+    parser.add_argument(
+        "--order-by",
+        choices=ORDERS,
+        default="given",
+        help="run order: as given, by the revision's step<N>, or by model.n_params",
+    )
+    parser.add_argument(
+        "--bootstraps",
+        type=positive_int,
+        default=1000,
+        help="task-bootstrap resamples for the claims' intervals (default %(default)s)",
+    )
+    parser.add_argument(
+        "--control",
+        dest="controls",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a hypothesis to control for in partial Mantel tests (besides lexical); repeatable",
+    )
+    parser.add_argument(
+        "--hypothesis",
+        dest="hypothesis_files",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a hypothesis file (as for analyse) to test claims on; repeatable",
+    )
 
 
 class CompareCommand:
@@ -315,8 +445,13 @@ class CompareCommand:
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="run output directories, in order")
-        parser.add_argument("--output", type=Path, default=Path("comparison"), metavar="OUT",
-                            help="where comparison.json goes (default: ./comparison)")
+        parser.add_argument(
+            "--output",
+            type=Path,
+            default=Path("comparison"),
+            metavar="OUT",
+            help="where comparison.json goes (default: ./comparison)",
+        )
         _compare_options(parser)
 
     def run(self, args: argparse.Namespace, harness: Harness) -> int:
@@ -325,6 +460,7 @@ class CompareCommand:
 
 
 # -- sweep ---------------------------------------------------------------------------------
+
 
 def _label(value: str) -> str:
     name = value.rstrip("/").rsplit("/", 1)[-1] or value
@@ -339,11 +475,16 @@ class SweepCommand:
         which = parser.add_mutually_exclusive_group(required=True)
         which.add_argument("--revisions", type=comma_list, help="comma-separated revisions of the run's --model")
         which.add_argument("--models", type=comma_list, help="comma-separated models (instead of run's --model)")
-        parser.add_argument("--output", type=Path, required=True, metavar="OUT",
-                            help="OUT/<label>/ per run, OUT/comparison.json")
+        parser.add_argument(
+            "--output", type=Path, required=True, metavar="OUT", help="OUT/<label>/ per run, OUT/comparison.json"
+        )
         _compare_options(parser)
-        parser.add_argument("run_args", nargs=argparse.REMAINDER, metavar="-- RUN OPTIONS",
-                            help="options for each run (as for `run`), after --")
+        parser.add_argument(
+            "run_args",
+            nargs=argparse.REMAINDER,
+            metavar="-- RUN OPTIONS",
+            help="options for each run (as for `run`), after --",
+        )
 
     def run(self, args: argparse.Namespace, harness: Harness) -> int:
         run_args = list(args.run_args)

@@ -3,6 +3,7 @@
 It only runs units; each unit writes its result into the run's unit cache, and the driver
 assembles results.json from the cache, so the executor never changes the results.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -10,7 +11,6 @@ import logging
 from typing import Any
 
 from lingspace_harness import Unit, UserError, WorkerSpec, hookimpl, progress_bar
-
 
 
 class _RayWorker:
@@ -28,16 +28,34 @@ class Ray:
     description = "fan units out to workers on a Ray cluster (pip install 'lingspace-harness[ray]')"
 
     def add_arguments(self, group: argparse._ArgumentGroup) -> None:
-        group.add_argument("--ray-address", metavar="auto|HOST:PORT",
-                           help="ray: join this cluster ('auto': the one on this node); default: start a local one")
-        group.add_argument("--workers", type=int, metavar="N",
-                           help="ray: number of workers (default: cluster CPUs / --worker-cpus, or its GPUs)")
-        group.add_argument("--worker-cpus", type=float, default=1.0, metavar="N",
-                           help="ray: CPUs per worker, also its torch threads (default 1)")
-        group.add_argument("--worker-gpus", type=float, metavar="N",
-                           help="ray: GPUs per worker (default 1 with --device cuda, else 0)")
-        group.add_argument("--retries", type=int, default=3, metavar="N",
-                           help="ray: restarts of a lost worker, and retries of its unit (default 3)")
+        group.add_argument(
+            "--ray-address",
+            metavar="auto|HOST:PORT",
+            help="ray: join this cluster ('auto': the one on this node); default: start a local one",
+        )
+        group.add_argument(
+            "--workers",
+            type=int,
+            metavar="N",
+            help="ray: number of workers (default: cluster CPUs / --worker-cpus, or its GPUs)",
+        )
+        group.add_argument(
+            "--worker-cpus",
+            type=float,
+            default=1.0,
+            metavar="N",
+            help="ray: CPUs per worker, also its torch threads (default 1)",
+        )
+        group.add_argument(
+            "--worker-gpus", type=float, metavar="N", help="ray: GPUs per worker (default 1 with --device cuda, else 0)"
+        )
+        group.add_argument(
+            "--retries",
+            type=int,
+            default=3,
+            metavar="N",
+            help="ray: restarts of a lost worker, and retries of its unit (default 3)",
+        )
 
     def check(self, config: Any) -> None:
         """Fail before any work if Ray is missing."""
@@ -58,18 +76,24 @@ class Ray:
         started = not ray.is_initialized()
         if started:
             try:
-                ray.init(address=opts.get("ray_address"), include_dashboard=False, log_to_driver=False,
-                         logging_level=logging.WARNING)
+                ray.init(
+                    address=opts.get("ray_address"),
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    logging_level=logging.WARNING,
+                )
             except (ConnectionError, ValueError, RuntimeError) as exc:
-                raise UserError(f"ray: cannot start or join a cluster "
-                                f"(--ray-address {opts.get('ray_address')}): {exc}") from exc
+                raise UserError(
+                    f"ray: cannot start or join a cluster (--ray-address {opts.get('ray_address')}): {exc}"
+                ) from exc
         try:
             resources = ray.cluster_resources()
             default = int(resources.get("GPU", 0) // gpus) if gpus else int(resources.get("CPU", 1) // cpus)
             n = max(1, min(int(opts.get("workers") or default or 1), max(map(len, stages))))
             retries = int(opts.get("retries", 3))
-            actor = ray.remote(num_cpus=cpus, num_gpus=float(gpus), max_restarts=retries,
-                               max_task_retries=retries)(_RayWorker)
+            actor = ray.remote(num_cpus=cpus, num_gpus=float(gpus), max_restarts=retries, max_task_retries=retries)(
+                _RayWorker
+            )
             spec = WorkerSpec(worker.config, worker.prepare, threads=max(1, int(cpus)))
             workers = [actor.remote(spec) for _ in range(n)]  # each loads the model once, for all stages
             try:
@@ -104,8 +128,9 @@ class Ray:
                 except ray.exceptions.RayError as exc:
                     for ref in running:
                         ray.cancel(ref, force=True)
-                    raise UserError(f"ray: unit {unit.kind}:{unit.name} failed: "
-                                    f"{str(exc).strip().splitlines()[-1]}") from exc
+                    raise UserError(
+                        f"ray: unit {unit.kind}:{unit.name} failed: {str(exc).strip().splitlines()[-1]}"
+                    ) from exc
                 bar.update(1)
                 submit(w)
 

@@ -1,6 +1,7 @@
 """The ``export-hf MODEL DIR`` command: a plain transformers directory (safetensors weights,
 config, tokenizer) for any model a loader takes (a GGUF file, a hub id, a local directory),
 so that ``lm_eval --model hf --model_args pretrained=DIR`` runs on it offline."""
+
 from __future__ import annotations
 
 import argparse
@@ -14,8 +15,9 @@ from lingspace_harness import Harness, ModelOptions, UserError, cache_dir, hooki
 DTYPES = ("float32", "bfloat16", "float16")
 
 
-def export_hf(harness: Harness, model: str, out: Path, revision: str | None = None,
-              dtype: str = "float32", force: bool = False) -> Path:
+def export_hf(
+    harness: Harness, model: str, out: Path, revision: str | None = None, dtype: str = "float32", force: bool = False
+) -> Path:
     """Load ``model`` with its loader and save it as a transformers directory ``out``; returns ``out``.
 
     The directory appears whole or not at all (it is written beside ``out``, then renamed).
@@ -25,8 +27,9 @@ def export_hf(harness: Harness, model: str, out: Path, revision: str | None = No
     loader, spec = resolve_loader(harness.model_loaders, model)
     loaded = loader.load(spec, ModelOptions(revision=revision, dtype=dtype, device="cpu", cache_dir=cache_dir()))
     if loaded.model is None or loaded.tokenizer is None:
-        raise UserError(f"export-hf: the {loaded.loader!r} loader gives no transformers model and tokenizer "
-                        f"to save for {model!r}")
+        raise UserError(
+            f"export-hf: the {loaded.loader!r} loader gives no transformers model and tokenizer to save for {model!r}"
+        )
     if hasattr(loaded.model.config, "quantization_config"):
         raise UserError(f"export-hf: {model!r} is loaded quantised; only dense weights can be exported")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -49,7 +52,9 @@ class ExportHFCommand:
     help = "save a model (GGUF file, hub id, directory) as a plain transformers directory for lm_eval --model hf"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("model", metavar="MODEL", help="what --model of run takes: a .gguf file, a hub id, a directory")
+        parser.add_argument(
+            "model", metavar="MODEL", help="what --model of run takes: a .gguf file, a hub id, a directory"
+        )
         parser.add_argument("dir", type=Path, metavar="DIR", help="the directory to write")
         parser.add_argument("--revision", metavar="R", help="the hub revision (branch, tag, commit)")
         parser.add_argument("--dtype", choices=DTYPES, default="float32", help="the weights' dtype (default float32)")

@@ -1,4 +1,5 @@
 """Task spaces from gradient differentials: ``gradsim`` (cosine) and ``overlap`` (mask Jaccard)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -100,9 +101,11 @@ class GradSim:
     Options = GradSimOptions
 
     def add_arguments(self, group: Any) -> None:
-        group.add_argument("--gradsim-strategy",
-                           help="the gradient strategy whose vectors gradsim compares: projected (default; "
-                                "a count-sketch, a few MB per task) or full (the whole differential on disk)")
+        group.add_argument(
+            "--gradsim-strategy",
+            help="the gradient strategy whose vectors gradsim compares: projected (default; "
+            "a count-sketch, a few MB per task) or full (the whole differential on disk)",
+        )
 
     def strategies(self, ctx: RunContext) -> list[str]:
         return [ctx.options(self.name).gradsim_strategy]
@@ -116,14 +119,20 @@ class GradSim:
         grams = gram_by_layer(vectors, strategy.layer_slices(ctx.gradient_layout, ctx.options(strategy.name)))
         total = sum(grams.values())
         n_train = np.array([len(ctx.data[t].train) for t in tasks], dtype=float)
-        return MetricResult(space=Space(tasks, cosine(total).tolist(), {
-            "undefined": zero_reason(tasks, total),
-            "strategy": strategy.name,
-            "centred": centred_cosine(total).tolist(),
-            "per_layer": {layer: cosine(g).tolist() for layer, g in grams.items()},
-            "norm_sum": np.sqrt(np.diag(total)).tolist(),
-            "norm_mean": (np.sqrt(np.diag(total)) / n_train).tolist(),
-        }))
+        return MetricResult(
+            space=Space(
+                tasks,
+                cosine(total).tolist(),
+                {
+                    "undefined": zero_reason(tasks, total),
+                    "strategy": strategy.name,
+                    "centred": centred_cosine(total).tolist(),
+                    "per_layer": {layer: cosine(g).tolist() for layer, g in grams.items()},
+                    "norm_sum": np.sqrt(np.diag(total)).tolist(),
+                    "norm_mean": (np.sqrt(np.diag(total)) / n_train).tolist(),
+                },
+            )
+        )
 
 
 class Overlap:
@@ -141,8 +150,9 @@ class Overlap:
         k = float(np.mean([m.size for m in masks])) / ctx.gradient_layout.size
         empty = [t for t, m in zip(tasks, masks) if not m.size]
         reason = f"empty mask for {', '.join(empty)}" if empty else None
-        return MetricResult(space=Space(tasks, jaccard(masks).tolist(),
-                                        {"k": k, "chance": k / (2 - k), "undefined": reason}))
+        return MetricResult(
+            space=Space(tasks, jaccard(masks).tolist(), {"k": k, "chance": k / (2 - k), "undefined": reason})
+        )
 
 
 @hookimpl

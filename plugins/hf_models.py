@@ -1,5 +1,6 @@
 """Model loaders: ``hf`` (hub id or local directory) and ``gguf`` (a .gguf file,
 dequantised once into a cache so that later loads take about a second)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -37,8 +38,9 @@ def quiet_transformers() -> None:
         hub_logging.set_verbosity_error()
 
 
-def _finish(model: Any, tokenizer: Any, name: str, revision: str | None,
-            options: ModelOptions, loader: str) -> LoadedModel:
+def _finish(
+    model: Any, tokenizer: Any, name: str, revision: str | None, options: ModelOptions, loader: str
+) -> LoadedModel:
     try:
         model = model.to(options.device)
     except (RuntimeError, AssertionError) as exc:
@@ -73,13 +75,16 @@ class HFLoader:
         try:
             tokenizer = AutoTokenizer.from_pretrained(spec, revision=options.revision)
             model = AutoModelForCausalLM.from_pretrained(
-                spec, revision=options.revision, dtype=_torch_dtype(options.dtype))
+                spec, revision=options.revision, dtype=_torch_dtype(options.dtype)
+            )
         except ModelError:
             raise
         except Exception as exc:  # transformers raises many types for a bad model; -v shows which
-            raise ModelError(f"could not load model {spec!r}"
-                             f"{f' at revision {options.revision!r}' if options.revision else ''}: "
-                             f"{error_reason(exc)}") from exc
+            raise ModelError(
+                f"could not load model {spec!r}"
+                f"{f' at revision {options.revision!r}' if options.revision else ''}: "
+                f"{error_reason(exc)}"
+            ) from exc
         return _finish(model, tokenizer, spec, options.revision, options, self.name)
 
 
@@ -116,8 +121,10 @@ class GGUFLoader:
             tokenizer = AutoTokenizer.from_pretrained(cached)
             model = AutoModelForCausalLM.from_pretrained(cached, dtype=_torch_dtype(options.dtype))
         except Exception as exc:  # as above: the cause is kept for -v
-            raise ModelError(f"could not load the cached copy of {spec} from {cached}: {error_reason(exc)}; "
-                             f"delete that directory to rebuild it") from exc
+            raise ModelError(
+                f"could not load the cached copy of {spec} from {cached}: {error_reason(exc)}; "
+                f"delete that directory to rebuild it"
+            ) from exc
         return _finish(model, tokenizer, str(path), f"sha256:{digest}", options, self.name)
 
     @staticmethod
@@ -129,8 +136,8 @@ class GGUFLoader:
 
         try:
             model = AutoModelForCausalLM.from_pretrained(
-                path.parent, gguf_file=path.name, dtype=torch.float32,
-                quantization_config=GgufConfig(dequantize=True))
+                path.parent, gguf_file=path.name, dtype=torch.float32, quantization_config=GgufConfig(dequantize=True)
+            )
             tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
         except Exception as exc:  # the GGUF reader raises struct.error, ValueError, ...
             raise ModelError(f"could not load GGUF file {path}: {error_reason(exc)}") from exc

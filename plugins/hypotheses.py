@@ -5,6 +5,7 @@ Each reads per-task fields of results.json. A task without the field gets a miss
 row, so tests run on the tasks that have it; with fewer than 2 such tasks the hypothesis
 does not apply (None).
 """
+
 from __future__ import annotations
 
 from typing import Any

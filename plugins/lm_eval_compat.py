@@ -14,12 +14,14 @@ Where 0.4 and 0.5 differ for us:
 - 0.5's ``Instance`` needs ``task_name`` and ``doc_id`` (0.4 fills them from ``metadata``);
   :func:`loglikelihood_requests` gives both.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 
 def prime_registries() -> None:
@@ -62,7 +64,9 @@ def _yaml_loader() -> Any:
     def plain(loader: Any, _suffix: str, node: Any) -> Any:
         if isinstance(node, yaml.ScalarNode):
             return loader.construct_scalar(node)
-        return loader.construct_sequence(node) if isinstance(node, yaml.SequenceNode) else loader.construct_mapping(node)
+        return (
+            loader.construct_sequence(node) if isinstance(node, yaml.SequenceNode) else loader.construct_mapping(node)
+        )
 
     Loader.add_multi_constructor("!", plain)
     return Loader
@@ -207,5 +211,15 @@ def loglikelihood_requests(pairs: Sequence[tuple[str, str]]) -> list[Any]:
     from lm_eval.api.instance import Instance
 
     # keywords only: 0.5 adds required fields (task_name, doc_id) that 0.4 fills from metadata
-    return [Instance(request_type="loglikelihood", doc={}, arguments=pair, idx=i, task_name=TASK_NAME,
-                     doc_id=i, metadata=(TASK_NAME, i, 1)) for i, pair in enumerate(pairs)]
+    return [
+        Instance(
+            request_type="loglikelihood",
+            doc={},
+            arguments=pair,
+            idx=i,
+            task_name=TASK_NAME,
+            doc_id=i,
+            metadata=(TASK_NAME, i, 1),
+        )
+        for i, pair in enumerate(pairs)
+    ]

@@ -7,12 +7,14 @@ and (where the LM takes one) ``--dtype`` reach it unless ARGS set them. It only 
 accuracy and margins work, and metrics that need gradients or a torch model are refused before
 anything loads.
 """
+
 from __future__ import annotations
 
 import difflib
 import inspect
+from collections.abc import Sequence
 from functools import partial
-from typing import Any, Sequence
+from typing import Any
 
 from lingspace_harness import LoadedModel, ModelError, ModelOptions, error_reason, hookimpl
 
@@ -56,13 +58,21 @@ class LmEvalModels:
         try:
             lm = cls.create_from_arg_string(args, {k: v for k, v in extra.items() if k not in given})
         except Exception as exc:  # the lm-eval model's own constructor: any error; -v shows it
-            raise ModelError(f"could not load lm-eval model {name!r} ({args or 'no arguments'}): {error_reason(exc)}") from exc
+            raise ModelError(
+                f"could not load lm-eval model {name!r} ({args or 'no arguments'}): {error_reason(exc)}"
+            ) from exc
         torch_model = getattr(lm, "model", None)
         dtype = str(getattr(torch_model, "dtype", given.get("dtype", extra.get("dtype", "unknown"))))
-        return LoadedModel(model=None, tokenizer=getattr(lm, "tokenizer", None), name=f"lm_eval:{spec}",
-                           revision=given.get("revision"), dtype=dtype.removeprefix("torch."),
-                           device=str(given.get("device", options.device)), loader=self.name,
-                           scorer=partial(loglikelihoods, lm))
+        return LoadedModel(
+            model=None,
+            tokenizer=getattr(lm, "tokenizer", None),
+            name=f"lm_eval:{spec}",
+            revision=given.get("revision"),
+            dtype=dtype.removeprefix("torch."),
+            device=str(given.get("device", options.device)),
+            loader=self.name,
+            scorer=partial(loglikelihoods, lm),
+        )
 
 
 @hookimpl

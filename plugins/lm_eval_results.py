@@ -1,6 +1,7 @@
 """The ``lm_eval`` reporter: the accuracy part of a run in lm-eval's results schema
 (``results``, ``configs``, ``versions``, ``n-shot``, ``n-samples``, ``higher_is_better``),
 written as ``DIR/results_lm_eval.json`` so that lm-eval's tooling can read it."""
+
 from __future__ import annotations
 
 import json
@@ -33,28 +34,51 @@ class LmEvalResults:
         with (out_dir / "pairs.jsonl").open(encoding="utf-8") as handle:
             for line in handle:
                 row = json.loads(line)
-                margins[row["task"]].append(row["logp_good"] / row["n_good"] - row["logp_bad"] / row["n_bad"]
-                                            if per_token else row["logp_good"] - row["logp_bad"])
-        out: dict[str, Any] = {"results": {}, "configs": {}, "versions": {}, "n-shot": {},
-                               "n-samples": {}, "higher_is_better": {}}
+                margins[row["task"]].append(
+                    row["logp_good"] / row["n_good"] - row["logp_bad"] / row["n_bad"]
+                    if per_token
+                    else row["logp_good"] - row["logp_bad"]
+                )
+        out: dict[str, Any] = {
+            "results": {},
+            "configs": {},
+            "versions": {},
+            "n-shot": {},
+            "n-samples": {},
+            "higher_is_better": {},
+        }
         for task, fields in results["tasks"].items():
             m = margins[task]
             correct = [float(v > 0) for v in m]
             out["results"][task] = {
                 "alias": task,
-                "acc,none": fields["accuracy"], "acc_stderr,none": _stderr(correct),
-                "margin,none": fields["margin"], "margin_stderr,none": _stderr(m),
+                "acc,none": fields["accuracy"],
+                "acc_stderr,none": _stderr(correct),
+                "margin,none": fields["margin"],
+                "margin_stderr,none": _stderr(m),
             }
-            out["configs"][task] = {"task": task, "output_type": "multiple_choice", "test_split": "test",
-                                    "num_fewshot": 0, "metadata": {
-                                        "phenomenon": fields["phenomenon"], "field": fields["field"],
-                                        "source": fields.get("source"), "seed": results["config"]["seed"]}}
+            out["configs"][task] = {
+                "task": task,
+                "output_type": "multiple_choice",
+                "test_split": "test",
+                "num_fewshot": 0,
+                "metadata": {
+                    "phenomenon": fields["phenomenon"],
+                    "field": fields["field"],
+                    "source": fields.get("source"),
+                    "seed": results["config"]["seed"],
+                },
+            }
             out["versions"][task] = 1.0
             out["n-shot"][task] = 0
             out["n-samples"][task] = {"original": fields["n_test"], "effective": len(m)}
             out["higher_is_better"][task] = {"acc": True, "margin": True}
-        out["config"] = {"model": results["model"]["name"], "model_args": results["model"],
-                         "batch_size": results["config"]["batch_size"], "device": results["model"]["device"]}
+        out["config"] = {
+            "model": results["model"]["name"],
+            "model_args": results["model"],
+            "batch_size": results["config"]["batch_size"],
+            "device": results["model"]["device"],
+        }
         path = out_dir / FILE
         path.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
         return [path]

@@ -18,6 +18,7 @@ two whole sentences, which every metric scores, differentiates and tunes on as s
 Labels: ``phenomenon``/``field``/``group`` from the task's ``metadata`` if it has them, else
 the innermost group holding the task (else its name), ``unknown`` and the outermost group.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -28,15 +29,20 @@ from pathlib import Path
 from typing import Any
 
 from lingspace_harness import (
-    DataError, DataOptions, MinimalPair, Task, UnknownNameError, UserError, error_reason, hookimpl,
+    DataError,
+    DataOptions,
+    MinimalPair,
+    Task,
+    UnknownNameError,
+    UserError,
+    error_reason,
+    hookimpl,
     pairs_from_rows,
 )
 
 from .lm_eval_compat import Catalog, choice_delimiter, read_task_yaml, yaml_errors
 
 YAML_SUFFIXES = (".yaml", ".yml")
-
-
 
 
 class _NotFound(Exception):
@@ -80,8 +86,10 @@ class Index:
             if isinstance(base, str) and base in self.catalog:
                 self.expand(base, chain, out, strict)
             elif strict:
-                raise UserError(f"lm-eval group {chain[-1]!r} defines task {base!r} inline; only tasks "
-                                f"with their own YAML can be phenomena (select them by name instead)")
+                raise UserError(
+                    f"lm-eval group {chain[-1]!r} defines task {base!r} inline; only tasks "
+                    f"with their own YAML can be phenomena (select them by name instead)"
+                )
 
     def chain(self, leaf: str) -> list[str]:
         """The longest chain of groups holding ``leaf`` anywhere in the index."""
@@ -114,8 +122,7 @@ def _select(index: Index, names: list[str], files: list[Path], dirs: list[Path])
         for name in sorted(defined, key=index.is_task):  # a group first: its leaves keep their chain
             index.expand(name, [], chains)
     for directory in dirs:
-        leaves = sorted(n for n in index.catalog.tasks
-                        if (p := index.catalog.yaml_path(n)) and directory in p.parents)
+        leaves = sorted(n for n in index.catalog.tasks if (p := index.catalog.yaml_path(n)) and directory in p.parents)
         if not leaves:
             raise UserError(f"{directory} holds no lm-eval task YAML")
         for leaf in leaves:
@@ -133,8 +140,9 @@ def _task(index: Index, leaf: str, chain: list[str]) -> Task:
     cfg = index.catalog.config(leaf)
     kind = cfg.get("output_type", "generate_until" if "class" not in cfg else "multiple_choice")
     if kind != "multiple_choice":
-        raise UserError(f"lm-eval task {leaf!r} is a {kind} task; only multiple_choice tasks with two "
-                        f"choices can be phenomena")
+        raise UserError(
+            f"lm-eval task {leaf!r} is a {kind} task; only multiple_choice tasks with two choices can be phenomena"
+        )
     choices = cfg.get("doc_to_choice")
     if isinstance(choices, (list, dict)) and len(choices) != 2:
         raise UserError(f"lm-eval task {leaf!r} has {len(choices)} choices; a phenomenon needs exactly two")
@@ -166,8 +174,10 @@ def load_pairs(index: Index, name: str, options: DataOptions) -> list[MinimalPai
 
 
 def _context(name: str, what: str) -> DataError:
-    return DataError(f"lm-eval task {name!r} puts a context before its choices ({what}); only tasks with "
-                     f"an empty context (doc_to_text: \"\") can be phenomena, since a pair is two whole sentences")
+    return DataError(
+        f"lm-eval task {name!r} puts a context before its choices ({what}); only tasks with "
+        f'an empty context (doc_to_text: "") can be phenomena, since a pair is two whole sentences'
+    )
 
 
 def task_pairs(task: Any, name: str) -> list[MinimalPair]:
@@ -177,8 +187,9 @@ def task_pairs(task: Any, name: str) -> list[MinimalPair]:
     config = task.config
     kind = getattr(task, "OUTPUT_TYPE", None) or getattr(config, "output_type", None)
     if kind != "multiple_choice":
-        raise DataError(f"lm-eval task {name!r} is a {kind} task; only multiple_choice tasks with two "
-                        f"choices can be phenomena")
+        raise DataError(
+            f"lm-eval task {name!r} is a {kind} task; only multiple_choice tasks with two choices can be phenomena"
+        )
     if getattr(config, "num_fewshot", None):
         raise _context(name, f"{config.num_fewshot} few-shot examples")
     if getattr(task, "multiple_input", False):
@@ -187,8 +198,9 @@ def task_pairs(task: Any, name: str) -> list[MinimalPair]:
     for number, doc in enumerate(task.eval_docs, start=1):
         choices = task.doc_to_choice(doc)
         if len(choices) != 2:
-            raise DataError(f"lm-eval task {name!r} is not a two-choice task: document {number} has "
-                            f"{len(choices)} choices")
+            raise DataError(
+                f"lm-eval task {name!r} is not a two-choice task: document {number} has {len(choices)} choices"
+            )
         text = task.doc_to_text(doc)
         if text != "":
             raise _context(name, f"doc_to_text gives {str(text)[:40]!r}")
@@ -198,10 +210,19 @@ def task_pairs(task: Any, name: str) -> list[MinimalPair]:
         if isinstance(gold, str) and gold in choices:
             gold = choices.index(gold)
         if isinstance(gold, bool) or gold not in (0, 1):
-            raise DataError(f"lm-eval task {name!r}, document {number}: its target {gold!r} is not one of "
-                            f"its two choices")
-        rows.append((number, {"sentence_good": choices[int(gold)], "sentence_bad": choices[1 - int(gold)],
-                              "pairID": doc.get("pairID", number)}))
+            raise DataError(
+                f"lm-eval task {name!r}, document {number}: its target {gold!r} is not one of its two choices"
+            )
+        rows.append(
+            (
+                number,
+                {
+                    "sentence_good": choices[int(gold)],
+                    "sentence_bad": choices[1 - int(gold)],
+                    "pairID": doc.get("pairID", number),
+                },
+            )
+        )
     by_number = dict(rows)
     checked = pairs_from_rows(rows, f"lm_eval:{name}", pair_id=None)  # validated; ids are the numbers
     kept = [by_number[int(p.pair_id)] for p in checked]
@@ -210,8 +231,10 @@ def task_pairs(task: Any, name: str) -> list[MinimalPair]:
 
 class LmEvalTasks:
     name = "lm_eval"
-    description = ("lm-eval multiple-choice tasks with two choices and no context: lm_eval:GLOB "
-                   "(tasks, groups, tags), or a task YAML file or directory")
+    description = (
+        "lm-eval multiple-choice tasks with two choices and no context: lm_eval:GLOB "
+        "(tasks, groups, tags), or a task YAML file or directory"
+    )
 
     def claims(self, spec: str) -> bool:
         return spec.endswith(YAML_SUFFIXES) or ("/" in spec and Path(spec).expanduser().is_dir())

@@ -7,6 +7,7 @@ data URIs) with the tables of results.json's ``tasks`` and ``analysis``. For a d
 written by ``compare`` (``comparison.json``): trajectory plots over the runs instead.
 matplotlib is the ``report`` extra.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,14 +19,32 @@ from typing import Any
 
 import numpy as np
 
-from lingspace_harness import (AnalysisOptions, Harness, UserError, analyse, hookimpl, load_harness,
-                               read_results, symmetrise, write_atomic)
+from lingspace_harness import (
+    AnalysisOptions,
+    Harness,
+    UserError,
+    analyse,
+    hookimpl,
+    load_harness,
+    read_results,
+    symmetrise,
+    write_atomic,
+)
 
 from . import report_figures as figures
 from .clustering import cluster_tasks
-from .report_html import (AGREEMENT_HEADERS, agreement_caption, agreement_rows, esc, image, page, probe_costs,
-                          run_tables, table)
 from .report_claims import claims_section
+from .report_html import (
+    AGREEMENT_HEADERS,
+    agreement_caption,
+    agreement_rows,
+    esc,
+    image,
+    page,
+    probe_costs,
+    run_tables,
+    table,
+)
 
 PNG_DIR = "report"
 HTML_FILE = "report.html"
@@ -35,6 +54,7 @@ ANALYSIS_PARTS = ("hypotheses", "generalisation", "reliability", "clusters")
 
 
 # -- task order, linkage and communities ------------------------------------------------------
+
 
 @dataclass
 class SpaceLayout:
@@ -90,12 +110,19 @@ def layout(name: str, space: dict[str, Any], analysis: dict[str, Any], seed: int
     tree_tasks = list(clusters.get("tasks") or tasks)
     given = clusters.get("communities") or {}
     communities = [int(given[t]) if given.get(t) is not None else None for t in tasks]
-    return SpaceLayout(tasks, matrix, [index[t] for t in clusters["order"]],
-                       _given_linkage(clusters.get("linkage"), len(tree_tasks)), tree_tasks, communities,
-                       from_analysis)
+    return SpaceLayout(
+        tasks,
+        matrix,
+        [index[t] for t in clusters["order"]],
+        _given_linkage(clusters.get("linkage"), len(tree_tasks)),
+        tree_tasks,
+        communities,
+        from_analysis,
+    )
 
 
 # -- analysis --------------------------------------------------------------------------------
+
 
 def needs_analysis(results: dict[str, Any]) -> bool:
     analysis = results.get("analysis") or {}
@@ -116,12 +143,14 @@ def ensure_analysis(results: dict[str, Any], harness: Harness | None = None, **o
 
 # -- files -----------------------------------------------------------------------------------
 
+
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "space"
 
 
-def space_figures(name: str, space: dict[str, Any], analysis: dict[str, Any],
-                  tasks: dict[str, Any]) -> dict[str, tuple[bytes, str]]:
+def space_figures(
+    name: str, space: dict[str, Any], analysis: dict[str, Any], tasks: dict[str, Any]
+) -> dict[str, tuple[bytes, str]]:
     """Kind -> (PNG, caption) of a space's heatmap, dendrogram (where there is a tree) and
     task graph; none for a space over fewer than 2 tasks."""
     lay = layout(name, space, analysis)
@@ -131,15 +160,23 @@ def space_figures(name: str, space: dict[str, Any], analysis: dict[str, Any],
     source = "analysis.clusters" if lay.from_analysis else "the clusters builder's clustering, computed here"
     left = [t for t, c in zip(lay.tasks, lay.communities) if c is None]
     note = f"; {len(left)} task(s) left out of the clustering for undefined similarities" if left else ""
-    pngs = {"heatmap": (figures.heatmap(lay.matrix, lay.tasks, [phenomena[t] for t in lay.tasks], lay.order, name),
-                        f"{name}: task space, rows and columns in clustering order ({source}); "
-                        f"hatched cells are undefined{note}")}
+    pngs = {
+        "heatmap": (
+            figures.heatmap(lay.matrix, lay.tasks, [phenomena[t] for t in lay.tasks], lay.order, name),
+            f"{name}: task space, rows and columns in clustering order ({source}); hatched cells are undefined{note}",
+        )
+    }
     if lay.linkage is not None:
-        pngs["dendrogram"] = (figures.dendrogram(lay.linkage, lay.tree_tasks, [phenomena[t] for t in lay.tree_tasks],
-                                                 name), f"{name}: dendrogram, leaves coloured by phenomenon{note}")
-    pngs["graph"] = (figures.task_graph(lay.matrix, lay.tasks, lay.communities, edge_threshold(lay.matrix), name),
-                     f"{name}: task graph, nodes coloured by community (grey: left out){note}"
-                     if left else f"{name}: task graph, nodes coloured by community")
+        pngs["dendrogram"] = (
+            figures.dendrogram(lay.linkage, lay.tree_tasks, [phenomena[t] for t in lay.tree_tasks], name),
+            f"{name}: dendrogram, leaves coloured by phenomenon{note}",
+        )
+    pngs["graph"] = (
+        figures.task_graph(lay.matrix, lay.tasks, lay.communities, edge_threshold(lay.matrix), name),
+        f"{name}: task graph, nodes coloured by community (grey: left out){note}"
+        if left
+        else f"{name}: task graph, nodes coloured by community",
+    )
     return pngs
 
 
@@ -149,11 +186,21 @@ def write_run_report(results: dict[str, Any], out: Path) -> list[Path]:
     analysis = results.get("analysis") or {}
     tasks = results.get("tasks") or {}
     written: list[Path] = []
-    body = [table(["model", "revision", "tasks", "metrics", "limit", "seed"],
-                  [[(results.get("model") or {}).get("name"), (results.get("config") or {}).get("revision")
-                    or (results.get("model") or {}).get("revision"), len(tasks),
+    body = [
+        table(
+            ["model", "revision", "tasks", "metrics", "limit", "seed"],
+            [
+                [
+                    (results.get("model") or {}).get("name"),
+                    (results.get("config") or {}).get("revision") or (results.get("model") or {}).get("revision"),
+                    len(tasks),
                     ", ".join((results.get("config") or {}).get("metrics") or []),
-                    (results.get("config") or {}).get("limit"), (results.get("config") or {}).get("seed")]])]
+                    (results.get("config") or {}).get("limit"),
+                    (results.get("config") or {}).get("seed"),
+                ]
+            ],
+        )
+    ]
     for name, space in (results.get("spaces") or {}).items():
         pngs = space_figures(name, space, analysis, tasks)
         if not pngs:
@@ -171,10 +218,16 @@ def write_run_report(results: dict[str, Any], out: Path) -> list[Path]:
         path = out / PNG_DIR / "agreement.png"
         write_atomic(path, png)
         written.append(path)
-        body += ["<h2>Space agreement</h2>", image(png, "Spearman r between every two spaces (asymmetric ones "
-                                                        "symmetrised), each labelled with its cost (seconds of "
-                                                        "its units, execution.costs); dashes: undefined"),
-                 table(AGREEMENT_HEADERS, agreement_rows(agreement, costs), agreement_caption(agreement))]
+        body += [
+            "<h2>Space agreement</h2>",
+            image(
+                png,
+                "Spearman r between every two spaces (asymmetric ones "
+                "symmetrised), each labelled with its cost (seconds of "
+                "its units, execution.costs); dashes: undefined",
+            ),
+            table(AGREEMENT_HEADERS, agreement_rows(agreement, costs), agreement_caption(agreement)),
+        ]
     body += run_tables(results)
     path = out / HTML_FILE
     write_atomic(path, [page(f"Task spaces: {Path(str((results.get('model') or {}).get('name', ''))).name}", body)])
@@ -197,6 +250,7 @@ def agreement_figure(agreement: dict[str, Any], costs: dict[str, Any]) -> bytes:
 
 # -- comparison --------------------------------------------------------------------------------
 
+
 def _per_run(runs: list[dict[str, Any]], part: str, space: str, field: str) -> dict[str, list[Any]]:
     """``{key: [run[part][space][key][field] per run]}`` (None where a run lacks it)."""
     keys = sorted({k for r in runs for k in (r.get(part) or {}).get(space, {})})
@@ -208,10 +262,17 @@ def trajectory_plots(comparison: dict[str, Any]) -> list[tuple[str, bytes, str]]
     runs = comparison["runs"]
     labels = [r["label"] for r in runs]
     spaces = comparison.get("spaces") or {}
-    accuracy = {"mean accuracy": [r.get("mean_accuracy") for r in runs],
-                "mean overlap (off-diagonal)": [r.get("mean_overlap") for r in runs]}
-    plots = [("accuracy", figures.trajectory(labels, accuracy, "accuracy and parameter sharing", "value"),
-              "mean accuracy (and mean overlap) per run")]
+    accuracy = {
+        "mean accuracy": [r.get("mean_accuracy") for r in runs],
+        "mean overlap (off-diagonal)": [r.get("mean_overlap") for r in runs],
+    }
+    plots = [
+        (
+            "accuracy",
+            figures.trajectory(labels, accuracy, "accuracy and parameter sharing", "value"),
+            "mean accuracy (and mean overlap) per run",
+        )
+    ]
     for relation, title in (("previous", "Spearman with the previous run"), ("first", "Spearman with the first run")):
         series = {}
         for space, info in spaces.items():
@@ -221,14 +282,22 @@ def trajectory_plots(comparison: dict[str, Any]) -> list[tuple[str, bytes, str]]
     for space in spaces:
         series = _per_run(runs, "hypotheses", space, "r")
         if series:
-            plots.append((f"{_slug(space)}-hypotheses",
-                          figures.trajectory(labels, series, f"{space}: Mantel r", "Mantel r"),
-                          f"{space}: Mantel r with each hypothesis"))
+            plots.append(
+                (
+                    f"{_slug(space)}-hypotheses",
+                    figures.trajectory(labels, series, f"{space}: Mantel r", "Mantel r"),
+                    f"{space}: Mantel r with each hypothesis",
+                )
+            )
         series = _per_run(runs, "generalisation", space, "difference")
         if series:
-            plots.append((f"{_slug(space)}-generalisation",
-                          figures.trajectory(labels, series, f"{space}: within − between", "difference"),
-                          f"{space}: within − between difference per label kind"))
+            plots.append(
+                (
+                    f"{_slug(space)}-generalisation",
+                    figures.trajectory(labels, series, f"{space}: within − between", "difference"),
+                    f"{space}: within − between difference per label kind",
+                )
+            )
     return plots
 
 
@@ -240,9 +309,24 @@ def write_comparison_report(comparison: dict[str, Any], out: Path) -> list[Path]
     spaces = comparison.get("spaces") or {}
     plots = trajectory_plots(comparison)
     written: list[Path] = []
-    body = [table(["run", "model", "revision", "directory", "tasks", "mean accuracy", "mean overlap"],
-                  [[r["label"], r.get("model"), r.get("revision"), r.get("dir"), r.get("n_tasks"),
-                    r.get("mean_accuracy"), r.get("mean_overlap")] for r in runs], "runs, in order")]
+    body = [
+        table(
+            ["run", "model", "revision", "directory", "tasks", "mean accuracy", "mean overlap"],
+            [
+                [
+                    r["label"],
+                    r.get("model"),
+                    r.get("revision"),
+                    r.get("dir"),
+                    r.get("n_tasks"),
+                    r.get("mean_accuracy"),
+                    r.get("mean_overlap"),
+                ]
+                for r in runs
+            ],
+            "runs, in order",
+        )
+    ]
     body = claims_section(comparison, table) + body  # the claims first, above the trajectories
     body += [f"<p>{esc(note)}</p>" for note in comparison.get("notes", [])]
     for name, png, caption in plots:
@@ -251,16 +335,31 @@ def write_comparison_report(comparison: dict[str, Any], out: Path) -> list[Path]
         written.append(path)
         body.append(image(png, caption))
     for space, info in spaces.items():
-        body.append(table(["run", "compared with", "relation", "Spearman ρ", "Mantel p", "permutations", "entries"],
-                          [[p["b"], p["a"], ", ".join(p["relations"]), p["spearman"], p.get("p"),
-                            p.get("n_permutations"), p.get("n_entries")] for p in info.get("pairs", [])],
-                          f"{space} ({len(info.get('tasks', []))} tasks)"))
+        body.append(
+            table(
+                ["run", "compared with", "relation", "Spearman ρ", "Mantel p", "permutations", "entries"],
+                [
+                    [
+                        p["b"],
+                        p["a"],
+                        ", ".join(p["relations"]),
+                        p["spearman"],
+                        p.get("p"),
+                        p.get("n_permutations"),
+                        p.get("n_entries"),
+                    ]
+                    for p in info.get("pairs", [])
+                ],
+                f"{space} ({len(info.get('tasks', []))} tasks)",
+            )
+        )
     path = out / HTML_FILE
     write_atomic(path, [page("Comparison: " + " → ".join(labels), body)])
     return [*written, path]
 
 
 # -- plugin objects ----------------------------------------------------------------------------
+
 
 class HtmlReport:
     name = "html"

@@ -1,12 +1,26 @@
 """The claims of a comparison (``comparison.json``'s ``claims``) as one table: a row per statistic
 a claim rests on (and per control), with its trend rho and p, the first-to-last change and its
 bootstrap interval. ``compare`` prints it; ``report`` puts it at the top of a comparison's page."""
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-HEADERS = ["claim", "space", "hypothesis", "statistic", "verdict", "rho", "p", "first→last", "95% CI",
-           "runs", "tasks", "undefined cells"]
+HEADERS = [
+    "claim",
+    "space",
+    "hypothesis",
+    "statistic",
+    "verdict",
+    "rho",
+    "p",
+    "first→last",
+    "95% CI",
+    "runs",
+    "tasks",
+    "undefined cells",
+]
 
 
 def _ci(ci: list[float] | None) -> str | None:
@@ -22,9 +36,20 @@ def _trend_row(claim: dict[str, Any], name: str, stat: dict[str, Any], control: 
     p = t["p_decrease"] if claim["verdict"] == "contradicted" else t["p_increase"]
     last = (stat.get("steps") or [{}])[-1]
     verdict = MOVES[stat.get("direction")] if control else claim["verdict"]
-    return [claim["claim"], claim["space"], claim.get("hypothesis"), name, verdict, t["rho"], p,
-            last.get("difference"), _ci(last.get("ci")), t["n_runs"], claim["n_tasks"],
-            sum(claim["missing"].values())]
+    return [
+        claim["claim"],
+        claim["space"],
+        claim.get("hypothesis"),
+        name,
+        verdict,
+        t["rho"],
+        p,
+        last.get("difference"),
+        _ci(last.get("ci")),
+        t["n_runs"],
+        claim["n_tasks"],
+        sum(claim["missing"].values()),
+    ]
 
 
 def _stability_row(claim: dict[str, Any]) -> list[Any]:
@@ -33,8 +58,20 @@ def _stability_row(claim: dict[str, Any]) -> list[Any]:
     name = "consecutive r (lowest; p highest)"
     if claim["incisive"]:
         name += "; incisive: " + ", ".join(claim["incisive"])
-    return [claim["claim"], claim["space"], None, name, claim["verdict"], min(rs) if rs else None,
-            max(ps) if ps else None, None, None, claim["n_runs"], claim["n_tasks"], sum(claim["missing"].values())]
+    return [
+        claim["claim"],
+        claim["space"],
+        None,
+        name,
+        claim["verdict"],
+        min(rs) if rs else None,
+        max(ps) if ps else None,
+        None,
+        None,
+        claim["n_runs"],
+        claim["n_tasks"],
+        sum(claim["missing"].values()),
+    ]
 
 
 def claims_rows(comparison: dict[str, Any]) -> list[list[Any]]:
@@ -53,8 +90,10 @@ def claims_rows(comparison: dict[str, Any]) -> list[list[Any]]:
 
 def claims_caption(comparison: dict[str, Any]) -> str:
     c = comparison.get("claims") or {}
-    return (f"claims (alpha = {c.get('alpha')}; trend: Spearman rho against the run order, one-sided "
-            f"permutation p; CI: task bootstrap, {c.get('n_bootstraps')} resamples)")
+    return (
+        f"claims (alpha = {c.get('alpha')}; trend: Spearman rho against the run order, one-sided "
+        f"permutation p; CI: task bootstrap, {c.get('n_bootstraps')} resamples)"
+    )
 
 
 def claims_section(comparison: dict[str, Any], table: Callable[..., str]) -> list[str]:

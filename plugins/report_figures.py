@@ -4,17 +4,18 @@ matplotlib is an optional extra; :func:`require_matplotlib` imports it lazily an
 to install it. Figures are drawn on the Agg canvas (no pyplot, no global backend) and
 returned as PNG bytes.
 """
+
 from __future__ import annotations
 
 import io
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from lingspace_harness import UserError, symmetrise
 
-INSTALL_HINT = ("the html report needs matplotlib, which is not installed: "
-                "pip install 'lingspace-harness[report]'")
+INSTALL_HINT = "the html report needs matplotlib, which is not installed: pip install 'lingspace-harness[report]'"
 
 
 def require_matplotlib() -> None:
@@ -67,8 +68,7 @@ def _font(n: int) -> float:
     return float(max(3.5, min(9.0, 420.0 / max(n, 1))))
 
 
-def heatmap(matrix: np.ndarray, tasks: list[str], phenomena: list[str], order: list[int],
-            title: str) -> bytes:
+def heatmap(matrix: np.ndarray, tasks: list[str], phenomena: list[str], order: list[int], title: str) -> bytes:
     """The space with rows and columns in ``order``, phenomenon strips on both sides and a
     legend; the diagonal is left blank so that it does not set the colour scale, and
     undefined (NaN) off-diagonal cells are hatched."""
@@ -96,8 +96,13 @@ def heatmap(matrix: np.ndarray, tasks: list[str], phenomena: list[str], order: l
     colours = palette(phenomena)
     keys = list(colours)
     codes = np.array([[keys.index(phenomena[i]) for i in order]])
-    strips = {"cmap": ListedColormap([colours[k] for k in keys]), "vmin": -0.5,
-              "vmax": len(keys) - 0.5, "aspect": "auto", "interpolation": "nearest"}
+    strips = {
+        "cmap": ListedColormap([colours[k] for k in keys]),
+        "vmin": -0.5,
+        "vmax": len(keys) - 0.5,
+        "aspect": "auto",
+        "interpolation": "nearest",
+    }
     divider = make_axes_locatable(ax)
     top = divider.append_axes("top", size="3%", pad=0.03)
     top.imshow(codes, **strips)
@@ -115,10 +120,18 @@ def heatmap(matrix: np.ndarray, tasks: list[str], phenomena: list[str], order: l
     fig.colorbar(image, cax=divider.append_axes("right", size="3%", pad=0.08))
     handles = [Patch(color=colours[k], label=k) for k in keys]
     if undefined.any():
-        handles.append(Patch(facecolor="white", edgecolor="0.55", hatch="///",
-                             label=f"undefined ({int(undefined.sum())} cells)"))
-    fig.legend(handles=handles, title="phenomenon",
-               loc="upper left", bbox_to_anchor=(0.9, 0.9), fontsize=8, title_fontsize=9, frameon=False)
+        handles.append(
+            Patch(facecolor="white", edgecolor="0.55", hatch="///", label=f"undefined ({int(undefined.sum())} cells)")
+        )
+    fig.legend(
+        handles=handles,
+        title="phenomenon",
+        loc="upper left",
+        bbox_to_anchor=(0.9, 0.9),
+        fontsize=8,
+        title_fontsize=9,
+        frameon=False,
+    )
     top.set_title(title)
     return _png(fig)
 
@@ -131,8 +144,15 @@ def dendrogram(linkage: np.ndarray, tasks: list[str], phenomena: list[str], titl
     fig = _figure(8.0, max(3.0, min(22.0, 0.8 + 0.2 * n)))
     ax = fig.add_subplot()
     names = short_names(tasks)
-    hierarchy.dendrogram(linkage, labels=names, orientation="left", ax=ax, color_threshold=0,
-                         above_threshold_color="0.3", leaf_font_size=_font(n))
+    hierarchy.dendrogram(
+        linkage,
+        labels=names,
+        orientation="left",
+        ax=ax,
+        color_threshold=0,
+        above_threshold_color="0.3",
+        leaf_font_size=_font(n),
+    )
     colours = palette(phenomena)
     by_name = dict(zip(names, phenomena))
     for label in ax.get_yticklabels():
@@ -143,8 +163,9 @@ def dendrogram(linkage: np.ndarray, tasks: list[str], phenomena: list[str], titl
     return _png(fig)
 
 
-def task_graph(matrix: np.ndarray, tasks: list[str], communities: list[int | None], threshold: float,
-               title: str) -> bytes:
+def task_graph(
+    matrix: np.ndarray, tasks: list[str], communities: list[int | None], threshold: float, title: str
+) -> bytes:
     """Tasks on a circle, community by community (each in ``tasks`` order) and coloured by
     community (grey and last: None, left out of the clustering); the pairs above ``threshold``
     as edges, wider for more similar pairs (undefined pairs have none)."""
@@ -165,19 +186,34 @@ def task_graph(matrix: np.ndarray, tasks: list[str], communities: list[int | Non
         for i, j, w in edges:
             strength = (w - low) / (high - low) if high > low else 1.0
             ax.plot(*xy[[i, j]].T, color="0.45", alpha=0.35 + 0.5 * strength, lw=0.5 + 2.5 * strength, zorder=1)
-    ax.scatter(*xy.T, s=max(30, 360 - 4 * n), c=[colours[c] for c in communities], edgecolors="0.2",
-               linewidths=0.5, zorder=2)
+    ax.scatter(
+        *xy.T, s=max(30, 360 - 4 * n), c=[colours[c] for c in communities], edgecolors="0.2", linewidths=0.5, zorder=2
+    )
     for (x, y), a, name in zip(xy, angle, short_names(tasks)):
         degrees = np.degrees(a) % 360
         left = 90 < degrees < 270
-        ax.text(1.08 * x, 1.08 * y, name, fontsize=_font(n) * 0.9, rotation=degrees - 180 if left else degrees,
-                rotation_mode="anchor", ha="right" if left else "left", va="center")
+        ax.text(
+            1.08 * x,
+            1.08 * y,
+            name,
+            fontsize=_font(n) * 0.9,
+            rotation=degrees - 180 if left else degrees,
+            rotation_mode="anchor",
+            ha="right" if left else "left",
+            va="center",
+        )
     from matplotlib.patches import Patch
 
-    ax.legend(handles=[Patch(color=colours[c], label="left out" if c is None else f"community {c}")
-                       for c in colours],
-              title=f"{title}\n{len(edges)} edges above {threshold:.3g}", alignment="left",
-              loc="upper left", bbox_to_anchor=(1.25, 1.0), fontsize=8, title_fontsize=10, frameon=False)
+    ax.legend(
+        handles=[Patch(color=colours[c], label="left out" if c is None else f"community {c}") for c in colours],
+        title=f"{title}\n{len(edges)} edges above {threshold:.3g}",
+        alignment="left",
+        loc="upper left",
+        bbox_to_anchor=(1.25, 1.0),
+        fontsize=8,
+        title_fontsize=10,
+        frameon=False,
+    )
     ax.set_xlim(-1.1, 1.1)
     ax.set_ylim(-1.1, 1.1)
     ax.set_aspect("equal")
@@ -221,8 +257,15 @@ def agreement_heatmap(names: list[str], r: np.ndarray, title: str) -> bytes:
             if i == j:
                 continue
             if np.isfinite(r[i, j]):
-                ax.text(j, i, f"{r[i, j]:.2f}", ha="center", va="center", fontsize=8,
-                        color="white" if abs(r[i, j]) > 0.6 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{r[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if abs(r[i, j]) > 0.6 else "black",
+                )
             else:
                 ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", edgecolor="0.55", lw=0))
                 ax.text(j, i, "–", ha="center", va="center", fontsize=9)
@@ -230,7 +273,12 @@ def agreement_heatmap(names: list[str], r: np.ndarray, title: str) -> bytes:
     ax.set_yticks(range(n), names, fontsize=8)
     fig.colorbar(image, ax=ax, label="Spearman r")
     if not np.isfinite(r[~np.eye(n, dtype=bool)]).all():
-        ax.legend(handles=[Patch(facecolor="white", edgecolor="0.55", hatch="///", label="undefined")],
-                  loc="upper left", bbox_to_anchor=(1.3, 1.0), fontsize=8, frameon=False)
+        ax.legend(
+            handles=[Patch(facecolor="white", edgecolor="0.55", hatch="///", label="undefined")],
+            loc="upper left",
+            bbox_to_anchor=(1.3, 1.0),
+            fontsize=8,
+            frameon=False,
+        )
     ax.set_title(title)
     return _png(fig)

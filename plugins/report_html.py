@@ -1,11 +1,13 @@
 """HTML pieces of the ``html`` report: escaping, value formatting, tables, inlined images,
 the page, and the tables of a run's tasks, spaces and analysis."""
+
 from __future__ import annotations
 
 import base64
 import html
 from collections import defaultdict
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from .space_agreement import REFERENCE
 
@@ -44,8 +46,9 @@ def table(headers: list[str], rows: Iterable[list[Any]], caption: str = "") -> s
 
 def image(png: bytes, alt: str) -> str:
     data = base64.b64encode(png).decode("ascii")
-    return (f'<figure><img src="data:image/png;base64,{data}" alt="{esc(alt)}">'
-            f"<figcaption>{esc(alt)}</figcaption></figure>")
+    return (
+        f'<figure><img src="data:image/png;base64,{data}" alt="{esc(alt)}"><figcaption>{esc(alt)}</figcaption></figure>'
+    )
 
 
 STYLE = """
@@ -59,9 +62,11 @@ figcaption{font-size:0.85em;color:#555}
 
 
 def page(title: str, body: list[str]) -> str:
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>"
-            f"<h1>{esc(title)}</h1>\n" + "\n".join(body) + "\n</body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>"
+        f"<h1>{esc(title)}</h1>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
 
 
 def _test(t: Any) -> str:
@@ -72,16 +77,41 @@ def _test(t: Any) -> str:
 
 
 def _rows_hypotheses(analysis: dict[str, Any]) -> list[list[Any]]:
-    return [[space, name, t.get("r"), t.get("p"), t.get("n_tasks"), t.get("n_permutations"), t.get("symmetrised"),
-             _test(t["upper"]) if "upper" in t else None, _test(t["lower"]) if "lower" in t else None,
-             t.get("n_undefined"), t.get("reason")]
-            for space, tests in (analysis.get("hypotheses") or {}).items() for name, t in tests.items()]
+    return [
+        [
+            space,
+            name,
+            t.get("r"),
+            t.get("p"),
+            t.get("n_tasks"),
+            t.get("n_permutations"),
+            t.get("symmetrised"),
+            _test(t["upper"]) if "upper" in t else None,
+            _test(t["lower"]) if "lower" in t else None,
+            t.get("n_undefined"),
+            t.get("reason"),
+        ]
+        for space, tests in (analysis.get("hypotheses") or {}).items()
+        for name, t in tests.items()
+    ]
 
 
 def _rows_generalisation(analysis: dict[str, Any]) -> list[list[Any]]:
-    return [[space, kind, g.get("within"), g.get("between"), g.get("difference"), g.get("p"), g.get("ci"),
-             g.get("n_undefined"), g.get("reason")]
-            for space, kinds in (analysis.get("generalisation") or {}).items() for kind, g in kinds.items()]
+    return [
+        [
+            space,
+            kind,
+            g.get("within"),
+            g.get("between"),
+            g.get("difference"),
+            g.get("p"),
+            g.get("ci"),
+            g.get("n_undefined"),
+            g.get("reason"),
+        ]
+        for space, kinds in (analysis.get("generalisation") or {}).items()
+        for kind, g in kinds.items()
+    ]
 
 
 def _rows_clusters(analysis: dict[str, Any]) -> list[list[Any]]:
@@ -90,9 +120,17 @@ def _rows_clusters(analysis: dict[str, Any]) -> list[list[Any]]:
         communities = c.get("communities") or {}
         negative = c.get("negative_weights") or {}
         left = c.get("left_out") or {}
-        rows.append([space, c.get("n_communities", len(set(communities.values())) or None), c.get("modularity"),
-                     c.get("distance"), negative.get("count") if isinstance(negative, dict) else negative,
-                     ", ".join(left.get("tasks") or []) or left.get("count"), c.get("reason")])
+        rows.append(
+            [
+                space,
+                c.get("n_communities", len(set(communities.values())) or None),
+                c.get("modularity"),
+                c.get("distance"),
+                negative.get("count") if isinstance(negative, dict) else negative,
+                ", ".join(left.get("tasks") or []) or left.get("count"),
+                c.get("reason"),
+            ]
+        )
     return rows
 
 
@@ -102,8 +140,18 @@ def _rows_agreement(analysis: dict[str, Any]) -> list[list[Any]]:
         for kind, methods in (c.get("agreement") or {}).items():
             for method, a in (methods or {}).items():
                 if isinstance(a, dict):
-                    rows.append([space, kind, method, a.get("clusters"), a.get("ari"), a.get("ari_p"),
-                                 a.get("nmi"), a.get("nmi_p")])
+                    rows.append(
+                        [
+                            space,
+                            kind,
+                            method,
+                            a.get("clusters"),
+                            a.get("ari"),
+                            a.get("ari_p"),
+                            a.get("nmi"),
+                            a.get("nmi_p"),
+                        ]
+                    )
     return rows
 
 
@@ -123,28 +171,85 @@ def run_tables(results: dict[str, Any]) -> list[str]:
     for t in tasks.values():
         if t.get("accuracy") is not None:
             by_phenomenon[t.get("phenomenon", "")].append(t["accuracy"])
-    parts.append(table(["phenomenon", "tasks", "mean accuracy"],
-                       [[p, len(a), sum(a) / len(a)] for p, a in sorted(by_phenomenon.items())],
-                       "by phenomenon"))
-    parts.append(table(["task", "phenomenon", "field", "group", "n_test", "accuracy", "margin"],
-                       [[name, t.get("phenomenon"), t.get("field"), t.get("group"), t.get("n_test"),
-                         t.get("accuracy"), t.get("margin")] for name, t in tasks.items()], "by task"))
+    parts.append(
+        table(
+            ["phenomenon", "tasks", "mean accuracy"],
+            [[p, len(a), sum(a) / len(a)] for p, a in sorted(by_phenomenon.items())],
+            "by phenomenon",
+        )
+    )
+    parts.append(
+        table(
+            ["task", "phenomenon", "field", "group", "n_test", "accuracy", "margin"],
+            [
+                [
+                    name,
+                    t.get("phenomenon"),
+                    t.get("field"),
+                    t.get("group"),
+                    t.get("n_test"),
+                    t.get("accuracy"),
+                    t.get("margin"),
+                ]
+                for name, t in tasks.items()
+            ],
+            "by task",
+        )
+    )
     sections = [
-        ("Spaces: undefined cells (left out of every analysis, never read as 0)",
-         ["space", "tasks", "undefined cells", "why"], _rows_spaces(results)),
-        ("Hypothesis tests (Mantel, Spearman r)",
-         ["space", "hypothesis", "r", "p", "tasks", "permutations", "symmetrised", "upper triangle",
-          "lower triangle", "undefined pairs left out", "note"], _rows_hypotheses(analysis)),
-        ("Generalisation: within vs between labels",
-         ["space", "labels", "within", "between", "difference", "p", "95% CI", "undefined pairs left out", "note"],
-         _rows_generalisation(analysis)),
-        ("Reliability (split halves)", ["space", "r", "r_full (Spearman-Brown)", "undefined pairs left out", "note"],
-         [[s, v.get("r"), v.get("r_full"), v.get("n_undefined"), v.get("reason")]
-          for s, v in (analysis.get("reliability") or {}).items()]),
-        ("Clusters", ["space", "communities", "modularity", "distance", "negative pairs",
-                      "left out (undefined similarities)", "note"], _rows_clusters(analysis)),
-        ("Cluster agreement with labels", ["space", "labels", "clustering", "clusters", "ARI", "ARI p", "NMI",
-                                           "NMI p"], _rows_agreement(analysis)),
+        (
+            "Spaces: undefined cells (left out of every analysis, never read as 0)",
+            ["space", "tasks", "undefined cells", "why"],
+            _rows_spaces(results),
+        ),
+        (
+            "Hypothesis tests (Mantel, Spearman r)",
+            [
+                "space",
+                "hypothesis",
+                "r",
+                "p",
+                "tasks",
+                "permutations",
+                "symmetrised",
+                "upper triangle",
+                "lower triangle",
+                "undefined pairs left out",
+                "note",
+            ],
+            _rows_hypotheses(analysis),
+        ),
+        (
+            "Generalisation: within vs between labels",
+            ["space", "labels", "within", "between", "difference", "p", "95% CI", "undefined pairs left out", "note"],
+            _rows_generalisation(analysis),
+        ),
+        (
+            "Reliability (split halves)",
+            ["space", "r", "r_full (Spearman-Brown)", "undefined pairs left out", "note"],
+            [
+                [s, v.get("r"), v.get("r_full"), v.get("n_undefined"), v.get("reason")]
+                for s, v in (analysis.get("reliability") or {}).items()
+            ],
+        ),
+        (
+            "Clusters",
+            [
+                "space",
+                "communities",
+                "modularity",
+                "distance",
+                "negative pairs",
+                "left out (undefined similarities)",
+                "note",
+            ],
+            _rows_clusters(analysis),
+        ),
+        (
+            "Cluster agreement with labels",
+            ["space", "labels", "clustering", "clusters", "ARI", "ARI p", "NMI", "NMI p"],
+            _rows_agreement(analysis),
+        ),
     ]
     for title, headers, rows in sections:
         parts.append(f"<h2>{esc(title)}</h2>")
@@ -152,15 +257,28 @@ def run_tables(results: dict[str, Any]) -> list[str]:
     return parts
 
 
-AGREEMENT_HEADERS = ["space a", "space b", "Spearman r", f"95% CI (with {REFERENCE})", "Mantel p", "pairs",
-                     "undefined pairs left out", "symmetrised", f"r / {REFERENCE} ceiling", "cost a (s)", "cost b (s)",
-                     "note"]
+AGREEMENT_HEADERS = [
+    "space a",
+    "space b",
+    "Spearman r",
+    f"95% CI (with {REFERENCE})",
+    "Mantel p",
+    "pairs",
+    "undefined pairs left out",
+    "symmetrised",
+    f"r / {REFERENCE} ceiling",
+    "cost a (s)",
+    "cost b (s)",
+    "note",
+]
 
 
 def probe_costs(agreement: dict[str, Any], costs: dict[str, Any]) -> dict[str, float | None]:
     """Each probe's cost: its space's ``cost_s`` in ``execution.costs`` (None where not recorded)."""
-    return {name: (costs.get((probe or {}).get("space")) or {}).get("cost_s")
-            for name, probe in (agreement.get("probes") or {}).items()}
+    return {
+        name: (costs.get((probe or {}).get("space")) or {}).get("cost_s")
+        for name, probe in (agreement.get("probes") or {}).items()
+    }
 
 
 def agreement_rows(agreement: dict[str, Any], costs: dict[str, Any]) -> list[list[Any]]:
@@ -173,9 +291,22 @@ def agreement_rows(agreement: dict[str, Any], costs: dict[str, Any]) -> list[lis
         a, b = pair["a"], pair["b"]
         other = a if b == REFERENCE else b if a == REFERENCE else None
         ratio, ci = ((ratios.get(other) or {}).get(k) for k in ("ratio", "ci"))
-        rows.append([a, b, pair.get("r"), f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else None, pair.get("p"),
-                     pair.get("n_pairs"), pair.get("n_undefined"), pair.get("symmetrised"), ratio, cost.get(a),
-                     cost.get(b), pair.get("reason")])
+        rows.append(
+            [
+                a,
+                b,
+                pair.get("r"),
+                f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else None,
+                pair.get("p"),
+                pair.get("n_pairs"),
+                pair.get("n_undefined"),
+                pair.get("symmetrised"),
+                ratio,
+                cost.get(a),
+                cost.get(b),
+                pair.get("reason"),
+            ]
+        )
     return rows
 
 
@@ -184,6 +315,9 @@ def agreement_caption(agreement: dict[str, Any]) -> str:
     text = f"space agreement over {agreement.get('n_tasks')} tasks (off-diagonal cells defined in both)"
     if REFERENCE in agreement:
         limit = agreement[REFERENCE].get("ceiling") or {}
-        text += (f"; {REFERENCE}'s split-half ceiling (symmetrised halves) r_full = {fmt(limit['r_full'])}"
-                 if limit.get("r_full") is not None else f"; no {REFERENCE} ceiling: {limit.get('reason')}")
+        text += (
+            f"; {REFERENCE}'s split-half ceiling (symmetrised halves) r_full = {fmt(limit['r_full'])}"
+            if limit.get("r_full") is not None
+            else f"; no {REFERENCE} ceiling: {limit.get('reason')}"
+        )
     return text

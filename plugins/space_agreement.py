@@ -16,6 +16,7 @@ the observed ceiling). What each space cost is
 measured, not computed, so it is not here but in results.json's ``execution.costs`` (the
 report shows the two side by side): the analysis stays the same whichever way the run ran.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -49,13 +50,19 @@ def probes(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for name, space in (results.get("spaces") or {}).items():
         tasks = list(space.get("tasks") or [])
         if _square(space.get("matrix"), len(tasks)) is None:
-            raise DataError(f"results.json: space {name!r} needs a numeric {len(tasks)}x{len(tasks)} matrix "
-                            f"over its {len(tasks)} tasks")
+            raise DataError(
+                f"results.json: space {name!r} needs a numeric {len(tasks)}x{len(tasks)} matrix "
+                f"over its {len(tasks)} tasks"
+            )
         for form in ("matrix", *FORMS):
             matrix = _square(space.get(form), len(tasks)) if form in space else None
             if matrix is not None:
                 out[name if form == "matrix" else f"{name}.{form}"] = {
-                    "tasks": tasks, "matrix": matrix, "space": name, "form": form}
+                    "tasks": tasks,
+                    "matrix": matrix,
+                    "space": name,
+                    "form": form,
+                }
     return out
 
 
@@ -100,8 +107,12 @@ def bootstrap_ci(x: np.ndarray, y: np.ndarray, bootstraps: int, seed: int) -> li
     return interval(per_resample(correlation(x, y), resamples(len(x), bootstraps, seed))[1:])
 
 
-def against_reference(found: dict[str, dict[str, Any]], pairs: list[dict[str, Any]], limit: dict[str, Any],
-                      cis: dict[str, list[float] | None]) -> dict[str, Any]:
+def against_reference(
+    found: dict[str, dict[str, Any]],
+    pairs: list[dict[str, Any]],
+    limit: dict[str, Any],
+    cis: dict[str, list[float] | None],
+) -> dict[str, Any]:
     """Each probe's r with the reference (``ci``: ``cis[probe]``), and that r over the
     reference's ceiling ``r_full``."""
     out = {}
@@ -124,26 +135,35 @@ def against_reference(found: dict[str, dict[str, Any]], pairs: list[dict[str, An
 
 class Agreement:
     name = "agreement"
-    description = ("Spearman r and Mantel p between every two spaces of the run (asymmetric ones symmetrised); "
-                   "with transfer, each probe's r over transfer's split-half ceiling")
+    description = (
+        "Spearman r and Mantel p between every two spaces of the run (asymmetric ones symmetrised); "
+        "with transfer, each probe's r over transfer's split-half ceiling"
+    )
 
     def build(self, results: dict[str, Any], ctx: AnalysisContext) -> dict[str, Any]:
         found = probes(results)
         names = list(found)
-        tasks = [t for t in (found[names[0]]["tasks"] if names else [])
-                 if all(t in set(p["tasks"]) for p in found.values())]
+        tasks = [
+            t for t in (found[names[0]]["tasks"] if names else []) if all(t in set(p["tasks"]) for p in found.values())
+        ]
         out: dict[str, Any] = {
             "probes": {n: {"space": p["space"], "form": p["form"]} for n, p in found.items()},
-            "n_tasks": len(tasks), "pairs": []}
+            "n_tasks": len(tasks),
+            "pairs": [],
+        }
         if len(names) < 2:
             return {**out, "reason": f"{len(names)} space(s) in this run; agreement needs 2"}
         matrices = {n: _restrict(p, tasks) for n, p in found.items()}
         o = ctx.options
-        out["pairs"] = [pair_entry(a, b, matrices[a], matrices[b], o.permutations, o.seed)
-                        for i, a in enumerate(names) for b in names[i + 1:]]
+        out["pairs"] = [
+            pair_entry(a, b, matrices[a], matrices[b], o.permutations, o.seed)
+            for i, a in enumerate(names)
+            for b in names[i + 1 :]
+        ]
         if REFERENCE in found:
             limit = ceiling(results["spaces"][REFERENCE], tasks)
-            cis = {n: bootstrap_ci(matrices[n], matrices[REFERENCE], o.bootstraps, o.seed)
-                   for n in names if n != REFERENCE}
+            cis = {
+                n: bootstrap_ci(matrices[n], matrices[REFERENCE], o.bootstraps, o.seed) for n in names if n != REFERENCE
+            }
             out[REFERENCE] = against_reference(found, out["pairs"], limit, cis)
         return out

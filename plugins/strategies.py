@@ -1,4 +1,5 @@
 """Gradient-differential strategies: ``full``, ``topk`` (the FTGD mask) and ``projected``."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,8 +25,11 @@ class Full:
     Options = FullOptions
 
     def add_arguments(self, group: Any) -> None:
-        group.add_argument("--gradient-dtype", choices=["float32", "float16"],
-                           help="storage of full differentials on disk (default float32)")
+        group.add_argument(
+            "--gradient-dtype",
+            choices=["float32", "float16"],
+            help="storage of full differentials on disk (default float32)",
+        )
 
     def reduce(self, grad: np.ndarray, layout: ParamLayout, options: FullOptions) -> np.ndarray:
         return grad.astype(options.gradient_dtype, copy=False)
@@ -90,12 +94,12 @@ class Projected:
             offsets = layout.offsets
             for i, size in enumerate(layout.sizes):
                 rng = np.random.default_rng([seed, i, dim])
-                piece = codes[offsets[i]:offsets[i + 1]]
+                piece = codes[offsets[i] : offsets[i + 1]]
                 for lo in range(0, size, CHUNK * 16):
-                    piece[lo:lo + CHUNK * 16] = rng.integers(0, dim, size=min(CHUNK * 16, size - lo))
+                    piece[lo : lo + CHUNK * 16] = rng.integers(0, dim, size=min(CHUNK * 16, size - lo))
                 for lo in range(0, size, CHUNK * 16):
                     negative = rng.integers(0, 2, size=min(CHUNK * 16, size - lo)) == 0  # choice's index 0: -1
-                    piece[lo:lo + CHUNK * 16] += negative.astype(codes.dtype) * dim
+                    piece[lo : lo + CHUNK * 16] += negative.astype(codes.dtype) * dim
             self._plans = {key: codes}  # one layout at a time
         return self._plans[key]
 
@@ -110,7 +114,7 @@ class Projected:
             for lo in range(offsets[i], offsets[i + 1], CHUNK):
                 hi = min(offsets[i + 1], lo + CHUNK)
                 sums += np.bincount(codes[lo:hi], weights=grad[lo:hi], minlength=2 * dim)
-            out[i * dim:(i + 1) * dim] = sums[:dim] - sums[dim:]
+            out[i * dim : (i + 1) * dim] = sums[:dim] - sums[dim:]
         return out.astype(np.float32)
 
     def layer_slices(self, layout: ParamLayout, options: ProjectedOptions) -> dict[str, list[tuple[int, int]]]:

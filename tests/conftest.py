@@ -1,10 +1,11 @@
 """Shared test helpers: where the offline assets are, and built-in plugins only (see below)."""
+
 from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
@@ -51,8 +52,10 @@ def smollm2_gguf() -> Path:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "third_party_plugins: the test also sees installed third-party "
-                                       "plugins (entry points), as a user would")
+    config.addinivalue_line(
+        "markers",
+        "third_party_plugins: the test also sees installed third-party plugins (entry points), as a user would",
+    )
 
 
 @pytest.fixture(autouse=True)

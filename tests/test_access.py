@@ -1,5 +1,6 @@
 """One model path: a model that ignores tree attention masks gets plain padded batches for
 scores, gradients, FTGD steps and hidden states alike, and the numbers equal the padded path."""
+
 from __future__ import annotations
 
 import copy
@@ -8,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from lingspace_harness_plugins.ftgd.tuner import FTGDSettings, MaskedTuner
 
 from lingspace_harness import ModelAccess, read_pairs_jsonl, select_parameters
-from lingspace_harness_plugins.ftgd.tuner import FTGDSettings, MaskedTuner
 
 
 class MaskBlind(torch.nn.Module):
@@ -116,7 +117,8 @@ class BlindPlugin:
 
 @pytest.mark.slow
 def test_smollm2_through_a_mask_blind_wrapper_gives_the_same_spaces(
-        capsys, monkeypatch, lingspace_plugin, smollm2_gguf: Path, blimp_dir: Path, tmp_path: Path) -> None:
+    capsys, monkeypatch, lingspace_plugin, smollm2_gguf: Path, blimp_dir: Path, tmp_path: Path
+) -> None:
     """In float64, so that the comparison sees the batching path and not fp32 rounding, with
     SmolLM2's RMSNorm computed in float64 too: transformers' ``LlamaRMSNorm`` casts to float32
     whatever the model's dtype, so in a "float64" model each norm rounds the backward signal to
@@ -138,9 +140,31 @@ def test_smollm2_through_a_mask_blind_wrapper_gives_the_same_spaces(
     from lingspace_harness.cli import main
 
     lingspace_plugin(BlindPlugin(), "blind-plugin")
-    common = ["run", "--tasks", "blimp_anaphor_number_agreement,blimp_passive_1", "--data-dir", str(blimp_dir),
-              "--limit", "6", "--metric", "gradsim,transfer", "--ftgd-steps", "2", "--ftgd-eval-every", "1",
-              "--ftgd-lr", "1e-3", "--ftgd-batch", "6", "--analysis", "none", "--dtype", "float64", "--ftgd-mask", "full"]
+    common = [
+        "run",
+        "--tasks",
+        "blimp_anaphor_number_agreement,blimp_passive_1",
+        "--data-dir",
+        str(blimp_dir),
+        "--limit",
+        "6",
+        "--metric",
+        "gradsim,transfer",
+        "--ftgd-steps",
+        "2",
+        "--ftgd-eval-every",
+        "1",
+        "--ftgd-lr",
+        "1e-3",
+        "--ftgd-batch",
+        "6",
+        "--analysis",
+        "none",
+        "--dtype",
+        "float64",
+        "--ftgd-mask",
+        "full",
+    ]
     spaces = {}
     runs = (("normal", str(smollm2_gguf), []), ("blind", f"blind:{smollm2_gguf}", []))
     for label, model, extra in runs:

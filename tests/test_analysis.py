@@ -1,4 +1,5 @@
 """Hypothesis spaces, the analysis space builders, clustering and the ``analyse`` command."""
+
 from __future__ import annotations
 
 import json
@@ -7,29 +8,51 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from lingspace_harness import (AnalysisContext, AnalysisOptions, DataError, UnknownNameError, UserError, analyse,
-                               hookimpl, hypothesis_from_file, load_harness)
-from lingspace_harness.cli import main
-
 from test_stats import planted
+
+from lingspace_harness import (
+    AnalysisContext,
+    AnalysisOptions,
+    DataError,
+    UnknownNameError,
+    UserError,
+    analyse,
+    hookimpl,
+    hypothesis_from_file,
+    load_harness,
+)
+from lingspace_harness.cli import main
 
 FAST = AnalysisOptions(permutations=499, bootstraps=200)
 
 
-def make_results(spaces: dict[str, np.ndarray], labels: list[str], tasks: list[str] | None = None,
-                 vocabulary: list[list[str]] | None = None) -> dict:
+def make_results(
+    spaces: dict[str, np.ndarray],
+    labels: list[str],
+    tasks: list[str] | None = None,
+    vocabulary: list[list[str]] | None = None,
+) -> dict:
     """A results dict as ``run`` writes it: phenomenon = group = the labels, field pairs them."""
     tasks = tasks or [f"t{i:02d}" for i in range(len(labels))]
     info = {}
     for i, (t, label) in enumerate(zip(tasks, labels)):
-        info[t] = {"phenomenon": label, "group": label, "field": "f" + str(int(label[1:]) // 2),
-                   "n_test": 10, "accuracy": 0.5}
+        info[t] = {
+            "phenomenon": label,
+            "group": label,
+            "field": "f" + str(int(label[1:]) // 2),
+            "n_test": 10,
+            "accuracy": 0.5,
+        }
         if vocabulary is not None:
             info[t]["vocabulary"] = vocabulary[i]
-    return {"version": 1, "config": {}, "model": {}, "tasks": info,
-            "spaces": {name: {"tasks": tasks, "matrix": np.asarray(m).tolist()} for name, m in spaces.items()},
-            "analysis": {}}
+    return {
+        "version": 1,
+        "config": {},
+        "model": {},
+        "tasks": info,
+        "spaces": {name: {"tasks": tasks, "matrix": np.asarray(m).tolist()} for name, m in spaces.items()},
+        "analysis": {},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +98,11 @@ def test_asymmetric_space_is_symmetrised_and_each_triangle_tested() -> None:
     space, labels = planted()
     rng = np.random.default_rng(1)
     asym = space + rng.normal(0, 0.2, space.shape)
-    out = analyse(load_harness(), make_results({"transfer": asym}, labels),
-                  AnalysisOptions(permutations=199, builders=["hypotheses"]))
+    out = analyse(
+        load_harness(),
+        make_results({"transfer": asym}, labels),
+        AnalysisOptions(permutations=199, builders=["hypotheses"]),
+    )
     test = out["hypotheses"]["transfer"]["phenomenon"]
     assert test["symmetrised"] is True
     assert test["upper"]["p"] < 0.01 and test["lower"]["p"] < 0.01
@@ -103,8 +129,9 @@ def test_small_spaces_and_constant_hypotheses_do_not_crash() -> None:
 
 def test_negative_weights_are_clipped_and_reported() -> None:
     space, labels = planted(between=-0.3)
-    out = analyse(load_harness(), make_results({"s": space}, labels), AnalysisOptions(
-        permutations=99, builders=["clusters"]))["clusters"]["s"]
+    out = analyse(
+        load_harness(), make_results({"s": space}, labels), AnalysisOptions(permutations=99, builders=["clusters"])
+    )["clusters"]["s"]
     rows, cols = np.triu_indices(20, 1)
     negative = space[rows, cols][space[rows, cols] < 0]
     assert out["negative_weights"] == {"policy": "clip", "count": len(negative), "min": pytest.approx(negative.min())}
@@ -131,8 +158,12 @@ def test_reliability_only_for_spaces_with_split_halves() -> None:
 
 
 def test_builtin_hypotheses_matrices() -> None:
-    results = make_results({}, ["p0", "p0", "p2", "p3"], tasks=["a", "b", "c", "d"],
-                           vocabulary=[["cat", "the"], ["cat", "dog", "the"], ["dog"], ["a"]])
+    results = make_results(
+        {},
+        ["p0", "p0", "p2", "p3"],
+        tasks=["a", "b", "c", "d"],
+        vocabulary=[["cat", "the"], ["cat", "dog", "the"], ["dog"], ["a"]],
+    )
     del results["tasks"]["d"]["vocabulary"]
     del results["tasks"]["d"]["phenomenon"]
     hyps = AnalysisContext(AnalysisOptions(), load_harness()).hypotheses(["a", "b", "c", "d"], results)
@@ -147,8 +178,11 @@ def test_builtin_hypotheses_matrices() -> None:
 def test_lexical_control_runs_when_tasks_carry_vocabularies() -> None:
     space, labels = planted()
     vocab = [[f"w{labels[i]}", f"x{i}"] for i in range(20)]  # shared word within a phenomenon
-    out = analyse(load_harness(), make_results({"s": space}, labels, vocabulary=vocab),
-                  AnalysisOptions(permutations=199, builders=["hypotheses"]))
+    out = analyse(
+        load_harness(),
+        make_results({"s": space}, labels, vocabulary=vocab),
+        AnalysisOptions(permutations=199, builders=["hypotheses"]),
+    )
     assert out["hypotheses"]["s"]["lexical"]["p"] < 0.01
 
 
@@ -160,10 +194,13 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name,text", [
-    ("m.csv", ",t05,t00,t01\nt00,0.5,1,0.9\nt05,1,0.5,0\nt01,0,0.9,1\n"),
-    ("m.json", json.dumps({"tasks": ["t05", "t00", "t01"], "matrix": [[1, 0.5, 0], [0.5, 1, 0.9], [0, 0.9, 1]]})),
-])
+@pytest.mark.parametrize(
+    "name,text",
+    [
+        ("m.csv", ",t05,t00,t01\nt00,0.5,1,0.9\nt05,1,0.5,0\nt01,0,0.9,1\n"),
+        ("m.json", json.dumps({"tasks": ["t05", "t00", "t01"], "matrix": [[1, 0.5, 0], [0.5, 1, 0.9], [0, 0.9, 1]]})),
+    ],
+)
 def test_matrix_hypothesis_files(tmp_path: Path, name: str, text: str) -> None:
     hyp = hypothesis_from_file(write(tmp_path / name, text))
     assert hyp.name == "m"
@@ -173,29 +210,35 @@ def test_matrix_hypothesis_files(tmp_path: Path, name: str, text: str) -> None:
     assert hyp.matrix(["t00", "zz"], {}) is None  # fewer than 2 covered tasks: does not apply
 
 
-@pytest.mark.parametrize("name,text", [
-    ("g.csv", "task,group\nt00,x\nt01,x\nt02,y\n"),
-    ("g.json", json.dumps({"groups": {"t00": "x", "t01": "x", "t02": "y"}})),
-])
+@pytest.mark.parametrize(
+    "name,text",
+    [
+        ("g.csv", "task,group\nt00,x\nt01,x\nt02,y\n"),
+        ("g.json", json.dumps({"groups": {"t00": "x", "t01": "x", "t02": "y"}})),
+    ],
+)
 def test_grouping_hypothesis_files(tmp_path: Path, name: str, text: str) -> None:
     m = hypothesis_from_file(write(tmp_path / name, text)).matrix(TASKS, {})
     np.testing.assert_array_equal(m[:3, :3], [[1, 1, 0], [1, 1, 0], [0, 0, 1]])
     assert np.isnan(m[3]).all()
 
 
-@pytest.mark.parametrize("name,text,problem", [
-    ("a.csv", ",t00,t01\nt00,1,x\nt01,0,1\n", "'x' is not a number"),
-    ("b.csv", ",t00,t01\nt00,1\nt01,0,1\n", "row 1 (t00) needs 2 values"),
-    ("c.csv", ",t00,t01\nt00,1,0\nt09,0,1\n", "same tasks as the header"),
-    ("d.csv", "task,group\nt00,x\nt00,y\n", "appears twice"),
-    ("e.csv", "", "empty"),
-    ("f.json", "{not json", "invalid JSON"),
-    ("g.json", json.dumps({"tasks": ["a"]}), "expected"),
-    ("h.json", json.dumps({"tasks": ["a", "b"], "matrix": [[1, 0]]}), "needs 2 rows"),
-    ("i.json", json.dumps({"groups": {"a": None}}), "has no group"),
-    ("j.json", json.dumps({"tasks": ["a", "a"], "matrix": [[1, 0], [0, 1]]}), "named twice"),
-    ("k.txt", "t00,x\n", "expected a .csv or .json"),
-])
+@pytest.mark.parametrize(
+    "name,text,problem",
+    [
+        ("a.csv", ",t00,t01\nt00,1,x\nt01,0,1\n", "'x' is not a number"),
+        ("b.csv", ",t00,t01\nt00,1\nt01,0,1\n", "row 1 (t00) needs 2 values"),
+        ("c.csv", ",t00,t01\nt00,1,0\nt09,0,1\n", "same tasks as the header"),
+        ("d.csv", "task,group\nt00,x\nt00,y\n", "appears twice"),
+        ("e.csv", "", "empty"),
+        ("f.json", "{not json", "invalid JSON"),
+        ("g.json", json.dumps({"tasks": ["a"]}), "expected"),
+        ("h.json", json.dumps({"tasks": ["a", "b"], "matrix": [[1, 0]]}), "needs 2 rows"),
+        ("i.json", json.dumps({"groups": {"a": None}}), "has no group"),
+        ("j.json", json.dumps({"tasks": ["a", "a"], "matrix": [[1, 0], [0, 1]]}), "named twice"),
+        ("k.txt", "t00,x\n", "expected a .csv or .json"),
+    ],
+)
 def test_malformed_hypothesis_files(tmp_path: Path, name: str, text: str, problem: str) -> None:
     path = write(tmp_path / name, text)
     with pytest.raises(DataError) as info:
@@ -220,8 +263,9 @@ def lingspace_register_hypotheses(register):
 
 
 def test_third_party_hypothesis_plugin(lingspace_plugin, planted_results: dict) -> None:
-    lingspace_plugin(types.SimpleNamespace(lingspace_register_hypotheses=lingspace_register_hypotheses),
-                     name="firstletter")
+    lingspace_plugin(
+        types.SimpleNamespace(lingspace_register_hypotheses=lingspace_register_hypotheses), name="firstletter"
+    )
     harness = load_harness()
     assert harness.hypotheses.owner("thirdparty_first_letter") == "firstletter"
     results = json.loads(json.dumps(planted_results))
@@ -257,8 +301,23 @@ def test_analyse_command_end_to_end(tmp_path: Path, planted_results: dict, capsy
     (tmp_path / "results.json").write_text(json.dumps(results))
     tasks = results["spaces"]["gradsim"]["tasks"]
     hyp = write(tmp_path / "halves.csv", "task,group\n" + "".join(f"{t},{i < 10}\n" for i, t in enumerate(tasks)))
-    assert main(["analyse", str(tmp_path), "--permutations", "199", "--bootstraps", "50",
-                 "--hypothesis", str(hyp), "--seed", "3"]) == 0
+    assert (
+        main(
+            [
+                "analyse",
+                str(tmp_path),
+                "--permutations",
+                "199",
+                "--bootstraps",
+                "50",
+                "--hypothesis",
+                str(hyp),
+                "--seed",
+                "3",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "gradsim" in printed and "phenomenon" in printed and "halves" in printed
     written = json.loads((tmp_path / "results.json").read_text())
@@ -275,13 +334,15 @@ def test_analyse_command_end_to_end(tmp_path: Path, planted_results: dict, capsy
     assert again["hypotheses"] == analysis["hypotheses"]  # builders not run are kept
 
 
-@pytest.mark.parametrize("args,problem", [
-    (["--builders", "clustrs"], "did you mean 'clusters'"),
-    (["--hypothesis", "missing.csv"], "not found"),
-    (["--permutations", "0"], "at least 1"),
-])
-def test_analyse_command_errors(tmp_path: Path, planted_results: dict, capsys, args: list[str],
-                                problem: str) -> None:
+@pytest.mark.parametrize(
+    "args,problem",
+    [
+        (["--builders", "clustrs"], "did you mean 'clusters'"),
+        (["--hypothesis", "missing.csv"], "not found"),
+        (["--permutations", "0"], "at least 1"),
+    ],
+)
+def test_analyse_command_errors(tmp_path: Path, planted_results: dict, capsys, args: list[str], problem: str) -> None:
     def error_lines() -> list[str]:  # other plugins' warnings may precede the error
         err = capsys.readouterr().err
         assert "Traceback" not in err
@@ -313,7 +374,6 @@ def test_modularity_is_networkx_value_summed_in_task_order() -> None:
     """The same value as networkx's modularity, but the same bits whatever order the hash of the
     task names puts them in (networkx sums over sets of names)."""
     import networkx as nx
-
     from lingspace_harness_plugins.clustering import graph_of, modularity
 
     rng = np.random.default_rng(5)
@@ -325,6 +385,7 @@ def test_modularity_is_networkx_value_summed_in_task_order() -> None:
     expected = nx.community.modularity(graph, communities, weight="weight")
     assert modularity(graph, tasks, labels) == pytest.approx(expected, rel=1e-12)
     shuffled = [tasks[i] for i in rng.permutation(9)]
-    reordered, _ = graph_of(shuffled, np.array([[((sim + sim.T) / 2)[tasks.index(a), tasks.index(b)]
-                                                 for b in shuffled] for a in shuffled]))
+    reordered, _ = graph_of(
+        shuffled, np.array([[((sim + sim.T) / 2)[tasks.index(a), tasks.index(b)] for b in shuffled] for a in shuffled])
+    )
     assert modularity(reordered, tasks, labels) == modularity(graph, tasks, labels)  # bit for bit

@@ -1,4 +1,5 @@
 """argparse types: English messages at the CLI, one line, exit 2."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,23 +17,39 @@ def test_types_parse_good_values() -> None:
     assert shard("2/3") == (2, 3)
 
 
-@pytest.mark.parametrize("kind, value", [
-    (positive_int, "abc"), (positive_int, "0"), (positive_int, "1.5"),
-    (split_fractions, "0.5,0.5"), (split_fractions, "a,b,c"), (split_fractions, "0.5,0.6,-0.1"),
-    (shard, "3/3"), (shard, "x"), (shard, "1/0"),
-])
+@pytest.mark.parametrize(
+    "kind, value",
+    [
+        (positive_int, "abc"),
+        (positive_int, "0"),
+        (positive_int, "1.5"),
+        (split_fractions, "0.5,0.5"),
+        (split_fractions, "a,b,c"),
+        (split_fractions, "0.5,0.6,-0.1"),
+        (shard, "3/3"),
+        (shard, "x"),
+        (shard, "1/0"),
+    ],
+)
 def test_bad_values_raise_argument_type_errors(kind, value: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError, match=rf"^expected .*, got '{value}'$"):
         kind(value)
 
 
-@pytest.mark.parametrize("option, value, expected", [
-    ("--limit", "abc", "argument --limit: expected a whole number of at least 1, got 'abc'"),
-    ("--batch-size", "0", "argument --batch-size: expected a whole number of at least 1, got '0'"),
-    ("--split-fractions", "1,2", "argument --split-fractions: expected three non-negative numbers that "
-                                 "sum to 1, e.g. 0.4,0.1,0.5, got '1,2'"),
-    ("--shard", "3/3", "argument --shard: expected I/N with 0 <= I < N"),
-])
+@pytest.mark.parametrize(
+    "option, value, expected",
+    [
+        ("--limit", "abc", "argument --limit: expected a whole number of at least 1, got 'abc'"),
+        ("--batch-size", "0", "argument --batch-size: expected a whole number of at least 1, got '0'"),
+        (
+            "--split-fractions",
+            "1,2",
+            "argument --split-fractions: expected three non-negative numbers that "
+            "sum to 1, e.g. 0.4,0.1,0.5, got '1,2'",
+        ),
+        ("--shard", "3/3", "argument --shard: expected I/N with 0 <= I < N"),
+    ],
+)
 def test_cli_type_errors_read_as_english(capsys, tmp_path, option: str, value: str, expected: str) -> None:
     code = main(["run", "--model", "m", "--tasks", "t", "--output", str(tmp_path / "out"), option, value])
     err = capsys.readouterr().err
@@ -45,8 +62,10 @@ def test_cli_type_errors_read_as_english(capsys, tmp_path, option: str, value: s
 def test_plain_int_and_float_options_of_any_plugin_fail_in_english(capsys) -> None:
     from lingspace_harness.cli import main
 
-    for option, value, expected in (("--seed", "abc", "expected a whole number, got 'abc'"),
-                                    ("--topk", "lots", "expected a number, got 'lots'")):
+    for option, value, expected in (
+        ("--seed", "abc", "expected a whole number, got 'abc'"),
+        ("--topk", "lots", "expected a number, got 'lots'"),
+    ):
         assert main(["run", "--model", "m", "--tasks", "t", option, value]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and expected in err and "invalid" not in err, err

@@ -1,4 +1,5 @@
 """Optional plugin members: checked at registration, read through their protocols only."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -6,8 +7,8 @@ from typing import Any
 import pytest
 
 from lingspace_harness import MetricResult, PluginError, Task, hookimpl, load_harness
-from lingspace_harness.cli import main
 from lingspace_harness.capabilities import OPTIONAL, HasUnits, half_protocols, members, near_misses
+from lingspace_harness.cli import main
 from lingspace_harness.runner import learns
 
 
@@ -37,8 +38,10 @@ def test_a_misspelt_optional_member_is_a_warning_with_a_suggestion(lingspace_plu
 
     lingspace_plugin(_plugin(Summarised()), "typos")
     harness = load_harness()
-    assert harness.warnings == ["plugin 'typos' registered the metric 'summarised' with 'summarise' (did you mean "
-                                "'summary'?), which the harness never reads"]
+    assert harness.warnings == [
+        "plugin 'typos' registered the metric 'summarised' with 'summarise' (did you mean "
+        "'summary'?), which the harness never reads"
+    ]
     assert "summarised" in harness.metrics  # a warning: the metric still works, without its summary
     with pytest.raises(PluginError, match="did you mean 'summary'"):
         load_harness(strict=True)
@@ -57,8 +60,10 @@ def test_half_a_protocol_is_rejected_and_the_typo_named(lingspace_plugin) -> Non
     lingspace_plugin(_plugin(Units()), "half")
     harness = load_harness()
     assert "halfunits" not in harness.metrics
-    assert harness.warnings == ["plugin 'half' registered the metric 'halfunits' with units() without run_unit() "
-                                "(it has 'run_units' (did you mean 'run_unit'?)); it was skipped"]
+    assert harness.warnings == [
+        "plugin 'half' registered the metric 'halfunits' with units() without run_unit() "
+        "(it has 'run_units' (did you mean 'run_unit'?)); it was skipped"
+    ]
 
 
 def test_builtins_have_no_near_misses_and_no_half_protocols() -> None:
@@ -96,27 +101,48 @@ def test_gradients_are_known_from_the_registry_not_from_a_method_name() -> None:
     assert learns(Needy(), {"thing": reducer}, gradient_strategies=[reducer])
 
 
-@pytest.mark.parametrize("option, fragment", [
-    (["--metric", "gradsim", "--topk", "2"], "--topk must be in (0, 1], got 2.0"),
-    (["--metric", "gradsim", "--projection-dim", "0"], "--projection-dim must be at least 1, got 0"),
-    (["--metric", "transfer", "--ftgd-steps", "0"], "--ftgd-steps must be positive, got 0"),
-    (["--metric", "transfer", "--ftgd-lr=-1e-4"], "--ftgd-lr must be positive, got -0.0001"),
-    (["--metric", "lookahead", "--lookahead-batch", "0"], "--lookahead-batch must be positive, got 0"),
-    (["--topk", "2"], "--topk must be in (0, 1]"),  # given, though no metric of this run reads it
-])
-def test_every_given_option_is_validated_before_anything_loads(option: list[str], fragment: str, lingspace_plugin,
-                                                                capsys, tmp_path) -> None:
+@pytest.mark.parametrize(
+    "option, fragment",
+    [
+        (["--metric", "gradsim", "--topk", "2"], "--topk must be in (0, 1], got 2.0"),
+        (["--metric", "gradsim", "--projection-dim", "0"], "--projection-dim must be at least 1, got 0"),
+        (["--metric", "transfer", "--ftgd-steps", "0"], "--ftgd-steps must be positive, got 0"),
+        (["--metric", "transfer", "--ftgd-lr=-1e-4"], "--ftgd-lr must be positive, got -0.0001"),
+        (["--metric", "lookahead", "--lookahead-batch", "0"], "--lookahead-batch must be positive, got 0"),
+        (["--topk", "2"], "--topk must be in (0, 1]"),  # given, though no metric of this run reads it
+    ],
+)
+def test_every_given_option_is_validated_before_anything_loads(
+    option: list[str], fragment: str, lingspace_plugin, capsys, tmp_path
+) -> None:
     loaded: list[str] = []
 
     class Watched:
         @hookimpl
         def lingspace_register_phenomena(self, register):
-            register(Task(name="watched_task", phenomenon="p", field="f", source="memory",
-                          load=lambda options: loaded.append("data") or []))
+            register(
+                Task(
+                    name="watched_task",
+                    phenomenon="p",
+                    field="f",
+                    source="memory",
+                    load=lambda options: loaded.append("data") or [],
+                )
+            )
 
     lingspace_plugin(Watched(), "watched")
-    code = main(["run", "--model", str(tmp_path / "no-model-here"), "--tasks", "watched_task",
-                 "--output", str(tmp_path / "out"), *option])
+    code = main(
+        [
+            "run",
+            "--model",
+            str(tmp_path / "no-model-here"),
+            "--tasks",
+            "watched_task",
+            "--output",
+            str(tmp_path / "out"),
+            *option,
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err == [f"error: {err[0].removeprefix('error: ')}"] and fragment in err[0]
     assert loaded == [] and not (tmp_path / "out").exists()  # neither the data nor the model was touched

@@ -1,4 +1,5 @@
 """CKA: the closed forms, the unbiased HSIC against its U-statistic definition, and the metric."""
+
 from __future__ import annotations
 
 import itertools
@@ -7,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from lingspace_harness_plugins.cka import _unbiased_hsic, debiased_cka, linear_cka
 
 from lingspace_harness.cli import main
-from lingspace_harness_plugins.cka import _unbiased_hsic, debiased_cka, linear_cka
 
 rng = np.random.default_rng(0)
 
@@ -21,20 +22,20 @@ def test_linear_cka_invariances_and_gram_form() -> None:
     assert linear_cka(x, 3 * x + 1) == pytest.approx(1)
     y = rng.normal(size=(30, 5))
     h = np.eye(30) - 1 / 30
-    k, l = h @ x @ x.T @ h, h @ y @ y.T @ h
-    assert linear_cka(x, y) == pytest.approx(np.trace(k @ l) / np.sqrt(np.trace(k @ k) * np.trace(l @ l)))
+    kx, ly = h @ x @ x.T @ h, h @ y @ y.T @ h
+    assert linear_cka(x, y) == pytest.approx(np.trace(kx @ ly) / np.sqrt(np.trace(kx @ kx) * np.trace(ly @ ly)))
     assert 0 < linear_cka(x, y) < 1
 
 
 def test_unbiased_hsic_is_the_u_statistic() -> None:
     n = 6
     x, y = rng.normal(size=(n, 3)), rng.normal(size=(n, 2))
-    k, l = x @ x.T, y @ y.T
+    kx, ly = x @ x.T, y @ y.T
     total = 0.0
     tuples = list(itertools.permutations(range(n), 4))
     for i, j, q, r in tuples:
-        total += k[i, j] * l[i, j] + k[i, j] * l[q, r] - 2 * k[i, j] * l[i, q]
-    assert _unbiased_hsic(k, l) == pytest.approx(total / len(tuples))
+        total += kx[i, j] * ly[i, j] + kx[i, j] * ly[q, r] - 2 * kx[i, j] * ly[i, q]
+    assert _unbiased_hsic(kx, ly) == pytest.approx(total / len(tuples))
 
 
 def test_debiased_cka_removes_the_small_sample_bias() -> None:
@@ -46,10 +47,34 @@ def test_debiased_cka_removes_the_small_sample_bias() -> None:
 
 def test_cka_metric(tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> None:
     tasks = "blimp_anaphor_gender_agreement,blimp_anaphor_number_agreement,blimp_passive_2"
-    assert main(["run", "--model", str(tiny_model), "--tasks", tasks, "--data-dir", str(blimp_dir),
-                 "--limit", "12", "--metric", "cka", "--ftgd-lr", "1e-2", "--ftgd-steps", "4",
-                 "--ftgd-eval-every", "100", "--cka-reference", str(tiny_model),
-                 "--output", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--model",
+                str(tiny_model),
+                "--tasks",
+                tasks,
+                "--data-dir",
+                str(blimp_dir),
+                "--limit",
+                "12",
+                "--metric",
+                "cka",
+                "--ftgd-lr",
+                "1e-2",
+                "--ftgd-steps",
+                "4",
+                "--ftgd-eval-every",
+                "100",
+                "--cka-reference",
+                str(tiny_model),
+                "--output",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     space = json.loads((tmp_path / "results.json").read_text())["spaces"]["cka"]
     m = np.array(space["matrix"], dtype=float)  # null (undefined) -> NaN
     assert m.shape == (3, 3) and np.allclose(m, m.T, equal_nan=True)
@@ -65,7 +90,7 @@ def test_cka_metric(tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> None:
     assert moved.all() or "constant" in space["undefined"]["reason"]
     assert set(space["per_layer"]) == {"linear", "debiased"} and len(space["per_layer"]["linear"]) == 3
     assert space["probe_size"] == 3 * 12
-    for source, layers in space["before_after"].items():
+    for layers in space["before_after"].values():
         assert layers["linear"][0] == pytest.approx(1)  # embeddings are not tuned
     # early stopping may keep a source's untuned state, but tuning moved some block somewhere
     assert min(min(layers["linear"][1:]) for layers in space["before_after"].values()) < 1 - 1e-6

@@ -1,4 +1,5 @@
 """Claims over ordered runs (plugins/claims.py), ``compare --order-by``, and partial Mantel tests."""
+
 from __future__ import annotations
 
 import functools
@@ -8,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from lingspace_harness_plugins import claims as cl
 from scipy.stats import kstest, spearmanr
 
 from lingspace_harness import AnalysisContext, AnalysisOptions, analyse, load_harness, mantel, partial_mantel
 from lingspace_harness.cli import main
-from lingspace_harness_plugins import claims as cl
 
 N = 12
 TASKS = [f"blimp_t{i:02d}" for i in range(N)]
@@ -27,18 +28,35 @@ def sym(rng: np.random.Generator, n: int = N) -> np.ndarray:
     return m
 
 
-def results(spaces: dict[str, np.ndarray], revision: str | None = None, n_params: int | None = None,
-            vocabulary: bool = False, k: float = 0.05) -> dict:
-    tasks = {t: {"phenomenon": p, "group": p, "field": "syntax" if i < N // 2 else "semantics", "accuracy": 0.7}
-             for i, (t, p) in enumerate(zip(TASKS, PHENOMENA))}
+def results(
+    spaces: dict[str, np.ndarray],
+    revision: str | None = None,
+    n_params: int | None = None,
+    vocabulary: bool = False,
+    k: float = 0.05,
+) -> dict:
+    tasks = {
+        t: {"phenomenon": p, "group": p, "field": "syntax" if i < N // 2 else "semantics", "accuracy": 0.7}
+        for i, (t, p) in enumerate(zip(TASKS, PHENOMENA))
+    }
     if vocabulary:  # a word shared within each phenomenon, and one task-specific word
         for i, t in enumerate(TASKS):
             tasks[t]["vocabulary"] = [f"w{PHENOMENA[i]}", f"x{i}", f"y{i // 2}"]
-    return {"version": 1, "config": {"model": "m", "revision": revision},
-            "model": {"name": "m", "n_params": n_params}, "tasks": tasks,
-            "spaces": {name: {"tasks": TASKS, "matrix": np.where(np.isnan(m), None, m).tolist(),
-                              **({"k": k} if name == "overlap" else {})} for name, m in spaces.items()},
-            "analysis": {}}
+    return {
+        "version": 1,
+        "config": {"model": "m", "revision": revision},
+        "model": {"name": "m", "n_params": n_params},
+        "tasks": tasks,
+        "spaces": {
+            name: {
+                "tasks": TASKS,
+                "matrix": np.where(np.isnan(m), None, m).tolist(),
+                **({"k": k} if name == "overlap" else {}),
+            }
+            for name, m in spaces.items()
+        },
+        "analysis": {},
+    }
 
 
 def planted_series(seed: int, runs: int = 7, slope: float = 0.5) -> list[np.ndarray]:
@@ -78,6 +96,7 @@ def write_runs(tmp_path: Path, series: list[dict]) -> list[str]:
 
 # -- trends --------------------------------------------------------------------------------
 
+
 def test_planted_trend_is_found_and_supported() -> None:
     series = planted_series(1)
     claims = claim_set(series, options(permutations=5040))  # 7! orders: the exact test
@@ -93,8 +112,10 @@ def test_planted_trend_is_found_and_supported() -> None:
     assert (first_last["a"], first_last["b"]) == ("r0", "r6") and first_last["ci"][0] > 0
     assert first_last["difference"] == pytest.approx(r[-1] - r[0])
     # the same series backwards contradicts the claim
-    assert find(claim_set(series[::-1], options(permutations=5040)), "generalisation", "phenomenon")[
-        "verdict"] == "contradicted"
+    assert (
+        find(claim_set(series[::-1], options(permutations=5040)), "generalisation", "phenomenon")["verdict"]
+        == "contradicted"
+    )
 
 
 def test_shuffled_series_give_uniform_p_values() -> None:
@@ -104,8 +125,9 @@ def test_shuffled_series_give_uniform_p_values() -> None:
         series = planted_series(seed, runs=8, slope=0.3)
         order = np.random.default_rng(1000 + seed).permutation(len(series))
         o = options(permutations=99, bootstraps=2, seed=seed)
-        claim = cl.generalisation(base, "phenomenon", [series[i] for i in order], [{"phenomenon": SAME}] * 8,
-                                  cl.resamples(N, 2, seed), o)
+        claim = cl.generalisation(
+            base, "phenomenon", [series[i] for i in order], [{"phenomenon": SAME}] * 8, cl.resamples(N, 2, seed), o
+        )
         p.append(claim["statistics"]["mantel_r"]["trend"]["p_increase"])
     assert kstest(p, "uniform").pvalue > 0.01
     assert np.mean(np.array(p) < 0.05) < 0.12
@@ -140,6 +162,7 @@ def test_sharing_trend_and_excess_over_chance() -> None:
 
 # -- stability -----------------------------------------------------------------------------
 
+
 def test_change_point_is_an_incisive_stage_and_a_smooth_series_is_not() -> None:
     rng = np.random.default_rng(5)
     a, b = sym(rng), sym(rng)
@@ -157,33 +180,37 @@ def test_change_point_is_an_incisive_stage_and_a_smooth_series_is_not() -> None:
 
 # -- verdicts ------------------------------------------------------------------------------
 
+
 def _stat(p_up: float | None, p_down: float | None, ci: list[float] | None = None, n: int = 5) -> dict:
     rho = None if p_up is None else 0.5
-    return {"trend": {"rho": rho, "p_increase": p_up, "p_decrease": p_down, "n_runs": n},
-            "steps": [{"ci": ci}]}
+    return {"trend": {"rho": rho, "p_increase": p_up, "p_decrease": p_down, "n_runs": n}, "steps": [{"ci": ci}]}
 
 
-@pytest.mark.parametrize("stats, expected", [
-    ([_stat(0.01, 0.99), _stat(0.04, 0.97)], "supported"),
-    ([_stat(0.01, 0.99), _stat(0.2, 0.8)], "inconclusive"),
-    ([_stat(0.99, 0.01), _stat(0.97, 0.03)], "contradicted"),
-    ([_stat(0.01, 0.99), _stat(0.99, 0.01)], "inconclusive"),
-    ([_stat(0.05, 0.95)], "inconclusive"),  # p must be below alpha
-    ([_stat(None, None, [0.1, 0.3], n=3)], "supported"),  # too few runs: first-to-last interval
-    ([_stat(None, None, [-0.3, -0.1], n=3)], "contradicted"),
-    ([_stat(None, None, [-0.1, 0.3], n=3)], "inconclusive"),
-    ([_stat(None, None, None, n=5)], "inconclusive"),
-])
+@pytest.mark.parametrize(
+    "stats, expected",
+    [
+        ([_stat(0.01, 0.99), _stat(0.04, 0.97)], "supported"),
+        ([_stat(0.01, 0.99), _stat(0.2, 0.8)], "inconclusive"),
+        ([_stat(0.99, 0.01), _stat(0.97, 0.03)], "contradicted"),
+        ([_stat(0.01, 0.99), _stat(0.99, 0.01)], "inconclusive"),
+        ([_stat(0.05, 0.95)], "inconclusive"),  # p must be below alpha
+        ([_stat(None, None, [0.1, 0.3], n=3)], "supported"),  # too few runs: first-to-last interval
+        ([_stat(None, None, [-0.3, -0.1], n=3)], "contradicted"),
+        ([_stat(None, None, [-0.1, 0.3], n=3)], "inconclusive"),
+        ([_stat(None, None, None, n=5)], "inconclusive"),
+    ],
+)
 def test_verdicts_follow_the_numbers(stats: list[dict], expected: str) -> None:
     assert cl.verdict([cl.direction(s, 0.05) for s in stats]) == expected
 
 
 # -- partial Mantel ------------------------------------------------------------------------
 
+
 def _partial_by_hand(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> float:
     ok = ~np.isnan(x) & ~np.isnan(y) & ~np.isnan(z)
     rxy, rxz, ryz = (spearmanr(u[ok], v[ok]).statistic for u, v in ((x, y), (x, z), (y, z)))
-    return (rxy - rxz * ryz) / np.sqrt((1 - rxz ** 2) * (1 - ryz ** 2))
+    return (rxy - rxz * ryz) / np.sqrt((1 - rxz**2) * (1 - ryz**2))
 
 
 @pytest.mark.parametrize("hole", [None, "control", "space"])
@@ -220,8 +247,7 @@ def test_partial_mantel_removes_a_planted_confound() -> None:
 def test_partial_mantel_beside_mantel_in_claims_and_analysis() -> None:
     series = planted_series(8, runs=4)
     claim = find(claim_set(series, options(), vocabulary=True), "generalisation", "phenomenon")
-    lexical = AnalysisContext(AnalysisOptions(), harness()).hypotheses(
-        TASKS, results({}, vocabulary=True))["lexical"]
+    lexical = AnalysisContext(AnalysisOptions(), harness()).hypotheses(TASKS, results({}, vocabulary=True))["lexical"]
     expected = partial_mantel((series[2] + series[2].T) / 2, SAME, lexical, permutations=99)
     assert claim["tests"][2]["partial"]["lexical"]["r"] == pytest.approx(expected["r"])
     assert claim["tests"][2]["partial"]["lexical"]["p"] == pytest.approx(expected["p"])
@@ -231,8 +257,9 @@ def test_partial_mantel_beside_mantel_in_claims_and_analysis() -> None:
     two = find(claim_set(planted_series(8, runs=2), options(), vocabulary=True), "generalisation", "phenomenon")
     control = two["controls"]["lexical"]
     assert control["steps"][-1]["ci"] is not None and control["direction"] is not None
-    out = analyse(harness(), results({"s": series[2]}, vocabulary=True),
-                  AnalysisOptions(permutations=99, builders=["hypotheses"]))["hypotheses"]["s"]
+    out = analyse(
+        harness(), results({"s": series[2]}, vocabulary=True), AnalysisOptions(permutations=99, builders=["hypotheses"])
+    )["hypotheses"]["s"]
     assert out["phenomenon"]["partial"]["lexical"]["r"] == pytest.approx(expected["r"])
     assert "partial" not in out["lexical"]
     plain = analyse(harness(), results({"s": series[2]}), AnalysisOptions(permutations=9, builders=["hypotheses"]))
@@ -240,6 +267,7 @@ def test_partial_mantel_beside_mantel_in_claims_and_analysis() -> None:
 
 
 # -- compare: order, undefined cells, report -----------------------------------------------
+
 
 def test_compare_orders_by_steps_and_params_and_counts_undefined_cells(tmp_path: Path, capsys) -> None:
     series = planted_series(9, runs=4)
@@ -269,9 +297,14 @@ def test_compare_orders_by_steps_and_params_and_counts_undefined_cells(tmp_path:
     assert "claims (alpha = 0.05" in page and page.index("claims (alpha") < page.index("<figure")
 
 
-@pytest.mark.parametrize("flag, message", [("steps", "has no step<N> in its revision"),
-                                           ("params", "has no model.n_params"),
-                                           ("control", "unknown control hypothesis nothere")])
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("steps", "has no step<N> in its revision"),
+        ("params", "has no model.n_params"),
+        ("control", "unknown control hypothesis nothere"),
+    ],
+)
 def test_order_and_control_errors_are_one_line(tmp_path: Path, capsys, flag: str, message: str) -> None:
     dirs = write_runs(tmp_path, [results({"gradsim": m}, revision="main") for m in planted_series(10, runs=2)])
     extra = ["--control", "nothere"] if flag == "control" else ["--order-by", flag]

@@ -1,4 +1,5 @@
 """The CLI: exit codes, one-line errors, the results contract, determinism, interruption."""
+
 from __future__ import annotations
 
 import json
@@ -31,9 +32,22 @@ def one_line_error(err: str, *fragments: str) -> None:
 
 def test_run_writes_the_results_contract(capsys, tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    code, stdout, _ = run_cli(capsys, "run", "--model", str(tiny_model), "--tasks", TASKS,
-                              "--data-dir", str(blimp_dir), "--limit", "6", "--output", str(out),
-                              "--report", "markdown")
+    code, stdout, _ = run_cli(
+        capsys,
+        "run",
+        "--model",
+        str(tiny_model),
+        "--tasks",
+        TASKS,
+        "--data-dir",
+        str(blimp_dir),
+        "--limit",
+        "6",
+        "--output",
+        str(out),
+        "--report",
+        "markdown",
+    )
     assert code == 0 and "3 tasks" in stdout
     assert stdout.strip().endswith(f"; wrote results.json, pairs.jsonl and summary.md in {out.resolve()}")
     results = json.loads((out / "results.json").read_text())
@@ -59,8 +73,26 @@ def test_run_writes_the_results_contract(capsys, tiny_model: Path, blimp_dir: Pa
 
 def test_same_seed_same_numbers(capsys, tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> None:
     def run(seed: str, out: Path) -> dict:
-        assert main(["run", "--model", str(tiny_model), "--tasks", "blimp_passive_1", "--data-dir",
-                     str(blimp_dir), "--limit", "5", "--seed", seed, "--output", str(out)]) == 0
+        assert (
+            main(
+                [
+                    "run",
+                    "--model",
+                    str(tiny_model),
+                    "--tasks",
+                    "blimp_passive_1",
+                    "--data-dir",
+                    str(blimp_dir),
+                    "--limit",
+                    "5",
+                    "--seed",
+                    seed,
+                    "--output",
+                    str(out),
+                ]
+            )
+            == 0
+        )
         return json.loads((out / "results.json").read_text())["tasks"]
 
     assert run("1", tmp_path / "a") == run("1", tmp_path / "b")
@@ -70,22 +102,40 @@ def test_same_seed_same_numbers(capsys, tiny_model: Path, blimp_dir: Path, tmp_p
     assert a != (tmp_path / "c" / "pairs.jsonl").read_text()
 
 
-@pytest.mark.parametrize("argv, fragments", [
-    (["run", "--model", "MODEL", "--tasks", "blimp_nope_*"], ["no task matches 'blimp_nope_*'"]),
-    (["run", "--model", "MODEL", "--tasks", "blimp_passiv_1"], ["did you mean 'blimp_passive_1'"]),
-    (["run", "--model", "./no/such/model", "--tasks", "blimp_passive_2"], ["model directory not found"]),
-    (["run", "--model", "/no/such/file.gguf", "--tasks", "blimp_passive_2"], ["GGUF file not found"]),
-    (["run", "--model", "MODEL", "--tasks", "blimp_passive_2", "--metric", "gradsimm"], ["unknown metric"]),
-    (["run", "--model", "MODEL", "--tasks", "blimp_passive_2", "--limit", "0"], ["at least 1"]),
-    (["run", "--model", "MODEL", "--tasks", "blimp_passive_2", "--prefix-token", "<nope>"],
-     ["not a token of this tokenizer"]),
-    (["run", "--tasks", "blimp_passive_2"], ["--model"]),
-    (["run", "--model", "MODEL", "--tasks", "blimp_passive_2", "--metric", "gradsim", "--split-fractions", "0,0,1"],
-     ["learns from training pairs", "'blimp_passive_2' has none"]),
-    (["frobnicate"], ["invalid choice"]),
-])
-def test_user_errors_exit_2_with_one_line(capsys, tiny_model: Path, blimp_dir: Path, tmp_path: Path,
-                                          argv: list[str], fragments: list[str]) -> None:
+@pytest.mark.parametrize(
+    "argv, fragments",
+    [
+        (["run", "--model", "MODEL", "--tasks", "blimp_nope_*"], ["no task matches 'blimp_nope_*'"]),
+        (["run", "--model", "MODEL", "--tasks", "blimp_passiv_1"], ["did you mean 'blimp_passive_1'"]),
+        (["run", "--model", "./no/such/model", "--tasks", "blimp_passive_2"], ["model directory not found"]),
+        (["run", "--model", "/no/such/file.gguf", "--tasks", "blimp_passive_2"], ["GGUF file not found"]),
+        (["run", "--model", "MODEL", "--tasks", "blimp_passive_2", "--metric", "gradsimm"], ["unknown metric"]),
+        (["run", "--model", "MODEL", "--tasks", "blimp_passive_2", "--limit", "0"], ["at least 1"]),
+        (
+            ["run", "--model", "MODEL", "--tasks", "blimp_passive_2", "--prefix-token", "<nope>"],
+            ["not a token of this tokenizer"],
+        ),
+        (["run", "--tasks", "blimp_passive_2"], ["--model"]),
+        (
+            [
+                "run",
+                "--model",
+                "MODEL",
+                "--tasks",
+                "blimp_passive_2",
+                "--metric",
+                "gradsim",
+                "--split-fractions",
+                "0,0,1",
+            ],
+            ["learns from training pairs", "'blimp_passive_2' has none"],
+        ),
+        (["frobnicate"], ["invalid choice"]),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(
+    capsys, tiny_model: Path, blimp_dir: Path, tmp_path: Path, argv: list[str], fragments: list[str]
+) -> None:
     argv = [str(tiny_model) if a == "MODEL" else a for a in argv]
     if argv[0] == "run":
         argv += ["--data-dir", str(blimp_dir), "--output", str(tmp_path / "out")]
@@ -98,8 +148,17 @@ def test_user_errors_exit_2_with_one_line(capsys, tiny_model: Path, blimp_dir: P
 def test_verbose_shows_what_broke_a_model_file_underneath(capsys, blimp_dir: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"GGUF" + bytes(60))  # the magic, then nothing a GGUF reader can use
-    argv = ["run", "--model", str(broken), "--tasks", "blimp_passive_2", "--data-dir", str(blimp_dir),
-            "--output", str(tmp_path / "out")]
+    argv = [
+        "run",
+        "--model",
+        str(broken),
+        "--tasks",
+        "blimp_passive_2",
+        "--data-dir",
+        str(blimp_dir),
+        "--output",
+        str(tmp_path / "out"),
+    ]
     code, _, err = run_cli(capsys, *argv)
     assert code == 2
     one_line_error(err, "could not load GGUF file")
@@ -112,20 +171,29 @@ def test_verbose_shows_what_broke_a_model_file_underneath(capsys, blimp_dir: Pat
     assert not (tmp_path / "out" / "results.json").exists()
 
 
-def test_malformed_row_is_one_line_with_file_and_line(capsys, lingspace_plugin, tiny_model: Path,
-                                                     tmp_path: Path) -> None:
+def test_malformed_row_is_one_line_with_file_and_line(
+    capsys, lingspace_plugin, tiny_model: Path, tmp_path: Path
+) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"sentence_good": "A cat runs.", "sentence_bad": "A cat run."}\n{oops\n')
 
     class Local:
         @hookimpl
         def lingspace_register_phenomena(self, register):
-            register(Task(name="local_bad", phenomenon="p", field="f", source=str(bad),
-                          load=lambda options: read_pairs_jsonl(bad)))
+            register(
+                Task(
+                    name="local_bad",
+                    phenomenon="p",
+                    field="f",
+                    source=str(bad),
+                    load=lambda options: read_pairs_jsonl(bad),
+                )
+            )
 
     lingspace_plugin(Local(), "local")
-    code, _, err = run_cli(capsys, "run", "--model", str(tiny_model), "--tasks", "local_bad",
-                           "--output", str(tmp_path / "out"))
+    code, _, err = run_cli(
+        capsys, "run", "--model", str(tiny_model), "--tasks", "local_bad", "--output", str(tmp_path / "out")
+    )
     assert code == 2
     one_line_error(err, f"{bad}:2:", "not valid JSON")
 
@@ -133,18 +201,47 @@ def test_malformed_row_is_one_line_with_file_and_line(capsys, lingspace_plugin, 
 def test_offline_hub_without_data_says_how_to_supply_it(tiny_model: Path, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "LINGSPACE_BLIMP_DIR"}
     env.update(HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
-    proc = subprocess.run([sys.executable, "-m", "lingspace_harness.cli", "run", "--model", str(tiny_model),
-                           "--tasks", "blimp_passive_1", "--output", str(tmp_path / "out")],
-                          env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lingspace_harness.cli",
+            "run",
+            "--model",
+            str(tiny_model),
+            "--tasks",
+            "blimp_passive_1",
+            "--output",
+            str(tmp_path / "out"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2
     one_line_error(proc.stderr, "nyu-mll/blimp", "--data-dir", "LINGSPACE_BLIMP_DIR")
 
 
-def test_interrupted_run_keeps_the_previous_results(capsys, lingspace_plugin, tiny_model: Path,
-                                                    blimp_dir: Path, tmp_path: Path) -> None:
+def test_interrupted_run_keeps_the_previous_results(
+    capsys, lingspace_plugin, tiny_model: Path, blimp_dir: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
-    args = ["run", "--model", str(tiny_model), "--tasks", "blimp_passive_1", "--data-dir", str(blimp_dir),
-            "--limit", "4", "--output", str(out), "--metric", "interrupt"]
+    args = [
+        "run",
+        "--model",
+        str(tiny_model),
+        "--tasks",
+        "blimp_passive_1",
+        "--data-dir",
+        str(blimp_dir),
+        "--limit",
+        "4",
+        "--output",
+        str(out),
+        "--metric",
+        "interrupt",
+    ]
 
     class Interrupt:
         name, description = "interrupt", "stands for Ctrl-C in the middle of a run (when armed)"
@@ -183,15 +280,29 @@ def test_metrics_and_tasks_listings(capsys) -> None:
     assert rows[0]["phenomenon"] == "argument_structure" and rows[0]["field"] == "syntax"
 
 
-def test_a_full_disk_is_one_line_and_keeps_finished_work(capsys, monkeypatch, tiny_model: Path, blimp_dir: Path,
-                                                         tmp_path: Path) -> None:
+def test_a_full_disk_is_one_line_and_keeps_finished_work(
+    capsys, monkeypatch, tiny_model: Path, blimp_dir: Path, tmp_path: Path
+) -> None:
     import errno
 
     import numpy as np
 
     out = tmp_path / "out"
-    args = ["run", "--model", str(tiny_model), "--tasks", "blimp_passive_*", "--data-dir", str(blimp_dir),
-            "--limit", "4", "--metric", "gradsim", "--output", str(out)]
+    args = [
+        "run",
+        "--model",
+        str(tiny_model),
+        "--tasks",
+        "blimp_passive_*",
+        "--data-dir",
+        str(blimp_dir),
+        "--limit",
+        "4",
+        "--metric",
+        "gradsim",
+        "--output",
+        str(out),
+    ]
     real_save = np.save
     saved: list[str] = []
 

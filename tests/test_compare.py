@@ -1,4 +1,5 @@
 """The ``compare`` and ``sweep`` commands: pair statistics, per-run summaries, order, errors."""
+
 from __future__ import annotations
 
 import json
@@ -29,12 +30,20 @@ def results_for(noise: float, seed: int, tasks: list[str] = TASKS) -> dict:
     np.fill_diagonal(overlap, 1.0)
     transfer = base + noise * rng.normal(size=(n, n))
     labels = {t: PHENOMENA[TASKS.index(t)] if t in TASKS else "extra" for t in tasks}
-    return {"version": 1, "config": {"model": "m", "revision": None}, "model": {"name": "m"},
-            "tasks": {t: {"phenomenon": labels[t], "field": "syntax", "group": labels[t],
-                          "accuracy": 0.5 + 0.05 * i + noise} for i, t in enumerate(tasks)},
-            "spaces": {name: {"tasks": list(tasks), "matrix": m.tolist()}
-                       for name, m in (("gradsim", sym), ("overlap", overlap), ("transfer", transfer))},
-            "analysis": {}}
+    return {
+        "version": 1,
+        "config": {"model": "m", "revision": None},
+        "model": {"name": "m"},
+        "tasks": {
+            t: {"phenomenon": labels[t], "field": "syntax", "group": labels[t], "accuracy": 0.5 + 0.05 * i + noise}
+            for i, t in enumerate(tasks)
+        },
+        "spaces": {
+            name: {"tasks": list(tasks), "matrix": m.tolist()}
+            for name, m in (("gradsim", sym), ("overlap", overlap), ("transfer", transfer))
+        },
+        "analysis": {},
+    }
 
 
 def write(directory: Path, results: dict) -> Path:
@@ -69,13 +78,18 @@ def test_compare_three_runs(tmp_path: Path, capsys) -> None:
     transfer = comparison["spaces"]["transfer"]
     assert not transfer["symmetric"]
     t = {(p["a"], p["b"]): p for p in transfer["pairs"]}["a", "b"]
-    sym = [(np.array(runs[k]["spaces"]["transfer"]["matrix"]) + np.array(runs[k]["spaces"]["transfer"]["matrix"]).T)
-           for k in ("a", "b")]
+    sym = [
+        (np.array(runs[k]["spaces"]["transfer"]["matrix"]) + np.array(runs[k]["spaces"]["transfer"]["matrix"]).T)
+        for k in ("a", "b")
+    ]
     iu = np.triu_indices(8, 1)
     assert t["symmetrised"] and t["spearman"] == pytest.approx(spearmanr(sym[0][iu], sym[1][iu]).statistic)
-    assert t["upper"]["r"] == pytest.approx(spearmanr(
-        np.array(runs["a"]["spaces"]["transfer"]["matrix"])[iu],
-        np.array(runs["b"]["spaces"]["transfer"]["matrix"])[iu]).statistic)
+    assert t["upper"]["r"] == pytest.approx(
+        spearmanr(
+            np.array(runs["a"]["spaces"]["transfer"]["matrix"])[iu],
+            np.array(runs["b"]["spaces"]["transfer"]["matrix"])[iu],
+        ).statistic
+    )
 
     run_c = comparison["runs"][2]
     overlap = np.array(runs["c"]["spaces"]["overlap"]["matrix"])
@@ -88,7 +102,8 @@ def test_compare_three_runs(tmp_path: Path, capsys) -> None:
     assert run_c["change"]["mean_overlap"] == pytest.approx(run_c["mean_overlap"] - run_b["mean_overlap"])
     assert run_c["change"]["generalisation"]["gradsim"]["phenomenon"] == pytest.approx(
         run_c["generalisation"]["gradsim"]["phenomenon"]["difference"]
-        - run_b["generalisation"]["gradsim"]["phenomenon"]["difference"])
+        - run_b["generalisation"]["gradsim"]["phenomenon"]["difference"]
+    )
 
     # the printed table: runs in order, and the Spearman with the previous run
     section = printed.split("space gradsim")[1].split("\n\n")[0].splitlines()
@@ -99,8 +114,7 @@ def test_compare_three_runs(tmp_path: Path, capsys) -> None:
 def test_order_and_labels_follow_the_arguments(tmp_path: Path, capsys) -> None:
     a, b = write(tmp_path / "a", results_for(0.0, 1)), write(tmp_path / "b", results_for(0.1, 2))
     out = tmp_path / "out"
-    assert main(["compare", str(b), str(a), "--labels", "late,early", "--output", str(out),
-                 "--permutations", "9"]) == 0
+    assert main(["compare", str(b), str(a), "--labels", "late,early", "--output", str(out), "--permutations", "9"]) == 0
     comparison = json.loads((out / "comparison.json").read_text())
     assert [(r["label"], Path(r["dir"]).name) for r in comparison["runs"]] == [("late", "b"), ("early", "a")]
     assert comparison["spaces"]["gradsim"]["pairs"][0]["a"] == "late"
@@ -117,20 +131,27 @@ def test_differing_tasks_are_intersected_and_said(tmp_path: Path, capsys) -> Non
     assert gradsim["tasks"] == TASKS[1:] and gradsim["dropped"] == {"a": ["blimp_t0"], "b": ["blimp_extra"]}
 
 
-@pytest.mark.parametrize("case, message", [
-    ("missing", "has no results.json"),
-    ("one", "at least two run directories"),
-    ("disjoint", "no task space is common"),
-    ("labels", "1 labels for 2 runs"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing", "has no results.json"),
+        ("one", "at least two run directories"),
+        ("disjoint", "no task space is common"),
+        ("labels", "1 labels for 2 runs"),
+    ],
+)
 def test_compare_errors_are_one_line(tmp_path: Path, capsys, case: str, message: str) -> None:
     a = write(tmp_path / "a", results_for(0.0, 1))
     other = results_for(0.0, 2)
     if case == "disjoint":
         other["spaces"] = {"cka": other["spaces"]["gradsim"]}
     b = write(tmp_path / "b", other)
-    args = {"missing": [str(a), str(tmp_path / "nowhere")], "one": [str(a)],
-            "disjoint": [str(a), str(b)], "labels": [str(a), str(b), "--labels", "x"]}[case]
+    args = {
+        "missing": [str(a), str(tmp_path / "nowhere")],
+        "one": [str(a)],
+        "disjoint": [str(a), str(b)],
+        "labels": [str(a), str(b), "--labels", "x"],
+    }[case]
     assert main(["compare", *args, "--output", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err and "Traceback" not in err
@@ -140,9 +161,26 @@ def test_compare_errors_are_one_line(tmp_path: Path, capsys, case: str, message:
 def test_sweep_over_two_models_resumes(tiny_model_factory, blimp_dir: Path, tmp_path: Path, capsys) -> None:
     models = [tiny_model_factory("gpt2"), tiny_model_factory("gpt_neox")]
     out = tmp_path / "sweep"
-    argv = ["sweep", "--models", ",".join(map(str, models)), "--labels", "small,neox", "--output", str(out),
-            "--permutations", "19", "--", "--tasks", "blimp_anaphor_*,blimp_passive_*", "--data-dir",
-            str(blimp_dir), "--limit", "8", "--metric", "gradsim,overlap"]
+    argv = [
+        "sweep",
+        "--models",
+        ",".join(map(str, models)),
+        "--labels",
+        "small,neox",
+        "--output",
+        str(out),
+        "--permutations",
+        "19",
+        "--",
+        "--tasks",
+        "blimp_anaphor_*,blimp_passive_*",
+        "--data-dir",
+        str(blimp_dir),
+        "--limit",
+        "8",
+        "--metric",
+        "gradsim,overlap",
+    ]
     assert main(argv) == 0
     first = capsys.readouterr().out
     assert "small: running" in first and "neox: running" in first

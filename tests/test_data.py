@@ -1,4 +1,5 @@
 """Pair validation, splits, and the real BLiMP files."""
+
 from __future__ import annotations
 
 import json
@@ -9,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from lingspace_harness_plugins.blimp_yaml import yaml_path
 
 from lingspace_harness import DataError, DataOptions, MinimalPair, read_pairs_jsonl, split_pairs
-from lingspace_harness_plugins.blimp_yaml import yaml_path
 from lingspace_harness.tasks import load_task_data
 
 
@@ -24,13 +25,16 @@ def row(good: str = "The cat runs.", bad: str = "The cat run.", pid: int = 0) ->
     return json.dumps({"sentence_good": good, "sentence_bad": bad, "pairID": str(pid)})
 
 
-@pytest.mark.parametrize("bad_line, message", [
-    ("{not json", "not valid JSON"),
-    ('["a", "b"]', "expected a JSON object"),
-    ('{"sentence_good": "A cat runs."}', "missing field 'sentence_bad'"),
-    ('{"sentence_good": "  ", "sentence_bad": "A cat run."}', "field 'sentence_good' is empty"),
-    ('{"sentence_good": 3, "sentence_bad": "A cat run."}', "not a string"),
-])
+@pytest.mark.parametrize(
+    "bad_line, message",
+    [
+        ("{not json", "not valid JSON"),
+        ('["a", "b"]', "expected a JSON object"),
+        ('{"sentence_good": "A cat runs."}', "missing field 'sentence_bad'"),
+        ('{"sentence_good": "  ", "sentence_bad": "A cat run."}', "field 'sentence_good' is empty"),
+        ('{"sentence_good": 3, "sentence_bad": "A cat run."}', "not a string"),
+    ],
+)
 def test_bad_rows_name_file_and_line(tmp_path: Path, bad_line: str, message: str) -> None:
     path = write(tmp_path / "t.jsonl", [row(), "", bad_line, row(pid=2)])
     with pytest.raises(DataError, match=rf"t.jsonl:3: .*{message}"):
@@ -39,16 +43,17 @@ def test_bad_rows_name_file_and_line(tmp_path: Path, bad_line: str, message: str
 
 def test_malformed_json_line_says_file_line_and_the_whole_json_error(tmp_path: Path) -> None:
     path = tmp_path / "t.jsonl"
-    path.write_text(row() + "\n" + '{"sentence_good": "A cat\truns.", "sentence_bad": "A cat run."}\n'
-                    + row(pid=2)[:25], encoding="utf-8")  # a raw tab, then a truncated last line
+    path.write_text(
+        row() + "\n" + '{"sentence_good": "A cat\truns.", "sentence_bad": "A cat run."}\n' + row(pid=2)[:25],
+        encoding="utf-8",
+    )  # a raw tab, then a truncated last line
     with pytest.raises(DataError) as bad:
         read_pairs_jsonl(path)
     assert str(bad.value) == f"{path}:2: not valid JSON: Invalid control character at: line 2 column 25"
     path.write_text(row() + "\n" + row(pid=2)[:25], encoding="utf-8")
     with pytest.raises(DataError) as truncated:
         read_pairs_jsonl(path)
-    assert str(truncated.value) == (f"{path}:2: not valid JSON: Unterminated string starting at: "
-                                    f"line 2 column 19")
+    assert str(truncated.value) == (f"{path}:2: not valid JSON: Unterminated string starting at: line 2 column 19")
 
 
 def test_identical_pairs_are_skipped_and_counted(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -77,8 +82,7 @@ def test_splits_are_deterministic_disjoint_and_independent_of_other_tasks() -> N
     assert [s for s in limited] == [s[:20] for s in a]
 
 
-def test_every_blimp_file_parses_with_seven_identical_rows(blimp_dir: Path,
-                                                           caplog: pytest.LogCaptureFixture) -> None:
+def test_every_blimp_file_parses_with_seven_identical_rows(blimp_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="lingspace_harness"):
         counts = {p.stem: len(read_pairs_jsonl(p)) for p in sorted(blimp_dir.glob("*.jsonl"))}
     assert len(counts) == 67
@@ -106,8 +110,11 @@ def test_yaml_metadata_matches_the_data(blimp_dir: Path) -> None:
 
 def test_generator_reproduces_the_committed_yaml(blimp_dir: Path, tmp_path: Path) -> None:
     generator = yaml_path() / "blimp" / "generate.py"
-    subprocess.run([sys.executable, str(generator), "--data-dir", str(blimp_dir), "--out", str(tmp_path)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(generator), "--data-dir", str(blimp_dir), "--out", str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
     for made in tmp_path.glob("*.yaml"):
         assert made.read_text() == (yaml_path() / "blimp" / made.name).read_text(), made.name
 

@@ -5,6 +5,7 @@ lm-eval's BLiMP-style tasks for other languages (BLiMP-NL, MultiBLiMP, ZhoBLiMP,
 set ``target_delimiter: ""``: each choice is scored right after the prefix token, with no
 space. The reference numbers come from the installed lm-eval at test time.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,11 +16,11 @@ from typing import Any
 
 import pytest
 import yaml
+from lingspace_harness_plugins.lm_eval_compat import choice_delimiter
 
 from lingspace_harness import MinimalPair, Task, TaskData
 from lingspace_harness.cli import main
 from lingspace_harness.fingerprints import digest, task_fingerprint
-from lingspace_harness_plugins.lm_eval_compat import choice_delimiter
 
 torch = pytest.importorskip("torch")
 lm_eval = pytest.importorskip("lm_eval")
@@ -39,18 +40,30 @@ def _rows(blimp_dir: Path, n: int = 12) -> list[dict[str, Any]]:
     return [{k: json.loads(line)[k] for k in ("sentence_good", "sentence_bad", "pairID")} for line in lines]
 
 
-def _write_task(tmp: Path, rows: list[dict[str, Any]], delimiter: str = "",
-                choices: str = "{{[sentence_good, sentence_bad]}}", name: str = TASK) -> Path:
+def _write_task(
+    tmp: Path,
+    rows: list[dict[str, Any]],
+    delimiter: str = "",
+    choices: str = "{{[sentence_good, sentence_bad]}}",
+    name: str = TASK,
+) -> Path:
     """A two-choice lm-eval task YAML, as lm-eval's non-English BLiMPs write them, on local data."""
     data = (tmp / f"{name}.jsonl").resolve()
     data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     tasks = tmp / "tasks"
     tasks.mkdir(exist_ok=True)
-    spec = {"task": name, "dataset_path": "json",
-            "dataset_kwargs": {"data_files": {"train": str(data)}, "cache_dir": str((tmp / "hf").resolve())},
-            "test_split": "train", "output_type": "multiple_choice", "doc_to_text": "",
-            "doc_to_choice": choices, "doc_to_target": 0,
-            "target_delimiter": delimiter, "metric_list": [{"metric": "acc"}]}
+    spec = {
+        "task": name,
+        "dataset_path": "json",
+        "dataset_kwargs": {"data_files": {"train": str(data)}, "cache_dir": str((tmp / "hf").resolve())},
+        "test_split": "train",
+        "output_type": "multiple_choice",
+        "doc_to_text": "",
+        "doc_to_choice": choices,
+        "doc_to_target": 0,
+        "target_delimiter": delimiter,
+        "metric_list": [{"metric": "acc"}],
+    }
     path = tasks / f"{name}.yaml"
     path.write_text(yaml.safe_dump(spec), encoding="utf-8")
     return path
@@ -64,15 +77,35 @@ def _lm_eval(model_dir: Path, tasks_dir: Path, names: list[str]) -> dict[str, An
 
     manager = TaskManager(include_path=str(tasks_dir), include_defaults=False)
     evaluated = lm_eval.simple_evaluate(
-        model="hf", model_args=f"pretrained={model_dir},dtype=float32", tasks=names,
-        task_manager=manager, log_samples=True, batch_size=8, device="cpu")
+        model="hf",
+        model_args=f"pretrained={model_dir},dtype=float32",
+        tasks=names,
+        task_manager=manager,
+        log_samples=True,
+        batch_size=8,
+        device="cpu",
+    )
     assert evaluated is not None
     return evaluated
 
 
 def _run(model: str, task_file: Path, out: Path, *extra: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    rc = main(["run", "--model", model, "--tasks", str(task_file), "--split-fractions", "0,0,1",
-               "--metric", "accuracy", "--output", str(out), *extra])
+    rc = main(
+        [
+            "run",
+            "--model",
+            model,
+            "--tasks",
+            str(task_file),
+            "--split-fractions",
+            "0,0,1",
+            "--metric",
+            "accuracy",
+            "--output",
+            str(out),
+            *extra,
+        ]
+    )
     assert rc == 0
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
     pairs = [json.loads(line) for line in (out / "pairs.jsonl").read_text(encoding="utf-8").splitlines()]
@@ -149,8 +182,19 @@ def test_fingerprint_has_the_delimiter_only_when_not_a_space() -> None:
 def test_normalise_tokens(tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> None:
     from transformers import AutoTokenizer
 
-    args = ["run", "--model", str(tiny_model), "--tasks", f"blimp_{PARADIGM}", "--data-dir", str(blimp_dir),
-            "--limit", "12", "--metric", "accuracy"]
+    args = [
+        "run",
+        "--model",
+        str(tiny_model),
+        "--tasks",
+        f"blimp_{PARADIGM}",
+        "--data-dir",
+        str(blimp_dir),
+        "--limit",
+        "12",
+        "--metric",
+        "accuracy",
+    ]
     assert main([*args, "--output", str(tmp_path / "sum")]) == 0
     assert main([*args, "--normalise", "tokens", "--report", "lm_eval", "--output", str(tmp_path / "mean")]) == 0
     summed = json.loads((tmp_path / "sum" / "results.json").read_text())
@@ -178,7 +222,6 @@ def test_normalise_tokens(tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> 
     assert lm_eval_view[f"blimp_{PARADIGM}"]["margin_stderr,none"] == pytest.approx(stderr, rel=1e-9)
 
 
-
 def _access(tiny_model: Path) -> Any:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -201,8 +244,9 @@ def test_model_access_honours_the_delimiter(tiny_model: Path, blimp_dir: Path) -
     tok = access.tokenizer
     bare, spaced = access.score(sentences, delimiter=""), access.score(sentences)
     assert np.abs(bare - spaced).min() > 100 * TOL
-    assert access.score_counted(sentences, delimiter="")[1] == [len(tok(s, add_special_tokens=False)["input_ids"])
-                                                                for s in sentences]
+    assert access.score_counted(sentences, delimiter="")[1] == [
+        len(tok(s, add_special_tokens=False)["input_ids"]) for s in sentences
+    ]
     mixed = access.score(sentences, delimiter=["", " "] * len(pairs))  # one per sentence
     np.testing.assert_allclose(mixed[0::2], bare[0::2], atol=TOL)
     np.testing.assert_allclose(mixed[1::2], spaced[1::2], atol=TOL)
@@ -216,8 +260,9 @@ def test_model_access_honours_the_delimiter(tiny_model: Path, blimp_dir: Path) -
 
 
 def test_ftgd_tunes_after_the_source_delimiter(tiny_model: Path, blimp_dir: Path) -> None:
-    from lingspace_harness import select_parameters
     from lingspace_harness_plugins.ftgd.tuner import FTGDSettings, MaskedTuner
+
+    from lingspace_harness import select_parameters
 
     class Recording:
         """The model access, noting the delimiter of every call tuning makes."""
@@ -249,14 +294,19 @@ def test_cka_probe_states_follow_the_task_delimiter(tiny_model: Path, blimp_dir:
     """The tuned-states probe set (CKA's representations) reads each sentence after its task's
     delimiter, as scoring does: on a ``""`` task the states are those of the bare sentences."""
     import numpy as np
+    from lingspace_harness_plugins.ftgd.probing import probe_delimiters, probe_sentences, probe_states
 
     from lingspace_harness import RunConfig, load_harness
     from lingspace_harness.runner import prepare
-    from lingspace_harness_plugins.ftgd.probing import probe_delimiters, probe_sentences, probe_states
 
     task_file = _write_task(tmp_path, _rows(blimp_dir, 12), delimiter="")
-    config = RunConfig(model=str(tiny_model), tasks=[str(task_file)], metrics=["cka"], output=tmp_path / "out",
-                       split_fractions=(0.5, 0.0, 0.5))
+    config = RunConfig(
+        model=str(tiny_model),
+        tasks=[str(task_file)],
+        metrics=["cka"],
+        output=tmp_path / "out",
+        split_fractions=(0.5, 0.0, 0.5),
+    )
     ctx = prepare(load_harness(), config)
     sentences = probe_sentences(ctx)
     assert probe_delimiters(ctx) == [""] * len(sentences)

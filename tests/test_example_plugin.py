@@ -5,6 +5,7 @@ Its module is imported from the checkout and registered for one test with the
 would: CI also pip-installs the example (that copy is hidden below) and runs the CLI
 against the installed entry point.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -68,8 +69,7 @@ def test_packaged_data_loads(example_module):
 
 def test_run_with_tiny_model(example, example_module, tiny_model, tmp_path, capsys):
     out = tmp_path / "out"
-    assert main(["run", "--model", str(tiny_model), "--tasks", "example_*",
-                 "--output", str(out)]) == 0
+    assert main(["run", "--model", str(tiny_model), "--tasks", "example_*", "--output", str(out)]) == 0
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert set(results["tasks"]) == set(TASKS)
     for name, task in results["tasks"].items():

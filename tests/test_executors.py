@@ -1,12 +1,14 @@
 """Executors and sharding: serial, Ray and merged shards give the same results.json."""
+
 from __future__ import annotations
 
 import json
 import os
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -17,8 +19,23 @@ TASKS = "blimp_anaphor_*,blimp_passive_*,blimp_npi_present_1"
 
 
 def run_args(model: Path, blimp_dir: Path, out: Path, metrics: str = "gradsim,overlap,transfer") -> list[str]:
-    return ["run", "--model", str(model), "--tasks", TASKS, "--data-dir", str(blimp_dir), "--limit", "6",
-            "--metric", metrics, "--ftgd-steps", "2", "--output", str(out)]
+    return [
+        "run",
+        "--model",
+        str(model),
+        "--tasks",
+        TASKS,
+        "--data-dir",
+        str(blimp_dir),
+        "--limit",
+        "6",
+        "--metric",
+        metrics,
+        "--ftgd-steps",
+        "2",
+        "--output",
+        str(out),
+    ]
 
 
 def same_results(a: Path, b: Path) -> None:
@@ -37,8 +54,9 @@ def one_thread(torch_threads) -> None:
     torch_threads(1)
 
 
-def test_three_shards_merged_equal_the_serial_run(tiny_model: Path, blimp_dir: Path, tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture) -> None:
+def test_three_shards_merged_equal_the_serial_run(
+    tiny_model: Path, blimp_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     assert main(run_args(tiny_model, blimp_dir, tmp_path / "serial")) == 0
     shared = tmp_path / "shards"
     for i in (0, 2):
@@ -51,8 +69,11 @@ def test_three_shards_merged_equal_the_serial_run(tiny_model: Path, blimp_dir: P
     assert not (shared / "results.json").exists()
     assert main(["merge", str(shared), "--status"]) == 0
     status = capsys.readouterr().out.splitlines()
-    assert status[0].endswith("units left") and status[1:] == ["  shard 0/3: done", "  shard 1/3: 2 gradient, 2 transfer",
-                                                               "  shard 2/3: done"]
+    assert status[0].endswith("units left") and status[1:] == [
+        "  shard 0/3: done",
+        "  shard 1/3: 2 gradient, 2 transfer",
+        "  shard 2/3: done",
+    ]
     assert main(run_args(tiny_model, blimp_dir, shared) + ["--shard", "1/3"]) == 0
     assert main(["merge", str(shared)]) == 0
     same_results(tmp_path / "serial", shared)
@@ -65,8 +86,9 @@ def test_three_shards_merged_equal_the_serial_run(tiny_model: Path, blimp_dir: P
     assert units == {("gradient", 5), ("transfer", 5)} and merged["execution"]["costs"]["transfer"]["cost_s"] > 0
 
 
-def test_merge_and_shard_errors(tmp_path: Path, tiny_model: Path, blimp_dir: Path,
-                                capsys: pytest.CaptureFixture) -> None:
+def test_merge_and_shard_errors(
+    tmp_path: Path, tiny_model: Path, blimp_dir: Path, capsys: pytest.CaptureFixture
+) -> None:
     assert main(["merge", str(tmp_path)]) == 2
     assert "has no run.json" in capsys.readouterr().err
     for bad in ("3/3", "1", "a/b", "-1/2"):
@@ -79,8 +101,9 @@ def test_merge_and_shard_errors(tmp_path: Path, tiny_model: Path, blimp_dir: Pat
     assert "nope" in capsys.readouterr().err
 
 
-def test_ray_missing_is_one_line(monkeypatch, tiny_model: Path, blimp_dir: Path, tmp_path: Path,
-                                 capsys: pytest.CaptureFixture) -> None:
+def test_ray_missing_is_one_line(
+    monkeypatch, tiny_model: Path, blimp_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     assert main(run_args(tiny_model, blimp_dir, tmp_path / "r", "gradsim") + ["--executor", "ray"]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
@@ -104,8 +127,9 @@ class Reverse:
                 runner.run(unit)
 
 
-def test_an_executor_plugin_runs_the_stages_in_order(lingspace_plugin, tiny_model: Path, blimp_dir: Path,
-                                                     tmp_path: Path) -> None:
+def test_an_executor_plugin_runs_the_stages_in_order(
+    lingspace_plugin, tiny_model: Path, blimp_dir: Path, tmp_path: Path
+) -> None:
     reverse = Reverse()
 
     class Plugin:
@@ -188,9 +212,15 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             os.environ["PYTHONPATH"] = old
 
 
-def test_ray_with_two_workers_equals_the_serial_run(ray_cluster: Path, one_thread: None, tiny_model: Path,
-                                                    blimp_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ray_with_two_workers_equals_the_serial_run(
+    ray_cluster: Path,
+    one_thread: None,
+    tiny_model: Path,
+    blimp_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     assert main(run_args(tiny_model, blimp_dir, tmp_path / "serial")) == 0
     monkeypatch.delenv("LINGSPACE_NO_PROGRESS")
     monkeypatch.setenv("LINGSPACE_PROGRESS_INTERVAL", "0")
@@ -202,15 +232,18 @@ def test_ray_with_two_workers_equals_the_serial_run(ray_cluster: Path, one_threa
     same_results(tmp_path / "serial", tmp_path / "ray")
     results = json.loads((tmp_path / "ray" / "results.json").read_text())
     costs = results["execution"].pop("costs")  # the workers stored what each unit took
-    assert results["execution"] == {"executor": "ray", "shard": None,
-                                    "options": {"workers": 2, "worker_cpus": 1.0, "retries": 3}}
+    assert results["execution"] == {
+        "executor": "ray",
+        "shard": None,
+        "options": {"workers": 2, "worker_cpus": 1.0, "retries": 3},
+    }
     assert all(costs[name]["cost_s"] > 0 for name in ("gradsim", "overlap", "transfer"))
 
 
 @pytest.mark.third_party_plugins  # lsh_test_flaky, installed on sys.path
-def test_a_killed_ray_worker_is_retried_and_nothing_is_lost(ray_cluster: Path, one_thread: None,
-                                                            tiny_model: Path, blimp_dir: Path,
-                                                            tmp_path: Path) -> None:
+def test_a_killed_ray_worker_is_retried_and_nothing_is_lost(
+    ray_cluster: Path, one_thread: None, tiny_model: Path, blimp_dir: Path, tmp_path: Path
+) -> None:
     first = "blimp_anaphor_gender_agreement"
     serial = tmp_path / "serial"
     serial.mkdir()
@@ -225,8 +258,9 @@ def test_a_killed_ray_worker_is_retried_and_nothing_is_lost(ray_cluster: Path, o
     same_results(serial, out)
 
 
-def test_split_half_spaces_shard_and_leave_the_main_space_alone(tiny_model: Path, blimp_dir: Path,
-                                                                 tmp_path: Path) -> None:
+def test_split_half_spaces_shard_and_leave_the_main_space_alone(
+    tiny_model: Path, blimp_dir: Path, tmp_path: Path
+) -> None:
     assert main(run_args(tiny_model, blimp_dir, tmp_path / "plain", "gradsim,overlap")) == 0
     halves = run_args(tiny_model, blimp_dir, tmp_path / "halves", "gradsim,overlap") + ["--split-half"]
     assert main(halves) == 0
@@ -241,6 +275,9 @@ def test_split_half_spaces_shard_and_leave_the_main_space_alone(tiny_model: Path
     # the halves are units too: two shards merged give the same results
     shards = tmp_path / "shards"
     for i in (0, 1):
-        assert main(run_args(tiny_model, blimp_dir, shards, "gradsim,overlap") + ["--split-half", "--shard", f"{i}/2"]) == 0
+        assert (
+            main(run_args(tiny_model, blimp_dir, shards, "gradsim,overlap") + ["--split-half", "--shard", f"{i}/2"])
+            == 0
+        )
     assert main(["merge", str(shards)]) == 0
     same_results(tmp_path / "halves", shards)

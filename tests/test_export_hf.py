@@ -1,4 +1,5 @@
 """``export-hf``: a plain transformers directory that the real ``lm_eval --model hf`` runs offline."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,9 @@ from lingspace_harness.cli import main
 PARADIGM = "anaphor_gender_agreement"
 
 
-def test_exported_tiny_model_runs_in_lm_eval_offline(tiny_model: Path, blimp_dir: Path, tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture) -> None:
+def test_exported_tiny_model_runs_in_lm_eval_offline(
+    tiny_model: Path, blimp_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -31,15 +33,42 @@ def test_exported_tiny_model_runs_in_lm_eval_offline(tiny_model: Path, blimp_dir
         assert torch.equal(original(ids).logits, exported(ids).logits)
 
     assert main(["yaml-path", "--data-dir", str(blimp_dir), "--write", str(tmp_path / "yaml")]) == 0
-    env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1",
-           "HF_DATASETS_CACHE": str(tmp_path / "datasets")}
-    done = subprocess.run([sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={out}",
-                           "--tasks", f"lingspace_blimp_{PARADIGM}", "--include_path", str(tmp_path / "yaml"),
-                           "--device", "cpu", "--batch_size", "64", "--limit", "200",
-                           "--output_path", str(tmp_path / "lm_eval")],
-                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    env = {
+        **os.environ,
+        "HF_DATASETS_OFFLINE": "1",
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_CACHE": str(tmp_path / "datasets"),
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lm_eval",
+            "--model",
+            "hf",
+            "--model_args",
+            f"pretrained={out}",
+            "--tasks",
+            f"lingspace_blimp_{PARADIGM}",
+            "--include_path",
+            str(tmp_path / "yaml"),
+            "--device",
+            "cpu",
+            "--batch_size",
+            "64",
+            "--limit",
+            "200",
+            "--output_path",
+            str(tmp_path / "lm_eval"),
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
-    found, = (tmp_path / "lm_eval").rglob("results_*.json")
+    (found,) = (tmp_path / "lm_eval").rglob("results_*.json")
     acc = json.loads(found.read_text())["results"][f"lingspace_blimp_{PARADIGM}"]["acc,none"]
     assert 0.0 <= acc <= 1.0
 
@@ -50,7 +79,8 @@ def test_export_refuses_what_it_cannot_write(tiny_model: Path, tmp_path: Path, c
     (taken / "keep.txt").write_text("mine")
     assert main(["export-hf", str(tiny_model), str(taken)]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        f"error: export-hf: {taken} exists and is not empty (--force replaces it)"]
+        f"error: export-hf: {taken} exists and is not empty (--force replaces it)"
+    ]
     assert (taken / "keep.txt").read_text() == "mine"
     assert main(["export-hf", f"lm_eval:hf,pretrained={tiny_model}", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -62,8 +92,9 @@ def test_export_refuses_what_it_cannot_write(tiny_model: Path, tmp_path: Path, c
 
 
 @pytest.mark.slow
-def test_exported_gguf_equals_the_gguf_loader(smollm2_gguf: Path, tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_exported_gguf_equals_the_gguf_loader(
+    smollm2_gguf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import torch
     from transformers import AutoModelForCausalLM
 

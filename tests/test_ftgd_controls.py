@@ -1,4 +1,5 @@
 """FTGD controls on a tiny model: mask kinds, general-text perplexity, capped re-scoring."""
+
 from __future__ import annotations
 
 import hashlib
@@ -8,29 +9,60 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from lingspace_harness_plugins.ftgd.controls import PerplexityText, source_mask
+from lingspace_harness_plugins.ftgd.probing import Tuning, tuned_row
+from lingspace_harness_plugins.ftgd.tuner import FTGDSettings
 
 from lingspace_harness import RunConfig, load_harness
 from lingspace_harness.cli import main
 from lingspace_harness.runner import prepare
-from lingspace_harness_plugins.ftgd.controls import PerplexityText, source_mask
-from lingspace_harness_plugins.ftgd.probing import Tuning, tuned_row
-from lingspace_harness_plugins.ftgd.tuner import FTGDSettings
 
 TASKS = ["blimp_anaphor_gender_agreement", "blimp_anaphor_number_agreement", "blimp_passive_2"]
 TEXT = "The river ran quietly past the old mill.\n\nShe bought bread, cheese and apples at the market.\n"
 
 
 def run(model: Path, blimp_dir: Path, out: Path, *extra: str) -> dict:
-    assert main(["run", "--model", str(model), "--tasks", ",".join(TASKS), "--data-dir", str(blimp_dir),
-                 "--limit", "12", "--metric", "transfer", "--output", str(out), "--ftgd-lr", "3e-3",
-                 "--ftgd-steps", "4", "--ftgd-eval-every", "2", *extra]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--model",
+                str(model),
+                "--tasks",
+                ",".join(TASKS),
+                "--data-dir",
+                str(blimp_dir),
+                "--limit",
+                "12",
+                "--metric",
+                "transfer",
+                "--output",
+                str(out),
+                "--ftgd-lr",
+                "3e-3",
+                "--ftgd-steps",
+                "4",
+                "--ftgd-eval-every",
+                "2",
+                *extra,
+            ]
+        )
+        == 0
+    )
     return json.loads((out / "results.json").read_text())
 
 
 @pytest.fixture
 def ctx(tiny_model: Path, blimp_dir: Path, tmp_path: Path):
-    config = RunConfig(model=str(tiny_model), tasks=TASKS, metrics=["transfer"], data_dir=blimp_dir, limit=12,
-                       output=tmp_path / "out", options={"topk": {"topk": 0.05}})
+    config = RunConfig(
+        model=str(tiny_model),
+        tasks=TASKS,
+        metrics=["transfer"],
+        data_dir=blimp_dir,
+        limit=12,
+        output=tmp_path / "out",
+        options={"topk": {"topk": 0.05}},
+    )
     return prepare(load_harness(), config)
 
 
@@ -58,8 +90,12 @@ def test_each_mask_end_to_end(kind: str, tiny_model: Path, blimp_dir: Path, tmp_
     results = run(tiny_model, blimp_dir, tmp_path / "out", "--ftgd-mask", kind, "--ftgd-patience", "5")
     space = results["spaces"]["transfer"]
     assert space["mask"] == kind and results["config"]["options"]["transfer"]["ftgd_mask"] == kind
-    n_params = sum(p.numel() for _, p in prepare(load_harness(), RunConfig(
-        model=str(tiny_model), tasks=TASKS[:1], data_dir=blimp_dir, limit=12)).gradient_params)
+    n_params = sum(
+        p.numel()
+        for _, p in prepare(
+            load_harness(), RunConfig(model=str(tiny_model), tasks=TASKS[:1], data_dir=blimp_dir, limit=12)
+        ).gradient_params
+    )
     expected = n_params if kind == "full" else round(0.01 * n_params)
     assert space["n_tuned"] == [expected] * len(TASKS)
     assert np.isfinite(np.array(space["matrix"], dtype=float)).any()
@@ -97,8 +133,21 @@ def test_missing_or_empty_text_is_one_line(content, tmp_path: Path, capsys) -> N
     text = tmp_path / "prose.txt"
     if content is not None:
         text.write_text(content)
-    code = main(["run", "--model", str(tmp_path / "no-model"), "--tasks", TASKS[0], "--metric", "transfer",
-                 "--output", str(tmp_path / "out"), "--perplexity-text", str(text)])
+    code = main(
+        [
+            "run",
+            "--model",
+            str(tmp_path / "no-model"),
+            "--tasks",
+            TASKS[0],
+            "--metric",
+            "transfer",
+            "--output",
+            str(tmp_path / "out"),
+            "--perplexity-text",
+            str(text),
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "--perplexity-text" in err
     assert not (tmp_path / "out").exists()
@@ -126,9 +175,32 @@ def test_targets_rescore_the_same_first_pairs(ctx) -> None:
 
 
 def test_lookahead_targets_cap_the_rescored_pairs(tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> None:
-    assert main(["run", "--model", str(tiny_model), "--tasks", ",".join(TASKS), "--data-dir", str(blimp_dir),
-                 "--limit", "12", "--metric", "lookahead", "--output", str(tmp_path / "out"),
-                 "--lookahead-lr", "3e-3", "--lookahead-steps", "2", "--lookahead-targets", "3"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--model",
+                str(tiny_model),
+                "--tasks",
+                ",".join(TASKS),
+                "--data-dir",
+                str(blimp_dir),
+                "--limit",
+                "12",
+                "--metric",
+                "lookahead",
+                "--output",
+                str(tmp_path / "out"),
+                "--lookahead-lr",
+                "3e-3",
+                "--lookahead-steps",
+                "2",
+                "--lookahead-targets",
+                "3",
+            ]
+        )
+        == 0
+    )
     space = json.loads((tmp_path / "out" / "results.json").read_text())["spaces"]["lookahead"]
     assert space["targets_per_task"] == {t: 3 for t in TASKS}
 

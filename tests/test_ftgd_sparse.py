@@ -1,4 +1,5 @@
 """FTGD's sparse Adam: the same trajectory as dense torch.optim.Adam restricted to the mask."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,15 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from lingspace_harness import MinimalPair, ModelAccess, layout_of, select_parameters
 from lingspace_harness_plugins.ftgd.tuner import FTGDSettings, MaskedTuner, pair_loss
 
-PAIRS = [MinimalPair("0", "The cats are happy.", "The cats is happy."),
-         MinimalPair("1", "The dog sees himself.", "The dog sees themselves."),
-         MinimalPair("2", "Who did the girl see?", "Who did the girl see him?"),
-         MinimalPair("3", "Every man has a car.", "Every man have a car."),
-         MinimalPair("4", "These books were old.", "These book were old.")]
+from lingspace_harness import MinimalPair, ModelAccess, layout_of, select_parameters
+
+PAIRS = [
+    MinimalPair("0", "The cats are happy.", "The cats is happy."),
+    MinimalPair("1", "The dog sees himself.", "The dog sees themselves."),
+    MinimalPair("2", "Who did the girl see?", "Who did the girl see him?"),
+    MinimalPair("3", "Every man has a car.", "Every man have a car."),
+    MinimalPair("4", "These books were old.", "These book were old."),
+]
 SETTINGS = FTGDSettings(lr=1e-2, steps=10, batch=3, early_stopping=False, seed=1)
 
 
@@ -32,8 +35,11 @@ def spread_mask(params, per_tensor: int = 7) -> np.ndarray:
     """A few random entries of every other tensor: a mask spanning many tensors, some left out."""
     rng = np.random.default_rng(0)
     offsets = layout_of(params).offsets
-    chosen = [offsets[i] + rng.choice(offsets[i + 1] - offsets[i], min(per_tensor, offsets[i + 1] - offsets[i]),
-                                      replace=False) for i in range(0, len(params), 2)]
+    chosen = [
+        offsets[i]
+        + rng.choice(offsets[i + 1] - offsets[i], min(per_tensor, offsets[i + 1] - offsets[i]), replace=False)
+        for i in range(0, len(params), 2)
+    ]
     return np.sort(np.concatenate(chosen))
 
 
@@ -49,15 +55,15 @@ def dense_reference(model, tokenizer, params, mask: np.ndarray, settings: FTGDSe
             entry = torch.zeros(p.numel(), dtype=torch.bool)
             entry[torch.from_numpy(local)] = True
             p.requires_grad_(True)
-            hooks.append(p.register_hook(lambda g, m=entry.reshape(p.shape): g * m))
+            hooks.append(p.register_hook(lambda g, m=entry.reshape(p.shape): g * m))  # noqa: B008
             tensors.append(p)
     optimizer = torch.optim.Adam(tensors, lr=settings.lr, weight_decay=0.0)
     rng, order, trajectory = np.random.default_rng(settings.seed), [], []
     for _ in range(settings.steps):  # the same batches as MaskedTuner.tune
         if len(order) < settings.batch:
             order += rng.permutation(len(PAIRS)).tolist()
-        batch = [PAIRS[j] for j in order[:settings.batch]]
-        del order[:settings.batch]
+        batch = [PAIRS[j] for j in order[: settings.batch]]
+        del order[: settings.batch]
         optimizer.zero_grad()
         pair_loss(ModelAccess(model, tokenizer, tokenizer.bos_token_id), batch).backward()
         optimizer.step()
@@ -80,7 +86,9 @@ def tune_recording(model, tokenizer, params, mask, settings, validation=(), mask
             assert (p.grad is None) == (id(p) not in autograd)
         trajectory.append(flat(params))
 
-    report = tuner.tune(ModelAccess(model, tokenizer, tokenizer.bos_token_id), PAIRS, list(validation), settings, progress=after_step)
+    report = tuner.tune(
+        ModelAccess(model, tokenizer, tokenizer.bos_token_id), PAIRS, list(validation), settings, progress=after_step
+    )
     return tuner, report, trajectory
 
 
@@ -131,8 +139,9 @@ def test_full_tuning_still_uses_every_entry(tiny_model: Path) -> None:
     model, tokenizer = load(tiny_model)
     params = select_parameters(model)
     base = flat(params)
-    tuner, report, _ = tune_recording(model, tokenizer, params, None, FTGDSettings(lr=1e-2, steps=2, batch=3,
-                                                                                   early_stopping=False))
+    tuner, report, _ = tune_recording(
+        model, tokenizer, params, None, FTGDSettings(lr=1e-2, steps=2, batch=3, early_stopping=False)
+    )
     assert np.mean(flat(params) != base) > 0.5
     tuner.restore()
     assert np.array_equal(flat(params), base)
@@ -142,7 +151,8 @@ def test_empty_mask_is_refused(tiny_model: Path) -> None:
     model, tokenizer = load(tiny_model)
     with pytest.raises(ValueError, match="no parameter entries"):
         MaskedTuner(model, select_parameters(model), np.array([], dtype=np.int64)).tune(
-            ModelAccess(model, tokenizer, tokenizer.bos_token_id), PAIRS, [], SETTINGS)
+            ModelAccess(model, tokenizer, tokenizer.bos_token_id), PAIRS, [], SETTINGS
+        )
 
 
 def test_an_unsorted_mask_with_repeats_tunes_the_same_entries(tiny_model: Path) -> None:

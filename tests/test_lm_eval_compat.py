@@ -1,4 +1,5 @@
 """lm-eval through its public API only, behind one compatibility module."""
+
 from __future__ import annotations
 
 import re
@@ -6,7 +7,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from lingspace_harness_plugins.blimp_yaml import yaml_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,9 +20,12 @@ def sources() -> list[Path]:
 
 
 def test_no_private_lm_eval_modules() -> None:
-    found = [f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
-             for path in sources() for number, line in enumerate(path.read_text().splitlines(), start=1)
-             if PRIVATE.search(line)]
+    found = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in sources()
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if PRIVATE.search(line)
+    ]
     assert found == []
 
 
@@ -36,8 +39,9 @@ def test_the_pattern_catches_private_imports() -> None:
 
 def test_lm_eval_is_imported_only_by_the_compat_module() -> None:
     """One place to adapt to a new lm-eval; registry priming exists once."""
-    importers = sorted(p.name for p in sources()
-                       if re.search(r"^\s*(from|import)\s+lm_eval\b", p.read_text(), re.MULTILINE))
+    importers = sorted(
+        p.name for p in sources() if re.search(r"^\s*(from|import)\s+lm_eval\b", p.read_text(), re.MULTILINE)
+    )
     assert importers == ["lm_eval_compat.py"]
     priming = [p.name for p in sources() if "import lm_eval.filters" in p.read_text()]
     assert priming == ["lm_eval_compat.py"]
@@ -46,7 +50,8 @@ def test_lm_eval_is_imported_only_by_the_compat_module() -> None:
 def test_catalog_kinds_configs_files_and_tags(tmp_path: Path) -> None:
     from lingspace_harness_plugins.lm_eval_compat import Catalog
 
-    (tmp_path / "t.yaml").write_text(textwrap.dedent("""\
+    (tmp_path / "t.yaml").write_text(
+        textwrap.dedent("""\
         task: compat_one
         tag: compat_tag
         dataset_path: json
@@ -55,7 +60,8 @@ def test_catalog_kinds_configs_files_and_tags(tmp_path: Path) -> None:
         doc_to_choice: "{{[a, b]}}"
         doc_to_target: 0
         metadata: {phenomenon: p}
-        """))
+        """)
+    )
     (tmp_path / "g.yaml").write_text("group: compat_group\ntask: [compat_one]\n")
     catalog = Catalog([tmp_path, yaml_path()], defaults=False)
     assert "compat_one" in catalog.tasks and "compat_group" in catalog.groups and "compat_tag" in catalog.tags
@@ -70,20 +76,25 @@ def test_catalog_kinds_configs_files_and_tags(tmp_path: Path) -> None:
 
 
 def test_lm_registry_and_requests() -> None:
-    from lingspace_harness_plugins.lm_eval_compat import (loglikelihood_requests, model_class, model_names,
-                                                          parse_model_args)
+    from lingspace_harness_plugins.lm_eval_compat import (
+        loglikelihood_requests,
+        model_class,
+        model_names,
+        parse_model_args,
+    )
 
     assert "hf" in model_names() and model_class("hf").__name__ == "HFLM"
     with pytest.raises(KeyError):
         model_class("no_such_lm")
     assert parse_model_args("pretrained=DIR,batch_size=4") == {"pretrained": "DIR", "batch_size": 4}
-    request, = loglikelihood_requests([("", " A cat.")])
+    (request,) = loglikelihood_requests([("", " A cat.")])
     assert request.request_type == "loglikelihood" and request.args == ("", " A cat.")
     assert (request.task_name, request.doc_id) == ("lingspace", 0)
 
 
-def test_a_task_file_that_is_broken_or_defines_nothing_is_one_line(tmp_path: Path,
-                                                                   capsys: pytest.CaptureFixture) -> None:
+def test_a_task_file_that_is_broken_or_defines_nothing_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     from lingspace_harness.cli import main
 
     (tmp_path / "broken.yaml").write_text("task: [unclosed\n")
@@ -93,4 +104,5 @@ def test_a_task_file_that_is_broken_or_defines_nothing_is_one_line(tmp_path: Pat
     assert len(err) == 1 and err[0].startswith(f"error: {tmp_path / 'broken.yaml'}: not a readable lm-eval task YAML (")
     assert main(["tasks", str(tmp_path / "empty.yaml")]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        f"error: {tmp_path / 'empty.yaml'} defines no lm-eval task or group (it needs a 'task' or 'group' name)"]
+        f"error: {tmp_path / 'empty.yaml'} defines no lm-eval task or group (it needs a 'task' or 'group' name)"
+    ]

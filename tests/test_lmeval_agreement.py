@@ -5,12 +5,14 @@ task template run through ``simple_evaluate``, or its ``HFLM.loglikelihood``), n
 Each comparison is paired with a check that a scorer getting lm-eval's conventions wrong
 (no leading space, another prefix token) would be caught at the same tolerance.
 """
+
 from __future__ import annotations
 
 import json
 import statistics
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pytest
 import yaml
@@ -39,6 +41,7 @@ def _two_threads(torch_threads) -> None:
 
 # ----------------------------------------------------------------------------- helpers
 
+
 def _lm_eval_registry() -> None:
     # lm-eval 0.4.13 fills its metric, filter and model registries when these modules are
     # imported; they must be imported before a TaskManager is built, or built-ins go missing.
@@ -65,12 +68,21 @@ def _lm_eval_logps(lm: Any, sentences: Sequence[str]) -> list[float]:
 
 #: Our scorer's code paths: one prefix tree per pass, several small trees as padded batch
 #: rows (``tree_nodes``), and plain padded batches.
-VARIANTS = {"trie": {"method": "trie"}, "trie-rows": {"method": "trie", "tree_nodes": 64},
-            "padded": {"method": "padded"}}
+VARIANTS = {
+    "trie": {"method": "trie"},
+    "trie-rows": {"method": "trie", "tree_nodes": 64},
+    "padded": {"method": "padded"},
+}
 
 
-def _ours(model: Any, tokenizer: Any, sentences: Sequence[str], variant: str,
-          override: str | int | None = None, batch_size: int = 16) -> list[float]:
+def _ours(
+    model: Any,
+    tokenizer: Any,
+    sentences: Sequence[str],
+    variant: str,
+    override: str | int | None = None,
+    batch_size: int = 16,
+) -> list[float]:
     requests = sentence_requests(tokenizer, sentences, prefix_token_id(tokenizer, override))
     scores = score_requests(model, requests, batch_size=batch_size, **VARIANTS[variant])
     return [float(v) for v in scores]
@@ -92,8 +104,7 @@ def _blimp_sentences(blimp_dir: Path, n_pairs: int = 100) -> list[str]:
     """``n_pairs`` real pairs taken round-robin over all paradigms: good, bad, good, bad, ..."""
     files = sorted(blimp_dir.glob("*.jsonl"))
     assert len(files) == 67, f"expected the 67 BLiMP paradigms in {blimp_dir}"
-    rows = {f: [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines()[:3]]
-            for f in files}
+    rows = {f: [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines()[:3]] for f in files}
     sentences: list[str] = []
     for k in range(3):
         for f in files:
@@ -103,12 +114,15 @@ def _blimp_sentences(blimp_dir: Path, n_pairs: int = 100) -> list[str]:
     return sentences
 
 
-def _assert_close(name: str, ours: Sequence[float], ref: Sequence[float], sentences: Sequence[str],
-                  tol: float = TOL) -> None:
+def _assert_close(
+    name: str, ours: Sequence[float], ref: Sequence[float], sentences: Sequence[str], tol: float = TOL
+) -> None:
     d = _deltas(ours, ref)
     worst = max(range(len(d)), key=d.__getitem__)
-    assert d[worst] <= tol, (f"{name}: |ours - lm-eval| = {d[worst]:.3g} > {tol:g} for "
-                             f"{sentences[worst]!r} (ours {ours[worst]!r}, lm-eval {ref[worst]!r})")
+    assert d[worst] <= tol, (
+        f"{name}: |ours - lm-eval| = {d[worst]:.3g} > {tol:g} for "
+        f"{sentences[worst]!r} (ours {ours[worst]!r}, lm-eval {ref[worst]!r})"
+    )
 
 
 def _assert_would_catch(name: str, wrong: Sequence[float], ref: Sequence[float]) -> None:
@@ -119,6 +133,7 @@ def _assert_would_catch(name: str, wrong: Sequence[float], ref: Sequence[float])
 
 
 # ----------------------------------------- 1. lm-eval's own BLiMP task template, end to end
+
 
 def _write_lm_eval_tasks(tmp: Path, pairs: list[dict[str, Any]]) -> list[str]:
     """One task YAML per paradigm, including lm-eval's installed BLiMP template, on local data."""
@@ -140,14 +155,23 @@ def _write_lm_eval_tasks(tmp: Path, pairs: list[dict[str, Any]]) -> list[str]:
         data = (tmp / f"{uid}.jsonl").resolve()  # lm-eval resolves data_files against the CWD
         rows = [p for p in pairs if p["task"] == f"blimp_{uid}"]
         assert rows, uid
-        data.write_text("".join(json.dumps({"sentence_good": p["sentence_good"],
-                                            "sentence_bad": p["sentence_bad"],
-                                            "pairID": p["pairID"]}) + "\n" for p in rows),
-                        encoding="utf-8")
+        data.write_text(
+            "".join(
+                json.dumps(
+                    {"sentence_good": p["sentence_good"], "sentence_bad": p["sentence_bad"], "pairID": p["pairID"]}
+                )
+                + "\n"
+                for p in rows
+            ),
+            encoding="utf-8",
+        )
         name = f"lsagree_blimp_{uid}"
-        spec = {"include": str(template), "task": name, "dataset_path": "json",
-                "dataset_kwargs": {"data_files": {split: str(data)},
-                                   "cache_dir": str((tmp / "hf_datasets").resolve())}}
+        spec = {
+            "include": str(template),
+            "task": name,
+            "dataset_path": "json",
+            "dataset_kwargs": {"data_files": {split: str(data)}, "cache_dir": str((tmp / "hf_datasets").resolve())},
+        }
         (include / f"{name}.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
         names.append(name)
     return names
@@ -158,14 +182,26 @@ def _pairs_file(out: Path) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
-def test_lm_eval_blimp_task_agrees(arch: str, tiny_model_factory, blimp_dir: Path,
-                                   tmp_path: Path) -> None:
+def test_lm_eval_blimp_task_agrees(arch: str, tiny_model_factory, blimp_dir: Path, tmp_path: Path) -> None:
     """lm-eval's BLiMP template, run by lm-eval and by us (the ``lm_eval`` task source) on the
     same pairs, agrees sentence by sentence; with our registered BLiMP too where the installed
     lm-eval keeps BLiMP's leading space (0.4; 0.5 scores each sentence without it)."""
     model_dir = tiny_model_factory(arch)
-    rc = main(["run", "--model", str(model_dir), "--tasks", ",".join(f"blimp_{u}" for u in PARADIGMS),
-               "--data-dir", str(blimp_dir), "--limit", "10", "--output", str(tmp_path / "run")])
+    rc = main(
+        [
+            "run",
+            "--model",
+            str(model_dir),
+            "--tasks",
+            ",".join(f"blimp_{u}" for u in PARADIGMS),
+            "--data-dir",
+            str(blimp_dir),
+            "--limit",
+            "10",
+            "--output",
+            str(tmp_path / "run"),
+        ]
+    )
     assert rc == 0
     registered = {(p["task"].removeprefix("blimp_"), p["pairID"]): p for p in _pairs_file(tmp_path / "run")}
     assert len(registered) == 10 * len(PARADIGMS)
@@ -176,11 +212,31 @@ def test_lm_eval_blimp_task_agrees(arch: str, tiny_model_factory, blimp_dir: Pat
     names = _write_lm_eval_tasks(tmp_path, list(registered.values()))
     manager = TaskManager(include_path=str(tmp_path / "tasks"), include_defaults=False)
     evaluated = lm_eval.simple_evaluate(
-        model="hf", model_args=f"pretrained={model_dir},dtype=float32", tasks=names,
-        task_manager=manager, log_samples=True, batch_size=8, device="cpu")
+        model="hf",
+        model_args=f"pretrained={model_dir},dtype=float32",
+        tasks=names,
+        task_manager=manager,
+        log_samples=True,
+        batch_size=8,
+        device="cpu",
+    )
     assert evaluated is not None
-    assert main(["run", "--model", str(model_dir), "--tasks", f"{tmp_path / 'tasks'}/", "--split-fractions",
-                 "0,0,1", "--output", str(tmp_path / "same-yaml")]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--model",
+                str(model_dir),
+                "--tasks",
+                f"{tmp_path / 'tasks'}/",
+                "--split-fractions",
+                "0,0,1",
+                "--output",
+                str(tmp_path / "same-yaml"),
+            ]
+        )
+        == 0
+    )
     ours = json.loads((tmp_path / "same-yaml" / "results.json").read_text(encoding="utf-8"))["tasks"]
     pairs = _pairs_file(tmp_path / "same-yaml")
 
@@ -196,8 +252,10 @@ def test_lm_eval_blimp_task_agrees(arch: str, tiny_model_factory, blimp_dir: Pat
         ref, mine_logps, theirs_registered, sentences = [], [], [], []
         for sample in samples:
             p, q = mine[sample["doc"]["pairID"]], registered[(uid, sample["doc"]["pairID"])]
-            assert [tuple(a) for a in sample["arguments"]] == [("", delimiter + p["sentence_good"]),
-                                                                ("", delimiter + p["sentence_bad"])]
+            assert [tuple(a) for a in sample["arguments"]] == [
+                ("", delimiter + p["sentence_good"]),
+                ("", delimiter + p["sentence_bad"]),
+            ]
             assert (p["sentence_good"], p["sentence_bad"]) == (q["sentence_good"], q["sentence_bad"])
             ref += [float(r[0][0]) for r in sample["resps"]]
             mine_logps += [p["logp_good"], p["logp_bad"]]
@@ -215,6 +273,7 @@ def test_lm_eval_blimp_task_agrees(arch: str, tiny_model_factory, blimp_dir: Pat
 
 
 # ------------------------------------------------- 2. HFLM.loglikelihood vs score_requests
+
 
 @pytest.fixture(scope="module")
 def blimp_sentences(blimp_dir: Path) -> list[str]:
@@ -239,8 +298,9 @@ def test_hflm_loglikelihood_agrees(arch: str, tiny_model_factory, blimp_sentence
 
 @pytest.mark.parametrize("override", ["Ġ", "42"], ids=["token", "id"])
 @pytest.mark.parametrize("arch", ARCHITECTURES)
-def test_hflm_prefix_token_override_agrees(arch: str, override: str, tiny_model_factory,
-                                           blimp_sentences: list[str]) -> None:
+def test_hflm_prefix_token_override_agrees(
+    arch: str, override: str, tiny_model_factory, blimp_sentences: list[str]
+) -> None:
     """``--prefix-token`` as a token or an id, against HFLM's ``prefix_token_id=``.
 
     With the tiny tokenizer every ``' ' + sentence`` starts with the token ``Ġ``, so that
@@ -263,8 +323,7 @@ def test_hflm_prefix_token_override_agrees(arch: str, override: str, tiny_model_
     # Ignoring the override (default prefix), or always prepending it, would fail.
     _assert_would_catch(f"{arch}: override ignored", _ours(model, tokenizer, sentences, "padded"), ref)
     if override == "Ġ":
-        naive = [([expected_id], tokenizer(" " + s, add_special_tokens=False)["input_ids"])
-                 for s in sentences]
+        naive = [([expected_id], tokenizer(" " + s, add_special_tokens=False)["input_ids"]) for s in sentences]
         wrong = [float(v) for v in score_requests(model, naive, batch_size=16, method="padded")]
         _assert_would_catch(f"{arch}: prefix always prepended", wrong, ref)
 
@@ -274,8 +333,7 @@ UNUSED_TOKEN = "\u0100"
 
 
 @pytest.mark.parametrize("bos", ["distinct", "none"])
-def test_hflm_default_prefix_agrees(bos: str, tiny_model_factory, blimp_sentences: list[str],
-                                    tmp_path: Path) -> None:
+def test_hflm_default_prefix_agrees(bos: str, tiny_model_factory, blimp_sentences: list[str], tmp_path: Path) -> None:
     """The default prefix is BOS, else EOS (the tiny tokenizer's BOS and EOS coincide)."""
     import shutil
 
@@ -307,6 +365,7 @@ def test_hflm_default_prefix_agrees(bos: str, tiny_model_factory, blimp_sentence
 
 # ------------------------------------------------------------- 3. the real SmolLM2-135M
 
+
 @pytest.mark.slow
 def test_hflm_agrees_on_smollm2(smollm2_gguf: Path, blimp_dir: Path) -> None:
     from lingspace_harness_plugins.hf_models import GGUFLoader
@@ -321,8 +380,7 @@ def test_hflm_agrees_on_smollm2(smollm2_gguf: Path, blimp_dir: Path) -> None:
     harness = load_harness()
     tasks = harness.tasks.select(["blimp_*"])
     assert len(tasks) == 67
-    pairs = [(t.name, p) for t in tasks
-             for p in load_task_data(t, DataOptions(data_dir=blimp_dir), limit=5).test]
+    pairs = [(t.name, p) for t in tasks for p in load_task_data(t, DataOptions(data_dir=blimp_dir), limit=5).test]
     assert len(pairs) == 67 * 5
     sentences = [s for _, p in pairs for s in (p.good, p.bad)]
 
@@ -342,8 +400,9 @@ def test_hflm_agrees_on_smollm2(smollm2_gguf: Path, blimp_dir: Path) -> None:
     for method in VARIANTS:
         ours = _ours(loaded.model, loaded.tokenizer, sentences, method, batch_size=64)
         d = _deltas(ours, ref)
-        print(f"\nSmolLM2 {method}: max |dlogp| {max(d):.3g}, median {statistics.median(d):.3g} "
-              f"over {len(d)} sentences")
+        print(
+            f"\nSmolLM2 {method}: max |dlogp| {max(d):.3g}, median {statistics.median(d):.3g} over {len(d)} sentences"
+        )
         # fp32 kernels of different shapes differ by up to ~1e-3 on this model (lm-eval's own
         # values are ~3e-3 from float64), so 1e-4 holds only typically, not for every sentence.
         _assert_close(f"SmolLM2/{method}", ours, ref, sentences, tol=2e-3)

@@ -1,4 +1,5 @@
 """The packaged lm-eval task YAMLs, run by the real ``lm_eval`` CLI offline, agree with us."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from lingspace_harness_plugins.blimp_yaml import write_local_yaml, yaml_path
+
 from lingspace_harness.cli import main
 
 PARADIGMS = ["anaphor_gender_agreement", "determiner_noun_agreement_2"]
@@ -30,21 +31,63 @@ def test_yaml_path_command(capsys, tmp_path: Path, blimp_dir: Path) -> None:
 def test_lm_eval_cli_on_local_yaml_agrees(tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> None:
     assert main(["yaml-path", "--data-dir", str(blimp_dir), "--write", str(tmp_path / "yaml")]) == 0
     tasks = ",".join(f"lingspace_blimp_{p}" for p in PARADIGMS)
-    env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1",
-           "HF_DATASETS_CACHE": str(tmp_path / "datasets")}
-    done = subprocess.run([sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args",
-                           f"pretrained={tiny_model},dtype=float32", "--tasks", tasks, "--include_path",
-                           str(tmp_path / "yaml"), "--device", "cpu", "--batch_size", "32", "--output_path",
-                           str(tmp_path / "lm_eval")], check=True, env=env, cwd=tmp_path, capture_output=True,
-                          text=True, timeout=600)
+    env = {
+        **os.environ,
+        "HF_DATASETS_OFFLINE": "1",
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_CACHE": str(tmp_path / "datasets"),
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lm_eval",
+            "--model",
+            "hf",
+            "--model_args",
+            f"pretrained={tiny_model},dtype=float32",
+            "--tasks",
+            tasks,
+            "--include_path",
+            str(tmp_path / "yaml"),
+            "--device",
+            "cpu",
+            "--batch_size",
+            "32",
+            "--output_path",
+            str(tmp_path / "lm_eval"),
+        ],
+        check=True,
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     # lm-eval 0.5 knows `margin` from utils.py's registration, not as a placeholder
     assert "not found in registry" not in done.stdout + done.stderr
-    found, = (tmp_path / "lm_eval").rglob("results_*.json")
+    (found,) = (tmp_path / "lm_eval").rglob("results_*.json")
     theirs = json.loads(found.read_text())["results"]
 
     out = tmp_path / "ours"
-    assert main(["run", "--model", str(tiny_model), "--tasks", ",".join(f"blimp_{p}" for p in PARADIGMS),
-                 "--data-dir", str(blimp_dir), "--split-fractions", "0,0,1", "--output", str(out)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--model",
+                str(tiny_model),
+                "--tasks",
+                ",".join(f"blimp_{p}" for p in PARADIGMS),
+                "--data-dir",
+                str(blimp_dir),
+                "--split-fractions",
+                "0,0,1",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     ours = json.loads((out / "results.json").read_text())["tasks"]
     for p in PARADIGMS:
         assert ours[f"blimp_{p}"]["n_test"] == 1000
@@ -55,9 +98,26 @@ def test_lm_eval_cli_on_local_yaml_agrees(tiny_model: Path, blimp_dir: Path, tmp
 def test_lm_eval_schema_report_is_readable_by_lm_eval(tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> None:
     from lm_eval.utils import make_table
 
-    assert main(["run", "--model", str(tiny_model), "--tasks", "blimp_passive_2,blimp_npi_present_1",
-                 "--data-dir", str(blimp_dir), "--limit", "10", "--report", "lm_eval",
-                 "--output", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--model",
+                str(tiny_model),
+                "--tasks",
+                "blimp_passive_2,blimp_npi_present_1",
+                "--data-dir",
+                str(blimp_dir),
+                "--limit",
+                "10",
+                "--report",
+                "lm_eval",
+                "--output",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     ours = json.loads((tmp_path / "results.json").read_text())["tasks"]
     theirs = json.loads((tmp_path / "results_lm_eval.json").read_text())
     assert set(theirs) >= {"results", "configs", "versions", "n-shot", "n-samples", "higher_is_better"}
@@ -74,10 +134,9 @@ def test_margin_is_a_registered_lm_eval_metric(tiny_model: Path, blimp_dir: Path
     a task without our process_results, as process_results does (lm-eval 0.4 computes only its own
     metrics there)."""
     import lm_eval
+    from lingspace_harness_plugins.lm_eval_compat import prime_registries, version
     from lm_eval.api.registry import metric_registry
     from lm_eval.tasks import TaskManager
-
-    from lingspace_harness_plugins.lm_eval_compat import prime_registries, version
 
     local = tmp_path / "yaml"
     write_local_yaml(blimp_dir, local)
@@ -85,9 +144,14 @@ def test_margin_is_a_registered_lm_eval_metric(tiny_model: Path, blimp_dir: Path
     (local / "bare_margin.yaml").write_text(f"include: {leaf}.yaml\ntask: bare_margin\nprocess_results: null\n")
     prime_registries()
     evaluated = lm_eval.simple_evaluate(
-        model="hf", model_args=f"pretrained={tiny_model},dtype=float32", tasks=[leaf, "bare_margin"],
-        task_manager=TaskManager(include_path=str(local), include_defaults=False), limit=20, batch_size=32,
-        device="cpu")
+        model="hf",
+        model_args=f"pretrained={tiny_model},dtype=float32",
+        tasks=[leaf, "bare_margin"],
+        task_manager=TaskManager(include_path=str(local), include_defaults=False),
+        limit=20,
+        batch_size=32,
+        device="cpu",
+    )
     assert "margin" in metric_registry
     ours, bare = evaluated["results"][leaf], evaluated["results"]["bare_margin"]
     assert ours["acc,none"] == bare["acc,none"] and ours["margin,none"] != 0

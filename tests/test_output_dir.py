@@ -1,12 +1,13 @@
 """``run --output``: a file, or a directory we may not write to, is one line and exit 2."""
+
 from __future__ import annotations
 
 import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -16,8 +17,21 @@ from lingspace_harness.results import check_output_dir
 
 def run_into(capsys, output: Path, tiny_model: Path, blimp_dir: Path) -> int:
     capsys.readouterr()  # drop what building the tiny model printed
-    return main(["run", "--model", str(tiny_model), "--tasks", "blimp_passive_1", "--data-dir", str(blimp_dir),
-                 "--limit", "2", "--output", str(output)])
+    return main(
+        [
+            "run",
+            "--model",
+            str(tiny_model),
+            "--tasks",
+            "blimp_passive_1",
+            "--data-dir",
+            str(blimp_dir),
+            "--limit",
+            "2",
+            "--output",
+            str(output),
+        ]
+    )
 
 
 def one_line(err: str, *fragments: str) -> None:
@@ -39,8 +53,10 @@ def read_only_dir(tmp_path: Path) -> Iterator[Path]:
         return
     chattr = shutil.which("chattr")
     if chattr is None or subprocess.run([chattr, "+i", str(path)], capture_output=True).returncode != 0:
-        pytest.skip("running as root, and `chattr +i` (the only way to deny root a write) is unavailable "
-                    "or unsupported on this file system")
+        pytest.skip(
+            "running as root, and `chattr +i` (the only way to deny root a write) is unavailable "
+            "or unsupported on this file system"
+        )
     try:
         yield path
     finally:
@@ -71,16 +87,28 @@ def test_a_new_nested_output_is_fine_and_not_created(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_another_run_is_refused_before_its_model_loads(capsys, tiny_model: Path, blimp_dir: Path,
-                                                       tmp_path: Path) -> None:
+def test_another_run_is_refused_before_its_model_loads(
+    capsys, tiny_model: Path, blimp_dir: Path, tmp_path: Path
+) -> None:
     """The config is compared before anything loads, the data's pairs before the model loads: here
     the model is gone, so only a refusal that comes first can be the one error line."""
     model, data, out = tmp_path / "model", tmp_path / "blimp", tmp_path / "out"
     shutil.copytree(tiny_model, model)
     data.mkdir()
     shutil.copy(blimp_dir / "anaphor_gender_agreement.jsonl", data)
-    base = ["run", "--model", str(model), "--tasks", "blimp_anaphor_gender_agreement", "--data-dir", str(data), "--limit", "2",
-            "--output", str(out)]
+    base = [
+        "run",
+        "--model",
+        str(model),
+        "--tasks",
+        "blimp_anaphor_gender_agreement",
+        "--data-dir",
+        str(data),
+        "--limit",
+        "2",
+        "--output",
+        str(out),
+    ]
     capsys.readouterr()
     assert main(base) == 0
     assert capsys.readouterr().out.strip().endswith(f"wrote results.json and pairs.jsonl in {out.resolve()}")
@@ -92,7 +120,9 @@ def test_another_run_is_refused_before_its_model_loads(capsys, tiny_model: Path,
     one_line(capsys.readouterr().err, "holds another run (options.accuracy.normalise differ)")
 
     original = (data / "anaphor_gender_agreement.jsonl").read_text()
-    (data / "anaphor_gender_agreement.jsonl").write_text("".join(line for line in original.splitlines(keepends=True)[::-1]))
+    (data / "anaphor_gender_agreement.jsonl").write_text(
+        "".join(line for line in original.splitlines(keepends=True)[::-1])
+    )
     assert main(base) == 2  # the same config, other pairs: refused once the data is read
     one_line(capsys.readouterr().err, "holds another run (the pairs of blimp_anaphor_gender_agreement differ)")
     (data / "anaphor_gender_agreement.jsonl").write_text(original)

@@ -1,4 +1,5 @@
 """Plugin loading: entry points, allow/deny lists, broken plugins, duplicates, every hook."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,14 +10,40 @@ from pathlib import Path
 
 import pytest
 
-from lingspace_harness import (MetricResult, MinimalPair, PluginError, Space, Task, UnknownNameError,
-                               hookimpl, load_harness)
+from lingspace_harness import (
+    MetricResult,
+    MinimalPair,
+    PluginError,
+    Space,
+    Task,
+    UnknownNameError,
+    hookimpl,
+    load_harness,
+)
 from lingspace_harness.cli import main
 from lingspace_harness.plugins import HOOKS
 
-BUILTINS = {"blimp", "blimp_yaml", "hf_models", "accuracy", "markdown", "strategies", "gradsim", "ftgd", "cka", "lm_eval_results",
-            "hypotheses", "analysis", "clustering", "report", "compare", "executors",
-            "lm_eval_tasks", "lm_eval_models", "export_hf"}
+BUILTINS = {
+    "blimp",
+    "blimp_yaml",
+    "hf_models",
+    "accuracy",
+    "markdown",
+    "strategies",
+    "gradsim",
+    "ftgd",
+    "cka",
+    "lm_eval_results",
+    "hypotheses",
+    "analysis",
+    "clustering",
+    "report",
+    "compare",
+    "executors",
+    "lm_eval_tasks",
+    "lm_eval_models",
+    "export_hf",
+}
 
 
 def make_distribution(root: Path, dist: str, module: str, source: str, ep_name: str | None = None) -> None:
@@ -159,8 +186,7 @@ def test_duplicate_name_names_both_plugins(lingspace_plugin) -> None:
     class Clash:
         @hookimpl
         def lingspace_register_phenomena(self, register):
-            register(Task(name="blimp_adjunct_island", phenomenon="x", field="y", source="z",
-                          load=lambda o: []))
+            register(Task(name="blimp_adjunct_island", phenomenon="x", field="y", source="z", load=lambda o: []))
 
     lingspace_plugin(Clash(), "clash")
     with pytest.raises(PluginError, match=r"'blimp'.*'clash'"):
@@ -180,9 +206,17 @@ class EveryHook:
 
     @hookimpl
     def lingspace_register_phenomena(self, register):
-        register(Task(name="every_task", phenomenon="p", field="f", source="test",
-                      load=lambda options: [MinimalPair(str(i), f"The cat runs {i}.", f"The cat run {i}.")
-                                            for i in range(10)]))
+        register(
+            Task(
+                name="every_task",
+                phenomenon="p",
+                field="f",
+                source="test",
+                load=lambda options: [
+                    MinimalPair(str(i), f"The cat runs {i}.", f"The cat run {i}.") for i in range(10)
+                ],
+            )
+        )
 
     @hookimpl
     def lingspace_register_model_loaders(self, register):
@@ -220,8 +254,9 @@ class EveryHook:
             def compute(self, ctx):
                 n = len(ctx.task_names)
                 picks = [ctx.gradient("every_strategy", t).tolist() for t in ctx.task_names]
-                return MetricResult(space=Space(ctx.task_names, [[float(i == j) for j in range(n)]
-                                                                 for i in range(n)], {"picks": picks}))
+                return MetricResult(
+                    space=Space(ctx.task_names, [[float(i == j) for j in range(n)] for i in range(n)], {"picks": picks})
+                )
 
         register(Diagonal())
 
@@ -231,8 +266,7 @@ class EveryHook:
             name, description = "every_builder", "trace of each space"
 
             def build(self, results, ctx):
-                return {m: sum(s["matrix"][i][i] for i in range(len(s["tasks"])))
-                        for m, s in results["spaces"].items()}
+                return {m: sum(s["matrix"][i][i] for i in range(len(s["tasks"]))) for m, s in results["spaces"].items()}
 
         register(Trace())
 
@@ -263,14 +297,20 @@ class EveryHook:
         register(Hello())
 
 
-def test_every_hook_reaches_its_registry(lingspace_plugin, tiny_model: Path, tmp_path: Path,
-                                         capsys: pytest.CaptureFixture) -> None:
+def test_every_hook_reaches_its_registry(
+    lingspace_plugin, tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     lingspace_plugin(EveryHook(), "every")
     harness = load_harness()
-    for registry, name in [(harness.tasks, "every_task"), (harness.model_loaders, "every_loader"),
-                           (harness.gradient_strategies, "every_strategy"),
-                           (harness.metrics, "every_metric"), (harness.space_builders, "every_builder"),
-                           (harness.reporters, "every_reporter"), (harness.commands, "hello")]:
+    for registry, name in [
+        (harness.tasks, "every_task"),
+        (harness.model_loaders, "every_loader"),
+        (harness.gradient_strategies, "every_strategy"),
+        (harness.metrics, "every_metric"),
+        (harness.space_builders, "every_builder"),
+        (harness.reporters, "every_reporter"),
+        (harness.commands, "hello"),
+    ]:
         assert registry.owner(name) == "every"
     assert len(harness.plugins["every"].hooks) == 7
 
@@ -278,15 +318,31 @@ def test_every_hook_reaches_its_registry(lingspace_plugin, tiny_model: Path, tmp
     assert capsys.readouterr().out == "hello world, 68 tasks\n"
 
     out = tmp_path / "out"
-    assert main(["run", "--model", str(tiny_model), "--tasks", "every_task", "--metric", "every_metric",
-                 "--report", "every_reporter", "--output", str(out)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--model",
+                str(tiny_model),
+                "--tasks",
+                "every_task",
+                "--metric",
+                "every_metric",
+                "--report",
+                "every_reporter",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     results = json.loads((out / "results.json").read_text())
     space = results["spaces"]["every_metric"]
     assert space["tasks"] == ["every_task"] and space["matrix"] == [[1.0]]
     assert len(space["picks"]) == 1 and len(space["picks"][0]) == 1  # went through ctx.gradient
     assert list((out / "units" / "gradient-every_strategy").glob("every_task-*.npy"))
     assert (out / "count.txt").read_text() == "1"
-    builder = harness.space_builders.get("every_builder")
+    assert "every_builder" in harness.space_builders
     assert results["analysis"]["every_builder"] == {"every_metric": 1.0}
 
 
@@ -348,16 +404,32 @@ def test_a_metric_without_compute_is_rejected_at_registration(lingspace_plugin, 
     lingspace_plugin(Plugin(), "halfdone")
     harness = load_harness()
     assert "nocompute" not in harness.metrics and "fine_metric" in harness.metrics
-    assert harness.warnings == ["plugin 'halfdone' registered the metric 'nocompute' without compute() "
-                                "(a metric needs name, description, compute()); it was skipped"]
+    assert harness.warnings == [
+        "plugin 'halfdone' registered the metric 'nocompute' without compute() "
+        "(a metric needs name, description, compute()); it was skipped"
+    ]
     assert harness.plugins["halfdone"].registered == {"metric": ["fine_metric"]}
     with pytest.raises(PluginError, match=r"'halfdone'.*without compute\(\)"):
         load_harness(strict=True)
     assert main(["metrics"]) == 0  # one warning line, before anything loads
     err = capsys.readouterr().err
     assert err.splitlines() == [f"warning: {harness.warnings[0]}"]
-    assert main(["run", "--model", "no/such/model", "--tasks", "blimp_passive_1", "--metric", "nocompute",
-                 "--output", str(tmp_path / "out")]) == 2
+    assert (
+        main(
+            [
+                "run",
+                "--model",
+                "no/such/model",
+                "--tasks",
+                "blimp_passive_1",
+                "--metric",
+                "nocompute",
+                "--output",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.splitlines()
     assert err[0] == f"warning: {harness.warnings[0]}" and err[1].startswith("error: unknown metric 'nocompute'")
 
@@ -381,11 +453,18 @@ def test_an_executor_without_execute_is_rejected(lingspace_plugin) -> None:
 
 
 # What an object with only a name lacks, per kind: the protocols' other attributes and methods.
-LACKS = {"task": "phenomenon, field, source, load()", "task source": "description, claims(), resolve()",
-         "model loader": "description, claims(), load()", "gradient strategy": "description, kind, reduce()",
-         "metric": "description, compute()", "space builder": "description, build()",
-         "hypothesis": "description, matrix()", "executor": "description, execute()",
-         "reporter": "description, report()", "command": "help, add_arguments(), run()"}
+LACKS = {
+    "task": "phenomenon, field, source, load()",
+    "task source": "description, claims(), resolve()",
+    "model loader": "description, claims(), load()",
+    "gradient strategy": "description, kind, reduce()",
+    "metric": "description, compute()",
+    "space builder": "description, build()",
+    "hypothesis": "description, matrix()",
+    "executor": "description, execute()",
+    "reporter": "description, report()",
+    "command": "help, add_arguments(), run()",
+}
 
 
 @pytest.mark.parametrize("hook", sorted(HOOKS))

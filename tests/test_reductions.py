@@ -1,17 +1,18 @@
 """Reductions at memory speed: the top-k selection, the projection's compact plan, the streamed
 Jaccard, and each training pair's gradient computed once (the whole differential from its halves)."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import lingspace_harness_plugins.gradsim as gradsim
 import numpy as np
 import pytest
 import torch
 
 import lingspace_harness.gradients as gradients
 import lingspace_harness.selection as selection
-import lingspace_harness_plugins.gradsim as gradsim
 from lingspace_harness import MinimalPair, gradient_differential, layout_of, load_harness, select_parameters
 from lingspace_harness.cli import main
 from lingspace_harness.gradient_cache import halves
@@ -21,7 +22,7 @@ from lingspace_harness.selection import index_dtype, largest_magnitudes
 
 def argpartition_mask(x: np.ndarray, n: int) -> np.ndarray:
     """The selection as it was: an argpartition of |x| over the whole vector."""
-    return np.sort(np.argpartition(np.abs(x), x.size - n)[x.size - n:])
+    return np.sort(np.argpartition(np.abs(x), x.size - n)[x.size - n :])
 
 
 @pytest.fixture
@@ -60,7 +61,7 @@ def test_a_misleading_sample_still_gives_the_exact_selection(small_blocks) -> No
     """The sampled entries are the large ones: every bracket from the sample is too high, and the
     selection falls back to all entries rather than return too few."""
     x = np.random.default_rng(4).random(20_000).astype(np.float32)
-    x[::20_000 // 256] += 10.0
+    x[:: 20_000 // 256] += 10.0
     np.testing.assert_array_equal(largest_magnitudes(x, 1000), argpartition_mask(x, 1000))
 
 
@@ -81,7 +82,7 @@ def drawn_projection(grad: np.ndarray, sizes: list[int], dim: int, seed: int) ->
     for i, size in enumerate(sizes):
         rng = np.random.default_rng([seed, i, dim])
         bucket, sign = rng.integers(0, dim, size=size), rng.choice(np.array([-1.0, 1.0], np.float32), size)
-        piece = grad[offset:offset + size].astype(np.float64) * sign
+        piece = grad[offset : offset + size].astype(np.float64) * sign
         out.append(np.bincount(bucket, weights=piece, minlength=dim))
         offset += size
     return np.concatenate(out).astype(np.float32)
@@ -89,8 +90,13 @@ def drawn_projection(grad: np.ndarray, sizes: list[int], dim: int, seed: int) ->
 
 def test_projection_plan_is_compact_and_the_same_sketch() -> None:
     projected = load_harness().gradient_strategies.get("projected")
-    layout = layout_of([("a.layers.0.w", torch.zeros(1100, 1000)), ("a.layers.0.b", torch.zeros(70)),
-                        ("a.layers.1.w", torch.zeros(3, 5000))])  # the first crosses a chunk of draws
+    layout = layout_of(
+        [
+            ("a.layers.0.w", torch.zeros(1100, 1000)),
+            ("a.layers.0.b", torch.zeros(70)),
+            ("a.layers.1.w", torch.zeros(3, 5000)),
+        ]
+    )  # the first crosses a chunk of draws
     grad = np.random.default_rng(5).normal(size=layout.size).astype(np.float32)
     for dim, seed in ((64, 0), (1024, 3)):
         options = projected.Options(projection_dim=dim, seed=seed)
@@ -110,10 +116,18 @@ def test_streamed_jaccard_equals_one_block(monkeypatch) -> None:
     np.testing.assert_array_equal(gradsim.jaccard(masks), whole)
 
 
-PAIRS = [MinimalPair(str(i), good, bad) for i, (good, bad) in enumerate([
-    ("The cats are happy.", "The cats is happy."), ("The dog sees himself.", "The dog sees themselves."),
-    ("Who did the girl see?", "Who did the girl see him?"), ("Some boys were not here.", "Some boys was not here."),
-    ("A man has left.", "A man have left.")])]
+PAIRS = [
+    MinimalPair(str(i), good, bad)
+    for i, (good, bad) in enumerate(
+        [
+            ("The cats are happy.", "The cats is happy."),
+            ("The dog sees himself.", "The dog sees themselves."),
+            ("Who did the girl see?", "Who did the girl see him?"),
+            ("Some boys were not here.", "Some boys was not here."),
+            ("A man has left.", "A man have left."),
+        ]
+    )
+]
 
 
 def test_a_group_is_summed_as_if_alone_and_the_halves_add_up(tiny_model: Path) -> None:
@@ -135,21 +149,42 @@ TASKS = "blimp_anaphor_gender_agreement,blimp_passive_2,blimp_npi_present_1"
 
 
 def split_half_run(model: Path, blimp_dir: Path, out: Path) -> dict:
-    assert main(["run", "--model", str(model), "--tasks", TASKS, "--data-dir", str(blimp_dir), "--limit", "9",
-                 "--metric", "gradsim,overlap", "--gradsim-strategy", "full", "--split-half",
-                 "--output", str(out)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--model",
+                str(model),
+                "--tasks",
+                TASKS,
+                "--data-dir",
+                str(blimp_dir),
+                "--limit",
+                "9",
+                "--metric",
+                "gradsim,overlap",
+                "--gradsim-strategy",
+                "full",
+                "--split-half",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     return json.loads((out / "results.json").read_text())
 
 
 def stored(out: Path, strategy: str, task: str, variant: str) -> np.ndarray:
     for key in (out / "units" / f"gradient-{strategy}").glob(f"{task}-*.npy.key.json"):
         if json.loads(key.read_text()).get("variant", "") == variant:
-            return np.load(str(key)[:-len(".key.json")])
+            return np.load(str(key)[: -len(".key.json")])
     raise AssertionError(f"no {strategy} unit of {task} ({variant or 'the run'})")
 
 
-def test_split_half_differentiates_each_pair_once(monkeypatch, tiny_model: Path, blimp_dir: Path,
-                                                   tmp_path: Path) -> None:
+def test_split_half_differentiates_each_pair_once(
+    monkeypatch, tiny_model: Path, blimp_dir: Path, tmp_path: Path
+) -> None:
     counted: list[int] = []
     original = gradients._differential
     monkeypatch.setattr(gradients, "_differential", lambda *a, **k: counted.append(len(a[2])) or original(*a, **k))

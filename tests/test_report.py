@@ -1,4 +1,5 @@
 """The ``html`` reporter and the ``report`` command: files, order, tables, escaping, Chromium."""
+
 from __future__ import annotations
 
 import base64
@@ -13,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import _missing
-from lingspace_harness import UserError, mantel, symmetrise
-from lingspace_harness.cli import main
 from lingspace_harness_plugins.report import HtmlReport, layout, write_comparison_report
 from lingspace_harness_plugins.space_agreement import bootstrap_ci
+
+from lingspace_harness import UserError, mantel, symmetrise
+from lingspace_harness.cli import main
 
 # Phenomena interleaved, so that a clustering order has to regroup them.
 TASKS = [f"blimp_t{i}" for i in range(6)]
@@ -35,15 +36,27 @@ def constructed() -> dict:
     sym = 0.1 + 0.7 * same + (noise + noise.T) / 2
     np.fill_diagonal(sym, 1.0)
     transfer = 0.5 * same + rng.normal(0, 0.2, (6, 6))
-    return {"version": 1, "config": {"model": EVIL, "revision": None, "metrics": ["gradsim", "transfer"],
-                                     "limit": 8, "seed": 0},
-            "model": {"name": EVIL, "revision": None},
-            "tasks": {t: {"phenomenon": p, "field": "syntax" if i < 3 else "semantics", "group": p, "n_test": 8,
-                          "accuracy": 0.5 + i / 20, "margin": 0.1 * i}
-                      for i, (t, p) in enumerate(zip(TASKS, PHENOMENA))},
-            "spaces": {"gradsim": {"tasks": TASKS, "matrix": sym.tolist()},
-                       "transfer": {"tasks": TASKS, "matrix": transfer.tolist()}},
-            "analysis": {}}
+    return {
+        "version": 1,
+        "config": {"model": EVIL, "revision": None, "metrics": ["gradsim", "transfer"], "limit": 8, "seed": 0},
+        "model": {"name": EVIL, "revision": None},
+        "tasks": {
+            t: {
+                "phenomenon": p,
+                "field": "syntax" if i < 3 else "semantics",
+                "group": p,
+                "n_test": 8,
+                "accuracy": 0.5 + i / 20,
+                "margin": 0.1 * i,
+            }
+            for i, (t, p) in enumerate(zip(TASKS, PHENOMENA))
+        },
+        "spaces": {
+            "gradsim": {"tasks": TASKS, "matrix": sym.tolist()},
+            "transfer": {"tasks": TASKS, "matrix": transfer.tolist()},
+        },
+        "analysis": {},
+    }
 
 
 def write_run(directory: Path, results: dict) -> Path:
@@ -111,8 +124,9 @@ def test_report_command_writes_images_and_tables(tmp_path: Path, capsys) -> None
     assert "report.html" in capsys.readouterr().out
     assert (run_dir / "results.json").read_bytes() == before  # the run is read, never rewritten
     pngs = sorted((out / "report").glob("*.png"))
-    assert [p.name for p in pngs] == ["agreement.png"] + [f"{s}-{k}.png" for s in ("gradsim", "transfer")
-                                                         for k in ("dendrogram", "graph", "heatmap")]
+    assert [p.name for p in pngs] == ["agreement.png"] + [
+        f"{s}-{k}.png" for s in ("gradsim", "transfer") for k in ("dendrogram", "graph", "heatmap")
+    ]
     text = (out / "report.html").read_text()
     page = Tables(text)
     embedded = sorted(base64.b64decode(src.split(",", 1)[1]) for src in page.images)
@@ -137,7 +151,13 @@ def test_report_command_writes_images_and_tables(tmp_path: Path, capsys) -> None
     (header, row), spaces = page.table("space a", "space b"), constructed()["spaces"]
     expected = mantel(symmetrise(spaces["transfer"]["matrix"]), spaces["gradsim"]["matrix"], permutations=99)
     low, high = bootstrap_ci(spaces["gradsim"]["matrix"], spaces["transfer"]["matrix"], 1000, 0)
-    assert row[:5] == ["gradsim", "transfer", f"{expected['r']:.4f}", f"[{low:.4f}, {high:.4f}]", f"{expected['p']:.4f}"]
+    assert row[:5] == [
+        "gradsim",
+        "transfer",
+        f"{expected['r']:.4f}",
+        f"[{low:.4f}, {high:.4f}]",
+        f"{expected['p']:.4f}",
+    ]
     assert row[7:11] == ["yes", "–", "–", "–"] and header[8] == "r / transfer ceiling"
     assert "no transfer ceiling: transfer has no split halves" in text
 
@@ -165,14 +185,36 @@ def test_missing_matplotlib_says_how_to_install(tmp_path: Path, monkeypatch, cap
 
 def test_run_with_html_reporter(tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    assert main(["run", "--model", str(tiny_model), "--tasks", "blimp_anaphor_*,blimp_passive_*",
-                 "--data-dir", str(blimp_dir), "--limit", "8", "--metric", "gradsim,overlap",
-                 "--report", "html", "--output", str(out)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--model",
+                str(tiny_model),
+                "--tasks",
+                "blimp_anaphor_*,blimp_passive_*",
+                "--data-dir",
+                str(blimp_dir),
+                "--limit",
+                "8",
+                "--metric",
+                "gradsim,overlap",
+                "--report",
+                "html",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     page = Tables((out / "report.html").read_text())
     assert len(page.images) == 7 and len(list((out / "report").glob("*.png"))) == 7  # 3 per space, agreement
     rows = page.table("space a", "space b")
-    assert [row[:2] for row in rows[1:]] == [["gradsim", "gradsim.centred"], ["gradsim", "overlap"],
-                                             ["gradsim.centred", "overlap"]]
+    assert [row[:2] for row in rows[1:]] == [
+        ["gradsim", "gradsim.centred"],
+        ["gradsim", "overlap"],
+        ["gradsim.centred", "overlap"],
+    ]
     costs = json.loads((out / "results.json").read_text())["execution"]["costs"]
     assert rows[2][9:11] == [f"{costs['gradsim']['cost_s']:.4f}", f"{costs['overlap']['cost_s']:.4f}"]
     assert rows[2][3] == rows[2][8] == "–"  # no transfer: no interval with it, no ratio to its ceiling
@@ -181,34 +223,73 @@ def test_run_with_html_reporter(tiny_model: Path, blimp_dir: Path, tmp_path: Pat
 
 
 def test_comparison_report_plots_trajectories(tmp_path: Path) -> None:
-    runs = [{"label": label, "model": "m", "revision": label, "dir": f"/x/{label}", "n_tasks": 6,
-             "mean_accuracy": acc, "mean_overlap": None,
-             "hypotheses": {"gradsim": {"phenomenon": {"r": r, "p": 0.01}}},
-             "generalisation": {"gradsim": {"phenomenon": {"difference": r / 2}}}}
-            for label, acc, r in (("step1", 0.5, 0.1), ("step2", 0.6, 0.3), ("step3", 0.7, 0.5))]
-    pairs = [{"a": "step1", "b": "step2", "relations": ["previous", "first"], "spearman": 0.8, "p": 0.01},
-             {"a": "step2", "b": "step3", "relations": ["previous"], "spearman": 0.9, "p": 0.01},
-             {"a": "step1", "b": "step3", "relations": ["first"], "spearman": 0.7, "p": 0.02}]
+    runs = [
+        {
+            "label": label,
+            "model": "m",
+            "revision": label,
+            "dir": f"/x/{label}",
+            "n_tasks": 6,
+            "mean_accuracy": acc,
+            "mean_overlap": None,
+            "hypotheses": {"gradsim": {"phenomenon": {"r": r, "p": 0.01}}},
+            "generalisation": {"gradsim": {"phenomenon": {"difference": r / 2}}},
+        }
+        for label, acc, r in (("step1", 0.5, 0.1), ("step2", 0.6, 0.3), ("step3", 0.7, 0.5))
+    ]
+    pairs = [
+        {"a": "step1", "b": "step2", "relations": ["previous", "first"], "spearman": 0.8, "p": 0.01},
+        {"a": "step2", "b": "step3", "relations": ["previous"], "spearman": 0.9, "p": 0.01},
+        {"a": "step1", "b": "step3", "relations": ["first"], "spearman": 0.7, "p": 0.02},
+    ]
     comparison = {"runs": runs, "notes": ["a <note>"], "spaces": {"gradsim": {"tasks": TASKS, "pairs": pairs}}}
     written = write_comparison_report(comparison, tmp_path)
     names = sorted(p.name for p in written[:-1])
-    assert names == ["trajectory-accuracy.png", "trajectory-gradsim-generalisation.png",
-                     "trajectory-gradsim-hypotheses.png", "trajectory-spearman-first.png",
-                     "trajectory-spearman-previous.png"]
+    assert names == [
+        "trajectory-accuracy.png",
+        "trajectory-gradsim-generalisation.png",
+        "trajectory-gradsim-hypotheses.png",
+        "trajectory-spearman-first.png",
+        "trajectory-spearman-previous.png",
+    ]
     page = Tables(written[-1].read_text())
     assert len(page.images) == 5 and "a &lt;note&gt;" in written[-1].read_text()
     assert [r[0] for r in page.table("run", "model")[1:]] == ["step1", "step2", "step3"]
     rows = page.table("run", "compared with")[1:]
-    assert [(r[0], r[1], r[3]) for r in rows] == [("step2", "step1", "0.8000"), ("step3", "step2", "0.9000"),
-                                                  ("step3", "step1", "0.7000")]
+    assert [(r[0], r[1], r[3]) for r in rows] == [
+        ("step2", "step1", "0.8000"),
+        ("step3", "step2", "0.9000"),
+        ("step3", "step1", "0.7000"),
+    ]
 
 
 def test_report_on_a_finished_run(tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> None:
     """A real run (tiny model, three learned spaces, the run's own analysis): one heatmap,
     dendrogram and graph per space, each space in the order analysis.clusters gave."""
-    assert main(["run", "--model", str(tiny_model), "--tasks", "blimp_anaphor_*,blimp_passive_*",
-                 "--data-dir", str(blimp_dir), "--limit", "6", "--metric", "gradsim,overlap,transfer",
-                 "--ftgd-steps", "2", "--permutations", "99", "--output", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--model",
+                str(tiny_model),
+                "--tasks",
+                "blimp_anaphor_*,blimp_passive_*",
+                "--data-dir",
+                str(blimp_dir),
+                "--limit",
+                "6",
+                "--metric",
+                "gradsim,overlap,transfer",
+                "--ftgd-steps",
+                "2",
+                "--permutations",
+                "99",
+                "--output",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     results = json.loads((tmp_path / "results.json").read_text())
     spaces = results["spaces"]
     assert sorted(spaces) == ["gradsim", "overlap", "transfer"]
@@ -229,9 +310,23 @@ def _chromium() -> str:
 
 
 def _render(browser: str, page: Path) -> tuple[str, str]:
-    done = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
-                           "--v=0", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
-                          capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(page.parent)})
+    done = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HOME": str(page.parent)},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout, done.stderr
 
@@ -247,9 +342,13 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert len(page.images) == 7 and page.table("space", "hypothesis") and page.table("space a", "space b")
     # A copy with a probe script: every embedded image must decode in the browser.
     probe = tmp_path / "probe.html"
-    probe.write_text(report.read_text().replace(
-        "</body>", "<script>window.addEventListener('load', () => { const i = [...document.images];"
-                   " document.body.dataset.decoded = i.filter(x => x.complete && x.naturalWidth > 100).length"
-                   " + '/' + i.length; });</script></body>"))
+    probe.write_text(
+        report.read_text().replace(
+            "</body>",
+            "<script>window.addEventListener('load', () => { const i = [...document.images];"
+            " document.body.dataset.decoded = i.filter(x => x.complete && x.naturalWidth > 100).length"
+            " + '/' + i.length; });</script></body>",
+        )
+    )
     dom, _ = _render(browser, probe)
     assert 'data-decoded="7/7"' in dom  # 3 per space, and the agreement heatmap

@@ -1,4 +1,5 @@
 """The trie scorer against the plain padded forward pass, on tiny models of three architectures."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -51,8 +52,13 @@ def test_trie_matches_padded_and_token_by_token(arch: str, tiny_model_factory, b
 def test_longer_contexts_and_duplicates(tiny_model: Path) -> None:
     model, tokenizer = load(tiny_model)
     enc = lambda s: tokenizer(s, add_special_tokens=False)["input_ids"]  # noqa: E731
-    requests = [(enc("The cat"), enc(" runs.")), (enc("The cat"), enc(" run.")), (enc("The"), enc(" cat runs.")),
-                (enc("The cat"), enc(" runs.")), ([tokenizer.eos_token_id], enc(" Dogs bark."))]
+    requests = [
+        (enc("The cat"), enc(" runs.")),
+        (enc("The cat"), enc(" run.")),
+        (enc("The"), enc(" cat runs.")),
+        (enc("The cat"), enc(" runs.")),
+        ([tokenizer.eos_token_id], enc(" Dogs bark.")),
+    ]
     trie = score_requests(model, requests, method="trie")
     padded = score_requests(model, requests, method="padded")
     assert np.abs(trie - padded).max() < 1e-4
@@ -96,8 +102,10 @@ def test_auto_falls_back_when_the_model_ignores_tree_masks(tiny_model: Path, bli
     model, tokenizer = load(tiny_model)
     requests = sentence_requests(tokenizer, blimp_sentences(blimp_dir, 2), prefix_token_id(tokenizer))
     blind = MaskBlind(model)
-    assert np.abs(score_requests(blind, requests, method="trie")
-                  - score_requests(model, requests, method="trie")).max() > 1e-3
+    assert (
+        np.abs(score_requests(blind, requests, method="trie") - score_requests(model, requests, method="trie")).max()
+        > 1e-3
+    )
     auto = score_requests(blind, requests, method="auto")
     assert np.abs(auto - score_requests(model, requests, method="padded")).max() < 1e-4
     assert "ignores tree attention masks" in caplog.text
@@ -108,5 +116,5 @@ def test_prefix_token_follows_lm_eval(tiny_model: Path) -> None:
     assert prefix_token_id(tokenizer) == tokenizer.bos_token_id
     assert prefix_token_id(tokenizer, "5") == 5
     assert prefix_token_id(tokenizer, "<|endoftext|>") == tokenizer.eos_token_id
-    (ctx, cont), = sentence_requests(tokenizer, ["The cat runs."], 7)
+    ((ctx, cont),) = sentence_requests(tokenizer, ["The cat runs."], 7)
     assert ctx == [7] and tokenizer.decode(cont) == " The cat runs."

@@ -1,4 +1,5 @@
 """End to end on the real SmolLM2-135M GGUF: the CLI over all 67 BLiMP paradigms."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,25 @@ pytestmark = pytest.mark.slow
 
 def test_cli_on_smollm2_gguf(smollm2_gguf: Path, blimp_dir: Path, tmp_path: Path, capsys) -> None:
     def run(out: Path, *extra: str) -> dict:
-        assert main(["run", "--model", str(smollm2_gguf), "--tasks", "blimp_*", "--data-dir", str(blimp_dir),
-                     "--limit", "10", "--output", str(out), *extra]) == 0
+        assert (
+            main(
+                [
+                    "run",
+                    "--model",
+                    str(smollm2_gguf),
+                    "--tasks",
+                    "blimp_*",
+                    "--data-dir",
+                    str(blimp_dir),
+                    "--limit",
+                    "10",
+                    "--output",
+                    str(out),
+                    *extra,
+                ]
+            )
+            == 0
+        )
         return json.loads((out / "results.json").read_text())
 
     bos = run(tmp_path / "bos")

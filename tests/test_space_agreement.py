@@ -1,5 +1,6 @@
 """The ``agreement`` space builder (every two spaces of a run related; probes against transfer's
 ceiling) and what each space cost (``execution.costs``), on small cases and a tiny-model run."""
+
 from __future__ import annotations
 
 import json
@@ -39,9 +40,15 @@ def small_case(split_half: bool = True) -> dict:
     def space(m: np.ndarray, **extra) -> dict:
         return {"tasks": TASKS, "matrix": [[None if np.isnan(v) else v for v in row] for row in m], **extra}
 
-    return {"tasks": {t: {"phenomenon": "p"} for t in TASKS}, "analysis": {},
-            "spaces": {"gradsim": space(gradsim, centred=centred.tolist()), "overlap": space(overlap),
-                       "transfer": space(transfer, **({"split_half": halves} if split_half else {}))}}
+    return {
+        "tasks": {t: {"phenomenon": "p"} for t in TASKS},
+        "analysis": {},
+        "spaces": {
+            "gradsim": space(gradsim, centred=centred.tolist()),
+            "overlap": space(overlap),
+            "transfer": space(transfer, **({"split_half": halves} if split_half else {})),
+        },
+    }
 
 
 def matrix(results: dict, name: str) -> np.ndarray:
@@ -80,8 +87,13 @@ def test_agreement_equals_a_direct_computation() -> None:
     assert list(out["probes"]) == ["gradsim", "gradsim.centred", "overlap", "transfer"]
     assert out["probes"]["gradsim.centred"] == {"space": "gradsim", "form": "centred"}
     assert [(p["a"], p["b"]) for p in out["pairs"]] == [
-        ("gradsim", "gradsim.centred"), ("gradsim", "overlap"), ("gradsim", "transfer"),
-        ("gradsim.centred", "overlap"), ("gradsim.centred", "transfer"), ("overlap", "transfer")]
+        ("gradsim", "gradsim.centred"),
+        ("gradsim", "overlap"),
+        ("gradsim", "transfer"),
+        ("gradsim.centred", "overlap"),
+        ("gradsim.centred", "transfer"),
+        ("overlap", "transfer"),
+    ]
     for pair in out["pairs"]:
         r, p, pairs, undefined = direct(matrix(results, pair["a"]), matrix(results, pair["b"]), 3, PERMUTATIONS)
         assert pair["r"] == pytest.approx(r, abs=1e-12) and pair["p"] == pytest.approx(p)
@@ -122,8 +134,9 @@ def test_probes_are_read_against_transfers_split_half_ceiling() -> None:
     plain = analyse(load_harness(), small_case(split_half=False), OPTIONS)["agreement"]["transfer"]
     assert all(p["ci"] is not None and p["ratio_ci"] is None for p in plain["probes"].values())
     assert plain["ceiling"]["r_full"] is None and "--split-half" in plain["ceiling"]["reason"]
-    assert all(p["ratio"] is None and "no ceiling" in p["reason"] and p["r"] is not None
-               for p in plain["probes"].values())
+    assert all(
+        p["ratio"] is None and "no ceiling" in p["reason"] and p["r"] is not None for p in plain["probes"].values()
+    )
 
 
 @pytest.mark.filterwarnings("ignore::scipy.stats.ConstantInputWarning")  # a draw of few distinct tasks
@@ -151,8 +164,9 @@ def test_each_probes_r_with_transfer_has_a_task_bootstrap_interval() -> None:
         assert probe["ci"][0] < probe["ci"][1]
         assert probe["ratio_ci"] == pytest.approx((expected / out["ceiling"]["r_full"]).tolist())
     no_draws = AnalysisOptions(permutations=PERMUTATIONS, bootstraps=0, seed=3, builders=["agreement"])
-    assert all(p["ci"] is None for p in analyse(load_harness(), results, no_draws)["agreement"]["transfer"]
-               ["probes"].values())
+    assert all(
+        p["ci"] is None for p in analyse(load_harness(), results, no_draws)["agreement"]["transfer"]["probes"].values()
+    )
 
 
 def test_fewer_than_two_spaces_give_no_pairs_and_undefined_stays_null() -> None:
@@ -166,13 +180,24 @@ def test_fewer_than_two_spaces_give_no_pairs_and_undefined_stays_null() -> None:
     one = analyse(load_harness(), {**results, "spaces": {"gradsim": results["spaces"]["gradsim"]}}, OPTIONS)
     assert [(p["a"], p["b"]) for p in one["agreement"]["pairs"]] == [("gradsim", "gradsim.centred")]
     # over two tasks nothing can be computed: null with a reason, and no ratio either
-    two = {"spaces": {name: {**s, "tasks": TASKS[:2], "matrix": np.array(s["matrix"], dtype=float)[:2, :2].tolist()}
-                      for name, s in results["spaces"].items() if name != "gradsim"}}
+    two = {
+        "spaces": {
+            name: {**s, "tasks": TASKS[:2], "matrix": np.array(s["matrix"], dtype=float)[:2, :2].tolist()}
+            for name, s in results["spaces"].items()
+            if name != "gradsim"
+        }
+    }
     two["spaces"]["transfer"].pop("split_half")
     out = analyse(load_harness(), two, OPTIONS)["agreement"]
     assert out["pairs"][0]["r"] is None and out["pairs"][0]["reason"]
-    assert out["transfer"]["probes"]["overlap"] == {"r": None, "ci": None, "p": None, "ratio": None,
-                                                   "ratio_ci": None, "reason": out["pairs"][0]["reason"]}
+    assert out["transfer"]["probes"]["overlap"] == {
+        "r": None,
+        "ci": None,
+        "p": None,
+        "ratio": None,
+        "ratio_ci": None,
+        "reason": out["pairs"][0]["reason"],
+    }
 
 
 def test_a_malformed_space_is_a_one_line_data_error() -> None:
@@ -185,8 +210,16 @@ def test_a_malformed_space_is_a_one_line_data_error() -> None:
     assert "gradsim.centred" not in analyse(load_harness(), results, OPTIONS)["agreement"]["probes"]
 
 
-RUN = ["--tasks", "blimp_anaphor_*,blimp_passive_*", "--limit", "6", "--metric", "gradsim,overlap",
-       "--permutations", "99"]
+RUN = [
+    "--tasks",
+    "blimp_anaphor_*,blimp_passive_*",
+    "--limit",
+    "6",
+    "--metric",
+    "gradsim,overlap",
+    "--permutations",
+    "99",
+]
 
 
 def test_a_run_writes_agreement_and_each_spaces_cost(tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> None:
@@ -196,7 +229,10 @@ def test_a_run_writes_agreement_and_each_spaces_cost(tiny_model: Path, blimp_dir
     results = json.loads((out / "results.json").read_text())
     agreement = results["analysis"]["agreement"]
     assert [(p["a"], p["b"]) for p in agreement["pairs"]] == [
-        ("gradsim", "gradsim.centred"), ("gradsim", "overlap"), ("gradsim.centred", "overlap")]
+        ("gradsim", "gradsim.centred"),
+        ("gradsim", "overlap"),
+        ("gradsim.centred", "overlap"),
+    ]
     for pair in agreement["pairs"]:
         r, p, pairs, _ = direct(matrix(results, pair["a"]), matrix(results, pair["b"]), 0, 99)
         assert pair["r"] == pytest.approx(r) and pair["p"] == pytest.approx(p) and pair["n_pairs"] == pairs == 6
@@ -222,28 +258,71 @@ def test_a_run_writes_agreement_and_each_spaces_cost(tiny_model: Path, blimp_dir
     assert main(["report", str(out)]) == 0  # compare and report read runs with the new entries
     assert "Space agreement" in (out / "report.html").read_text() and (out / "report" / "agreement.png").is_file()
     other = tmp_path / "other"
-    assert main(["run", "--model", str(tiny_model), "--data-dir", str(blimp_dir), *RUN, "--seed", "1",
-                 "--output", str(other)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--model",
+                str(tiny_model),
+                "--data-dir",
+                str(blimp_dir),
+                *RUN,
+                "--seed",
+                "1",
+                "--output",
+                str(other),
+            ]
+        )
+        == 0
+    )
     assert main(["compare", str(out), str(other), "--output", str(tmp_path / "cmp"), "--permutations", "19"]) == 0
     assert set(json.loads((tmp_path / "cmp" / "comparison.json").read_text())["spaces"]) == {"gradsim", "overlap"}
 
 
-def test_transfer_and_cka_costs_count_the_tunes_and_the_gradients(tiny_model: Path, blimp_dir: Path,
-                                                                   tmp_path: Path) -> None:
+def test_transfer_and_cka_costs_count_the_tunes_and_the_gradients(
+    tiny_model: Path, blimp_dir: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "run"
-    assert main(["run", "--model", str(tiny_model), "--data-dir", str(blimp_dir), "--tasks", "blimp_anaphor_*",
-                 "--limit", "6", "--metric", "transfer,cka", "--ftgd-steps", "2", "--split-half",
-                 "--permutations", "19", "--output", str(out)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--model",
+                str(tiny_model),
+                "--data-dir",
+                str(blimp_dir),
+                "--tasks",
+                "blimp_anaphor_*",
+                "--limit",
+                "6",
+                "--metric",
+                "transfer,cka",
+                "--ftgd-steps",
+                "2",
+                "--split-half",
+                "--permutations",
+                "19",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     results = json.loads((out / "results.json").read_text())
     costs = results["execution"]["costs"]
     groups = {name: {(g["variant"], g["kind"]): g for g in cost["units"]} for name, cost in costs.items()}
     # transfer: the 2 gradient units and its 2 tunes; its halves' tunes apart, in split_half_s
-    assert set(groups["transfer"]) == {("", "gradient"), ("", "transfer"), ("half-a", "transfer"),
-                                       ("half-b", "transfer")}
+    assert set(groups["transfer"]) == {
+        ("", "gradient"),
+        ("", "transfer"),
+        ("half-a", "transfer"),
+        ("half-b", "transfer"),
+    }
     assert all(g["count"] == 2 and g["seconds"] > 0 for g in groups["transfer"].values())
     main_units = [g for (variant, _), g in groups["transfer"].items() if not variant]
-    assert costs["transfer"]["cost_s"] == pytest.approx(sum(g["seconds"] for g in main_units)
-                                                        + costs["transfer"]["compute_s"])
+    assert costs["transfer"]["cost_s"] == pytest.approx(
+        sum(g["seconds"] for g in main_units) + costs["transfer"]["compute_s"]
+    )
     assert costs["transfer"]["split_half_s"] > groups["transfer"]["half-a", "transfer"]["seconds"]
     # cka rests on transfer's tunes (it needs their states) and so on the gradients: shared, counted in full
     assert set(groups["cka"]) == {("", "gradient"), ("", "transfer")}

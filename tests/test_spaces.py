@@ -1,4 +1,5 @@
 """The task-space metrics end to end on a tiny model: shapes, caching, resume, lookahead vs transfer."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,27 @@ TASKS = "blimp_anaphor_gender_agreement,blimp_anaphor_number_agreement,blimp_pas
 
 
 def run(model: Path, blimp_dir: Path, out: Path, metrics: str, *extra: str) -> dict:
-    assert main(["run", "--model", str(model), "--tasks", TASKS, "--data-dir", str(blimp_dir), "--limit", "12",
-                 "--metric", metrics, "--output", str(out), *extra]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--model",
+                str(model),
+                "--tasks",
+                TASKS,
+                "--data-dir",
+                str(blimp_dir),
+                "--limit",
+                "12",
+                "--metric",
+                metrics,
+                "--output",
+                str(out),
+                *extra,
+            ]
+        )
+        == 0
+    )
     return json.loads((out / "results.json").read_text())
 
 
@@ -44,8 +64,28 @@ def test_gradient_spaces_and_cache(tiny_model: Path, blimp_dir: Path, tmp_path: 
     assert again["spaces"] == results["spaces"]
     assert {p: p.stat().st_mtime_ns for p in (out / "units").rglob("*.npy")} == stamps  # nothing recomputed
     # another setting into the same directory is refused (one run per directory) ...
-    assert main(["run", "--model", str(tiny_model), "--tasks", TASKS, "--data-dir", str(blimp_dir), "--limit", "12",
-                 "--metric", "gradsim,overlap", "--output", str(out), "--topk", "0.05"]) == 2
+    assert (
+        main(
+            [
+                "run",
+                "--model",
+                str(tiny_model),
+                "--tasks",
+                TASKS,
+                "--data-dir",
+                str(blimp_dir),
+                "--limit",
+                "12",
+                "--metric",
+                "gradsim,overlap",
+                "--output",
+                str(out),
+                "--topk",
+                "0.05",
+            ]
+        )
+        == 2
+    )
     # ... and elsewhere it gives new masks and the same gradsim space
     other = run(tiny_model, blimp_dir, tmp_path / "other", "gradsim,overlap", "--topk", "0.05")
     assert other["spaces"]["overlap"]["k"] == pytest.approx(0.05, abs=1e-4)
@@ -54,8 +94,17 @@ def test_gradient_spaces_and_cache(tiny_model: Path, blimp_dir: Path, tmp_path: 
 
 
 def test_transfer_and_lookahead(tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> None:
-    results = run(tiny_model, blimp_dir, tmp_path / "out", "transfer,lookahead", "--ftgd-lr", "3e-3",
-                  "--ftgd-steps", "10", "--transfer-baseline")
+    results = run(
+        tiny_model,
+        blimp_dir,
+        tmp_path / "out",
+        "transfer,lookahead",
+        "--ftgd-lr",
+        "3e-3",
+        "--ftgd-steps",
+        "10",
+        "--transfer-baseline",
+    )
     transfer, lookahead = results["spaces"]["transfer"], results["spaces"]["lookahead"]
     t = np.array(transfer["matrix"], dtype=float)  # null -> NaN
     tuned = np.array(transfer["tuned"])
@@ -77,8 +126,10 @@ def test_transfer_and_lookahead(tiny_model: Path, blimp_dir: Path, tmp_path: Pat
 def test_baseline_is_tuned_on_the_runs_own_data_only(tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     results = run(tiny_model, blimp_dir, out, "transfer", "--ftgd-steps", "2", "--transfer-baseline", "--split-half")
+
     def rows(kind: str) -> int:
         return len([p for p in (out / "units" / kind).glob("*.json") if not p.name.endswith(".key.json")])
+
     assert rows("transfer") == 3 * 4 and rows("transfer-baseline") == 4  # the halves tune with the mask only
     transfer = results["spaces"]["transfer"]
     assert "baseline" in transfer and set(transfer["split_half"]) >= {"a", "b"}
@@ -87,11 +138,30 @@ def test_baseline_is_tuned_on_the_runs_own_data_only(tiny_model: Path, blimp_dir
 def test_killed_run_resumes_to_the_same_results(tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> None:
     reference = run(tiny_model, blimp_dir, tmp_path / "ref", "gradsim,lookahead")
     out = tmp_path / "out"
-    argv = [sys.executable, "-m", "lingspace_harness.cli", "run", "--model", str(tiny_model), "--tasks", TASKS,
-            "--data-dir", str(blimp_dir), "--limit", "12", "--metric", "gradsim,lookahead", "--output", str(out)]
+    argv = [
+        sys.executable,
+        "-m",
+        "lingspace_harness.cli",
+        "run",
+        "--model",
+        str(tiny_model),
+        "--tasks",
+        TASKS,
+        "--data-dir",
+        str(blimp_dir),
+        "--limit",
+        "12",
+        "--metric",
+        "gradsim,lookahead",
+        "--output",
+        str(out),
+    ]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while time.time() < deadline and len([p for p in out.glob("units/lookahead/*.json") if not p.name.endswith(".key.json")]) < 1:
+    while (
+        time.time() < deadline
+        and len([p for p in out.glob("units/lookahead/*.json") if not p.name.endswith(".key.json")]) < 1
+    ):
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

@@ -1,4 +1,5 @@
 """lingspace_harness.stats: Mantel tests, within/between contrasts, reliability, cluster agreement."""
+
 from __future__ import annotations
 
 import itertools
@@ -9,12 +10,20 @@ import numpy as np
 import pytest
 from scipy import stats as ss
 
-from lingspace_harness import (UserError, cluster_agreement, is_symmetric, mantel, split_half_reliability,
-                               symmetrise, within_between)
+from lingspace_harness import (
+    UserError,
+    cluster_agreement,
+    is_symmetric,
+    mantel,
+    split_half_reliability,
+    symmetrise,
+    within_between,
+)
 
 
-def planted(seed: int = 0, groups: int = 4, size: int = 5, within: float = 0.6, between: float = 0.1,
-            noise: float = 0.1) -> tuple[np.ndarray, list[str]]:
+def planted(
+    seed: int = 0, groups: int = 4, size: int = 5, within: float = 0.6, between: float = 0.1, noise: float = 0.1
+) -> tuple[np.ndarray, list[str]]:
     """A symmetric space with ``groups`` blocks of ``size`` tasks, and the tasks' labels."""
     labels = [f"p{g}" for g in range(groups) for _ in range(size)]
     same = np.equal.outer(labels, labels)
@@ -167,16 +176,14 @@ def test_symmetrise_and_is_symmetric() -> None:
 
 
 def test_within_between_values_by_hand_and_planted() -> None:
-    m = np.array([[1, 0.8, 0.1, 0.2],
-                  [0.6, 1, 0.3, 0.0],
-                  [0.1, 0.3, 1, 0.9],
-                  [0.2, 0.0, 0.5, 1]])
+    m = np.array([[1, 0.8, 0.1, 0.2], [0.6, 1, 0.3, 0.0], [0.1, 0.3, 1, 0.9], [0.2, 0.0, 0.5, 1]])
     result = within_between(m, ["a", "a", "b", "b"], permutations=100, bootstraps=100)
     assert result["within"] == pytest.approx((0.8 + 0.6 + 0.9 + 0.5) / 4)
     assert result["between"] == pytest.approx((0.1 + 0.2 + 0.3 + 0.0) * 2 / 8)
     assert result["difference"] == pytest.approx(result["within"] - result["between"])
-    assert within_between(symmetrise(m), ["a", "a", "b", "b"], permutations=100, bootstraps=100)["within"] \
-        == pytest.approx(result["within"])
+    assert within_between(symmetrise(m), ["a", "a", "b", "b"], permutations=100, bootstraps=100)[
+        "within"
+    ] == pytest.approx(result["within"])
 
     space, labels = planted()
     planted_result = within_between(space, labels, permutations=2000, bootstraps=500)
@@ -192,8 +199,7 @@ def test_within_between_leaves_out_unlabelled_tasks() -> None:
     labels[3] = None
     keep = [i for i in range(20) if i != 3]
     got = within_between(space, labels, permutations=300, bootstraps=50, seed=9)
-    want = within_between(space[np.ix_(keep, keep)], [labels[i] for i in keep], permutations=300,
-                          bootstraps=50, seed=9)
+    want = within_between(space[np.ix_(keep, keep)], [labels[i] for i in keep], permutations=300, bootstraps=50, seed=9)
     assert got == want and got["n_tasks"] == 19 and got["n_labels"] == 4
 
 
@@ -209,8 +215,7 @@ def test_within_between_p_matches_exact_label_permutations() -> None:
         return m[s & off].mean() - m[~s].mean()
 
     observed = diff(labels)
-    exact = np.mean([diff([labels[i] for i in p]) >= observed - 1e-10
-                     for p in itertools.permutations(range(7))])
+    exact = np.mean([diff([labels[i] for i in p]) >= observed - 1e-10 for p in itertools.permutations(range(7))])
     got = within_between(m, labels, permutations=20000, bootstraps=0, seed=1)
     assert got["difference"] == pytest.approx(observed)
     assert got["p"] == pytest.approx(exact, abs=0.015)

@@ -1,5 +1,6 @@
 """Trustworthy runs: content-addressed units, one run per output directory, plugins that own
 their options, dependencies by declaration, and a core that needs no built-in by name."""
+
 from __future__ import annotations
 
 import json
@@ -8,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from test_cli import one_line_error as one_line
+from test_cli import run_cli
 
 from lingspace_harness import MetricResult, Space, hookimpl
 from lingspace_harness.cli import main
-from test_cli import one_line_error as one_line
-from test_cli import run_cli
 
 TASK = "blimp_anaphor_gender_agreement"
 
@@ -32,11 +33,21 @@ def swap_good_and_bad(path: Path) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
-def test_changed_data_is_never_served_from_old_units(capsys, tiny_model: Path, data_copy: Path,
-                                                     tmp_path: Path) -> None:
+def test_changed_data_is_never_served_from_old_units(capsys, tiny_model: Path, data_copy: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    base = ["run", "--model", str(tiny_model), "--tasks", TASK, "--data-dir", str(data_copy), "--limit", "40",
-            "--output", str(out)]
+    base = [
+        "run",
+        "--model",
+        str(tiny_model),
+        "--tasks",
+        TASK,
+        "--data-dir",
+        str(data_copy),
+        "--limit",
+        "40",
+        "--output",
+        str(out),
+    ]
     assert run_cli(capsys, *base)[0] == 0
     first = json.loads((out / "results.json").read_text())
     before = first["tasks"][TASK]["accuracy"]
@@ -49,15 +60,18 @@ def test_changed_data_is_never_served_from_old_units(capsys, tiny_model: Path, d
     after = json.loads((out / "results.json").read_text())
     assert after["tasks"][TASK]["accuracy"] == pytest.approx(1 - before)  # no ties on this task
     pairs = [json.loads(line) for line in (out / "pairs.jsonl").read_text().splitlines()]
-    swapped = {json.loads(line)["pairID"]: json.loads(line) for line in
-               (data_copy / "anaphor_gender_agreement.jsonl").read_text().splitlines()}
+    swapped = {
+        json.loads(line)["pairID"]: json.loads(line)
+        for line in (data_copy / "anaphor_gender_agreement.jsonl").read_text().splitlines()
+    }
     assert all(p["sentence_good"] == swapped[p["pairID"]]["sentence_good"] for p in pairs)
     assert after["fingerprints"]["tasks"][TASK] != first["fingerprints"]["tasks"][TASK]
     assert after["fingerprints"]["model"] == first["fingerprints"]["model"]
 
 
-def test_another_config_into_a_used_directory_is_refused(capsys, tiny_model: Path, blimp_dir: Path,
-                                                         tmp_path: Path) -> None:
+def test_another_config_into_a_used_directory_is_refused(
+    capsys, tiny_model: Path, blimp_dir: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     common = ["run", "--model", str(tiny_model), "--data-dir", str(blimp_dir), "--limit", "4", "--output", str(out)]
     assert run_cli(capsys, *common, "--tasks", TASK)[0] == 0
@@ -113,15 +127,32 @@ class AlphaPlugin:
         register(AlphaMetric())
 
 
-def test_a_third_party_metric_owns_its_option(capsys, lingspace_plugin, tiny_model: Path, blimp_dir: Path,
-                                             tmp_path: Path) -> None:
+def test_a_third_party_metric_owns_its_option(
+    capsys, lingspace_plugin, tiny_model: Path, blimp_dir: Path, tmp_path: Path
+) -> None:
     lingspace_plugin(AlphaPlugin(), "alpha-plugin")
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     assert "--mymetric-alpha" in capsys.readouterr().out
     out = tmp_path / "out"
-    code, _, err = run_cli(capsys, "run", "--model", str(tiny_model), "--tasks", TASK, "--data-dir", str(blimp_dir),
-                           "--limit", "4", "--metric", "mymetric", "--mymetric-alpha", "0.25", "--output", str(out))
+    code, _, err = run_cli(
+        capsys,
+        "run",
+        "--model",
+        str(tiny_model),
+        "--tasks",
+        TASK,
+        "--data-dir",
+        str(blimp_dir),
+        "--limit",
+        "4",
+        "--metric",
+        "mymetric",
+        "--mymetric-alpha",
+        "0.25",
+        "--output",
+        str(out),
+    )
     assert code == 0, err
     assert AlphaMetric.seen[-1] == 0.25
     results = json.loads((out / "results.json").read_text())
@@ -144,11 +175,24 @@ class NeedyPlugin:
         register(NeedyMetric())
 
 
-def test_a_missing_provider_is_one_line_before_any_work(capsys, lingspace_plugin, tiny_model: Path,
-                                                        blimp_dir: Path, tmp_path: Path) -> None:
+def test_a_missing_provider_is_one_line_before_any_work(
+    capsys, lingspace_plugin, tiny_model: Path, blimp_dir: Path, tmp_path: Path
+) -> None:
     lingspace_plugin(NeedyPlugin(), "needy-plugin")
-    code, _, err = run_cli(capsys, "run", "--model", str(tiny_model), "--tasks", TASK, "--data-dir", str(blimp_dir),
-                           "--metric", "needy", "--output", str(tmp_path / "o"))
+    code, _, err = run_cli(
+        capsys,
+        "run",
+        "--model",
+        str(tiny_model),
+        "--tasks",
+        TASK,
+        "--data-dir",
+        str(blimp_dir),
+        "--metric",
+        "needy",
+        "--output",
+        str(tmp_path / "o"),
+    )
     assert code == 2
     one_line(err, "needy", "crystal-ball")
     assert not (tmp_path / "o").exists()
@@ -156,7 +200,8 @@ def test_a_missing_provider_is_one_line_before_any_work(capsys, lingspace_plugin
 
 @pytest.mark.parametrize("disabled", ["accuracy", "executors", "strategies"])
 def test_disabling_a_builtin_leaves_run_working_or_says_what_is_missing(
-        capsys, monkeypatch, tiny_model: Path, blimp_dir: Path, tmp_path: Path, disabled: str) -> None:
+    capsys, monkeypatch, tiny_model: Path, blimp_dir: Path, tmp_path: Path, disabled: str
+) -> None:
     monkeypatch.setenv("LINGSPACE_DISABLE_PLUGINS", disabled)
     out = tmp_path / "out"
     base = ["run", "--model", str(tiny_model), "--tasks", TASK, "--data-dir", str(blimp_dir), "--limit", "4"]

@@ -1,5 +1,6 @@
 """Undefined similarities stay undefined: NaN in memory, null in results.json, left out (and
 counted) by every analysis, never read as 0."""
+
 from __future__ import annotations
 
 import json
@@ -9,16 +10,26 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import scipy.stats as ss
-
-from lingspace_harness import (AnalysisContext, AnalysisOptions, ParamLayout, Space, load_harness,
-                               mantel, read_results, split_half_reliability, within_between, write_results)
-from lingspace_harness.cli import main
 from lingspace_harness_plugins.cka import debiased_cka, linear_cka
 from lingspace_harness_plugins.clustering import Clusters, cluster_space, cluster_tasks
+from lingspace_harness_plugins.ftgd.metrics import normalised
 from lingspace_harness_plugins.gradsim import GradSim
 from lingspace_harness_plugins.report import layout
 from lingspace_harness_plugins.strategies import Full
-from lingspace_harness_plugins.ftgd.metrics import normalised
+
+from lingspace_harness import (
+    AnalysisContext,
+    AnalysisOptions,
+    ParamLayout,
+    Space,
+    load_harness,
+    mantel,
+    read_results,
+    split_half_reliability,
+    within_between,
+    write_results,
+)
+from lingspace_harness.cli import main
 
 TASKS = [f"t{i}" for i in range(9)]
 GROUPS = ["a", "a", "b", "b", "c", "c", "a", "b", "c"]
@@ -35,16 +46,25 @@ def gradsim_space() -> Space:
     full = Full()
     options = {"gradsim": GradSim.Options(gradsim_strategy="full"), "full": Full.Options()}
     ctx = SimpleNamespace(
-        harness=SimpleNamespace(gradient_strategies={"full": full}), options=options.__getitem__,
-        task_names=TASKS, gradient=lambda name, t: vectors[TASKS.index(t)], gradient_layout=layout_,
-        data={t: SimpleNamespace(train=[0] * 5) for t in TASKS})
+        harness=SimpleNamespace(gradient_strategies={"full": full}),
+        options=options.__getitem__,
+        task_names=TASKS,
+        gradient=lambda name, t: vectors[TASKS.index(t)],
+        gradient_layout=layout_,
+        data={t: SimpleNamespace(train=[0] * 5) for t in TASKS},
+    )
     return GradSim().compute(ctx).space
 
 
 def results_of(space: dict) -> dict:
-    return {"version": 1, "config": {}, "model": {"name": "m"}, "spaces": {"gradsim": space}, "analysis": {},
-            "tasks": {t: {"phenomenon": g, "field": "syntax", "group": g, "accuracy": 0.5}
-                      for t, g in zip(TASKS, GROUPS)}}
+    return {
+        "version": 1,
+        "config": {},
+        "model": {"name": "m"},
+        "spaces": {"gradsim": space},
+        "analysis": {},
+        "tasks": {t: {"phenomenon": g, "field": "syntax", "group": g, "accuracy": 0.5} for t, g in zip(TASKS, GROUPS)},
+    }
 
 
 def test_zero_gradient_gives_nan_cells_and_null_in_results_json(tmp_path: Path) -> None:
@@ -150,8 +170,10 @@ def test_analyse_and_report_on_a_run_with_undefined_cells(tmp_path: Path, capsys
     write_results(tmp_path, results)
     hypothesis = tmp_path / "groups.json"
     hypothesis.write_text(json.dumps({"groups": dict(zip(TASKS, GROUPS))}))
-    assert main(["analyse", str(tmp_path), "--permutations", "50", "--bootstraps", "20",
-                 "--hypothesis", str(hypothesis)]) == 0
+    assert (
+        main(["analyse", str(tmp_path), "--permutations", "50", "--bootstraps", "20", "--hypothesis", str(hypothesis)])
+        == 0
+    )
     assert "8 undefined pairs left out" in capsys.readouterr().out
     analysis = read_results(tmp_path)["analysis"]
     assert analysis["hypotheses"]["gradsim"]["groups"]["n_undefined"] == 8

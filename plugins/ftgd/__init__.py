@@ -7,6 +7,7 @@
 - ``metrics``: ``transfer`` (which also provides the ``tuned-states`` capability, e.g. for
   ``cka``) and ``lookahead``. Both need a ``mask`` (a gradient strategy that provides one).
 """
+
 from __future__ import annotations
 
 from lingspace_harness import hookimpl

@@ -6,6 +6,7 @@ top-k |summed gradient differential|); ``random`` a seeded uniform mask of the s
 with the largest |θ| over the gradient parameters (the same for every source); ``full``
 every entry (no mask).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,7 @@ def random_mask(size: int, k: int, seed: int, source: str) -> np.ndarray:
 def magnitude_mask(params: list[tuple[str, object]], k: int) -> np.ndarray:
     """Sorted flat indices (in the parameters' layout order) of the ``k`` largest |θ|."""
     flat = np.concatenate([p.detach().float().abs().cpu().numpy().ravel() for _, p in params])
-    return np.sort(np.argpartition(flat, flat.size - k)[flat.size - k:]).astype(np.int64)
+    return np.sort(np.argpartition(flat, flat.size - k)[flat.size - k :]).astype(np.int64)
 
 
 def source_mask(ctx: RunContext, kind: str, source: str, seed: int) -> np.ndarray | None:
@@ -59,7 +60,7 @@ class PerplexityText:
     lines: tuple[str, ...]
 
     @classmethod
-    def read(cls, path: str) -> "PerplexityText":
+    def read(cls, path: str) -> PerplexityText:
         file = Path(path)
         if not file.is_file():
             raise UserError(f"--perplexity-text {path}: no such file")

@@ -10,10 +10,12 @@ dy[:, R]^T x[:, C]. The values are the dense gradient's up to float rounding (th
 tokens runs in another order). A hook on the input embeddings makes their output require a
 gradient, so every layer's output gradient is computed even when nothing before it is tuned.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 
 def _transposed(module: Any) -> bool | None:
@@ -36,8 +38,11 @@ def linear_owners(model: Any) -> dict[int, tuple[Any, bool]]:
     for module in model.modules():
         for param in module.parameters(recurse=False):
             owners.setdefault(id(param), []).append(module)
-    found = {key: (mods[0], _transposed(mods[0])) for key, mods in owners.items()
-             if len(mods) == 1 and id(getattr(mods[0], "weight", None)) == key}
+    found = {
+        key: (mods[0], _transposed(mods[0]))
+        for key, mods in owners.items()
+        if len(mods) == 1 and id(getattr(mods[0], "weight", None)) == key
+    }
     return {key: (module, flag) for key, (module, flag) in found.items() if flag is not None}
 
 
@@ -85,6 +90,7 @@ class MaskedLinearGrads:
                 return
             x = inputs[0].detach()
             output.register_hook(lambda dy: self._accumulate(k, x, dy))
+
         return hook
 
     @staticmethod

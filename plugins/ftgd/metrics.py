@@ -1,5 +1,6 @@
 """Similarity probing metrics: ``transfer`` (FTGD-tune on each source task, re-score every task)
 and ``lookahead`` (its cheap estimate from a few FTGD steps without early stopping)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,8 +11,16 @@ import numpy as np
 from lingspace_harness import MetricResult, RunContext, Space, Unit, UserError
 
 from .controls import MASK_KINDS, PerplexityText, perplexity_text_argument, positive_int
-from .probing import (MASK, Tuning, pending_sources, probe_delimiters, probe_sentences, tuned_row, tuned_rows,
-                      tuned_states)
+from .probing import (
+    MASK,
+    Tuning,
+    pending_sources,
+    probe_delimiters,
+    probe_sentences,
+    tuned_row,
+    tuned_rows,
+    tuned_states,
+)
 from .tuner import FTGDSettings
 
 #: The capability ``transfer`` provides: each source's tuned probe-set states (for ``cka``).
@@ -34,8 +43,10 @@ def movement(matrix: list[list[float]]) -> dict[str, float | None]:
     m = np.array(matrix, dtype=float)
     off = m[~np.eye(len(m), dtype=bool)]
     diag = np.diag(m)
-    return {"target": float(np.nanmean(diag)) if np.isfinite(diag).any() else None,
-            "collateral_abs": float(np.nanmean(np.abs(off))) if np.isfinite(off).any() else None}
+    return {
+        "target": float(np.nanmean(diag)) if np.isfinite(diag).any() else None,
+        "collateral_abs": float(np.nanmean(np.abs(off))) if np.isfinite(off).any() else None,
+    }
 
 
 def targets_per_task(tasks: list[str], rows: dict[str, dict[str, Any]]) -> dict[str, int]:
@@ -46,16 +57,22 @@ def targets_per_task(tasks: list[str], rows: dict[str, dict[str, Any]]) -> dict[
 def tuning_extra(tasks: list[str], rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
     margin = rows_to_space(tasks, rows, "margin")
     untuned = [s for s in tasks if not rows[s].get("tuned", True)]
-    return {"accuracy": rows_to_space(tasks, rows, "accuracy"), "normalised": normalised(margin),
-            "perplexity_on": rows[tasks[0]].get("perplexity_on"),
-            "perplexity_before": rows[tasks[0]]["perplexity_before"],
-            "perplexity_change": [rows[s]["perplexity_change"] for s in tasks],
-            "steps": [rows[s]["steps"] for s in tasks], "n_tuned": [rows[s]["n_tuned"] for s in tasks],
-            "tuned": [rows[s].get("tuned", True) for s in tasks],
-            **({"blimp_perplexity_change": [rows[s]["blimp_perplexity_change"] for s in tasks]}
-               if "blimp_perplexity_change" in rows[tasks[0]] else {}),
-            **({"undefined_reason": f"early stopping kept the untuned model for {', '.join(untuned)}"}
-               if untuned else {})}
+    return {
+        "accuracy": rows_to_space(tasks, rows, "accuracy"),
+        "normalised": normalised(margin),
+        "perplexity_on": rows[tasks[0]].get("perplexity_on"),
+        "perplexity_before": rows[tasks[0]]["perplexity_before"],
+        "perplexity_change": [rows[s]["perplexity_change"] for s in tasks],
+        "steps": [rows[s]["steps"] for s in tasks],
+        "n_tuned": [rows[s]["n_tuned"] for s in tasks],
+        "tuned": [rows[s].get("tuned", True) for s in tasks],
+        **(
+            {"blimp_perplexity_change": [rows[s]["blimp_perplexity_change"] for s in tasks]}
+            if "blimp_perplexity_change" in rows[tasks[0]]
+            else {}
+        ),
+        **({"undefined_reason": f"early stopping kept the untuned model for {', '.join(untuned)}"} if untuned else {}),
+    }
 
 
 def require_positive(**flags: float | None) -> None:
@@ -79,9 +96,14 @@ class TransferOptions:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        require_positive(ftgd_lr=self.ftgd_lr, ftgd_steps=self.ftgd_steps, ftgd_batch=self.ftgd_batch,
-                         ftgd_eval_every=self.ftgd_eval_every, ftgd_patience=self.ftgd_patience,
-                         transfer_targets=self.transfer_targets)
+        require_positive(
+            ftgd_lr=self.ftgd_lr,
+            ftgd_steps=self.ftgd_steps,
+            ftgd_batch=self.ftgd_batch,
+            ftgd_eval_every=self.ftgd_eval_every,
+            ftgd_patience=self.ftgd_patience,
+            transfer_targets=self.transfer_targets,
+        )
         if self.ftgd_mask not in MASK_KINDS:
             raise UserError(f"--ftgd-mask must be one of {', '.join(MASK_KINDS)}, got {self.ftgd_mask!r}")
 
@@ -99,27 +121,51 @@ class Transfer:
         group.add_argument("--ftgd-steps", type=int, help=f"most steps per source task (default {d.ftgd_steps})")
         group.add_argument("--ftgd-batch", type=int, help=f"pairs per step (default {d.ftgd_batch})")
         group.add_argument("--ftgd-eval-every", type=int, help=f"validate every N steps (default {d.ftgd_eval_every})")
-        group.add_argument("--ftgd-patience", type=int,
-                           help=f"stop after N validations without improvement (default {d.ftgd_patience})")
-        group.add_argument("--ftgd-mask", choices=MASK_KINDS,
-                           help="entries tuned: topk (the source's gradient mask, default), random (seeded, same "
-                                "size), magnitude (largest |θ|, same size), full (every entry)")
-        group.add_argument("--transfer-baseline", action="store_true", default=None,
-                           help="also tune with the full gradient (--ftgd-mask full) beside the chosen mask "
-                                "(on the run's own data; not on --split-half's halves)")
-        group.add_argument("--transfer-targets", type=positive_int, metavar="N",
-                           help="re-score only the first N test pairs of each target task (default: all)")
-        group.add_argument("--perplexity-text", type=perplexity_text_argument, metavar="FILE",
-                           help="measure each tuned model's perplexity change on this plain text (one passage a "
-                                "line; default: the BLiMP good test sentences)")
+        group.add_argument(
+            "--ftgd-patience",
+            type=int,
+            help=f"stop after N validations without improvement (default {d.ftgd_patience})",
+        )
+        group.add_argument(
+            "--ftgd-mask",
+            choices=MASK_KINDS,
+            help="entries tuned: topk (the source's gradient mask, default), random (seeded, same "
+            "size), magnitude (largest |θ|, same size), full (every entry)",
+        )
+        group.add_argument(
+            "--transfer-baseline",
+            action="store_true",
+            default=None,
+            help="also tune with the full gradient (--ftgd-mask full) beside the chosen mask "
+            "(on the run's own data; not on --split-half's halves)",
+        )
+        group.add_argument(
+            "--transfer-targets",
+            type=positive_int,
+            metavar="N",
+            help="re-score only the first N test pairs of each target task (default: all)",
+        )
+        group.add_argument(
+            "--perplexity-text",
+            type=perplexity_text_argument,
+            metavar="FILE",
+            help="measure each tuned model's perplexity change on this plain text (one passage a "
+            "line; default: the BLiMP good test sentences)",
+        )
 
     def strategies(self, ctx: RunContext) -> list[str]:
         return [] if ctx.options(self.name).ftgd_mask == "full" else [ctx.provider(MASK).name]
 
     def tunings(self, ctx: RunContext) -> list[Tuning]:
         o = ctx.options(self.name)
-        settings = FTGDSettings(lr=o.ftgd_lr, steps=o.ftgd_steps, batch=o.ftgd_batch, eval_every=o.ftgd_eval_every,
-                                patience=o.ftgd_patience, seed=o.seed)
+        settings = FTGDSettings(
+            lr=o.ftgd_lr,
+            steps=o.ftgd_steps,
+            batch=o.ftgd_batch,
+            eval_every=o.ftgd_eval_every,
+            patience=o.ftgd_patience,
+            seed=o.seed,
+        )
         text = PerplexityText.read(o.perplexity_text) if o.perplexity_text else None
         common = {"targets": o.transfer_targets, "text": text}
         out = [Tuning("transfer", settings, mask=o.ftgd_mask, with_states=ctx.needed(TUNED_STATES), **common)]
@@ -154,15 +200,22 @@ class Transfer:
         tunings = self.tunings(ctx)
         rows = tuned_rows(ctx, tunings[0])
         margin = rows_to_space(tasks, rows, "margin")
-        extra: dict[str, Any] = {"variant": "margin", "mask": tunings[0].mask, **tuning_extra(tasks, rows),
-                                 "targets_per_task": targets_per_task(tasks, rows)}
+        extra: dict[str, Any] = {
+            "variant": "margin",
+            "mask": tunings[0].mask,
+            **tuning_extra(tasks, rows),
+            "targets_per_task": targets_per_task(tasks, rows),
+        }
         if tunings[0].text:
             extra["perplexity_text"] = {"file": tunings[0].text.name, "sha256": tunings[0].text.sha256}
         if len(tunings) > 1:
             full = tuned_rows(ctx, tunings[1])
             full_margin = rows_to_space(tasks, full, "margin")
-            extra["baseline"] = {**tuning_extra(tasks, full), "margin": full_margin,
-                                 "summary": {"ftgd": movement(margin), "full": movement(full_margin)}}
+            extra["baseline"] = {
+                **tuning_extra(tasks, full),
+                "margin": full_margin,
+                "summary": {"ftgd": movement(margin), "full": movement(full_margin)},
+            }
         return MetricResult(space=Space(tasks, margin, extra))
 
 
@@ -175,8 +228,12 @@ class LookaheadOptions:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        require_positive(lookahead_steps=self.lookahead_steps, lookahead_lr=self.lookahead_lr,
-                         lookahead_batch=self.lookahead_batch, lookahead_targets=self.lookahead_targets)
+        require_positive(
+            lookahead_steps=self.lookahead_steps,
+            lookahead_lr=self.lookahead_lr,
+            lookahead_batch=self.lookahead_batch,
+            lookahead_targets=self.lookahead_targets,
+        )
 
 
 class Lookahead:
@@ -190,16 +247,25 @@ class Lookahead:
         group.add_argument("--lookahead-steps", type=int, help=f"FTGD steps per source (default {d.lookahead_steps})")
         group.add_argument("--lookahead-lr", type=float, help=f"Adam learning rate (default {d.lookahead_lr})")
         group.add_argument("--lookahead-batch", type=int, help=f"pairs per step (default {d.lookahead_batch})")
-        group.add_argument("--lookahead-targets", type=positive_int, metavar="N",
-                           help="re-score only the first N test pairs of each target task (default: all)")
+        group.add_argument(
+            "--lookahead-targets",
+            type=positive_int,
+            metavar="N",
+            help="re-score only the first N test pairs of each target task (default: all)",
+        )
 
     def strategies(self, ctx: RunContext) -> list[str]:
         return [ctx.provider(MASK).name]
 
     def tuning(self, ctx: RunContext) -> Tuning:
         o = ctx.options(self.name)
-        return Tuning("lookahead", FTGDSettings(lr=o.lookahead_lr, steps=o.lookahead_steps, batch=o.lookahead_batch,
-                                                early_stopping=False, seed=o.seed), targets=o.lookahead_targets)
+        return Tuning(
+            "lookahead",
+            FTGDSettings(
+                lr=o.lookahead_lr, steps=o.lookahead_steps, batch=o.lookahead_batch, early_stopping=False, seed=o.seed
+            ),
+            targets=o.lookahead_targets,
+        )
 
     def units(self, ctx: RunContext) -> list[Unit]:
         return [Unit(1, "lookahead", s, self.name) for s in pending_sources(ctx, self.tuning(ctx))]
@@ -211,5 +277,10 @@ class Lookahead:
         tasks = ctx.task_names
         rows = tuned_rows(ctx, self.tuning(ctx))
         margin = rows_to_space(tasks, rows, "margin")
-        return MetricResult(space=Space(tasks, margin, {"variant": "margin", **tuning_extra(tasks, rows),
-                                                        "targets_per_task": targets_per_task(tasks, rows)}))
+        return MetricResult(
+            space=Space(
+                tasks,
+                margin,
+                {"variant": "margin", **tuning_extra(tasks, rows), "targets_per_task": targets_per_task(tasks, rows)},
+            )
+        )

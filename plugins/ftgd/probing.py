@@ -10,6 +10,7 @@ the unit also keeps the tuned model's pooled hidden states on the probe set (for
 source whose tuning early stopping rejected (the best validation margin was the untuned
 model's) is stored as ``tuned: false`` with undefined (null) changes, not as zeros.
 """
+
 from __future__ import annotations
 
 import math
@@ -54,7 +55,7 @@ class Tuning:
 
 def targets(ctx: RunContext, tuning: Tuning) -> dict[str, list[Any]]:
     """The test pairs re-scored per target task: the first ``tuning.targets`` (None: all)."""
-    return {t: list(d.test[:tuning.targets]) for t, d in ctx.data.items()}
+    return {t: list(d.test[: tuning.targets]) for t, d in ctx.data.items()}
 
 
 def text_perplexity(ctx: RunContext, text: PerplexityText) -> float:
@@ -87,9 +88,11 @@ def evaluate(ctx: RunContext, tuning: Tuning, scores: dict[str, list[PairScore]]
 def summarize(scores: dict[str, list[PairScore]], n_tokens: int) -> dict[str, Any]:
     """Per-task accuracy and mean margin, and perplexity on the good sentences of the scored pairs."""
     logp = sum(s.logp_good for ss in scores.values() for s in ss)
-    return {"accuracy": {t: float(np.mean([s.margin > 0 for s in ss])) for t, ss in scores.items()},
-            "margin": {t: float(np.mean([s.margin for s in ss])) for t, ss in scores.items()},
-            "perplexity": math.exp(-logp / n_tokens)}
+    return {
+        "accuracy": {t: float(np.mean([s.margin > 0 for s in ss])) for t, ss in scores.items()},
+        "margin": {t: float(np.mean([s.margin for s in ss])) for t, ss in scores.items()},
+        "perplexity": math.exp(-logp / n_tokens),
+    }
 
 
 def probe_sentences(ctx: RunContext) -> list[str]:
@@ -112,18 +115,24 @@ def _store(ctx: RunContext, tuning: Tuning) -> UnitStore:
     if tuning.masked:
         strategy = ctx.provider(MASK).name
         options = ctx.options(strategy)
-        mask.update(strategy=strategy, options=asdict(options) if hasattr(options, "__dataclass_fields__")
-                    else dict(options))
+        mask.update(
+            strategy=strategy, options=asdict(options) if hasattr(options, "__dataclass_fields__") else dict(options)
+        )
     perplexity = {"on": tuning.perplexity_on, **({"sha256": tuning.text.sha256} if tuning.text else {})}
-    return ctx.units(tuning.kind, mask=mask, tasks=ctx.task_names, ftgd=asdict(tuning.settings),
-                     targets=tuning.targets, perplexity=perplexity)
+    return ctx.units(
+        tuning.kind,
+        mask=mask,
+        tasks=ctx.task_names,
+        ftgd=asdict(tuning.settings),
+        targets=tuning.targets,
+        perplexity=perplexity,
+    )
 
 
 def pending_sources(ctx: RunContext, tuning: Tuning) -> list[str]:
     """Source tasks whose tuned row (and, ``with_states``, probe states) is not stored yet."""
     store = _store(ctx, tuning)
-    return [s for s in ctx.task_names
-            if not store.has(s, ".json") or (tuning.with_states and not store.has(s, ".npy"))]
+    return [s for s in ctx.task_names if not store.has(s, ".json") or (tuning.with_states and not store.has(s, ".npy"))]
 
 
 def tuned_row(ctx: RunContext, tuning: Tuning, source: str) -> dict[str, Any]:
@@ -132,16 +141,20 @@ def tuned_row(ctx: RunContext, tuning: Tuning, source: str) -> dict[str, Any]:
     change, and how tuning went. One unit of work."""
     store = _store(ctx, tuning)
     pairs = targets(ctx, tuning)
-    base = evaluate(ctx, tuning, {t: ss[:len(pairs[t])] for t, ss in ctx.scores("test").items()}, tuned=False)
+    base = evaluate(ctx, tuning, {t: ss[: len(pairs[t])] for t, ss in ctx.scores("test").items()}, tuned=False)
     mask = source_mask(ctx, tuning.mask, source, tuning.settings.seed)
     data = ctx.data[source]
     tuner = MaskedTuner(ctx.access.model, ctx.gradient_params, mask)
     try:
-        report = tuner.tune(ctx.access, data.train, data.validation, tuning.settings,
-                            delimiter=task_delimiter(data.task))
+        report = tuner.tune(
+            ctx.access, data.train, data.validation, tuning.settings, delimiter=task_delimiter(data.task)
+        )
         tuned = report.best_step > 0
-        after = evaluate(ctx, tuning, ctx.score_pairs(pairs, desc=f"{tuning.kind}: eval2 after {source}"),
-                         tuned=True) if tuned else None
+        after = (
+            evaluate(ctx, tuning, ctx.score_pairs(pairs, desc=f"{tuning.kind}: eval2 after {source}"), tuned=True)
+            if tuned
+            else None
+        )
         if tuning.with_states:
             store.save_array(source, probe_states(ctx))
     finally:
@@ -150,12 +163,15 @@ def tuned_row(ctx: RunContext, tuning: Tuning, source: str) -> dict[str, Any]:
         "tuned": tuned,
         "accuracy": {t: after["accuracy"][t] - base["accuracy"][t] if after else None for t in ctx.task_names},
         "margin": {t: after["margin"][t] - base["margin"][t] if after else None for t in ctx.task_names},
-        "perplexity_on": tuning.perplexity_on, "perplexity_before": base["perplexity"],
+        "perplexity_on": tuning.perplexity_on,
+        "perplexity_before": base["perplexity"],
         "perplexity_change": after["perplexity"] - base["perplexity"] if after else None,
-        "steps": report.steps, "best_step": report.best_step,
+        "steps": report.steps,
+        "best_step": report.best_step,
         "validation_margins": report.validation_margins,
         "n_tuned": int(mask.size) if mask is not None else sum(p.numel() for _, p in ctx.gradient_params),
-        "mask": tuning.mask, "n_targets": {t: len(ps) for t, ps in pairs.items()},
+        "mask": tuning.mask,
+        "n_targets": {t: len(ps) for t, ps in pairs.items()},
     }
     if tuning.text:
         row["blimp_perplexity_change"] = after["blimp_perplexity"] - base["blimp_perplexity"] if after else None

@@ -12,10 +12,12 @@ the last) the validation margin is measured; training stops after ``patience`` e
 without improvement, and the best state seen (possibly the untuned one) is kept.
 ``restore()`` writes the saved base values back, so the model is never reloaded.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -66,8 +68,14 @@ class SparseAdam:
     ``step()`` gathers the chosen gradient entries into one flat vector, updates it, and
     writes the new values back: O(number of entries), not O(tensor sizes)."""
 
-    def __init__(self, tensors: Sequence[Any], indices: Sequence[Any], lr: float,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+    def __init__(
+        self,
+        tensors: Sequence[Any],
+        indices: Sequence[Any],
+        lr: float,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
         import torch
 
         self.tensors, self.indices = list(tensors), list(indices)
@@ -90,19 +98,22 @@ class SparseAdam:
         beta1, beta2 = self.betas
         gathered = gathered or [None] * len(self.tensors)
         with torch.no_grad():
-            grad = torch.cat([g if g is not None else t.grad.reshape(-1)[i] if t.grad is not None
-                              else torch.zeros_like(f[i])
-                              for g, t, f, i in zip(gathered, self.tensors, self.flats, self.indices)]).to(self.exp_avg)
+            grad = torch.cat(
+                [
+                    g if g is not None else t.grad.reshape(-1)[i] if t.grad is not None else torch.zeros_like(f[i])
+                    for g, t, f, i in zip(gathered, self.tensors, self.flats, self.indices)
+                ]
+            ).to(self.exp_avg)
             self.steps += 1
             self.exp_avg.lerp_(grad, 1 - beta1)
             self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
             correction1, correction2 = 1 - beta1 ** float(self.steps), 1 - beta2 ** float(self.steps)
-            denom = (self.exp_avg_sq.sqrt() / correction2 ** 0.5).add_(self.eps)
+            denom = (self.exp_avg_sq.sqrt() / correction2**0.5).add_(self.eps)
             values = torch.cat([f[i] for f, i in zip(self.flats, self.indices)]).to(self.exp_avg)
             values.addcdiv_(self.exp_avg, denom, value=-self.lr / correction1)
             start = 0
             for f, i in zip(self.flats, self.indices):
-                f.index_copy_(0, i, values[start:start + len(i)].to(f.dtype))
+                f.index_copy_(0, i, values[start : start + len(i)].to(f.dtype))
                 start += len(i)
 
 
@@ -112,8 +123,9 @@ class MaskedTuner:
     ``masked_weights`` (default): a masked linear weight gets its gradient at the masked entries
     only (``masked_grads``); False: autograd's dense gradient, the reference."""
 
-    def __init__(self, model: Any, params: Sequence[tuple[str, Any]], mask: np.ndarray | None,
-                 masked_weights: bool = True) -> None:
+    def __init__(
+        self, model: Any, params: Sequence[tuple[str, Any]], mask: np.ndarray | None, masked_weights: bool = True
+    ) -> None:
         import torch
 
         self.model = model
@@ -133,14 +145,19 @@ class MaskedTuner:
         self.trainable = [i for i, idx in enumerate(self.indices) if idx is None or idx.numel() > 0]
         owners = linear_owners(model) if mask is not None and masked_weights else {}
         self.hooked = {i: k for k, i in enumerate(i for i in self.trainable if id(self.params[i]) in owners)}
-        self.masked_grads = MaskedLinearGrads(model, [(*owners[id(self.params[i])], self.indices[i])
-                                                      for i in self.hooked])
+        self.masked_grads = MaskedLinearGrads(
+            model, [(*owners[id(self.params[i])], self.indices[i]) for i in self.hooked]
+        )
         self.saved = self._snapshot()
 
     def _snapshot(self) -> list[Any]:
         """The current values of the tuned entries, one tensor per trainable parameter."""
-        return [self.params[i].detach().clone() if self.indices[i] is None
-                else self.params[i].detach().view(-1)[self.indices[i]] for i in self.trainable]
+        return [
+            self.params[i].detach().clone()
+            if self.indices[i] is None
+            else self.params[i].detach().view(-1)[self.indices[i]]
+            for i in self.trainable
+        ]
 
     def _load(self, snapshot: list[Any]) -> None:
         import torch
@@ -174,17 +191,25 @@ class MaskedTuner:
         with self.masked_grads.attached():
             pair_loss(access, batch, delimiter).backward()
         if self.masked_grads.unreached:
-            raise RuntimeError("no gradient reached the masked linear layers "
-                               f"{sorted(self.masked_grads.unreached)}: their inputs did not require one")
+            raise RuntimeError(
+                "no gradient reached the masked linear layers "
+                f"{sorted(self.masked_grads.unreached)}: their inputs did not require one"
+            )
         if not self.hooked:
             optimizer.step()
             return
         grads = self.masked_grads.grads
         optimizer.step([grads[self.hooked[i]] if i in self.hooked else None for i in self.trainable])
 
-    def tune(self, access: ModelAccess, train: Sequence[MinimalPair],
-             validation: Sequence[MinimalPair], settings: FTGDSettings,
-             progress: Callable[[int], None] | None = None, delimiter: str = " ") -> TuneReport:
+    def tune(
+        self,
+        access: ModelAccess,
+        train: Sequence[MinimalPair],
+        validation: Sequence[MinimalPair],
+        settings: FTGDSettings,
+        progress: Callable[[int], None] | None = None,
+        delimiter: str = " ",
+    ) -> TuneReport:
         if not validation:  # nothing to stop on: run the fixed number of steps
             settings = FTGDSettings(**{**settings.__dict__, "early_stopping": False})
         previous = {id(p): p.requires_grad for _, p in self.model.named_parameters()}
@@ -206,8 +231,8 @@ class MaskedTuner:
             for step in range(1, settings.steps + 1):
                 if len(order) < settings.batch:
                     order += rng.permutation(len(train)).tolist()
-                batch = [train[j] for j in order[:settings.batch]]
-                del order[:settings.batch]
+                batch = [train[j] for j in order[: settings.batch]]
+                del order[: settings.batch]
                 self._step(optimizer, access, batch, delimiter)
                 report.steps = step
                 if progress:

@@ -6,6 +6,7 @@ Writes one leaf ``lingspace_blimp_<UID>.yaml`` per paradigm (with its phenomenon
 field as metadata, read from the data) and the group file ``_lingspace_blimp.yaml``.
 The shared settings live in ``_template_yaml``, which this script does not touch.
 """
+
 from __future__ import annotations
 
 import argparse

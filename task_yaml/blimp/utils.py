@@ -2,9 +2,11 @@
 utils.process_results``) and the ``margin`` metric it reports, registered with lm-eval (its
 name, mean aggregation and direction) so that lm-eval 0.5 does not put a placeholder in its place.
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import lm_eval.api.metrics  # noqa: F401  (fills lm-eval's metric registry first; 0.4 does it only here)
 from lm_eval.api.registry import metric_registry, register_metric
@@ -31,5 +33,4 @@ def margin(references: Any, predictions: Any) -> float:
 
 
 if "margin" not in metric_registry:  # lm-eval imports this file once per task YAML that names it
-    register_metric(metric="margin", higher_is_better=True, aggregation="mean",
-                    output_type="multiple_choice")(margin)
+    register_metric(metric="margin", higher_is_better=True, aggregation="mean", output_type="multiple_choice")(margin)

@@ -2,6 +2,7 @@
 
 After ``pip install -e ".[test]"`` (the usual way to work on a plugin) this does nothing.
 """
+
 from __future__ import annotations
 
 import importlib.util

@@ -8,14 +8,15 @@ with lingspace-harness; they need no conftest.
   ``lingspace-harness run`` takes seconds. Its accuracies are noise: test the
   plumbing (tasks found, pairs loaded, results written), not the numbers.
 """
+
 from __future__ import annotations
 
 import importlib.metadata
 import json
 
+import lingspace_example_plugin as plugin
 import pytest
 
-import lingspace_example_plugin as plugin
 from lingspace_harness import split_pairs
 from lingspace_harness.cli import main
 
@@ -53,8 +54,7 @@ def test_tasks_command_lists_the_tasks(example, capsys):
     assert main(["tasks", "example_*"]) == 0
     rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
     listed = {name: (phenomenon, field) for name, phenomenon, field, _source in rows}
-    assert listed == {name: (phenomenon, field)
-                      for name, (phenomenon, field, _) in plugin.TASKS.items()}
+    assert listed == {name: (phenomenon, field) for name, (phenomenon, field, _) in plugin.TASKS.items()}
 
 
 def test_plugins_command_shows_what_it_registered(example, capsys):
@@ -66,8 +66,7 @@ def test_plugins_command_shows_what_it_registered(example, capsys):
 
 def test_run_with_tiny_model(example, tiny_model, tmp_path, capsys):
     out = tmp_path / "out"
-    assert main(["run", "--model", str(tiny_model), "--tasks", "example_*",
-                 "--output", str(out)]) == 0
+    assert main(["run", "--model", str(tiny_model), "--tasks", "example_*", "--output", str(out)]) == 0
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert set(results["tasks"]) == set(plugin.TASKS)
     for name, task in results["tasks"].items():

@@ -5,6 +5,7 @@ pyproject.toml). It uses only the public ``lingspace_harness`` API and imports n
 heavy: the harness imports every plugin on each start, so pairs are read only when a
 run asks for the task (``Task.load``).
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -29,8 +30,7 @@ TASKS: dict[str, tuple[str, str, str]] = {
     "example_reflexive_number": (
         "anaphor_agreement",
         "morphology",
-        "a reflexive pronoun (itself, himself, herself, themselves) agrees in number "
-        "with its antecedent",
+        "a reflexive pronoun (itself, himself, herself, themselves) agrees in number with its antecedent",
     ),
 }
 
@@ -49,12 +49,14 @@ def load_pairs(task_name: str, options: DataOptions | None = None) -> list[Minim
 @hookimpl
 def lingspace_register_phenomena(register):
     for name, (phenomenon, field, description) in TASKS.items():
-        register(Task(
-            name=name,
-            phenomenon=phenomenon,
-            field=field,
-            source=SOURCE,
-            load=partial(load_pairs, name),
-            group="example",
-            description=description,
-        ))
+        register(
+            Task(
+                name=name,
+                phenomenon=phenomenon,
+                field=field,
+                source=SOURCE,
+                load=partial(load_pairs, name),
+                group="example",
+                description=description,
+            )
+        )
