@@ -22,17 +22,15 @@ import numpy as np
 from .errors import UserError
 from .gradients import gradient_differentials
 from .pairs import MinimalPair
+from .prefix_trees import TREE_NODES, Request, tree_batches
 from .scoring import (
     METHODS,
-    TREE_NODES,
     Delimiters,
-    Request,
     choose_method,
     logit_rows,
     request_logprobs,
     score_requests,
     sentence_requests,
-    tree_batches,
 )
 
 log = logging.getLogger("lingspace_harness")

@@ -14,7 +14,8 @@ from typing import NoReturn
 
 from .commands import core_commands
 from .errors import PluginError, UserError
-from .plugins import load_harness
+from .plugins import Harness, load_harness
+from .protocols import Command
 
 DESCRIPTION = (
     "Linguistic task spaces from a language model's learning signals: score minimal-pair tasks, "
@@ -75,23 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet_before = os.environ.get(QUIET_ENV)
     try:
         harness = load_harness(strict="--strict" in argv)
-        parser = _Parser(prog="lingspace-harness", description=DESCRIPTION)
-        parser.add_argument("--version", action="version", version=_version())
-        _add_common(parser)
-        common: argparse.ArgumentParser = _add_common(_Parser(add_help=False), default=argparse.SUPPRESS)
-        sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-        commands = {c.name: c for c in core_commands(harness)}
-        for command in harness.commands:
-            if command.name in commands:
-                raise PluginError(
-                    f"plugin {harness.commands.owner(command.name)!r} registers the "
-                    f"command {command.name!r}, which is a core command"
-                )
-            commands[command.name] = command
-        for command in commands.values():
-            command.add_arguments(
-                sub.add_parser(command.name, help=command.help, description=command.help, parents=[common])
-            )
+        parser, commands = _parser(harness)
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help()
@@ -127,6 +112,28 @@ def main(argv: list[str] | None = None) -> int:
             os.environ.pop(QUIET_ENV, None)
         else:
             os.environ[QUIET_ENV] = quiet_before
+
+
+def _parser(harness: Harness) -> tuple[argparse.ArgumentParser, dict[str, Command]]:
+    """The CLI's parser: the core's commands and the plugins' (which may not replace a core one)."""
+    parser = _Parser(prog="lingspace-harness", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=_version())
+    _add_common(parser)
+    common: argparse.ArgumentParser = _add_common(_Parser(add_help=False), default=argparse.SUPPRESS)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands: dict[str, Command] = {c.name: c for c in core_commands(harness)}
+    for command in harness.commands:
+        if command.name in commands:
+            raise PluginError(
+                f"plugin {harness.commands.owner(command.name)!r} registers the "
+                f"command {command.name!r}, which is a core command"
+            )
+        commands[command.name] = command
+    for command in commands.values():
+        command.add_arguments(
+            sub.add_parser(command.name, help=command.help, description=command.help, parents=[common])
+        )
+    return parser, commands
 
 
 def _version() -> str:

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from .pairs import MinimalPair
-from .scoring import TREE_NODES, Delimiters, logit_rows, sentence_requests, tree_batches, weighted_logprob_sum
+from .prefix_trees import TREE_NODES, tree_batches
+from .scoring import Delimiters, logit_rows, sentence_requests, weighted_logprob_sum
 
 _LAYER = re.compile(r"\.(?:layers|h|layer|blocks)\.(\d+)\.")
 #: Positions a gradient pass keeps logits for (and so, about, tokens it holds activations for):

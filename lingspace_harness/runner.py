@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -280,6 +280,63 @@ def _space(metric: Metric, ctx: Run) -> Space:
     return space
 
 
+def task_records(ctx: Run) -> dict[str, dict[str, Any]]:
+    """results.json's ``tasks``: each task's labels, source, delimiter, counts and vocabulary."""
+    options = DataOptions(ctx.config.data_dir, tuple(ctx.config.include_paths))
+    return {
+        name: {
+            "phenomenon": d.task.phenomenon,
+            "field": d.task.field,
+            "group": d.task.group,
+            "source": task_source(d.task, options),
+            "delimiter": task_delimiter(d.task),
+            **d.counts(),
+            "vocabulary": vocabulary(d.test),
+        }
+        for name, d in ctx.data.items()
+    }
+
+
+def add_metric(ctx: Run, metric: Metric, results: dict[str, Any]) -> dict[str, Any] | None:
+    """Compute ``metric`` into ``results`` (its task fields, its space and, with ``--split-half``,
+    its halves' spaces); returns its space's cost (None for a metric without a space)."""
+    log.info("metric %s", metric.name)
+    start = time.perf_counter()
+    out = metric.compute(ctx)
+    compute_s = time.perf_counter() - start
+    for task_name, fields in out.task_fields.items():
+        results["tasks"][task_name].update(fields)
+    if out.space is None:
+        return None
+    space = results["spaces"][metric.name] = out.space.to_json()
+    halves_s = None
+    if ctx.config.split_half and reads_gradients(metric):
+        start = time.perf_counter()
+        halves_ = {v[-1]: _space(metric, ctx.for_variant(v)).matrix for v in VARIANTS}
+        halves_s = time.perf_counter() - start
+        space["split_half"] = {
+            **halves_,
+            "n_train": [len(ctx.for_variant("half-a").data[t].train) for t in ctx.task_names],
+        }
+    return space_cost(ctx, metric, compute_s, halves_s)
+
+
+def pair_rows(ctx: Run) -> Iterator[dict[str, Any]]:
+    """pairs.jsonl's rows: every test pair's sentences, log-probs and token counts."""
+    for scores in ctx.scores("test").values():
+        for s in scores:
+            yield {
+                "task": s.task,
+                "pairID": s.pair_id,
+                "sentence_good": s.good,
+                "sentence_bad": s.bad,
+                "logp_good": s.logp_good,
+                "logp_bad": s.logp_bad,
+                "n_good": s.n_good,
+                "n_bad": s.n_bad,
+            }
+
+
 def assemble(ctx: Run) -> dict[str, Any]:
     """results.json from the finished units: tasks, each metric's fields and space, pairs."""
     config = ctx.config
@@ -292,56 +349,11 @@ def assemble(ctx: Run) -> dict[str, Any]:
     }
     results = new_results(config.to_json(), record, config.execution_json())
     results["fingerprints"] = ctx.shared.fingerprints
-    for name, d in ctx.data.items():
-        task = d.task
-        results["tasks"][name] = {
-            "phenomenon": task.phenomenon,
-            "field": task.field,
-            "group": task.group,
-            "source": task_source(task, DataOptions(config.data_dir, tuple(config.include_paths))),
-            "delimiter": task_delimiter(task),
-            **d.counts(),
-            "vocabulary": vocabulary(d.test),
-        }
+    results["tasks"] = task_records(ctx)
     asked = [m.name for m in resolve_metrics(ctx.harness, config.metrics)]
-    costs: dict[str, dict[str, Any]] = {}
-    for metric in (m for m in ctx.metrics if m.name in asked):
-        log.info("metric %s", metric.name)
-        start = time.perf_counter()
-        out = metric.compute(ctx)
-        compute_s = time.perf_counter() - start
-        for task_name, fields in out.task_fields.items():
-            results["tasks"][task_name].update(fields)
-        if out.space is not None:
-            space = results["spaces"][metric.name] = out.space.to_json()
-            halves_s = None
-            if config.split_half and reads_gradients(metric):
-                start = time.perf_counter()
-                halves_ = {v[-1]: _space(metric, ctx.for_variant(v)).matrix for v in VARIANTS}
-                halves_s = time.perf_counter() - start
-                space["split_half"] = {
-                    **halves_,
-                    "n_train": [len(ctx.for_variant("half-a").data[t].train) for t in ctx.task_names],
-                }
-            costs[metric.name] = space_cost(ctx, metric, compute_s, halves_s)
+    costs = {m.name: cost for m in ctx.metrics if m.name in asked and (cost := add_metric(ctx, m, results)) is not None}
     mark_shared(costs)
     results["execution"]["costs"] = costs  # measured, not computed: like the rest of execution, it varies
     if ctx.has_scores("test"):
-        write_pairs(
-            config.output,
-            (
-                {
-                    "task": s.task,
-                    "pairID": s.pair_id,
-                    "sentence_good": s.good,
-                    "sentence_bad": s.bad,
-                    "logp_good": s.logp_good,
-                    "logp_bad": s.logp_bad,
-                    "n_good": s.n_good,
-                    "n_bad": s.n_bad,
-                }
-                for scores in ctx.scores("test").values()
-                for s in scores
-            ),
-        )
+        write_pairs(config.output, pair_rows(ctx))
     return results

@@ -31,14 +31,12 @@ from typing import Any
 import numpy as np
 
 from .errors import UserError
+from .prefix_trees import TREE_NODES, Chunk, Request, tree_batches
 from .tree_attention import text_config, tree_attention, tree_mask
 
 log = logging.getLogger("lingspace_harness")
 
-Request = tuple[Sequence[int], Sequence[int]]
 METHODS = ("auto", "trie", "padded")
-#: Default largest prefix tree per batch row, in tokens (see ``score_requests``).
-TREE_NODES = 192
 #: Bytes of float32 logits one forward pass may hold (rows times the vocabulary).
 LOGIT_BUDGET = 256 * 2**20
 #: Rows of logits that go through log-softmax at once.
@@ -90,55 +88,6 @@ def sentence_requests(
 
 
 @dataclass
-class _Chunk:
-    tokens: np.ndarray  # node -> token id
-    parent: np.ndarray  # node -> parent node, -1 for a root
-    depth: np.ndarray  # node -> position id
-    paths: list[list[int]]  # request (in chunk order) -> node ids
-    requests: list[int]  # chunk order -> request index
-
-
-def _build_chunks(requests: Sequence[Request], batch_size: int, max_nodes: int) -> list[_Chunk]:
-    full = [tuple(c) + tuple(x) for c, x in requests]
-    order = sorted(range(len(full)), key=lambda i: full[i])
-    chunks: list[_Chunk] = []
-    tokens: list[int] = []
-    parent: list[int] = []
-    depth: list[int] = []
-    paths: list[list[int]] = []
-    members: list[int] = []
-    prev: tuple[int, ...] = ()
-
-    def flush() -> None:
-        if members:
-            chunks.append(_Chunk(np.array(tokens), np.array(parent), np.array(depth), list(paths), list(members)))
-        for buf in (tokens, parent, depth, paths, members):
-            buf.clear()
-
-    for i in order:
-        seq = full[i]
-        lcp = 0
-        if members:
-            limit = min(len(seq), len(prev))
-            while lcp < limit and seq[lcp] == prev[lcp]:
-                lcp += 1
-            if len(members) >= batch_size or len(tokens) + len(seq) - lcp > max_nodes:
-                flush()
-                lcp = 0
-        path = paths[-1][:lcp] if lcp else []
-        for pos in range(lcp, len(seq)):
-            parent.append(path[-1] if path else -1)
-            tokens.append(seq[pos])
-            depth.append(pos)
-            path.append(len(tokens) - 1)
-        paths.append(path)
-        members.append(i)
-        prev = seq
-    flush()
-    return chunks
-
-
-@dataclass
 class _Prepared:
     run_nodes: np.ndarray  # chunk nodes that go through the model (those with children)
     parent: np.ndarray  # parent as an index into run_nodes, -1 for a root
@@ -147,7 +96,7 @@ class _Prepared:
     weight: np.ndarray  # node -> summed request weight (all ones without weights)
 
 
-def _prepare(chunk: _Chunk, requests: Sequence[Request], weights: np.ndarray | None) -> _Prepared:
+def _prepare(chunk: Chunk, requests: Sequence[Request], weights: np.ndarray | None) -> _Prepared:
     weight = np.zeros(len(chunk.tokens))
     scored = np.zeros(len(chunk.tokens), dtype=bool)
     for k, req_index in enumerate(chunk.requests):
@@ -169,7 +118,7 @@ def _prepare(chunk: _Chunk, requests: Sequence[Request], weights: np.ndarray | N
 
 
 def _forward_trees(
-    model: Any, chunks: Sequence[_Chunk], requests: Sequence[Request], weights: np.ndarray | None = None
+    model: Any, chunks: Sequence[Chunk], requests: Sequence[Request], weights: np.ndarray | None = None
 ) -> list[tuple[_Prepared, Any]]:
     """One forward pass over several tries (one per batch row): each scored node's log-prob."""
     import torch
@@ -236,7 +185,7 @@ def _target_logprobs(logits: Any, rows: Any, toks: Any) -> Any:
     return torch.cat(pieces)[torch.argsort(torch.cat(where))]
 
 
-def _score_chunks(model: Any, chunks: Sequence[_Chunk], requests: Sequence[Request]) -> dict[int, float]:
+def _score_chunks(model: Any, chunks: Sequence[Chunk], requests: Sequence[Request]) -> dict[int, float]:
     """Summed continuation log-prob of every request in ``chunks``."""
     results = {}
     for c, (p, node_logprobs) in zip(chunks, _forward_trees(model, chunks, requests)):
@@ -247,7 +196,7 @@ def _score_chunks(model: Any, chunks: Sequence[_Chunk], requests: Sequence[Reque
     return results
 
 
-def request_logprobs(model: Any, chunks: Sequence[_Chunk], requests: Sequence[Request]) -> dict[int, Any]:
+def request_logprobs(model: Any, chunks: Sequence[Chunk], requests: Sequence[Request]) -> dict[int, Any]:
     """Each request's summed continuation log-prob as a (differentiable) scalar tensor."""
     out = {}
     for c, (p, node_logprobs) in zip(chunks, _forward_trees(model, chunks, requests)):
@@ -259,7 +208,7 @@ def request_logprobs(model: Any, chunks: Sequence[_Chunk], requests: Sequence[Re
     return out
 
 
-def weighted_logprob_sum(model: Any, chunks: Sequence[_Chunk], requests: Sequence[Request], weights: np.ndarray) -> Any:
+def weighted_logprob_sum(model: Any, chunks: Sequence[Chunk], requests: Sequence[Request], weights: np.ndarray) -> Any:
     """Sum over requests of ``weights[i] * log p(continuation i)``, as a differentiable scalar.
 
     Tokens whose weights cancel (a good/bad pair's shared start) are left out."""
@@ -321,7 +270,7 @@ def choose_method(model: Any, requests: Sequence[Request], tree_nodes: int = TRE
     return "trie" if ok else "padded"
 
 
-def score_batches(model: Any, groups: Sequence[Sequence[_Chunk]], requests: Sequence[Request]) -> dict[int, float]:
+def score_batches(model: Any, groups: Sequence[Sequence[Chunk]], requests: Sequence[Request]) -> dict[int, float]:
     """Summed continuation log-prob of every request in ``groups`` (one forward pass per group)."""
     out: dict[int, float] = {}
     for group in groups:
@@ -366,46 +315,6 @@ def score_requests(
             if progress:
                 progress(len(got))
     return scores
-
-
-def tree_batches(
-    requests: Sequence[Request],
-    batch_size: int,
-    tree_nodes: int = TREE_NODES,
-    max_rows: int | None = None,
-    share: bool = True,
-) -> list[list[_Chunk]]:
-    """The requests packed into prefix trees of at most ``tree_nodes`` tokens (a longer
-    sequence gets a tree of its own), grouped about ``batch_size`` sequences per forward pass.
-    With ``max_rows`` (see ``logit_rows``), a pass also keeps at most that many positions'
-    logits, unless a single tree needs more. ``share=False`` gives every request a chain of
-    its own (plain padded rows: nothing shared, so the result does not depend on the model
-    honouring the tree mask)."""
-    if not requests:
-        return []
-    if not share:
-        return _groups(_build_chunks(requests, 1, 0), batch_size, max_rows)
-    longest = max(len(c) + len(x) for c, x in requests)
-    nodes = max(min(tree_nodes, max_rows or tree_nodes), longest)
-    return _groups(_build_chunks(requests, batch_size, nodes), batch_size, max_rows)
-
-
-def _groups(chunks: list[_Chunk], batch_size: int, max_rows: int | None) -> list[list[_Chunk]]:
-    """Consecutive tries holding about ``batch_size`` sequences (and ``max_rows`` inner nodes,
-    a bound on the rows of logits) together."""
-    groups: list[list[_Chunk]] = [[]]
-    count = rows = 0
-    for chunk in chunks:
-        inner = len(np.unique(chunk.parent[chunk.parent >= 0]))
-        if groups[-1] and (
-            count + len(chunk.requests) > batch_size or max_rows is not None and rows + inner > max_rows
-        ):
-            groups.append([])
-            count = rows = 0
-        groups[-1].append(chunk)
-        count += len(chunk.requests)
-        rows += inner
-    return groups
 
 
 def agrees(model: Any, requests: Sequence[Request], got: dict[int, float]) -> bool:

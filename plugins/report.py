@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,9 +32,11 @@ from lingspace_harness import (
 
 from . import report_figures as figures
 from .clustering import cluster_tasks
-from .report_claims import claims_section
+from .report_comparison import write_comparison_report
 from .report_html import (
     AGREEMENT_HEADERS,
+    HTML_FILE,
+    PNG_DIR,
     agreement_caption,
     agreement_rows,
     esc,
@@ -43,11 +44,10 @@ from .report_html import (
     page,
     probe_costs,
     run_tables,
+    slug,
     table,
 )
 
-PNG_DIR = "report"
-HTML_FILE = "report.html"
 RESULTS_FILE = "results.json"
 COMPARISON_FILE = "comparison.json"
 ANALYSIS_PARTS = ("hypotheses", "generalisation", "reliability", "clusters")
@@ -144,10 +144,6 @@ def ensure_analysis(results: dict[str, Any], harness: Harness | None = None, **o
 # -- files -----------------------------------------------------------------------------------
 
 
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "space"
-
-
 def space_figures(
     name: str, space: dict[str, Any], analysis: dict[str, Any], tasks: dict[str, Any]
 ) -> dict[str, tuple[bytes, str]]:
@@ -207,7 +203,7 @@ def write_run_report(results: dict[str, Any], out: Path) -> list[Path]:
             continue
         body.append(f"<h2>Space {esc(name)}</h2>")
         for kind, (png, caption) in pngs.items():
-            path = out / PNG_DIR / f"{_slug(name)}-{kind}.png"
+            path = out / PNG_DIR / f"{slug(name)}-{kind}.png"
             write_atomic(path, png)
             written.append(path)
             body.append(image(png, caption))
@@ -249,113 +245,6 @@ def agreement_figure(agreement: dict[str, Any], costs: dict[str, Any]) -> bytes:
 
 
 # -- comparison --------------------------------------------------------------------------------
-
-
-def _per_run(runs: list[dict[str, Any]], part: str, space: str, field: str) -> dict[str, list[Any]]:
-    """``{key: [run[part][space][key][field] per run]}`` (None where a run lacks it)."""
-    keys = sorted({k for r in runs for k in (r.get(part) or {}).get(space, {})})
-    return {k: [(((r.get(part) or {}).get(space) or {}).get(k) or {}).get(field) for r in runs] for k in keys}
-
-
-def trajectory_plots(comparison: dict[str, Any]) -> list[tuple[str, bytes, str]]:
-    """(file stem, PNG, caption) for each trajectory over the runs of a comparison."""
-    runs = comparison["runs"]
-    labels = [r["label"] for r in runs]
-    spaces = comparison.get("spaces") or {}
-    accuracy = {
-        "mean accuracy": [r.get("mean_accuracy") for r in runs],
-        "mean overlap (off-diagonal)": [r.get("mean_overlap") for r in runs],
-    }
-    plots = [
-        (
-            "accuracy",
-            figures.trajectory(labels, accuracy, "accuracy and parameter sharing", "value"),
-            "mean accuracy (and mean overlap) per run",
-        )
-    ]
-    for relation, title in (("previous", "Spearman with the previous run"), ("first", "Spearman with the first run")):
-        series = {}
-        for space, info in spaces.items():
-            rho = {p["b"]: p["spearman"] for p in info.get("pairs", []) if relation in p["relations"]}
-            series[space] = [rho.get(label) for label in labels]
-        plots.append((f"spearman-{relation}", figures.trajectory(labels, series, title, "Spearman ρ"), title))
-    for space in spaces:
-        series = _per_run(runs, "hypotheses", space, "r")
-        if series:
-            plots.append(
-                (
-                    f"{_slug(space)}-hypotheses",
-                    figures.trajectory(labels, series, f"{space}: Mantel r", "Mantel r"),
-                    f"{space}: Mantel r with each hypothesis",
-                )
-            )
-        series = _per_run(runs, "generalisation", space, "difference")
-        if series:
-            plots.append(
-                (
-                    f"{_slug(space)}-generalisation",
-                    figures.trajectory(labels, series, f"{space}: within − between", "difference"),
-                    f"{space}: within − between difference per label kind",
-                )
-            )
-    return plots
-
-
-def write_comparison_report(comparison: dict[str, Any], out: Path) -> list[Path]:
-    """Trajectory plots and the tables of a comparison.json; returns the files written."""
-    figures.require_matplotlib()
-    runs = comparison["runs"]
-    labels = [r["label"] for r in runs]
-    spaces = comparison.get("spaces") or {}
-    plots = trajectory_plots(comparison)
-    written: list[Path] = []
-    body = [
-        table(
-            ["run", "model", "revision", "directory", "tasks", "mean accuracy", "mean overlap"],
-            [
-                [
-                    r["label"],
-                    r.get("model"),
-                    r.get("revision"),
-                    r.get("dir"),
-                    r.get("n_tasks"),
-                    r.get("mean_accuracy"),
-                    r.get("mean_overlap"),
-                ]
-                for r in runs
-            ],
-            "runs, in order",
-        )
-    ]
-    body = claims_section(comparison, table) + body  # the claims first, above the trajectories
-    body += [f"<p>{esc(note)}</p>" for note in comparison.get("notes", [])]
-    for name, png, caption in plots:
-        path = out / PNG_DIR / f"trajectory-{name}.png"
-        write_atomic(path, png)
-        written.append(path)
-        body.append(image(png, caption))
-    for space, info in spaces.items():
-        body.append(
-            table(
-                ["run", "compared with", "relation", "Spearman ρ", "Mantel p", "permutations", "entries"],
-                [
-                    [
-                        p["b"],
-                        p["a"],
-                        ", ".join(p["relations"]),
-                        p["spearman"],
-                        p.get("p"),
-                        p.get("n_permutations"),
-                        p.get("n_entries"),
-                    ]
-                    for p in info.get("pairs", [])
-                ],
-                f"{space} ({len(info.get('tasks', []))} tasks)",
-            )
-        )
-    path = out / HTML_FILE
-    write_atomic(path, [page("Comparison: " + " → ".join(labels), body)])
-    return [*written, path]
 
 
 # -- plugin objects ----------------------------------------------------------------------------

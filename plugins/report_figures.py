@@ -72,7 +72,6 @@ def heatmap(matrix: np.ndarray, tasks: list[str], phenomena: list[str], order: l
     """The space with rows and columns in ``order``, phenomenon strips on both sides and a
     legend; the diagonal is left blank so that it does not set the colour scale, and
     undefined (NaN) off-diagonal cells are hatched."""
-    from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch, Rectangle
     from mpl_toolkits.axes_grid1 import make_axes_locatable
 
@@ -92,32 +91,12 @@ def heatmap(matrix: np.ndarray, tasks: list[str], phenomena: list[str], order: l
         image = ax.imshow(m, cmap="viridis", interpolation="nearest")
     for i, j in zip(*np.nonzero(undefined)):
         ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", edgecolor="0.55", lw=0))
-    names = short_names([tasks[i] for i in order])
     colours = palette(phenomena)
-    keys = list(colours)
-    codes = np.array([[keys.index(phenomena[i]) for i in order]])
-    strips = {
-        "cmap": ListedColormap([colours[k] for k in keys]),
-        "vmin": -0.5,
-        "vmax": len(keys) - 0.5,
-        "aspect": "auto",
-        "interpolation": "nearest",
-    }
     divider = make_axes_locatable(ax)
-    top = divider.append_axes("top", size="3%", pad=0.03)
-    top.imshow(codes, **strips)
-    top.set_xlim(ax.get_xlim())
-    top.set_axis_off()
-    left = divider.append_axes("left", size="3%", pad=0.03)
-    left.imshow(codes.T, **strips)
-    left.set_ylim(ax.get_ylim())
-    left.set_xticks([])
-    left.set_yticks(range(n), names, fontsize=_font(n))
-    left.tick_params(length=0)
-    ax.set_xticks(range(n), names, rotation=90, fontsize=_font(n))
-    ax.set_yticks([])
-    ax.tick_params(length=0)
+    names = short_names([tasks[i] for i in order])
+    top = _phenomenon_strips(ax, divider, names, [phenomena[i] for i in order], colours)
     fig.colorbar(image, cax=divider.append_axes("right", size="3%", pad=0.08))
+    keys = list(colours)
     handles = [Patch(color=colours[k], label=k) for k in keys]
     if undefined.any():
         handles.append(
@@ -134,6 +113,36 @@ def heatmap(matrix: np.ndarray, tasks: list[str], phenomena: list[str], order: l
     )
     top.set_title(title)
     return _png(fig)
+
+
+def _phenomenon_strips(ax: Any, divider: Any, names: list[str], labels: list[str], colours: dict[str, Any]) -> Any:
+    """Phenomenon colour strips above and left of a heatmap's axes, with the task names as ticks;
+    returns the top strip's axes."""
+    from matplotlib.colors import ListedColormap
+
+    n, keys = len(names), list(colours)
+    codes = np.array([[keys.index(label) for label in labels]])
+    strips = {
+        "cmap": ListedColormap([colours[k] for k in keys]),
+        "vmin": -0.5,
+        "vmax": len(keys) - 0.5,
+        "aspect": "auto",
+        "interpolation": "nearest",
+    }
+    top = divider.append_axes("top", size="3%", pad=0.03)
+    top.imshow(codes, **strips)
+    top.set_xlim(ax.get_xlim())
+    top.set_axis_off()
+    left = divider.append_axes("left", size="3%", pad=0.03)
+    left.imshow(codes.T, **strips)
+    left.set_ylim(ax.get_ylim())
+    left.set_xticks([])
+    left.set_yticks(range(n), names, fontsize=_font(n))
+    left.tick_params(length=0)
+    ax.set_xticks(range(n), names, rotation=90, fontsize=_font(n))
+    ax.set_yticks([])
+    ax.tick_params(length=0)
+    return top
 
 
 def dendrogram(linkage: np.ndarray, tasks: list[str], phenomena: list[str], title: str) -> bytes:

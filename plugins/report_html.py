@@ -5,11 +5,21 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
 from .space_agreement import REFERENCE
+
+#: Where a report's images go (under the output directory), and its page.
+PNG_DIR = "report"
+HTML_FILE = "report.html"
+
+
+def slug(name: str) -> str:
+    """A file-name-safe form of a space's name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "space"
 
 
 def esc(value: Any) -> str:
@@ -163,9 +173,8 @@ def _rows_spaces(results: dict[str, Any]) -> list[list[Any]]:
     return rows
 
 
-def run_tables(results: dict[str, Any]) -> list[str]:
-    tasks = results.get("tasks") or {}
-    analysis = results.get("analysis") or {}
+def accuracy_tables(tasks: dict[str, Any]) -> list[str]:
+    """Accuracy by phenomenon and by task."""
     parts = ["<h2>Accuracy</h2>"]
     by_phenomenon: dict[str, list[float]] = defaultdict(list)
     for t in tasks.values():
@@ -196,7 +205,13 @@ def run_tables(results: dict[str, Any]) -> list[str]:
             "by task",
         )
     )
-    sections = [
+    return parts
+
+
+def analysis_sections(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[Any]]]]:
+    """(title, headers, rows) of each table of results.json's spaces and analysis."""
+    analysis = results.get("analysis") or {}
+    return [
         (
             "Spaces: undefined cells (left out of every analysis, never read as 0)",
             ["space", "tasks", "undefined cells", "why"],
@@ -251,7 +266,12 @@ def run_tables(results: dict[str, Any]) -> list[str]:
             _rows_agreement(analysis),
         ),
     ]
-    for title, headers, rows in sections:
+
+
+def run_tables(results: dict[str, Any]) -> list[str]:
+    """The run page's tables: accuracy, then each section of the analysis."""
+    parts = accuracy_tables(results.get("tasks") or {})
+    for title, headers, rows in analysis_sections(results):
         parts.append(f"<h2>{esc(title)}</h2>")
         parts.append(table(headers, rows) if rows else "<p>not in this run's analysis</p>")
     return parts

@@ -25,8 +25,8 @@ import numpy as np
 
 from lingspace_harness import AnalysisContext, DataError, is_symmetric, split_half_reliability, symmetrise
 
-from .claims import correlation, interval, per_resample, resamples
-from .compare import relate
+from .claim_statistics import correlation, interval, per_resample, resamples
+from .comparison import relate
 
 #: The ground truth the cheaper probes are read against.
 REFERENCE = "transfer"

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import _missing
-from lingspace_harness_plugins.report import HtmlReport, layout, write_comparison_report
+from lingspace_harness_plugins.report import HtmlReport, layout
+from lingspace_harness_plugins.report_comparison import write_comparison_report
 from lingspace_harness_plugins.space_agreement import bootstrap_ci
 
 from lingspace_harness import UserError, mantel, symmetrise

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from lingspace_harness import read_pairs_jsonl
-from lingspace_harness.scoring import _build_chunks, prefix_token_id, score_requests, sentence_requests
+from lingspace_harness.prefix_trees import build_chunks
+from lingspace_harness.scoring import prefix_token_id, score_requests, sentence_requests
 
 
 def load(path: Path):
@@ -69,7 +70,7 @@ def test_longer_contexts_and_duplicates(tiny_model: Path) -> None:
 def test_trie_shares_prefixes_and_skips_leaves(tiny_model: Path, blimp_dir: Path) -> None:
     _, tokenizer = load(tiny_model)
     requests = sentence_requests(tokenizer, blimp_sentences(blimp_dir), prefix_token_id(tokenizer))
-    chunks = _build_chunks(requests, batch_size=1000, max_nodes=10**6)
+    chunks = build_chunks(requests, batch_size=1000, max_nodes=10**6)
     assert len(chunks) == 1
     tokens = sum(len(c) + len(x) for c, x in requests)
     nodes = len(chunks[0].tokens)
