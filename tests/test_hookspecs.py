@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import collections.abc
 import inspect
 import re
 import typing
@@ -38,13 +39,13 @@ def test_spec_is_documented(name: str) -> None:
 @pytest.mark.parametrize("name", SPECS)
 def test_spec_is_typed_with_its_protocol(name: str) -> None:
     hints = typing.get_type_hints(getattr(hookspecs, name))
-    assert hints == {"register": typing.Callable[[HOOKS[name][1]], None], "return": type(None)}
+    assert hints == {"register": collections.abc.Callable[[HOOKS[name][1]], None], "return": type(None)}
 
 
 def test_hookspecs_import_neither_the_runner_nor_the_analysis() -> None:
     tree = ast.parse(inspect.getsource(hookspecs))
     modules = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert modules <= {"__future__", "typing", "pluggy", "models", "protocols", "tasks"}, modules
+    assert modules <= {"__future__", "typing", "collections.abc", "pluggy", "models", "protocols", "tasks"}, modules
 
 
 @pytest.mark.parametrize("name", SPECS)
