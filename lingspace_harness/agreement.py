@@ -12,7 +12,7 @@ from .errors import UserError
 from .stats import _check_counts, _codes, _p_value, _permutations
 
 
-def _comb2(x: np.ndarray) -> np.ndarray:
+def _comb2(x: Any) -> Any:
     return x * (x - 1) / 2
 
 

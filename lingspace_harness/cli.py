@@ -10,7 +10,7 @@ import re
 import sys
 import traceback
 from importlib.metadata import PackageNotFoundError, version
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 from .commands import core_commands
 from .errors import PluginError, UserError
@@ -26,6 +26,8 @@ DESCRIPTION = (
 STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES}
 #: ``--quiet`` sets it for the command's duration; ``progress.py`` honours it.
 QUIET_ENV = "LINGSPACE_QUIET"
+#: A parser (``_add_common`` returns the one it is given).
+P = TypeVar("P", bound=argparse.ArgumentParser)
 
 
 #: argparse's own wording for a plain ``type=int``/``type=float`` option, and ours.
@@ -44,7 +46,7 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{self.prog}: {english(message)}")
 
 
-def _add_common(parser: argparse.ArgumentParser, default: object = False) -> argparse.ArgumentParser:
+def _add_common(parser: P, default: object = False) -> P:
     """``--strict``, ``-v`` and ``-q``, accepted before or after the sub-command."""
     parser.add_argument("--strict", action="store_true", default=default, help="fail if any plugin fails to load")
     parser.add_argument(
@@ -119,7 +121,7 @@ def _parser(harness: Harness) -> tuple[argparse.ArgumentParser, dict[str, Comman
     parser = _Parser(prog="lingspace-harness", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=_version())
     _add_common(parser)
-    common: argparse.ArgumentParser = _add_common(_Parser(add_help=False), default=argparse.SUPPRESS)
+    common = _add_common(_Parser(add_help=False), default=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands: dict[str, Command] = {c.name: c for c in core_commands(harness)}
     for command in harness.commands:

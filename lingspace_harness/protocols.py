@@ -33,7 +33,7 @@ class Space:
     may say why in ``extra["undefined"]`` (a string); ``to_json`` counts them."""
 
     tasks: list[str]
-    matrix: list[list[float | None]]
+    matrix: Sequence[Sequence[float | None]]
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:

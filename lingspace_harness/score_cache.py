@@ -54,6 +54,7 @@ def score_pairs(
     sentences = [s for _, p in flat for s in (p.good, p.bad)]
     delimiters = [delimiter(run, t) for t, _ in flat for _ in range(2)]
     counts: list[int | None] = [None] * len(sentences)
+    logps: Sequence[float]
     with progress_bar(len(sentences), desc, unit="sent") as bar:
         if run.model.scorer:
             logps = list(scorer_logprobs(run.model, sentences, delimiters))

@@ -239,7 +239,9 @@ def _score_padded(model: Any, requests: Sequence[Request], indices: Sequence[int
     for start in range(0, len(seqs), step):
         part = seqs[start : start + step]
         inputs = torch.zeros((len(part), width), dtype=torch.long)
-        rows, toks, sizes = [], [], []
+        rows: list[int] = []
+        toks: list[int] = []
+        sizes: list[int] = []
         for r, s in enumerate(part):
             inputs[r, : len(s) - 1] = torch.tensor(s[:-1])
             n_ctx = len(requests[indices[start + r]][0])

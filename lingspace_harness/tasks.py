@@ -62,7 +62,7 @@ def task_source(task: Task, options: DataOptions) -> str:
     return task.source if source_for is None else source_for(options)
 
 
-def task_delimiter(task: Task) -> str:
+def task_delimiter(task: Task | None) -> str:
     """What ``task``'s sentences are scored after (``Task.delimiter``; a space if it has none)."""
     return getattr(task, "delimiter", " ")  # duck-typed tasks may lack it
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import Any
 
 ARCHITECTURES = ("gpt2", "gpt_neox", "llama")
 SPECIAL = "<|endoftext|>"
@@ -69,6 +70,7 @@ def build_tiny_model(path: str | Path, arch: str = "gpt2", seed: int = 0) -> Pat
     vocab = len(tokenizer)
     special = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
     torch.manual_seed(seed)
+    model: Any
     if arch == "gpt2":
         model = GPT2LMHeadModel(
             GPT2Config(

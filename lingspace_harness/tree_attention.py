@@ -21,7 +21,7 @@ from .errors import UserError
 def text_config(model: Any) -> Any:
     """The model's (text) config, or None for a wrapper without one."""
     config = getattr(model, "config", None)
-    return config.get_text_config() if hasattr(config, "get_text_config") else config
+    return config.get_text_config() if config is not None and hasattr(config, "get_text_config") else config
 
 
 def tree_mask(parent: np.ndarray, size: int) -> np.ndarray:

@@ -290,7 +290,8 @@ def compare(
         summarise(label, d, r, run_analysis(harness, r, spaces, permutations, seed), tasks, spaces)
         for label, d, r in zip(labels, dirs, runs)
     ]
-    for before, after in zip([None] + out_runs, out_runs):
+    befores: list[dict[str, Any] | None] = [None, *out_runs]
+    for before, after in zip(befores, out_runs):
         after["change"] = None if before is None else change(before, after)
     out_spaces, symmetrised = {}, {}
     for name, info in spaces.items():

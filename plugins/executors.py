@@ -95,7 +95,7 @@ class Ray:
                 _RayWorker
             )
             spec = WorkerSpec(worker.config, worker.prepare, threads=max(1, int(cpus)))
-            workers = [actor.remote(spec) for _ in range(n)]  # each loads the model once, for all stages
+            workers: list[Any] = [actor.remote(spec) for _ in range(n)]  # each loads the model once, for all stages
             try:
                 for units in stages:
                     self._stage(ray, workers, units)

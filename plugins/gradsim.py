@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
+from functools import reduce
 from typing import Any
 
 import numpy as np
@@ -117,7 +119,7 @@ class GradSim:
         tasks = ctx.task_names
         vectors = [ctx.gradient(strategy.name, t) for t in tasks]
         grams = gram_by_layer(vectors, strategy.layer_slices(ctx.gradient_layout, ctx.options(strategy.name)))
-        total = sum(grams.values())
+        total = reduce(operator.add, grams.values())  # in layer order, as sum() would
         n_train = np.array([len(ctx.data[t].train) for t in tasks], dtype=float)
         return MetricResult(
             space=Space(

@@ -141,7 +141,7 @@ class GGUFLoader:
             tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
         except Exception as exc:  # the GGUF reader raises struct.error, ValueError, ...
             raise ModelError(f"could not load GGUF file {path}: {error_reason(exc)}") from exc
-        model.hf_quantizer = None  # dense now: save it as a plain checkpoint
+        model.hf_quantizer = None  # type: ignore[assignment]  # dense now: save it as a plain checkpoint
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -146,7 +146,8 @@ def _task(index: Index, leaf: str, chain: list[str]) -> Task:
     choices = cfg.get("doc_to_choice")
     if isinstance(choices, (list, dict)) and len(choices) != 2:
         raise UserError(f"lm-eval task {leaf!r} has {len(choices)} choices; a phenomenon needs exactly two")
-    meta = cfg.get("metadata") if isinstance(cfg.get("metadata"), dict) else {}
+    given = cfg.get("metadata")
+    meta: dict[str, Any] = given if isinstance(given, dict) else {}
     chain = chain or index.chain(leaf)
     return Task(
         name=leaf,

@@ -102,7 +102,7 @@ def layout(name: str, space: dict[str, Any], analysis: dict[str, Any], seed: int
     tasks = list(space["tasks"])
     matrix = np.asarray(space["matrix"], dtype=float)
     clusters = (analysis.get("clusters") or {}).get(name) or {}
-    names = clusters.get("order")
+    names = clusters.get("order") or []
     from_analysis = not clusters.get("reason") and bool(names) and sorted(names) == sorted(tasks)
     if not from_analysis:
         clusters = cluster_tasks(tasks, matrix, seed) if len(tasks) > 1 else {"order": tasks}

@@ -43,7 +43,7 @@ def _png(fig: Any, dpi: int = 110) -> bytes:
     return buffer.getvalue()
 
 
-def palette(names: Sequence[Any]) -> dict[Any, tuple[float, ...]]:
+def palette(names: Sequence[Any]) -> dict[Any, Any]:
     """A distinct colour per name (tab20, cycled), in first-seen order."""
     require_matplotlib()
     from matplotlib import colormaps

@@ -295,10 +295,11 @@ AGREEMENT_HEADERS = [
 
 def probe_costs(agreement: dict[str, Any], costs: dict[str, Any]) -> dict[str, float | None]:
     """Each probe's cost: its space's ``cost_s`` in ``execution.costs`` (None where not recorded)."""
-    return {
-        name: (costs.get((probe or {}).get("space")) or {}).get("cost_s")
-        for name, probe in (agreement.get("probes") or {}).items()
-    }
+    out: dict[str, float | None] = {}
+    for name, probe in (agreement.get("probes") or {}).items():
+        space = (probe or {}).get("space")
+        out[name] = (costs.get(space) or {}).get("cost_s") if space is not None else None
+    return out
 
 
 def agreement_rows(agreement: dict[str, Any], costs: dict[str, Any]) -> list[list[Any]]:

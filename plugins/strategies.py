@@ -90,7 +90,7 @@ class Projected:
         drawn in chunks (the same stream). Built once per layout, dimension and seed."""
         key = (layout, dim, seed)
         if key not in self._plans:
-            codes = np.empty(layout.size, dtype=np.uint16 if 2 * dim <= 1 << 16 else np.uint32)
+            codes: np.ndarray = np.empty(layout.size, dtype=np.uint16 if 2 * dim <= 1 << 16 else np.uint32)
             offsets = layout.offsets
             for i, size in enumerate(layout.sizes):
                 rng = np.random.default_rng([seed, i, dim])

@@ -14,6 +14,7 @@ import hashlib
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +31,7 @@ def random_mask(size: int, k: int, seed: int, source: str) -> np.ndarray:
     return np.sort(rng.choice(size, size=k, replace=False)).astype(np.int64)
 
 
-def magnitude_mask(params: list[tuple[str, object]], k: int) -> np.ndarray:
+def magnitude_mask(params: list[tuple[str, Any]], k: int) -> np.ndarray:
     """Sorted flat indices (in the parameters' layout order) of the ``k`` largest |θ|."""
     flat = np.concatenate([p.detach().float().abs().cpu().numpy().ravel() for _, p in params])
     return np.sort(np.argpartition(flat, flat.size - k)[flat.size - k :]).astype(np.int64)

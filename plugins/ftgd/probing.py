@@ -77,7 +77,10 @@ def evaluate(ctx: RunContext, tuning: Tuning, scores: dict[str, list[PairScore]]
     """``summarize`` of the scored target pairs; with ``tuning.text`` its perplexity is the text's
     (and the one on the BLiMP good sentences is ``blimp_perplexity``). ``tuned``: the model is
     not the base one, so its text perplexity is measured, not read from the run's unit."""
-    n_tokens = sum(s.n_good for ss in scores.values() for s in ss)  # the scored tokens, counted by scoring
+    counts = [s.n_good for ss in scores.values() for s in ss]  # the scored tokens, counted by scoring
+    if any(c is None for c in counts):
+        raise ValueError("FTGD's perplexity needs token counts, which only a torch model's scoring gives")
+    n_tokens = sum(c for c in counts if c is not None)
     out = summarize(scores, n_tokens)
     if not tuning.text:
         return out

@@ -238,7 +238,7 @@ class MaskedTuner:
                 if progress:
                     progress(1)
                 last = step == settings.steps
-                if settings.early_stopping and (step % settings.eval_every == 0 or last):
+                if best is not None and (step % settings.eval_every == 0 or last):  # early stopping
                     margin = mean_margin(access, validation, delimiter)
                     report.validation_margins.append(margin)
                     if margin > best:
@@ -247,7 +247,7 @@ class MaskedTuner:
                         stale += 1
                         if stale >= settings.patience:
                             break
-            if settings.early_stopping:
+            if best_state is not None:  # early stopping
                 self._load(best_state)
             else:
                 report.best_step = report.steps
