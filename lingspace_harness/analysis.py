@@ -20,6 +20,9 @@ import numpy as np
 from .errors import DataError, PluginError, UserError
 from .protocols import Hypothesis, Registries
 
+#: The helpers this module offers plugins (the public API beyond ``lingspace_harness.__all__``).
+__all__ = ["analyse", "hypothesis_from_file"]
+
 
 @dataclass
 class AnalysisOptions:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import argparse
 
+#: The helpers this module offers plugins (the public API beyond ``lingspace_harness.__all__``).
+__all__ = ["comma_list", "positive_int"]
+
 
 def comma_list(value: str) -> list[str]:
     """An argparse type: ``"a, b,,c"`` -> ``["a", "b", "c"]``."""

@@ -9,6 +9,9 @@ from typing import Any
 
 from .tasks import SPLIT_FRACTIONS
 
+#: The helpers this module offers plugins (the public API beyond ``lingspace_harness.__all__``).
+__all__ = ["cache_dir"]
+
 #: Settings that say how units run, never what they compute; kept out of ``config`` in results.json.
 EXECUTION_FIELDS = ("executor", "executor_options", "shard")
 #: The executor that runs units one after another in the driver's process.

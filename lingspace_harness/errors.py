@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+#: The helpers this module offers plugins (the public API beyond ``lingspace_harness.__all__``).
+__all__ = ["error_reason"]
+
 
 class UserError(Exception):
     """Something the user can fix: bad input, an unknown name, a missing file or model."""

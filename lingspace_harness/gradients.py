@@ -21,6 +21,9 @@ from .pairs import MinimalPair
 from .prefix_trees import TREE_NODES, tree_batches
 from .scoring import Delimiters, logit_rows, sentence_requests, weighted_logprob_sum
 
+#: The helpers this module offers plugins (the public API beyond ``lingspace_harness.__all__``).
+__all__ = ["gradient_differential", "gradient_differentials", "layout_of", "select_parameters"]
+
 _LAYER = re.compile(r"\.(?:layers|h|layer|blocks)\.(\d+)\.")
 #: Positions a gradient pass keeps logits for (and so, about, tokens it holds activations for):
 #: on SmolLM2 (2 cores) 128 holds ~0.3 GB of activations where 1365 (scoring's bound) held ~1.1 GB,

@@ -10,6 +10,9 @@ from typing import Any, Protocol, runtime_checkable
 from .errors import ModelError
 from .registry import Registry
 
+#: The helpers this module offers plugins (the public API beyond ``lingspace_harness.__all__``).
+__all__ = ["resolve_loader"]
+
 
 @dataclass(frozen=True)
 class ModelOptions:

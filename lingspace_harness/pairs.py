@@ -12,6 +12,9 @@ from typing import Any
 
 from .errors import DataError
 
+#: The helpers this module offers plugins (the public API beyond ``lingspace_harness.__all__``).
+__all__ = ["pairs_from_rows", "read_jsonl", "read_pairs_jsonl"]
+
 log = logging.getLogger("lingspace_harness")
 
 

@@ -17,6 +17,9 @@ from typing import Any, TextIO
 
 from .errors import UserError
 
+#: The helpers this module offers plugins (the public API beyond ``lingspace_harness.__all__``).
+__all__ = ["progress_bar"]
+
 #: Seconds between two progress lines of one bar when stderr is not a terminal.
 DEFAULT_INTERVAL = 30.0
 

@@ -16,6 +16,9 @@ import numpy as np
 
 from .errors import UserError
 
+#: The helpers this module offers plugins (the public API beyond ``lingspace_harness.__all__``).
+__all__ = ["atomic_open", "read_results", "write_atomic", "write_results"]
+
 RESULTS_FILE = "results.json"
 PAIRS_FILE = "pairs.jsonl"
 SCHEMA_VERSION = 1

@@ -34,6 +34,9 @@ from .errors import UserError
 from .prefix_trees import TREE_NODES, Chunk, Request, tree_batches
 from .tree_attention import text_config, tree_attention, tree_mask
 
+#: The helpers this module offers plugins (the public API beyond ``lingspace_harness.__all__``).
+__all__ = ["prefix_token_id"]
+
 log = logging.getLogger("lingspace_harness")
 
 METHODS = ("auto", "trie", "padded")

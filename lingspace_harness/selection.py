@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
+#: The helpers this module offers plugins (the public API beyond ``lingspace_harness.__all__``).
+__all__ = ["largest_magnitudes"]
+
 #: Entries per block of the pass over the vector (16 MiB of float32).
 BLOCK = 1 << 22
 #: Entries in the sample that brackets the threshold.

@@ -16,6 +16,17 @@ import numpy as np
 
 from .errors import UserError
 
+#: The helpers this module offers plugins (the public API beyond ``lingspace_harness.__all__``).
+__all__ = [
+    "is_symmetric",
+    "mantel",
+    "partial_mantel",
+    "spearman_rows",
+    "split_half_reliability",
+    "symmetrise",
+    "within_between",
+]
+
 #: Permuted entries are processed in blocks of about this many values.
 CHUNK = 1 << 20
 #: Permuted statistics within this of the observed one count as "at least as large".

@@ -14,6 +14,9 @@ import numpy as np
 from .errors import DataError, UserError
 from .pairs import MinimalPair
 
+#: The helpers this module offers plugins (the public API beyond ``lingspace_harness.__all__``).
+__all__ = ["select_tasks", "split_pairs", "task_delimiter", "task_source"]
+
 if TYPE_CHECKING:
     from .registry import Registry
 

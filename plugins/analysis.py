@@ -10,24 +10,17 @@ from typing import Any
 
 import numpy as np
 
-from lingspace_harness import (
-    AnalysisContext,
-    AnalysisOptions,
-    DataError,
-    Registries,
-    UserError,
-    analyse,
-    comma_list,
-    hookimpl,
+from lingspace_harness import AnalysisContext, AnalysisOptions, DataError, Registries, UserError, hookimpl
+from lingspace_harness.analysis import analyse
+from lingspace_harness.arguments import comma_list, positive_int
+from lingspace_harness.results import read_results, write_results
+from lingspace_harness.stats import (
     is_symmetric,
     mantel,
     partial_mantel,
-    positive_int,
-    read_results,
     split_half_reliability,
     symmetrise,
     within_between,
-    write_results,
 )
 
 from .space_agreement import Agreement

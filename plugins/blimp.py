@@ -14,15 +14,8 @@ from pathlib import Path
 
 import yaml
 
-from lingspace_harness import (
-    DataError,
-    DataOptions,
-    MinimalPair,
-    Task,
-    hookimpl,
-    pairs_from_rows,
-    read_pairs_jsonl,
-)
+from lingspace_harness import DataError, DataOptions, MinimalPair, Task, hookimpl
+from lingspace_harness.pairs import pairs_from_rows, read_pairs_jsonl
 
 from .blimp_yaml import yaml_path
 

@@ -15,18 +15,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from lingspace_harness import (
-    MetricResult,
-    ModelAccess,
-    ModelOptions,
-    RunContext,
-    Space,
-    UserError,
-    cache_dir,
-    hookimpl,
-    prefix_token_id,
-    resolve_loader,
-)
+from lingspace_harness import MetricResult, ModelAccess, ModelOptions, RunContext, Space, UserError, hookimpl
+from lingspace_harness.config import cache_dir
+from lingspace_harness.models import resolve_loader
+from lingspace_harness.scoring import prefix_token_id
 
 #: What cka needs: each source task's tuned probe-set states (``transfer`` provides them).
 TUNED_STATES = "tuned-states"

@@ -10,9 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from lingspace_harness import (
-    spearman_rows,
-)
+from lingspace_harness.stats import spearman_rows
 
 #: Resampled entries are processed in blocks of about this many values.
 CHUNK = 1 << 20

@@ -29,14 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from lingspace_harness import (
-    AnalysisContext,
-    AnalysisOptions,
-    Registries,
-    UserError,
-    mantel,
-    partial_mantel,
-)
+from lingspace_harness import AnalysisContext, AnalysisOptions, Registries, UserError
+from lingspace_harness.stats import mantel, partial_mantel
 
 from .claim_statistics import (
     correlation,

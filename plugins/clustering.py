@@ -8,7 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from lingspace_harness import AnalysisContext, DataError, UserError, cluster_agreement, hookimpl, symmetrise
+from lingspace_harness import AnalysisContext, DataError, UserError, hookimpl
+from lingspace_harness.agreement import cluster_agreement
+from lingspace_harness.stats import symmetrise
 
 LABEL_KINDS = ("phenomenon", "group", "field")
 #: Negative similarities become weight 0 (no edge) in the graph Louvain runs on.

@@ -11,14 +11,8 @@ import argparse
 import re
 from pathlib import Path
 
-from lingspace_harness import (
-    Harness,
-    UserError,
-    comma_list,
-    hookimpl,
-    main,
-    positive_int,
-)
+from lingspace_harness import Harness, UserError, hookimpl, main
+from lingspace_harness.arguments import comma_list, positive_int
 
 from .claims import ORDERS
 from .comparison import write_comparison

@@ -29,17 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from lingspace_harness import (
-    AnalysisOptions,
-    Harness,
-    UserError,
-    analyse,
-    is_symmetric,
-    mantel,
-    read_results,
-    symmetrise,
-    write_atomic,
-)
+from lingspace_harness import AnalysisOptions, Harness, UserError
+from lingspace_harness.analysis import analyse
+from lingspace_harness.results import read_results, write_atomic
+from lingspace_harness.stats import is_symmetric, mantel, symmetrise
 
 from .claims import ClaimOptions, claims, run_order
 from .report_claims import HEADERS as CLAIM_HEADERS

@@ -10,7 +10,8 @@ import argparse
 import logging
 from typing import Any
 
-from lingspace_harness import Unit, UserError, WorkerSpec, hookimpl, progress_bar
+from lingspace_harness import Unit, UserError, WorkerSpec, hookimpl
+from lingspace_harness.progress import progress_bar
 
 
 class _RayWorker:

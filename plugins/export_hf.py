@@ -10,7 +10,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from lingspace_harness import Harness, ModelOptions, UserError, cache_dir, hookimpl, resolve_loader
+from lingspace_harness import Harness, ModelOptions, UserError, hookimpl
+from lingspace_harness.config import cache_dir
+from lingspace_harness.models import resolve_loader
 
 DTYPES = ("float32", "bfloat16", "float16")
 

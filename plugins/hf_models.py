@@ -10,7 +10,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from lingspace_harness import LoadedModel, ModelError, ModelOptions, error_reason, hookimpl
+from lingspace_harness import LoadedModel, ModelError, ModelOptions, hookimpl
+from lingspace_harness.errors import error_reason
 
 DTYPES = ("float32", "float64", "bfloat16", "float16", "auto")
 

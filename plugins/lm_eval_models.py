@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
-from lingspace_harness import LoadedModel, ModelError, ModelOptions, error_reason, hookimpl
+from lingspace_harness import LoadedModel, ModelError, ModelOptions, hookimpl
+from lingspace_harness.errors import error_reason
 
 from .lm_eval_compat import loglikelihood_requests, model_class, model_names, parse_model_args
 

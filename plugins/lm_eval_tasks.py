@@ -28,17 +28,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from lingspace_harness import (
-    DataError,
-    DataOptions,
-    MinimalPair,
-    Task,
-    UnknownNameError,
-    UserError,
-    error_reason,
-    hookimpl,
-    pairs_from_rows,
-)
+from lingspace_harness import DataError, DataOptions, MinimalPair, Task, UnknownNameError, UserError, hookimpl
+from lingspace_harness.errors import error_reason
+from lingspace_harness.pairs import pairs_from_rows
 
 from .lm_eval_compat import Catalog, choice_delimiter, read_task_yaml, yaml_errors
 

@@ -18,17 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from lingspace_harness import (
-    AnalysisOptions,
-    Harness,
-    UserError,
-    analyse,
-    hookimpl,
-    load_harness,
-    read_results,
-    symmetrise,
-    write_atomic,
-)
+from lingspace_harness import AnalysisOptions, Harness, UserError, hookimpl, load_harness
+from lingspace_harness.analysis import analyse
+from lingspace_harness.results import read_results, write_atomic
+from lingspace_harness.stats import symmetrise
 
 from . import report_figures as figures
 from .clustering import cluster_tasks

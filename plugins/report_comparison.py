@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lingspace_harness import write_atomic
+from lingspace_harness.results import write_atomic
 
 from . import report_figures as figures
 from .report_claims import claims_section

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from lingspace_harness import UserError, symmetrise
+from lingspace_harness import UserError
+from lingspace_harness.stats import symmetrise
 
 INSTALL_HINT = "the html report needs matplotlib, which is not installed: pip install 'lingspace-harness[report]'"
 

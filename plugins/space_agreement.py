@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from lingspace_harness import AnalysisContext, DataError, is_symmetric, split_half_reliability, symmetrise
+from lingspace_harness import AnalysisContext, DataError
+from lingspace_harness.stats import is_symmetric, split_half_reliability, symmetrise
 
 from .claim_statistics import correlation, interval, per_resample, resamples
 from .comparison import relate

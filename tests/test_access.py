@@ -11,7 +11,9 @@ import pytest
 import torch
 from lingspace_harness_plugins.ftgd.tuner import FTGDSettings, MaskedTuner
 
-from lingspace_harness import ModelAccess, read_pairs_jsonl, select_parameters
+from lingspace_harness import ModelAccess
+from lingspace_harness.gradients import select_parameters
+from lingspace_harness.pairs import read_pairs_jsonl
 
 
 class MaskBlind(torch.nn.Module):
@@ -99,7 +101,8 @@ class BlindLoader:
         return False
 
     def load(self, spec, options):
-        from lingspace_harness import load_harness, resolve_loader
+        from lingspace_harness import load_harness
+        from lingspace_harness.models import resolve_loader
 
         loader, rest = resolve_loader(load_harness().model_loaders, spec)
         loaded = loader.load(rest, options)

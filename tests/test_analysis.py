@@ -16,11 +16,10 @@ from lingspace_harness import (
     DataError,
     UnknownNameError,
     UserError,
-    analyse,
     hookimpl,
-    hypothesis_from_file,
     load_harness,
 )
+from lingspace_harness.analysis import analyse, hypothesis_from_file
 from lingspace_harness.cli import main
 
 FAST = AnalysisOptions(permutations=499, bootstraps=200)

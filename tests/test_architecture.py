@@ -117,3 +117,45 @@ def test_every_public_name_is_documented_in_contributing() -> None:
     public = set(lingspace_harness.__all__) - {"__version__"}
     assert public - table == set(), f"public names missing from CONTRIBUTING.md's API table: {public - table}"
     assert table - public == set(), f"CONTRIBUTING.md documents names that are not public: {table - public}"
+
+
+#: The core's helper modules (their ``__all__`` is public beside ``lingspace_harness.__all__``).
+HELPER_MODULES = (
+    "agreement",
+    "analysis",
+    "arguments",
+    "config",
+    "errors",
+    "gradients",
+    "models",
+    "pairs",
+    "progress",
+    "results",
+    "scoring",
+    "selection",
+    "stats",
+    "tasks",
+)
+
+
+def test_every_helper_is_documented_in_contributing() -> None:
+    import importlib
+
+    text = (ROOT / "CONTRIBUTING.md").read_text().split("### Helper modules", 1)[1].split("\n### ", 1)[0]
+    table = set(re.findall(r"^\| `lingspace_harness\.([a-z_]+)` \| `([A-Za-z_]+)` \|", text, flags=re.M))
+    helpers = {(m, n) for m in HELPER_MODULES for n in importlib.import_module(f"lingspace_harness.{m}").__all__}
+    assert helpers - table == set(), f"helpers missing from CONTRIBUTING.md: {helpers - table}"
+    assert table - helpers == set(), f"CONTRIBUTING.md documents helpers that are not public: {table - helpers}"
+    assert not {n for _, n in helpers} & set(lingspace_harness.__all__), "a helper is also in the top-level API"
+
+
+def test_moved_helpers_still_import_from_the_top_level_with_a_warning() -> None:
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        from lingspace_harness import read_pairs_jsonl  # moved to lingspace_harness.pairs in 0.2
+    from lingspace_harness.pairs import read_pairs_jsonl as moved
+
+    assert read_pairs_jsonl is moved
+    assert [w.category for w in caught] == [DeprecationWarning] and "lingspace_harness.pairs" in str(caught[0].message)

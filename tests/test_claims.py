@@ -12,8 +12,10 @@ import pytest
 from lingspace_harness_plugins import claims as cl
 from scipy.stats import kstest, spearmanr
 
-from lingspace_harness import AnalysisContext, AnalysisOptions, analyse, load_harness, mantel, partial_mantel
+from lingspace_harness import AnalysisContext, AnalysisOptions, load_harness
+from lingspace_harness.analysis import analyse
 from lingspace_harness.cli import main
+from lingspace_harness.stats import mantel, partial_mantel
 
 N = 12
 TASKS = [f"blimp_t{i:02d}" for i in range(N)]

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from lingspace_harness import MetricResult, Task, hookimpl, read_pairs_jsonl
+from lingspace_harness import MetricResult, Task, hookimpl
 from lingspace_harness.cli import main
+from lingspace_harness.pairs import read_pairs_jsonl
 
 TASKS = "blimp_anaphor_gender_agreement,blimp_passive_*"
 

@@ -12,8 +12,9 @@ import pytest
 import yaml
 from lingspace_harness_plugins.blimp_yaml import yaml_path
 
-from lingspace_harness import DataError, DataOptions, MinimalPair, read_pairs_jsonl, split_pairs
-from lingspace_harness.tasks import load_task_data
+from lingspace_harness import DataError, DataOptions, MinimalPair
+from lingspace_harness.pairs import read_pairs_jsonl
+from lingspace_harness.tasks import load_task_data, split_pairs
 
 
 def write(path: Path, lines: list[str]) -> Path:

@@ -236,7 +236,7 @@ def test_model_access_honours_the_delimiter(tiny_model: Path, blimp_dir: Path) -
     """Scores, token counts, tuning log-probs, margins and gradients all follow ``delimiter``."""
     import numpy as np
 
-    from lingspace_harness import select_parameters
+    from lingspace_harness.gradients import select_parameters
 
     access = _access(tiny_model)
     pairs = [MinimalPair(r["pairID"], r["sentence_good"], r["sentence_bad"]) for r in _rows(blimp_dir, 4)]
@@ -262,7 +262,7 @@ def test_model_access_honours_the_delimiter(tiny_model: Path, blimp_dir: Path) -
 def test_ftgd_tunes_after_the_source_delimiter(tiny_model: Path, blimp_dir: Path) -> None:
     from lingspace_harness_plugins.ftgd.tuner import FTGDSettings, MaskedTuner
 
-    from lingspace_harness import select_parameters
+    from lingspace_harness.gradients import select_parameters
 
     class Recording:
         """The model access, noting the delimiter of every call tuning makes."""

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from lingspace_harness import load_harness, split_pairs
+from lingspace_harness import load_harness
 from lingspace_harness.cli import main
+from lingspace_harness.tasks import split_pairs
 
 pytestmark = pytest.mark.third_party_plugins
 

@@ -98,7 +98,8 @@ def test_exported_gguf_equals_the_gguf_loader(
     import torch
     from transformers import AutoModelForCausalLM
 
-    from lingspace_harness import ModelOptions, load_harness, resolve_loader
+    from lingspace_harness import ModelOptions, load_harness
+    from lingspace_harness.models import resolve_loader
 
     monkeypatch.setenv("LINGSPACE_CACHE_DIR", str(tmp_path / "cache"))
     out = tmp_path / "smol"

@@ -9,7 +9,8 @@ import pytest
 import torch
 from lingspace_harness_plugins.ftgd.tuner import FTGDSettings, MaskedTuner, pair_loss
 
-from lingspace_harness import MinimalPair, ModelAccess, layout_of, select_parameters
+from lingspace_harness import MinimalPair, ModelAccess
+from lingspace_harness.gradients import layout_of, select_parameters
 
 PAIRS = [
     MinimalPair("0", "The cats are happy.", "The cats is happy."),

@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lingspace_harness import MinimalPair, ModelOptions, cache_dir, gradient_differential, scoring, select_parameters
+from lingspace_harness import MinimalPair, ModelOptions, scoring
+from lingspace_harness.config import cache_dir
+from lingspace_harness.gradients import gradient_differential, select_parameters
 from lingspace_harness.scoring import score_requests, sentence_requests
 from lingspace_harness.tiny import build_tokenizer
 

@@ -10,14 +10,8 @@ import torch
 from lingspace_harness_plugins.ftgd.tuner import FTGDSettings, MaskedTuner
 from lingspace_harness_plugins.gradsim import centred_cosine, cosine, gram_by_layer, jaccard
 
-from lingspace_harness import (
-    MinimalPair,
-    ModelAccess,
-    gradient_differential,
-    layout_of,
-    load_harness,
-    select_parameters,
-)
+from lingspace_harness import MinimalPair, ModelAccess, load_harness
+from lingspace_harness.gradients import gradient_differential, layout_of, select_parameters
 from lingspace_harness.scoring import score_requests, sentence_requests
 
 PAIRS = [
@@ -183,7 +177,7 @@ def test_ftgd_changes_only_masked_entries_and_restores(tiny_model) -> None:
 
 
 def test_projected_gradsim_tracks_full_on_a_small_model(tiny_model, blimp_dir) -> None:
-    from lingspace_harness import read_pairs_jsonl
+    from lingspace_harness.pairs import read_pairs_jsonl
 
     model, tokenizer = load(tiny_model)
     params = select_parameters(model)

@@ -10,15 +10,10 @@ import pytest
 import yaml
 from lingspace_harness_plugins.blimp_yaml import write_local_yaml, yaml_path
 
-from lingspace_harness import (
-    DataOptions,
-    Task,
-    hookimpl,
-    load_harness,
-    read_pairs_jsonl,
-    select_tasks,
-)
+from lingspace_harness import DataOptions, Task, hookimpl, load_harness
 from lingspace_harness.cli import main
+from lingspace_harness.pairs import read_pairs_jsonl
+from lingspace_harness.tasks import select_tasks
 
 torch = pytest.importorskip("torch")
 lm_eval = pytest.importorskip("lm_eval")

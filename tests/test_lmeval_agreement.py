@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
-from lingspace_harness import DataOptions, ModelOptions, cache_dir, load_harness
+from lingspace_harness import DataOptions, ModelOptions, load_harness
 from lingspace_harness.cli import main
+from lingspace_harness.config import cache_dir
 from lingspace_harness.scoring import prefix_token_id, score_requests, sentence_requests
 from lingspace_harness.tasks import load_task_data
 from lingspace_harness.tiny import ARCHITECTURES

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from lingspace_harness import UserError, progress_bar
+from lingspace_harness import UserError
+from lingspace_harness.progress import progress_bar
 
 
 class FakeClock:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from lingspace_harness import DataOptions, MinimalPair, Task, task_source
+from lingspace_harness import DataOptions, MinimalPair, Task
 from lingspace_harness.cli import main
+from lingspace_harness.tasks import task_source
 
 
 @pytest.fixture

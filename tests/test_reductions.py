@@ -13,10 +13,10 @@ import torch
 
 import lingspace_harness.gradients as gradients
 import lingspace_harness.selection as selection
-from lingspace_harness import MinimalPair, gradient_differential, layout_of, load_harness, select_parameters
+from lingspace_harness import MinimalPair, load_harness
 from lingspace_harness.cli import main
 from lingspace_harness.gradient_cache import halves
-from lingspace_harness.gradients import gradient_differentials
+from lingspace_harness.gradients import gradient_differential, gradient_differentials, layout_of, select_parameters
 from lingspace_harness.selection import index_dtype, largest_magnitudes
 
 

@@ -19,8 +19,9 @@ from lingspace_harness_plugins.report import HtmlReport, layout
 from lingspace_harness_plugins.report_comparison import write_comparison_report
 from lingspace_harness_plugins.space_agreement import bootstrap_ci
 
-from lingspace_harness import UserError, mantel, symmetrise
+from lingspace_harness import UserError
 from lingspace_harness.cli import main
+from lingspace_harness.stats import mantel, symmetrise
 
 # Phenomena interleaved, so that a clustering order has to regroup them.
 TASKS = [f"blimp_t{i}" for i in range(6)]

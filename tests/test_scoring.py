@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from lingspace_harness import read_pairs_jsonl
+from lingspace_harness.pairs import read_pairs_jsonl
 from lingspace_harness.prefix_trees import build_chunks
 from lingspace_harness.scoring import prefix_token_id, score_requests, sentence_requests
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lingspace_harness import cache_dir
 from lingspace_harness.cli import main
+from lingspace_harness.config import cache_dir
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from lingspace_harness import AnalysisOptions, DataError, analyse, load_harness, symmetrise
+from lingspace_harness import AnalysisOptions, DataError, load_harness
+from lingspace_harness.analysis import analyse
 from lingspace_harness.cli import main
+from lingspace_harness.stats import symmetrise
 
 N = 6
 TASKS = [f"t{i}" for i in range(N)]

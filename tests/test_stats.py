@@ -10,15 +10,9 @@ import numpy as np
 import pytest
 from scipy import stats as ss
 
-from lingspace_harness import (
-    UserError,
-    cluster_agreement,
-    is_symmetric,
-    mantel,
-    split_half_reliability,
-    symmetrise,
-    within_between,
-)
+from lingspace_harness import UserError
+from lingspace_harness.agreement import cluster_agreement
+from lingspace_harness.stats import is_symmetric, mantel, split_half_reliability, symmetrise, within_between
 
 
 def planted(

@@ -17,19 +17,10 @@ from lingspace_harness_plugins.gradsim import GradSim
 from lingspace_harness_plugins.report import layout
 from lingspace_harness_plugins.strategies import Full
 
-from lingspace_harness import (
-    AnalysisContext,
-    AnalysisOptions,
-    ParamLayout,
-    Space,
-    load_harness,
-    mantel,
-    read_results,
-    split_half_reliability,
-    within_between,
-    write_results,
-)
+from lingspace_harness import AnalysisContext, AnalysisOptions, ParamLayout, Space, load_harness
 from lingspace_harness.cli import main
+from lingspace_harness.results import read_results, write_results
+from lingspace_harness.stats import mantel, split_half_reliability, within_between
 
 TASKS = [f"t{i}" for i in range(9)]
 GROUPS = ["a", "a", "b", "b", "c", "c", "a", "b", "c"]

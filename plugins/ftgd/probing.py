@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from lingspace_harness import PairScore, RunContext, UnitStore, progress_bar, task_delimiter
+from lingspace_harness import PairScore, RunContext, UnitStore
+from lingspace_harness.progress import progress_bar
+from lingspace_harness.tasks import task_delimiter
 
 from .controls import BLIMP_GOOD_TEST, PerplexityText, source_mask
 from .tuner import FTGDSettings, MaskedTuner

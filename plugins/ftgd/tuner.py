@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from lingspace_harness import MinimalPair, ModelAccess, layout_of
+from lingspace_harness import MinimalPair, ModelAccess
+from lingspace_harness.gradients import layout_of
 
 from .masked_grads import MaskedLinearGrads, linear_owners
 

@@ -17,8 +17,8 @@ import json
 import lingspace_example_plugin as plugin
 import pytest
 
-from lingspace_harness import split_pairs
 from lingspace_harness.cli import main
+from lingspace_harness.tasks import split_pairs
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ from __future__ import annotations
 from functools import partial
 from importlib.resources import as_file, files
 
-from lingspace_harness import DataOptions, MinimalPair, Task, hookimpl, read_pairs_jsonl
+from lingspace_harness import DataOptions, MinimalPair, Task, hookimpl
+from lingspace_harness.pairs import read_pairs_jsonl
 
 __version__ = "0.1.0"
 
