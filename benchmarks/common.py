@@ -19,17 +19,23 @@ def default_model() -> str | None:
     return str(Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf") if spec and spec.origin else None
 
 
-def context(args: argparse.Namespace):
-    """A RunContext on --model with --task's data (--pairs per split), torch on --threads threads."""
+def context(args: argparse.Namespace, tasks: list[str] | None = None, **settings):
+    """A RunContext on --model with ``tasks``' data (default: --task's) at --pairs per split, torch
+    on --threads threads; ``settings`` are further ``RunConfig`` fields (e.g. ``metrics``, ``output``)."""
     import torch
 
     torch.set_num_threads(args.threads)
     from lingspace_harness import RunConfig, load_harness
     from lingspace_harness.runner import prepare
 
-    harness = load_harness()
-    config = RunConfig(model=args.model, tasks=args.task.split(","), data_dir=Path(args.data_dir), limit=args.pairs)
-    return prepare(harness, config)
+    config = RunConfig(
+        model=args.model,
+        tasks=tasks or args.task.split(","),
+        data_dir=Path(args.data_dir),
+        limit=args.pairs,
+        **settings,
+    )
+    return prepare(load_harness(), config)
 
 
 def run_cli(argv: list[str]) -> tuple[float, float]:

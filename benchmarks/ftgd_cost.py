@@ -126,26 +126,12 @@ def ftgd_tune(args: argparse.Namespace) -> None:
 
 
 def source(args: argparse.Namespace) -> None:
-    import torch
     from lingspace_harness_plugins.ftgd import probing
 
-    from lingspace_harness import RunConfig, load_harness
-    from lingspace_harness.runner import prepare
-
-    torch.set_num_threads(args.threads)
     tasks = one_per_phenomenon(args.data_dir)
     tasks = tasks if args.task in tasks else [args.task, *tasks[:-1]]
     with tempfile.TemporaryDirectory() as out:
-        config = RunConfig(
-            model=args.model,
-            tasks=tasks,
-            data_dir=Path(args.data_dir),
-            limit=args.pairs,
-            metrics=["transfer"],
-            output=Path(out),
-            analysis=[],
-        )
-        ctx = prepare(load_harness(), config)
+        ctx = context(args, tasks, metrics=["transfer"], output=Path(out), analysis=[])
         ctx.scores("test")  # eval1, once per run
         transfer = ctx.harness.metrics.get("transfer")
         tuning = transfer.tunings(ctx)[0]
