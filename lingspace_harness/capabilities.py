@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 from typing import Any, Protocol, runtime_checkable
 
-from .protocols import RunContext, Unit
+from .protocols import RunContext, RunPlan, Unit
 
 #: How close a public name must be to a member the harness reads to be reported as a typo.
 NEAR_MISS_CUTOFF = 0.75
@@ -45,9 +45,11 @@ class HasOptions(Protocol):
 
 @runtime_checkable
 class ReadsGradients(Protocol):
-    """A metric that reads gradient differentials: the strategies whose reductions it reads."""
+    """A metric that reads gradient differentials: the strategies whose reductions it reads.
+    Called before any data or model loads (the run's ``RunPlan``): an unknown strategy, or one
+    the metric cannot use (raise UserError), fails the run before any work."""
 
-    def strategies(self, ctx: RunContext) -> list[str]: ...
+    def strategies(self, ctx: RunPlan) -> list[str]: ...
 
 
 @runtime_checkable
@@ -164,7 +166,7 @@ def reads_gradients(metric: Any) -> bool:
     return isinstance(metric, ReadsGradients)
 
 
-def strategies(metric: Any, ctx: RunContext) -> list[str]:
+def strategies(metric: Any, ctx: RunPlan) -> list[str]:
     """The gradient strategies a metric reads in this run (none for one that reads none)."""
     return list(metric.strategies(ctx)) if isinstance(metric, ReadsGradients) else []
 

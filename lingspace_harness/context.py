@@ -19,23 +19,15 @@ from .fingerprints import UNIT_FORMAT
 from .gradient_cache import VARIANTS, Buffers, compute_gradient, halves, pending_gradients, stored_gradient
 from .gradients import ParamLayout, layout_of, select_parameters
 from .models import LoadedModel
-from .options import plugin_options
 from .pairs import MinimalPair, PairScore
+from .plan import Plan
 from .plugins import Harness
 from .protocols import GradientStrategy, Metric
 from .score_cache import ScoreCache, delimiter, score_pairs
 from .tasks import TaskData
 from .units import UnitStore
 
-__all__ = ["VARIANTS", "Run", "Shared", "find_plugin", "halves"]
-
-
-def find_plugin(harness: Harness, name: str) -> Any:
-    """The plugin object (metric, strategy, reporter, ...) registered as ``name``, or None."""
-    for registry in harness.registries.values():
-        if name in registry:
-            return registry.get(name)
-    return None
+__all__ = ["VARIANTS", "Run", "Shared", "halves"]
 
 
 @dataclass
@@ -66,6 +58,7 @@ class Run:
         self.shared, self.variant = shared, variant
         shared.variants.setdefault(variant, self)
         self.harness, self.config, self.model = shared.harness, shared.config, shared.model
+        self.plan = Plan(shared.harness, shared.config, shared.providers)
         self.metrics = shared.metrics
         self.prefix_id = shared.prefix_id
         half = VARIANTS.index(variant) if variant else None
@@ -99,21 +92,11 @@ class Run:
     # -- plugins ----------------------------------------------------------------------
     def options(self, plugin: str) -> Any:
         """A plugin's options (its ``Options`` dataclass, or a dict), from the run's config."""
-        obj = self._plugin(plugin)
-        return plugin_options(obj, self.config.options.get(plugin, {}), self.config.seed)
-
-    def _plugin(self, name: str) -> Any:
-        found = find_plugin(self.harness, name)
-        if found is None:
-            raise UserError(f"no plugin object is named {name!r}")
-        return found
+        return self.plan.options(plugin)
 
     def provider(self, capability: str) -> Metric | GradientStrategy:
         """The metric or gradient strategy that provides ``capability`` to this run."""
-        try:
-            return self.shared.providers[capability]
-        except KeyError as exc:
-            raise UserError(f"nothing in this run provides {capability!r}") from exc
+        return self.plan.provider(capability)
 
     def needed(self, capability: str) -> bool:
         """Whether a metric of this run needs ``capability``."""

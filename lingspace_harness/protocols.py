@@ -91,15 +91,24 @@ class Registries(Protocol):
 
 
 @runtime_checkable
-class RunContext(Protocol):
-    """What metrics (and their units) see of a run: its data, scores, units, gradients, model
-    access and options. ``variant`` is "" for the run's data, or ``half-a``/``half-b``: the
-    first/second half of every task's training pairs (the split-half noise ceiling)."""
+class RunPlan(Protocol):
+    """What a run knows before any data or model loads: its config, the registered plugins,
+    their options and the providers of capabilities (what ``strategies(ctx)`` may read)."""
 
     @property
     def config(self) -> RunConfig: ...
     @property
     def harness(self) -> Registries: ...
+
+    def options(self, plugin: str) -> Any: ...
+    def provider(self, capability: str) -> Metric | GradientStrategy: ...
+
+
+class RunContext(RunPlan, Protocol):
+    """What metrics (and their units) see of a run: its data, scores, units, gradients, model
+    access and options. ``variant`` is "" for the run's data, or ``half-a``/``half-b``: the
+    first/second half of every task's training pairs (the split-half noise ceiling)."""
+
     @property
     def model(self) -> LoadedModel: ...
     @property
@@ -115,8 +124,6 @@ class RunContext(Protocol):
     @property
     def gradient_layout(self) -> ParamLayout: ...
 
-    def options(self, plugin: str) -> Any: ...
-    def provider(self, capability: str) -> Metric | GradientStrategy: ...
     def needed(self, capability: str) -> bool: ...
     def for_variant(self, variant: str) -> RunContext: ...
     def units(self, kind: str, **settings: Any) -> UnitStore: ...
@@ -132,13 +139,13 @@ class Metric(Protocol):
     """A ``--metric``. ``compute`` reads the run (model, task data, cached scores).
 
     Optional: ``always = True`` (computed in every run), ``strategies(ctx)`` (the gradient
-    strategies whose differentials it reads), ``needs``/``provides`` (capabilities: a metric
-    that needs one gets it from a metric or strategy that provides it, see
-    ``RunContext.provider``), ``units(ctx)``/``run_unit(ctx, unit)`` (its units of work),
-    ``add_arguments(group)`` and ``Options`` (its own options), ``check(options, scores_only)``
-    (called before any data or model loads: raise UserError for options this run cannot
-    honour, e.g. with a model that only scores), ``summary(results)`` (a line for the end of
-    ``run``)."""
+    strategies whose differentials it reads; asked of the ``RunPlan``, before anything loads),
+    ``needs``/``provides`` (capabilities: a metric that needs one gets it from a metric or
+    strategy that provides it, see ``RunContext.provider``), ``units(ctx)``/``run_unit(ctx,
+    unit)`` (its units of work), ``add_arguments(group)`` and ``Options`` (its own options),
+    ``check(options, scores_only)`` (called before any data or model loads: raise UserError for
+    options this run cannot honour, e.g. with a model that only scores), ``summary(results)``
+    (a line for the end of ``run``)."""
 
     name: str
     description: str

@@ -21,9 +21,10 @@ from .capabilities import (
     needs,
     provides,
     reads_gradients,
+    strategies,
 )
 from .config import IN_PROCESS, RunConfig, cache_dir
-from .context import Run, Shared, find_plugin
+from .context import Run, Shared
 from .costs import mark_shared, space_cost
 from .errors import UserError
 from .execution import execute_units, write_run_file
@@ -32,6 +33,7 @@ from .gradient_cache import VARIANTS
 from .models import LoadedModel, ModelOptions, resolve_loader
 from .options import options_record, plugin_options
 from .outputs import claim_output, recorded_options, refuse_other_run
+from .plan import Plan, find_plugin
 from .plugins import Harness
 from .progress import progress_bar
 from .protocols import Metric, Space
@@ -119,10 +121,13 @@ def check_config(harness: Harness, config: RunConfig, metrics: list[Any], provid
     for name, values in config.options.items():  # every option given, of every plugin: Options validate
         if (plugin := find_plugin(harness, name)) is not None:  # themselves (see ``HasOptions``)
             plugin_options(plugin, values, config.seed)
+    plan = Plan(harness, config, providers)
     for metric in metrics:  # a metric's own checks of its options against this run
-        options = plugin_options(metric, config.options.get(metric.name, {}), config.seed)
+        options = plan.options(metric.name)
         if isinstance(metric, ChecksOptions):
             metric.check(options, scores_only)
+        for name in strategies(metric, plan):  # the gradient strategies it reads exist
+            harness.gradient_strategies.get(name)
     for builder in config.analysis or []:
         harness.space_builders.get(builder)
     for path in config.hypotheses:  # a bad file fails now, not after hours of work
@@ -189,7 +194,7 @@ def used_plugins(ctx: Run) -> list[str]:
     """The plugins (other than the executor) whose options shape this run's results."""
     names = [m.name for m in ctx.metrics] + ctx.strategies + [p.name for p in ctx.shared.providers.values()]
     names += list(ctx.config.reporters) + list(ctx.config.analysis or [])
-    return [n for n in dict.fromkeys(names) if n in ctx.config.options or isinstance(ctx._plugin(n), HasOptions)]
+    return [n for n in dict.fromkeys(names) if n in ctx.config.options or isinstance(ctx.plan.plugin(n), HasOptions)]
 
 
 def learns(metric: Any, providers: dict[str, Any], gradient_strategies: Iterable[Any]) -> bool:

@@ -60,8 +60,8 @@ def score_pairs(
             logps = list(scorer_logprobs(run.model, sentences, delimiters))
             bar.update(len(sentences))
         else:
-            logps, given = run.access.score_counted(sentences, progress=bar.update, delimiter=delimiters)
-            counts = list(given)
+            scored, given = run.access.score_counted(sentences, progress=bar.update, delimiter=delimiters)
+            logps, counts = [float(v) for v in scored], list(given)
     out: dict[str, list[PairScore]] = {t: [] for t in pairs_by_task}
     for k, (t, p) in enumerate(flat):
         out[t].append(

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from lingspace_harness import HasLayerSlices, MetricResult, RunContext, Space, UserError, hookimpl
+from lingspace_harness import HasLayerSlices, MetricResult, RunContext, RunPlan, Space, UserError, hookimpl
 
 #: What overlap compares: a gradient strategy's per-task mask (sorted flat indices).
 MASK = "mask"
@@ -109,16 +109,25 @@ class GradSim:
             "a count-sketch, a few MB per task) or full (the whole differential on disk)",
         )
 
-    def strategies(self, ctx: RunContext) -> list[str]:
-        return [ctx.options(self.name).gradsim_strategy]
+    def strategies(self, ctx: RunPlan) -> list[str]:
+        return [self._strategy(ctx)[0]]
+
+    def _strategy(self, ctx: RunPlan) -> tuple[str, HasLayerSlices]:
+        """The strategy gradsim compares (its name, and it), checked before anything loads."""
+        name = ctx.options(self.name).gradsim_strategy
+        if name not in ctx.harness.gradient_strategies:
+            known = ", ".join(s.name for s in ctx.harness.gradient_strategies if isinstance(s, HasLayerSlices))
+            raise UserError(f"--gradsim-strategy {name}: no such gradient strategy; gradsim can compare {known}")
+        strategy = ctx.harness.gradient_strategies.get(name)
+        if not isinstance(strategy, HasLayerSlices):
+            raise UserError(f"--gradsim-strategy {name}: gradsim needs a vector strategy with layer_slices()")
+        return name, strategy
 
     def compute(self, ctx: RunContext) -> MetricResult:
-        strategy = ctx.harness.gradient_strategies.get(ctx.options(self.name).gradsim_strategy)
-        if not isinstance(strategy, HasLayerSlices):
-            raise UserError(f"--gradsim-strategy {strategy.name}: gradsim needs a vector strategy with layer_slices()")
+        name, strategy = self._strategy(ctx)
         tasks = ctx.task_names
-        vectors = [ctx.gradient(strategy.name, t) for t in tasks]
-        grams = gram_by_layer(vectors, strategy.layer_slices(ctx.gradient_layout, ctx.options(strategy.name)))
+        vectors = [ctx.gradient(name, t) for t in tasks]
+        grams = gram_by_layer(vectors, strategy.layer_slices(ctx.gradient_layout, ctx.options(name)))
         total = reduce(operator.add, grams.values())  # in layer order, as sum() would
         n_train = np.array([len(ctx.data[t].train) for t in tasks], dtype=float)
         return MetricResult(
@@ -127,7 +136,7 @@ class GradSim:
                 cosine(total).tolist(),
                 {
                     "undefined": zero_reason(tasks, total),
-                    "strategy": strategy.name,
+                    "strategy": name,
                     "centred": centred_cosine(total).tolist(),
                     "per_layer": {layer: cosine(g).tolist() for layer, g in grams.items()},
                     "norm_sum": np.sqrt(np.diag(total)).tolist(),
@@ -143,7 +152,7 @@ class Overlap:
 
     needs = (MASK,)
 
-    def strategies(self, ctx: RunContext) -> list[str]:
+    def strategies(self, ctx: RunPlan) -> list[str]:
         return [ctx.provider(MASK).name]
 
     def compute(self, ctx: RunContext) -> MetricResult:

@@ -160,3 +160,16 @@ def test_moved_helpers_still_import_from_the_top_level_with_a_warning() -> None:
     assert read_pairs_jsonl is moved
     assert caught and {w.category for w in caught} == {DeprecationWarning}  # `from` imports look the name up twice
     assert "lingspace_harness.pairs" in str(caught[0].message)
+
+
+def test_ci_and_pre_commit_run_the_tool_versions_pinned_in_the_dev_extra() -> None:
+    import tomllib
+
+    dev = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["dev"]
+    pins = dict(d.split("==") for d in dev if "==" in d)
+    assert set(pins) == {"ruff", "mypy"}, pins
+    ci = (ROOT / ".ci" / "run").read_text()
+    for tool, version in pins.items():
+        assert f'"{tool}=={version}"' in ci, f".ci/run does not install {tool}=={version}"
+        assert re.search(rf"^{tool}\b", ci, flags=re.M), f".ci/run does not run {tool}"
+    assert f"rev: v{pins['ruff']}" in (ROOT / ".pre-commit-config.yaml").read_text()

@@ -110,6 +110,8 @@ def test_gradients_are_known_from_the_registry_not_from_a_method_name() -> None:
         (["--metric", "transfer", "--ftgd-lr=-1e-4"], "--ftgd-lr must be positive, got -0.0001"),
         (["--metric", "lookahead", "--lookahead-batch", "0"], "--lookahead-batch must be positive, got 0"),
         (["--topk", "2"], "--topk must be in (0, 1]"),  # given, though no metric of this run reads it
+        (["--metric", "gradsim", "--gradsim-strategy", "nope"], "--gradsim-strategy nope: no such gradient strategy"),
+        (["--metric", "gradsim", "--gradsim-strategy", "topk"], "gradsim needs a vector strategy with layer_slices"),
     ],
 )
 def test_every_given_option_is_validated_before_anything_loads(
@@ -146,3 +148,25 @@ def test_every_given_option_is_validated_before_anything_loads(
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err == [f"error: {err[0].removeprefix('error: ')}"] and fragment in err[0]
     assert loaded == [] and not (tmp_path / "out").exists()  # neither the data nor the model was touched
+
+
+def test_the_strategies_a_metric_reads_are_asked_of_the_plan_before_anything_loads(
+    lingspace_plugin, capsys, tmp_path
+) -> None:
+    asked: list[Any] = []
+
+    class Reader(Base):
+        name = "reader"
+
+        def strategies(self, ctx: Any) -> list[str]:
+            asked.append(ctx)
+            return [ctx.options("reader").get("strategy", "missing")]
+
+    lingspace_plugin(_plugin(Reader()), "reader")
+    out = tmp_path / "out"
+    code = main(
+        ["run", "--model", str(tmp_path / "no-model"), "--tasks", "blimp_*", "--metric", "reader", "--output", str(out)]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "unknown gradient strategy 'missing'" in err[0], err
+    assert asked and not hasattr(asked[0], "data") and not out.exists()  # a plan: nothing loaded yet

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from lingspace_harness import MetricResult, RunContext, Space, Unit, UserError
+from lingspace_harness import MetricResult, RunContext, RunPlan, Space, Unit, UserError
 
 from .controls import MASK_KINDS, PerplexityText, perplexity_text_argument, positive_int
 from .probing import (
@@ -153,7 +153,7 @@ class Transfer:
             "line; default: the BLiMP good test sentences)",
         )
 
-    def strategies(self, ctx: RunContext) -> list[str]:
+    def strategies(self, ctx: RunPlan) -> list[str]:
         return [] if ctx.options(self.name).ftgd_mask == "full" else [ctx.provider(MASK).name]
 
     def tunings(self, ctx: RunContext) -> list[Tuning]:
@@ -254,7 +254,7 @@ class Lookahead:
             help="re-score only the first N test pairs of each target task (default: all)",
         )
 
-    def strategies(self, ctx: RunContext) -> list[str]:
+    def strategies(self, ctx: RunPlan) -> list[str]:
         return [ctx.provider(MASK).name]
 
     def tuning(self, ctx: RunContext) -> Tuning:
