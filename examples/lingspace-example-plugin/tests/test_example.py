@@ -52,7 +52,8 @@ def test_packaged_pairs_are_valid(task):
 
 def test_tasks_command_lists_the_tasks(example, capsys):
     assert main(["tasks", "example_*"]) == 0
-    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    header, *rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert header == ["name", "phenomenon", "field", "source"]
     listed = {name: (phenomenon, field) for name, phenomenon, field, _source in rows}
     assert listed == {name: (phenomenon, field) for name, (phenomenon, field, _) in plugin.TASKS.items()}
 
