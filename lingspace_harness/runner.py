@@ -31,7 +31,7 @@ from .execution import execute_units, write_run_file
 from .fingerprints import data_fingerprints, digest, model_fingerprint
 from .gradient_cache import VARIANTS
 from .models import LoadedModel, ModelOptions, resolve_loader
-from .options import options_record, plugin_options
+from .options import options_record
 from .outputs import claim_output, recorded_options, refuse_other_run
 from .plan import Plan, find_plugin
 from .plugins import Harness
@@ -118,16 +118,16 @@ def check_config(harness: Harness, config: RunConfig, metrics: list[Any], provid
     scores_only = isinstance(loader, ScoresOnly) and bool(loader.scores_only)
     if scores_only:
         check_scoring_only(config, metrics, providers, harness.gradient_strategies)
-    for name, values in config.options.items():  # every option given, of every plugin: Options validate
-        if (plugin := find_plugin(harness, name)) is not None:  # themselves (see ``HasOptions``)
-            plugin_options(plugin, values, config.seed)
     plan = Plan(harness, config, providers)
+    for name in config.options:  # every option given, of every plugin: Options validate themselves
+        if find_plugin(harness, name) is not None:  # (see ``HasOptions``)
+            plan.options(name)
     for metric in metrics:  # a metric's own checks of its options against this run
-        options = plan.options(metric.name)
+        name = metric.name
         if isinstance(metric, ChecksOptions):
-            metric.check(options, scores_only)
-        for name in strategies(metric, plan):  # the gradient strategies it reads exist
-            harness.gradient_strategies.get(name)
+            metric.check(plan.options(name), scores_only)
+        for strategy in strategies(metric, plan):  # the gradient strategies it reads exist
+            harness.gradient_strategies.get(strategy)
     for builder in config.analysis or []:
         harness.space_builders.get(builder)
     for path in config.hypotheses:  # a bad file fails now, not after hours of work
@@ -182,10 +182,11 @@ def prepare(
 def refuse_other_run_early(harness: Harness, config: RunConfig, fingerprints: dict[str, Any]) -> None:
     """``refuse_other_run`` with this run's options of the plugins the old run recorded, as the
     run will record them (``Run.options``)."""
+    plan = Plan(harness, config, {})
     options = {
-        name: options_record(plugin_options(plugin, config.options.get(name, {}), config.seed))
+        name: options_record(plan.options(name))
         for name in recorded_options(config.output)
-        if (plugin := find_plugin(harness, name)) is not None
+        if find_plugin(harness, name) is not None
     }
     refuse_other_run(config, fingerprints, options)
 
