@@ -20,7 +20,7 @@ untuned model is kept only if the tuned one is worse on validation). The table g
 tuned sources, the target margin and accuracy gain (diagonal), the mean off-target |Δ
 margin|, the mean Δ margin on the same-phenomenon partner (within) and on the other tasks
 (between), and the mean perplexity change on general English text (``--text``, by default
-benchmarks/general_text.txt) and on the BLiMP good test sentences. ``wall s`` is the
+the packaged plugins/ftgd/general_text.txt) and on the BLiMP good test sentences. ``wall s`` is the
 setting's own tuning and re-scoring (not the shared model load, eval1 and masks).
 """
 
@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from lingspace_harness_plugins.ftgd.controls import PerplexityText
+from lingspace_harness_plugins.ftgd.controls import GENERAL_TEXT, PerplexityText
 from lingspace_harness_plugins.ftgd.metrics import TransferOptions, rows_to_space, tuning_extra
 from lingspace_harness_plugins.ftgd.probing import Tuning, tuned_rows
 from lingspace_harness_plugins.ftgd.tuner import FTGDSettings
@@ -58,7 +58,6 @@ MASKS = ("topk", "random", "magnitude", "full")
 DEFAULT = ("topk", TransferOptions().ftgd_lr, TopKOptions().topk)
 #: The table's numeric columns, in order.
 COLUMNS = ("target_margin", "target_accuracy", "off_abs", "within", "between", "ppl_text", "ppl_blimp")
-HERE = Path(__file__).resolve().parent
 
 
 def default_model() -> str | None:
@@ -283,7 +282,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40, help="FTGD steps per source, the same for every setting")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--transfer-targets", type=int, help="re-score the first N test pairs per task")
-    parser.add_argument("--text", type=Path, default=HERE / "general_text.txt")
+    parser.add_argument("--text", type=Path, default=GENERAL_TEXT)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument(

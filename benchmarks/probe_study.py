@@ -6,9 +6,9 @@ probes on one BLiMP paradigm per phenomenon, per model, then one table per model
 
 ``run`` calls the real CLI once per model (``--models``, ``--labels``) into OUT/<label>/:
 ``--metric transfer,gradsim,overlap,lookahead,cka --transfer-baseline --split-half`` at ``--limit``
-(``--pairs``), general-text perplexity from ``benchmarks/general_text.txt``. A run resumes from its
-stored units, so an interrupted study is restarted with the same command. Each run's wall time and
-peak RSS go to OUT/<label>/study.json.
+(``--pairs``), general-text perplexity from the packaged ``general_text.txt``
+(``ftgd.controls.GENERAL_TEXT``). A run resumes from its stored units, so an interrupted study
+is restarted with the same command. Each run's wall time and peak RSS go to OUT/<label>/study.json.
 
 ``table`` reads each run's ``analysis.agreement.transfer`` (every probe's Spearman r with transfer,
 its 95% task-bootstrap interval, Mantel p, the ratio to transfer's split-half ceiling) and
@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from common import default_model, one_per_phenomenon
+from lingspace_harness_plugins.ftgd.controls import GENERAL_TEXT
 from lingspace_harness_plugins.report_html import probe_costs
 
 #: The goal: a probe at this fraction of transfer's ceiling ...
@@ -39,7 +40,6 @@ GOAL_COST = 1 / 50
 METRICS = "transfer,gradsim,overlap,lookahead,cka"
 #: Unit kinds the study adds beside the spaces (``--transfer-baseline``): no space's cost.
 EXTRA_UNITS = ("transfer-baseline",)
-GENERAL_TEXT = Path(__file__).with_name("general_text.txt")
 
 
 def gemma_model() -> str | None:

@@ -21,6 +21,7 @@ from .capabilities import (
     NeedsCapabilities,
     ProvidesCapabilities,
     ReadsGradients,
+    ReducesOnDevice,
     ScoresOnly,
     Summarises,
 )
@@ -129,6 +130,7 @@ __all__ = [
     "NeedsCapabilities",
     "ProvidesCapabilities",
     "ReadsGradients",
+    "ReducesOnDevice",
     "Registries",
     "ScoresOnly",
     "Summarises",

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .batch_size import DEFAULT, gradient_batch, scaled
 from .errors import UserError
 from .gradients import gradient_differentials
 from .pairs import MinimalPair
@@ -31,9 +32,13 @@ from .scoring import (
     request_logprobs,
     score_requests,
     sentence_requests,
+    softmax_rows,
 )
+from .tree_attention import input_device
 
 log = logging.getLogger("lingspace_harness")
+#: Sentences per hidden-state pass at the default batch size (``batch_size.scaled`` above it).
+HIDDEN_BATCH = 32
 
 
 class ModelAccess:
@@ -46,7 +51,7 @@ class ModelAccess:
         prefix_id: int,
         *,
         method: str = "auto",
-        batch_size: int = 128,
+        batch_size: int = DEFAULT,
         tree_nodes: int = TREE_NODES,
     ) -> None:
         if method not in METHODS:
@@ -68,7 +73,8 @@ class ModelAccess:
         """The requests grouped for forward passes: prefix trees, or one chain per request."""
         self._decide(requests)
         size = batch_size or self.batch_size
-        return tree_batches(requests, size, self.tree_nodes, logit_rows(self.model), share=self._method == "trie")
+        rows = logit_rows(self.model, self.batch_size)
+        return tree_batches(requests, size, self.tree_nodes, rows, share=self._method == "trie")
 
     def decide(self, sentences: Sequence[str]) -> str:
         """Settle ``trie`` or ``padded`` (``auto`` checks on these sentences) and return it."""
@@ -108,7 +114,7 @@ class ModelAccess:
         requests = self.requests(sentences, delimiter)
         out: dict[int, Any] = {}
         for group in self.batches(requests, len(requests)):
-            out.update(request_logprobs(self.model, group, requests))
+            out.update(request_logprobs(self.model, group, requests, softmax_rows(self.batch_size)))
         return [out[i] for i in range(len(requests))]
 
     def mean_margin(self, pairs: Sequence[MinimalPair], delimiter: str = " ") -> float:
@@ -134,9 +140,11 @@ class ModelAccess:
         batch_size: int | None = None,
         delimiter: str = " ",
         out: Sequence[np.ndarray] | None = None,
-    ) -> list[np.ndarray]:
+        on_device: bool = False,
+    ) -> list[Any]:
         """``gradient_differential`` of each group of pairs (each exactly as if it were alone),
-        into ``out`` (one float32 vector per group, reused memory) if given."""
+        into ``out`` (one float32 vector per group, reused memory) if given; ``on_device``:
+        as float32 tensors on the model's device (see ``gradients.gradient_differentials``)."""
         self._decide(self.requests([s for g in groups for p in g[:4] for s in (p.good, p.bad)][:8], delimiter))
         return gradient_differentials(
             self.model,
@@ -144,22 +152,27 @@ class ModelAccess:
             groups,
             self.prefix_id,
             params,
-            batch_size=batch_size or min(self.batch_size, 64),
+            batch_size=batch_size or gradient_batch(self.batch_size),
             tree_nodes=self.tree_nodes,
             share=self._method == "trie",
             delimiter=delimiter,
             out=out,
+            on_device=on_device,
         )
 
-    def hidden_states(self, sentences: Sequence[str], batch_size: int = 32, delimiter: Delimiters = " ") -> np.ndarray:
+    def hidden_states(
+        self, sentences: Sequence[str], batch_size: int | None = None, delimiter: Delimiters = " "
+    ) -> np.ndarray:
         """``[layers + 1, len(sentences), hidden]`` float32: each layer's hidden states
         (embeddings first) mean-pooled over the sentence's tokens, the prefix token left out.
-        Right-padded plain rows: real tokens never attend to padding, so no mask is involved."""
+        Right-padded plain rows: real tokens never attend to padding, so no mask is involved.
+        ``batch_size``: sentences per pass (default ``HIDDEN_BATCH``, scaled to the access's batch)."""
         import torch
 
         encoded = [list(c) + list(x) for c, x in self.requests(sentences, delimiter)]
         pooled = []
-        model = self.model
+        model, device = self.model, input_device(self.model)
+        batch_size = batch_size or scaled(HIDDEN_BATCH, self.batch_size)
         with torch.inference_mode():
             for start in range(0, len(encoded), batch_size):
                 batch = encoded[start : start + batch_size]
@@ -169,8 +182,8 @@ class ModelAccess:
                 for r, e in enumerate(batch):
                     ids[r, : len(e)] = torch.tensor(e)
                     keep[r, 1 : len(e)] = True
-                out = model(input_ids=ids.to(model.device), output_hidden_states=True, use_cache=False)
-                weights = keep.to(model.device, torch.float32)[None, :, :, None]
-                states = torch.stack([h.float() for h in out.hidden_states])
+                out = model(input_ids=ids.to(device), output_hidden_states=True, use_cache=False)
+                weights = keep.to(device, torch.float32)[None, :, :, None]
+                states = torch.stack([h.to(device, torch.float32) for h in out.hidden_states])
                 pooled.append(((states * weights).sum(2) / weights.sum(2)).cpu().numpy())
         return np.concatenate(pooled, axis=1)

@@ -106,6 +106,15 @@ class HasLayerSlices(Protocol):
 
 
 @runtime_checkable
+class ReducesOnDevice(Protocol):
+    """A strategy's ``reduce`` done on the model's device: ``grad`` is a float32 torch tensor
+    there, and only the result (a numpy array, as ``reduce`` returns) crosses to the host. The
+    core uses it when the model is not on the CPU; it must equal ``reduce`` (up to float sums)."""
+
+    def reduce_tensor(self, grad: Any, layout: Any, options: Any) -> Any: ...
+
+
+@runtime_checkable
 class ScoresOnly(Protocol):
     """A model loader whose models only score (no gradients, no token counts)."""
 
@@ -125,7 +134,7 @@ OPTIONAL: dict[str, tuple[type, ...]] = {
         ChecksOptions,
         Summarises,
     ),
-    "gradient strategy": (Configurable, HasOptions, ProvidesCapabilities, HasLayerSlices),
+    "gradient strategy": (Configurable, HasOptions, ProvidesCapabilities, HasLayerSlices, ReducesOnDevice),
     "executor": (Configurable, ChecksConfig),
     "model loader": (ScoresOnly,),
     "space builder": (Configurable, HasOptions),

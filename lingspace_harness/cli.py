@@ -13,7 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import NoReturn, TypeVar
 
 from .commands import core_commands
-from .errors import PluginError, UserError
+from .errors import PluginError, UserError, error_reason, out_of_memory
 from .plugins import Harness, load_harness
 from .protocols import Command
 
@@ -101,6 +101,18 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"error: cannot write{where}: {exc.strerror or exc}; finished units are kept, so rerun the "
             f"same command once there is room (or choose another --output)",
+            file=sys.stderr,
+        )
+        return 1
+    except (RuntimeError, MemoryError) as exc:
+        if not out_of_memory(exc):
+            raise
+        if verbose:
+            traceback.print_exception(exc, file=sys.stderr)
+        print(
+            f"error: out of memory ({error_reason(exc)}); lower --batch-size (sentences per "
+            f"forward pass, default 128) or use a smaller --dtype; finished units are kept, so rerun the same "
+            f"command",
             file=sys.stderr,
         )
         return 1

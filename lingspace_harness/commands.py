@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .arguments import comma_list, positive_int, shard, split_fractions
+from .batch_size import DEFAULT, batch_size_arg
 from .capabilities import Summarises
 from .config import IN_PROCESS, RunConfig
 from .errors import UserError
@@ -95,7 +96,11 @@ OPTIONED_HOOKS = (
 
 
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="hub id, local directory or .gguf file; or LOADER:spec")
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="hub id (MODEL@REVISION for a checkpoint), local directory or .gguf file; or LOADER:spec",
+    )
     parser.add_argument(
         "--tasks",
         required=True,
@@ -147,8 +152,26 @@ def _add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["float32", "float64", "bfloat16", "float16", "auto"],
         help="model weights' dtype (default float32; float64 for precision checks; bfloat16 is slow on most CPUs)",
     )
-    group.add_argument("--revision", help="model revision, e.g. a Pythia checkpoint 'step1000'")
-    group.add_argument("--batch-size", type=positive_int, default=128, help="sentences per forward pass (default 128)")
+    group.add_argument(
+        "--revision",
+        help="hub model revision, e.g. a Pythia checkpoint 'step1000' (or --model MODEL@REVISION); "
+        "results.json records the commit it resolved to",
+    )
+    group.add_argument(
+        "--batch-size",
+        type=batch_size_arg,
+        default=DEFAULT,
+        help="sentences per forward pass, or 'auto': the largest that fits on an accelerator (128 on the CPU); "
+        "the other bounds of a pass grow with it above 128 (default 128)",
+    )
+    group.add_argument(
+        "--device-map",
+        help="hf: from_pretrained's device_map, e.g. auto (spread over the GPUs; not with --device)",
+    )
+    group.add_argument("--attn-implementation", help="hf: from_pretrained's attn_implementation, e.g. sdpa or eager")
+    group.add_argument(
+        "--trust-remote-code", action="store_true", help="hf: run the model repository's own code (read it first)"
+    )
     group.add_argument("--prefix-token", help="token (or id) before each sentence; default BOS, else EOS")
     group.add_argument(
         "--scoring",

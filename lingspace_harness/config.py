@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .models import ModelOptions, split_revision
 from .tasks import SPLIT_FRACTIONS
 
 #: The helpers this module offers plugins (the public API beyond ``lingspace_harness.__all__``).
@@ -14,6 +15,9 @@ __all__ = ["cache_dir"]
 
 #: Settings that say how units run, never what they compute; kept out of ``config`` in results.json.
 EXECUTION_FIELDS = ("executor", "executor_options", "shard")
+#: Settings recorded only where they differ from their defaults (added later: a run.json written
+#: before them still equals the config that resumes it).
+OMITTED_AT_DEFAULT = ("device_map", "attn_implementation", "trust_remote_code")
 #: The executor that runs units one after another in the driver's process.
 IN_PROCESS = "serial"
 
@@ -27,7 +31,8 @@ def cache_dir() -> Path:
 @dataclass
 class RunConfig:
     """A run's run-level options; recorded under ``config`` in results.json. Each plugin's own
-    options (``add_arguments`` + ``Options``) are in ``options[plugin name]``."""
+    options (``add_arguments`` + ``Options``) are in ``options[plugin name]``. A revision given
+    as ``model@revision`` is kept in ``revision``; a local model path with one is refused."""
 
     model: str
     tasks: list[str]
@@ -41,7 +46,7 @@ class RunConfig:
     device: str = "cpu"
     dtype: str = "float32"
     revision: str | None = None
-    batch_size: int = 128
+    batch_size: int | str = 128  # or "auto" (see ``batch_size``)
     prefix_token: str | None = None
     scoring: str = "auto"
     include_embeddings: bool = False
@@ -54,18 +59,42 @@ class RunConfig:
     executor: str = IN_PROCESS
     executor_options: dict[str, Any] = field(default_factory=dict)
     shard: tuple[int, int] | None = None
+    device_map: str | None = None
+    attn_implementation: str | None = None
+    trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        """``--model MODEL@REVISION`` is ``--model MODEL --revision REVISION`` (see ``split_revision``)."""
+        self.model, self.revision = split_revision(self.model, self.revision)
 
     def to_json(self) -> dict[str, Any]:
         """The settings that determine the results (execution settings are left out)."""
         out = asdict(self)
         for name in EXECUTION_FIELDS:
             del out[name]
+        for name in OMITTED_AT_DEFAULT:
+            if out[name] == self.__dataclass_fields__[name].default:
+                del out[name]
         out["output"] = str(self.output)
         out["data_dir"] = str(self.data_dir) if self.data_dir else None
         out["hypotheses"] = [str(h) for h in self.hypotheses]
         out["include_paths"] = [str(p) for p in self.include_paths]
         out["split_fractions"] = list(self.split_fractions)
         return out
+
+    def model_options(self) -> ModelOptions:
+        """What the model loader gets: the run's model settings (``dataclasses.replace`` them for
+        another model, e.g. its own revision)."""
+        return ModelOptions(
+            revision=self.revision,
+            dtype=self.dtype,
+            device=self.device,
+            cache_dir=cache_dir(),
+            batch_size=self.batch_size,
+            device_map=self.device_map,
+            attn_implementation=self.attn_implementation,
+            trust_remote_code=self.trust_remote_code,
+        )
 
     def execution_json(self) -> dict[str, Any]:
         return {

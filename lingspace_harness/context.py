@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from .access import ModelAccess
+from .batch_size import DEFAULT
 from .capabilities import needs
 from .capabilities import strategies as metric_strategies
 from .config import RunConfig
@@ -47,6 +48,7 @@ class Shared:
     variants: dict[str, Run] = field(default_factory=dict)
     params: list[tuple[str, Any]] | None = None
     buffers: Buffers = field(default_factory=Buffers)
+    batch_size: int | str = DEFAULT  # sentences per forward pass, ``auto`` resolved (see ``runner.resolve_batch_size``)
 
 
 class Run:
@@ -116,7 +118,7 @@ class Run:
             "device": self.model.device,
             "prefix_id": self.prefix_id,
             "scoring": c.scoring,
-            "batch_size": c.batch_size,
+            "batch_size": self.shared.batch_size,
         }
 
     def units(self, kind: str, **settings: Any) -> UnitStore:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 #: The helpers this module offers plugins (the public API beyond ``lingspace_harness.__all__``).
-__all__ = ["error_reason"]
+__all__ = ["error_reason", "out_of_memory"]
 
 
 class UserError(Exception):
@@ -31,3 +31,11 @@ def error_reason(exc: BaseException) -> str:
     one-line error that wraps it."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is running out of memory: torch's ``OutOfMemoryError`` (CUDA), a
+    RuntimeError that says so (MPS, XPU, ROCm), or the host's ``MemoryError``."""
+    if isinstance(exc, MemoryError) or any(t.__name__ == "OutOfMemoryError" for t in type(exc).__mro__):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()

@@ -26,6 +26,7 @@ from .outputs import RUN_FILE
 from .progress import progress_bar
 from .protocols import Unit
 from .results import write_atomic
+from .units import UNITS_DIR
 
 log = logging.getLogger("lingspace_harness")
 
@@ -50,21 +51,32 @@ def shard_of(unit: Unit, ctx: Run, n: int) -> int:
     return index % n
 
 
+#: How a worker prepares its run: ``prepare(harness, config, check)``, where ``check(fingerprints)``
+#: sees the data's fingerprints before the model loads (see ``runner.prepare``).
+Prepare = Callable[[Any, RunConfig, Callable[[dict[str, Any]], None]], Run]
+
+
 @dataclass
 class WorkerSpec:
     """A picklable recipe for a worker: the run's config, how to prepare a run from it (a
-    module-level function, pickled by name), and, in-process, the driver's own context."""
+    module-level function, pickled by name), the driver's data and model ``fingerprints`` (a
+    worker that loads other data or another model is refused), the executor's ``options`` (its
+    ``Options`` dataclass, validated before anything loads), and, in-process, the driver's own
+    context."""
 
     config: RunConfig
-    prepare: Callable[[Any, RunConfig], Run]
+    prepare: Prepare
     threads: int | None = None
     local: Run | None = field(default=None, repr=False, compare=False)
+    fingerprints: dict[str, Any] = field(default_factory=dict)
+    options: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "local": None}
 
     def build(self) -> Worker:
-        """The driver's own context in-process; elsewhere, load plugins, data and model once."""
+        """The driver's own context in-process; elsewhere, load plugins, data and model once
+        (a UserError if they differ from the driver's)."""
         if self.local is not None:
             return Worker(self.local)
         import torch
@@ -73,7 +85,35 @@ class WorkerSpec:
 
         if self.threads:
             torch.set_num_threads(self.threads)
-        return Worker(self.prepare(load_harness(), self.config))
+        ctx = self.prepare(load_harness(), self.config, self.same_as_driver)
+        self.same_as_driver(ctx.shared.fingerprints)
+        return Worker(ctx)
+
+    def same_as_driver(self, found: dict[str, Any]) -> None:
+        """Refuse a worker whose data or model (``found``: its fingerprints so far) differ from
+        the driver's: its units would be keyed by its own fingerprints, so the driver never sees them."""
+        mine = self.fingerprints
+        if mine.get("data") and found.get("data") not in (None, mine["data"]):
+            tasks, theirs = mine.get("tasks", {}), found.get("tasks", {})
+            odd = next((t for t in sorted({*tasks, *theirs}) if tasks.get(t) != theirs.get(t)), None)
+            raise UserError(
+                f"a worker loaded other data than the driver (fingerprint {found['data']}, not {mine['data']}"
+                + (f"; task {odd} differs" if odd else "")
+                + "): every worker must see the same --data-dir, --include-path and task files"
+            )
+        if mine.get("model") and found.get("model") not in (None, mine["model"]):
+            raise UserError(
+                f"a worker loaded another model than the driver (fingerprint {found['model']}, not "
+                f"{mine['model']}): every worker must load the same --model files and --revision"
+            )
+
+    def verify(self, units: list[Unit]) -> None:
+        """On the driver (in-process spec only): a UserError naming the first of ``units`` that
+        is not stored where the driver reads it. An executor may call it after each stage; the
+        core calls it once the executor returns."""
+        if self.local is None:
+            raise ValueError("WorkerSpec.verify runs on the driver, with its own context")
+        check_stored(self.local, units)
 
 
 class Worker:
@@ -111,7 +151,7 @@ def run_in_process(stages: list[list[Unit]], worker: WorkerSpec) -> None:
 def execute_units(
     ctx: Run,
     executor: Any,
-    prepare: Callable[[Any, RunConfig], Run],
+    prepare: Prepare,
     *,
     shard: tuple[int, int] | None = None,
     merge_of: int | None = None,
@@ -131,9 +171,26 @@ def execute_units(
     if stages:
         name = executor.name if executor is not None else "in-process"
         log.info("%d units in %d stage(s) through the %s executor", len(units), len(stages), name)
-        spec = WorkerSpec(ctx.config, prepare, local=ctx)
+        options = ctx.options(executor.name) if executor is not None else None
+        spec = WorkerSpec(ctx.config, prepare, local=ctx, fingerprints=ctx.shared.fingerprints, options=options)
         (executor.execute if executor is not None else run_in_process)(stages, spec)
         ctx.shared.buffers.release()
+        if executor is not None:  # in-process, a unit cannot be stored out of the driver's sight
+            spec.verify(units)
+
+
+def check_stored(ctx: Run, units: list[Unit]) -> None:
+    """A UserError naming the first of ``units`` (in stage order) that is still pending."""
+    pending = {(u.variant, u.kind, u.name) for u in plan_units(ctx)}
+    lost = next((u for u in units if (u.variant, u.kind, u.name) in pending), None)
+    if lost is None:
+        return
+    variant = f" ({lost.variant})" if lost.variant else ""
+    raise UserError(
+        f"the {ctx.config.executor} executor finished stage {lost.stage}, but unit {lost.kind}:{lost.name}{variant} "
+        f"is not stored in {Path(ctx.config.output) / UNITS_DIR}: its workers wrote to an --output this process "
+        "does not see (a cluster needs a shared filesystem), or a worker loaded other data or another model"
+    )
 
 
 def incomplete_message(ctx: Run, missing: list[Unit], shards: int) -> str:
@@ -158,13 +215,30 @@ def shard_status(ctx: Run, shards: int) -> str:
     return "\n".join(lines)
 
 
-def write_run_file(config: RunConfig, fingerprints: dict[str, Any]) -> Path:
+def write_run_file(config: RunConfig, fingerprints: dict[str, Any], batch_size: int | None = None) -> Path:
     """Record the config and fingerprints beside the units: ``merge`` rebuilds the run from it,
-    and a later run into the same directory is checked against it."""
+    and a later run into the same directory is checked against it. ``batch_size``: what
+    ``--batch-size auto`` resolved to, kept for ``recorded_batch_size``."""
     path = Path(config.output) / RUN_FILE
-    body = {"config": config.to_json(), "execution": config.execution_json(), "fingerprints": fingerprints}
+    body: dict[str, Any] = {"config": config.to_json(), "execution": config.execution_json()}
+    body["fingerprints"] = fingerprints
+    if batch_size is not None:
+        body["batch_size"] = batch_size
     write_atomic(path, [json.dumps(body, indent=2), "\n"])
     return path
+
+
+def recorded_batch_size(config: RunConfig) -> int | None:
+    """What ``--batch-size auto`` resolved to in ``config.output``'s run.json, where that run has
+    the same model settings; None where there is none."""
+    try:
+        body = json.loads((Path(config.output) / RUN_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    old, new = body.get("config") or {}, config.to_json()
+    same = all(old.get(k) == new.get(k) for k in ("model", "revision", "dtype", "device", "device_map", "batch_size"))
+    size = body.get("batch_size")
+    return size if same and isinstance(size, int) and size >= 1 else None
 
 
 def read_run_file(out_dir: Path) -> RunConfig:

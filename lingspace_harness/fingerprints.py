@@ -42,12 +42,15 @@ def data_fingerprints(data: Mapping[str, Any]) -> dict[str, str]:
 
 def model_fingerprint(loaded: Any) -> str:
     """The loader's own identity of the model (e.g. a GGUF file's sha256) if it gives one, else a
-    digest of every parameter's bytes (and, for a model that only scores, its name)."""
+    digest of every parameter's bytes (and, for a model that only scores, its name); followed by
+    ``@commit`` for a hub model whose revision resolved to one (its tokenizer and config too)."""
     given = getattr(loaded, "fingerprint", None)
     if given:
         return str(given)
+    commit = getattr(loaded, "commit", None)
+    at = f"@{commit}" if commit else ""  # none for local models: their fingerprints stay as they were
     if loaded.model is None:
-        return "name:" + digest([loaded.name, loaded.revision, loaded.loader])
+        return "name:" + digest([loaded.name, loaded.revision, loaded.loader]) + at
     import torch
 
     h = hashlib.blake2b(digest_size=16)
@@ -56,4 +59,4 @@ def model_fingerprint(loaded: Any) -> str:
             h.update(name.encode())
             h.update(str(tuple(tensor.shape)).encode() + str(tensor.dtype).encode())
             h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return "params:" + h.hexdigest()
+    return "params:" + h.hexdigest() + at

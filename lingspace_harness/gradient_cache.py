@@ -5,10 +5,11 @@ strategy stores its reduction of it. Functions of a :class:`RunContext` (the run
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
+from .capabilities import ReducesOnDevice
 from .options import options_record
 from .protocols import RunContext
 from .tasks import task_delimiter
@@ -76,14 +77,15 @@ def compute_gradient(run: RunContext, task: str, strategies: list[str], buffers:
     train = run.data[task].train
     size = run.gradient_layout.size
     delimiter = task_delimiter(run.data[task].task)
+    device = on_device(run)
     if run.variant:
         (grad,) = run.access.gradient_differentials(
-            [train], run.gradient_params, delimiter=delimiter, out=buffers.get(1, size)
+            [train], run.gradient_params, delimiter=delimiter, **_into(buffers, 1, size, device)
         )
         store_reductions(run, task, grad, names)
         return
     total, second = run.access.gradient_differentials(
-        halves(train), run.gradient_params, delimiter=delimiter, out=buffers.get(2, size)
+        halves(train), run.gradient_params, delimiter=delimiter, **_into(buffers, 2, size, device)
     )
     if run.config.split_half:
         store_reductions(run.for_variant(VARIANTS[0]), task, total, names)
@@ -92,13 +94,33 @@ def compute_gradient(run: RunContext, task: str, strategies: list[str], buffers:
     store_reductions(run, task, total, names)
 
 
-def store_reductions(run: RunContext, task: str, grad: np.ndarray, strategies: list[str]) -> None:
-    """Each strategy's reduction of ``grad``, where it is not stored yet."""
+def on_device(run: RunContext) -> bool:
+    """Whether differentials stay on the model's device (not the CPU) to be reduced there."""
+    return any(p.device.type != "cpu" for _, p in run.gradient_params[:1])
+
+
+def _into(buffers: Buffers, n: int, size: int, device: bool) -> dict[str, Any]:
+    """Where ``gradient_differentials`` puts its vectors: reused host buffers, or new device tensors."""
+    return {"on_device": True} if device else {"out": buffers.get(n, size)}
+
+
+def store_reductions(run: RunContext, task: str, grad: Any, strategies: list[str]) -> None:
+    """Each strategy's reduction of ``grad`` (a host vector, or a tensor on the model's device),
+    where it is not stored yet. On a device, a strategy with ``reduce_tensor`` reduces it there;
+    the others get the vector copied to the host once."""
+    host: np.ndarray | None = grad if isinstance(grad, np.ndarray) else None
     for name in strategies:
         store = gradient_store(run, name)
-        if not store.has(task, ".npy"):
-            strategy = run.harness.gradient_strategies.get(name)
-            store.save_array(task, strategy.reduce(grad, run.gradient_layout, run.options(name)))
+        if store.has(task, ".npy"):
+            continue
+        strategy = run.harness.gradient_strategies.get(name)
+        layout, options = run.gradient_layout, run.options(name)
+        if host is None and isinstance(strategy, ReducesOnDevice):
+            store.save_array(task, np.asarray(strategy.reduce_tensor(grad, layout, options)))
+            continue
+        if host is None:
+            host = grad.cpu().numpy()
+        store.save_array(task, strategy.reduce(host, layout, options))
 
 
 def stored_gradient(run: RunContext, strategy: str, task: str, buffers: Buffers) -> np.ndarray:

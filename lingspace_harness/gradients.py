@@ -5,7 +5,8 @@ once, and every token before the first difference carries weight +1 - 1 = 0 and 
 of the objective entirely (no LM head, no backward through its log-prob). One backward pass
 per batch accumulates the sum, in place, into one flat buffer; there are no per-example
 gradients. A batch holds at most ``GRADIENT_ROWS`` positions' logits (fewer for a large vocabulary:
-``logit_rows``), which also bounds its activations.
+``logit_rows``), which also bounds its activations; both grow in proportion to gradient batches
+above ``GRADIENT_BATCH`` (64) sentences (``batch_size.scaled``).
 """
 
 from __future__ import annotations
@@ -17,17 +18,19 @@ from typing import Any
 
 import numpy as np
 
+from .batch_size import GRADIENT_BATCH, scaled
+from .errors import UserError
 from .pairs import MinimalPair
 from .prefix_trees import TREE_NODES, tree_batches
-from .scoring import Delimiters, logit_rows, sentence_requests, weighted_logprob_sum
+from .scoring import Delimiters, logit_rows, sentence_requests, softmax_rows, weighted_logprob_sum
 
 #: The helpers this module offers plugins (the public API beyond ``lingspace_harness.__all__``).
 __all__ = ["gradient_differential", "gradient_differentials", "layout_of", "select_parameters"]
 
 _LAYER = re.compile(r"\.(?:layers|h|layer|blocks)\.(\d+)\.")
-#: Positions a gradient pass keeps logits for (and so, about, tokens it holds activations for):
-#: on SmolLM2 (2 cores) 128 holds ~0.3 GB of activations where 1365 (scoring's bound) held ~1.1 GB,
-#: at the same speed.
+#: Positions a gradient pass of ``GRADIENT_BATCH`` sentences keeps logits for (and so, about, tokens
+#: it holds activations for): on SmolLM2 (2 cores) 128 holds ~0.3 GB of activations where 1365
+#: (scoring's bound) held ~1.1 GB, at the same speed.
 GRADIENT_ROWS = 128
 
 
@@ -132,11 +135,16 @@ def gradient_differentials(
     share: bool = True,
     delimiter: Delimiters = " ",
     out: Sequence[np.ndarray] | None = None,
-) -> list[np.ndarray]:
+    on_device: bool = False,
+) -> list[Any]:
     """``gradient_differential`` of each group of pairs, one after another: each group is batched
     and summed exactly as it would be alone (a group's vector does not depend on the others).
     ``out``: one float32 vector per group to accumulate into (overwritten) and return, so that a
-    caller computing many differentials reuses its memory instead of faulting in new pages."""
+    caller computing many differentials reuses its memory instead of faulting in new pages.
+    ``on_device``: return float32 torch tensors on the parameters' device instead (nothing
+    crosses to the host; ``out`` is then not used)."""
+    if on_device and out is not None:
+        raise ValueError("on_device differentials are new tensors: out cannot be given")
     if out is not None and len(out) != len(groups):
         raise ValueError(f"{len(groups)} groups need {len(groups)} output vectors, got {len(out)}")
     wanted = {id(p) for _, p in params}
@@ -160,6 +168,7 @@ def gradient_differentials(
                 share=share,
                 delimiter=delimiter,
                 out=None if out is None else out[i],
+                on_device=on_device,
             )
             for i, pairs in enumerate(groups)
         ]
@@ -182,28 +191,45 @@ def _differential(
     share: bool,
     delimiter: Delimiters,
     out: np.ndarray | None,
-) -> np.ndarray:
+    on_device: bool = False,
+) -> Any:
     """One group's summed differential. Backward accumulates straight into one flat buffer (each
-    parameter's ``.grad`` is a view of it), so no gradient is held twice or copied."""
+    parameter's ``.grad`` is a view of it), so no gradient is held twice or copied. A half-precision
+    model's batches are summed into a float32 vector instead (one rounding per batch, not per sum)."""
+    import torch
+
     sentences = [s for p in pairs for s in (p.good, p.bad)]
     requests = sentence_requests(tokenizer, sentences, prefix_id, delimiter)
     weights = np.tile(np.array([1.0, -1.0]), len(pairs))
-    rows = min(logit_rows(model) or GRADIENT_ROWS, GRADIENT_ROWS)
+    cap = scaled(GRADIENT_ROWS, batch_size, GRADIENT_BATCH)
+    rows = min(logit_rows(model, batch_size, GRADIENT_BATCH) or cap, cap)
     buffer = _grad_buffer(params, out)
+    total = buffer.new_zeros(buffer.shape, dtype=torch.float32) if half_precision(buffer) else None
     try:
         for group in tree_batches(requests, batch_size, tree_nodes, rows, share=share):
-            objective = weighted_logprob_sum(model, group, requests, weights)
+            objective = weighted_logprob_sum(model, group, requests, weights, softmax_rows(batch_size, GRADIENT_BATCH))
             if objective.requires_grad:
                 objective.backward()
+                if total is not None:  # a half-precision model: each batch's gradient is summed in float32
+                    total.add_(buffer)
+                    buffer.zero_()
     finally:
         for _, param in params:
             param.grad = None
-    flat = buffer.detach().float().cpu().numpy()
+    summed = (buffer if total is None else total).detach().float()
+    if on_device:
+        return summed
+    flat = summed.cpu().numpy()
     if out is None:
         return flat
     if not np.may_share_memory(flat, out):  # the buffer was not ``out`` itself (another dtype or device)
         out[:] = flat
     return out
+
+
+def half_precision(tensor: Any) -> bool:
+    """Whether ``tensor`` is 16-bit floating point: its sums are accumulated in float32."""
+    return bool(tensor.is_floating_point() and tensor.element_size() < 4)
 
 
 def _grad_buffer(params: Sequence[tuple[str, Any]], out: np.ndarray | None = None) -> Any:
@@ -213,8 +239,11 @@ def _grad_buffer(params: Sequence[tuple[str, Any]], out: np.ndarray | None = Non
     import torch
 
     first = params[0][1]
-    if any(p.dtype != first.dtype or p.device != first.device for _, p in params):
-        raise ValueError("gradient differentials need parameters of one dtype and device")
+    if any(p.device != first.device for _, p in params):
+        devices = ", ".join(sorted({str(p.device) for _, p in params}))
+        raise UserError(f"gradients need the model on one device; its parameters are on {devices} (see --device-map)")
+    if any(p.dtype != first.dtype for _, p in params):
+        raise ValueError("gradient differentials need parameters of one dtype")
     size = sum(p.numel() for _, p in params)
     if out is not None and (out.dtype != np.float32 or out.shape != (size,)):
         raise ValueError(f"out must be a float32 vector of {size} entries, got {out.dtype} {out.shape}")

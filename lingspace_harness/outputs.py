@@ -41,7 +41,7 @@ def describe(old: dict[str, Any], config: dict[str, Any], fingerprints: dict[str
     if tasks and not [k for k in changed if k.startswith("tasks")]:
         changed.append(f"the pairs of {', '.join(tasks[:3])}{' ...' if len(tasks) > 3 else ''}")
     if old.get("fingerprints", {}).get("model") not in (None, fingerprints.get("model")):
-        changed.append("the model's weights")
+        changed.append("the model's weights or hub commit")
     return ", ".join(changed[:6]) or "its run file"
 
 

@@ -41,8 +41,11 @@ class Plan:
         return found
 
     def options(self, plugin: str) -> Any:
-        """A plugin's options (its ``Options`` dataclass, or a dict), from the run's config."""
-        return plugin_options(self.plugin(plugin), self.config.options.get(plugin, {}), self.config.seed)
+        """A plugin's options (its ``Options`` dataclass, or a dict), from the run's config (the
+        executor's from ``config.executor_options``)."""
+        c = self.config
+        values = c.executor_options if plugin == c.executor else c.options.get(plugin, {})
+        return plugin_options(self.plugin(plugin), values, c.seed)
 
     def provider(self, capability: str) -> Metric | GradientStrategy:
         """The metric or gradient strategy that provides ``capability`` to this run."""

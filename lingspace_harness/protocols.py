@@ -214,10 +214,13 @@ class Executor(Protocol):
     by stage; every unit of a stage must finish before any unit of the next starts. It must
     leave each unit's result in the run's unit cache: ``worker`` (a picklable
     :class:`lingspace_harness.WorkerSpec`) builds, in any process, a worker whose
-    ``run(unit)`` computes one unit. An optional ``add_arguments(group)`` adds ``run``
-    options, which reach it as ``worker.config.executor_options`` (execution settings: they are
-    kept out of results.json's ``config``); an optional
-    ``check(config)`` runs before any work (e.g. to say that a dependency is missing)."""
+    ``run(unit)`` computes one unit (a worker that loads other data or another model than the
+    driver's is refused). Once it returns, every unit must be stored where the driver reads it,
+    else the run fails naming the first one lost; ``worker.verify(units)`` checks a stage early.
+    An optional ``add_arguments(group)`` and ``Options`` dataclass add ``run`` options, which
+    reach it as ``worker.options``, validated before anything loads (execution settings: they
+    are kept out of results.json's ``config``); an optional ``check(config)`` runs before any
+    work (e.g. to say that a dependency is missing)."""
 
     name: str
     description: str

@@ -12,6 +12,7 @@ from typing import Any
 
 from .access import ModelAccess
 from .analysis import AnalysisOptions, analyse, hypothesis_from_file
+from .batch_size import AUTO, DEFAULT, auto_batch_size
 from .capabilities import (
     ChecksConfig,
     ChecksOptions,
@@ -23,14 +24,15 @@ from .capabilities import (
     reads_gradients,
     strategies,
 )
-from .config import IN_PROCESS, RunConfig, cache_dir
+from .config import IN_PROCESS, RunConfig
 from .context import Run, Shared
 from .costs import mark_shared, space_cost
 from .errors import UserError
-from .execution import execute_units, write_run_file
+from .execution import execute_units, recorded_batch_size, write_run_file
 from .fingerprints import data_fingerprints, digest, model_fingerprint
 from .gradient_cache import VARIANTS
-from .models import LoadedModel, ModelOptions, resolve_loader
+from .lexicon import token_types
+from .models import LoadedModel, resolve_loader
 from .options import options_record
 from .outputs import claim_output, recorded_options, refuse_other_run
 from .plan import Plan, find_plugin
@@ -98,22 +100,17 @@ def load_data(harness: Harness, config: RunConfig) -> dict[str, TaskData]:
 
 def load_model(harness: Harness, config: RunConfig) -> LoadedModel:
     loader, spec = resolve_loader(harness.model_loaders, config.model)
-    options = ModelOptions(
-        revision=config.revision,
-        dtype=config.dtype,
-        device=config.device,
-        cache_dir=cache_dir(),
-        batch_size=config.batch_size,
-    )
-    return loader.load(spec, options)
+    return loader.load(spec, config.model_options())
 
 
 def check_config(harness: Harness, config: RunConfig, metrics: list[Any], providers: dict[str, Any]) -> None:
     """What can be checked before any data or model loads."""
     if config.limit is not None and config.limit < 1:
         raise UserError("--limit must be at least 1")
-    if config.batch_size < 1:
-        raise UserError("--batch-size must be at least 1")
+    if config.batch_size != AUTO and (not isinstance(config.batch_size, int) or config.batch_size < 1):
+        raise UserError(f"--batch-size must be a whole number of at least 1 or 'auto', not {config.batch_size!r}")
+    if config.device_map and config.device != RunConfig.device:
+        raise UserError(f"give --device ({config.device}) or --device-map ({config.device_map}), not both")
     loader = resolve_loader(harness.model_loaders, config.model)[0]
     scores_only = isinstance(loader, ScoresOnly) and bool(loader.scores_only)
     if scores_only:
@@ -167,16 +164,36 @@ def prepare(
     if model.scorer:
         check_scoring_only(config, metrics + helpers, providers, harness.gradient_strategies)
     prefix_id = None if model.scorer else prefix_token_id(model.tokenizer, config.prefix_token)
+    batch = config.batch_size if isinstance(config.batch_size, int) else DEFAULT
     access = (
         None
         if prefix_id is None
-        else ModelAccess(model.model, model.tokenizer, prefix_id, method=config.scoring, batch_size=config.batch_size)
+        else ModelAccess(model.model, model.tokenizer, prefix_id, method=config.scoring, batch_size=batch)
     )
     fingerprints["model"] = model_fingerprint(model)
     shared = Shared(harness, config, model, data, metrics + helpers, providers, fingerprints, prefix_id, access)
     ctx = Run(shared)
+    gradients = any(learns(m, providers, harness.gradient_strategies) for m in metrics + helpers)
+    shared.batch_size = resolve_batch_size(ctx, gradients)
     config.options = {name: options_record(ctx.options(name)) for name in used_plugins(ctx)}
     return ctx
+
+
+def resolve_batch_size(ctx: Run, gradients: bool) -> int | str:
+    """The run's sentences per forward pass: ``--batch-size``, or what ``auto`` resolves to
+    (``batch_size.auto_batch_size``; gradient passes tried too where the run ``gradients``).
+    An output directory resolves ``auto`` once: its run.json keeps the number for a resume,
+    workers, shards and ``merge``. A model that only scores gets ``auto`` as it is."""
+    config, access = ctx.config, ctx.shared.access
+    if config.batch_size != AUTO or access is None:
+        return config.batch_size
+    size = recorded_batch_size(config)
+    if size is None:
+        sentences = [s for d in ctx.data.values() for p in d.train + d.validation + d.test for s in (p.good, p.bad)]
+        pairs = [p for d in ctx.data.values() for p in d.train]
+        size = auto_batch_size(access, sentences, pairs, ctx.gradient_params if gradients else None)
+    access.batch_size = size
+    return size
 
 
 def refuse_other_run_early(harness: Harness, config: RunConfig, fingerprints: dict[str, Any]) -> None:
@@ -243,7 +260,8 @@ def run(
     ctx = prepare(harness, config, partial(refuse_other_run_early, harness, config) if claims else lambda fp: None)
     if merge_of is None:
         claim_output(config, ctx.shared.fingerprints, overwrite)
-        write_run_file(config, ctx.shared.fingerprints)
+        resolved = ctx.shared.batch_size if config.batch_size == AUTO else None
+        write_run_file(config, ctx.shared.fingerprints, resolved if isinstance(resolved, int) else None)
     if config.shard is not None:
         execute_units(ctx, executor, prepare, shard=config.shard)
         return None
@@ -269,10 +287,13 @@ def run(
 
 
 def executor_for(harness: Harness, config: RunConfig) -> Any:
-    """The chosen executor (None: the core's own, in this process), checked before any work."""
+    """The chosen executor (None: the core's own, in this process), checked before any work: its
+    options (validated by its ``Options``) are recorded as filled, unset ones left out."""
     if config.executor == IN_PROCESS:
         return None
     executor = harness.executors.get(config.executor)
+    options = options_record(Plan(harness, config, {}).options(executor.name))
+    config.executor_options = {name: value for name, value in options.items() if value is not None}
     if isinstance(executor, ChecksConfig):
         executor.check(config)
     return executor
@@ -287,8 +308,9 @@ def _space(metric: Metric, ctx: Run) -> Space:
 
 
 def task_records(ctx: Run) -> dict[str, dict[str, Any]]:
-    """results.json's ``tasks``: each task's labels, source, delimiter, counts and vocabulary."""
-    options = DataOptions(ctx.config.data_dir, tuple(ctx.config.include_paths))
+    """results.json's ``tasks``: each task's labels, source, delimiter, counts, vocabulary (word
+    types) and ``token_types`` (the model's token ids; None for a model without a tokenizer)."""
+    options, tokenizer = DataOptions(ctx.config.data_dir, tuple(ctx.config.include_paths)), ctx.model.tokenizer
     return {
         name: {
             "phenomenon": d.task.phenomenon,
@@ -298,6 +320,7 @@ def task_records(ctx: Run) -> dict[str, dict[str, Any]]:
             "delimiter": task_delimiter(d.task),
             **d.counts(),
             "vocabulary": vocabulary(d.test),
+            "token_types": token_types(tokenizer, d.test, task_delimiter(d.task)),
         }
         for name, d in ctx.data.items()
     }
@@ -352,6 +375,7 @@ def assemble(ctx: Run) -> dict[str, Any]:
         **ctx.model.record(),
         "prefix_token_id": ctx.prefix_id,
         "scoring": access.decide(probe) if access and probe else None,
+        "batch_size": ctx.shared.batch_size,
     }
     results = new_results(config.to_json(), record, config.execution_json())
     results["fingerprints"] = ctx.shared.fingerprints

@@ -16,9 +16,10 @@ model ignores custom attention masks.
 
 Tree masks honour sliding-window attention (see ``tree_attention``).
 
-Memory: a forward pass keeps logits for at most ``logit_rows(model)`` positions (about
-``LOGIT_BUDGET`` bytes, 256 rows for a 262k vocabulary), and log-softmax runs a few rows
-at a time (recomputed in the backward pass rather than stored).
+Memory: a forward pass keeps logits for at most ``logit_rows(model, batch_size)`` positions
+(about ``LOGIT_BUDGET`` bytes at 128 sentences per pass, 256 rows for a 262k vocabulary), and
+log-softmax runs ``SOFTMAX_ROWS`` rows at a time (recomputed in the backward pass rather than
+stored); both grow in proportion to batches above 128 (``batch_size.scaled``).
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ from typing import Any
 
 import numpy as np
 
+from .batch_size import DEFAULT, scaled
 from .errors import UserError
 from .prefix_trees import TREE_NODES, Chunk, Request, tree_batches
-from .tree_attention import text_config, tree_attention, tree_mask
+from .tree_attention import input_device, text_config, tree_attention, tree_mask
 
 #: The helpers this module offers plugins (the public API beyond ``lingspace_harness.__all__``).
 __all__ = ["prefix_token_id"]
@@ -40,16 +42,22 @@ __all__ = ["prefix_token_id"]
 log = logging.getLogger("lingspace_harness")
 
 METHODS = ("auto", "trie", "padded")
-#: Bytes of float32 logits one forward pass may hold (rows times the vocabulary).
+#: Bytes of float32 logits one forward pass of 128 sentences may hold (rows times the vocabulary).
 LOGIT_BUDGET = 256 * 2**20
-#: Rows of logits that go through log-softmax at once.
+#: Rows of logits that go through log-softmax at once, at 128 sentences per pass.
 SOFTMAX_ROWS = 32
 
 
-def logit_rows(model: Any) -> int | None:
-    """How many positions' logits fit in ``LOGIT_BUDGET`` (None: the vocabulary size is unknown)."""
+def logit_rows(model: Any, batch_size: int = DEFAULT, reference: int = DEFAULT) -> int | None:
+    """How many positions' logits fit in ``LOGIT_BUDGET``, scaled to ``batch_size`` (a batch of
+    ``reference`` sentences gets the budget itself); None: the vocabulary size is unknown."""
     vocab = getattr(text_config(model), "vocab_size", None)
-    return max(1, LOGIT_BUDGET // (4 * int(vocab))) if vocab else None
+    return max(1, scaled(LOGIT_BUDGET, batch_size, reference) // (4 * int(vocab))) if vocab else None
+
+
+def softmax_rows(batch_size: int = DEFAULT, reference: int = DEFAULT) -> int:
+    """Rows per log-softmax block for a pass of ``batch_size`` sentences (``SOFTMAX_ROWS`` at ``reference``)."""
+    return scaled(SOFTMAX_ROWS, batch_size, reference)
 
 
 def prefix_token_id(tokenizer: Any, override: str | int | None = None) -> int:
@@ -121,12 +129,17 @@ def _prepare(chunk: Chunk, requests: Sequence[Request], weights: np.ndarray | No
 
 
 def _forward_trees(
-    model: Any, chunks: Sequence[Chunk], requests: Sequence[Request], weights: np.ndarray | None = None
+    model: Any,
+    chunks: Sequence[Chunk],
+    requests: Sequence[Request],
+    weights: np.ndarray | None = None,
+    block: int | None = None,
 ) -> list[tuple[_Prepared, Any]]:
-    """One forward pass over several tries (one per batch row): each scored node's log-prob."""
+    """One forward pass over several tries (one per batch row): each scored node's log-prob
+    (log-softmax ``block`` rows at a time, default ``SOFTMAX_ROWS``)."""
     import torch
 
-    device = model.device
+    device = input_device(model)
     prepared = [_prepare(c, requests, weights) for c in chunks]
     width = max(len(p.run_nodes) for p in prepared)
     ids = np.zeros((len(chunks), width), dtype=np.int64)
@@ -159,14 +172,15 @@ def _forward_trees(
         sizes.append(len(p.nodes))
     logprobs = _target_logprobs(
         out.logits.reshape(-1, out.logits.shape[-1]),
-        torch.from_numpy(np.concatenate(rows)).to(device),
-        torch.from_numpy(np.concatenate(toks)).to(device),
+        torch.from_numpy(np.concatenate(rows)).to(out.logits.device),
+        torch.from_numpy(np.concatenate(toks)).to(out.logits.device),
+        block,
     )
     return list(zip(prepared, torch.split(logprobs, sizes)))
 
 
-def _target_logprobs(logits: Any, rows: Any, toks: Any) -> Any:
-    """``log_softmax(logits)[rows, toks]``, ``SOFTMAX_ROWS`` rows at a time: never a second
+def _target_logprobs(logits: Any, rows: Any, toks: Any, block: int | None = None) -> Any:
+    """``log_softmax(logits)[rows, toks]``, ``block`` (``SOFTMAX_ROWS``) rows at a time: never a second
     [rows, vocab] tensor. Under autograd each block is recomputed in the backward pass
     instead of being stored. Log-softmax then gather, as lm-eval does (logit - logsumexp
     differs by ~1e-5 per token)."""
@@ -176,11 +190,12 @@ def _target_logprobs(logits: Any, rows: Any, toks: Any) -> Any:
     def pick(block: Any, r: Any, t: Any) -> Any:
         return torch.log_softmax(_at_least_fp32(block), dim=-1)[r, t]
 
+    step = block or SOFTMAX_ROWS
     pieces, where = [], []
-    for start in range(0, logits.shape[0], SOFTMAX_ROWS):
-        sel = torch.nonzero((rows >= start) & (rows < start + SOFTMAX_ROWS)).flatten()
+    for start in range(0, logits.shape[0], step):
+        sel = torch.nonzero((rows >= start) & (rows < start + step)).flatten()
         if len(sel):
-            args = (logits[start : start + SOFTMAX_ROWS], rows[sel] - start, toks[sel])
+            args = (logits[start : start + step], rows[sel] - start, toks[sel])
             pieces.append(checkpoint(pick, *args, use_reentrant=False) if logits.requires_grad else pick(*args))
             where.append(sel)
     if not pieces:
@@ -188,10 +203,12 @@ def _target_logprobs(logits: Any, rows: Any, toks: Any) -> Any:
     return torch.cat(pieces)[torch.argsort(torch.cat(where))]
 
 
-def _score_chunks(model: Any, chunks: Sequence[Chunk], requests: Sequence[Request]) -> dict[int, float]:
+def _score_chunks(
+    model: Any, chunks: Sequence[Chunk], requests: Sequence[Request], block: int | None = None
+) -> dict[int, float]:
     """Summed continuation log-prob of every request in ``chunks``."""
     results = {}
-    for c, (p, node_logprobs) in zip(chunks, _forward_trees(model, chunks, requests)):
+    for c, (p, node_logprobs) in zip(chunks, _forward_trees(model, chunks, requests, block=block)):
         node_lp = np.zeros(len(c.tokens), dtype=np.float64)
         node_lp[p.nodes] = node_logprobs.detach().cpu().numpy()
         for k, req_index in enumerate(c.requests):
@@ -199,10 +216,12 @@ def _score_chunks(model: Any, chunks: Sequence[Chunk], requests: Sequence[Reques
     return results
 
 
-def request_logprobs(model: Any, chunks: Sequence[Chunk], requests: Sequence[Request]) -> dict[int, Any]:
+def request_logprobs(
+    model: Any, chunks: Sequence[Chunk], requests: Sequence[Request], block: int | None = None
+) -> dict[int, Any]:
     """Each request's summed continuation log-prob as a (differentiable) scalar tensor."""
     out = {}
-    for c, (p, node_logprobs) in zip(chunks, _forward_trees(model, chunks, requests)):
+    for c, (p, node_logprobs) in zip(chunks, _forward_trees(model, chunks, requests, block=block)):
         where = np.full(len(c.tokens), -1, dtype=np.int64)
         where[p.nodes] = np.arange(len(p.nodes))
         for k, req_index in enumerate(c.requests):
@@ -211,17 +230,19 @@ def request_logprobs(model: Any, chunks: Sequence[Chunk], requests: Sequence[Req
     return out
 
 
-def weighted_logprob_sum(model: Any, chunks: Sequence[Chunk], requests: Sequence[Request], weights: np.ndarray) -> Any:
+def weighted_logprob_sum(
+    model: Any, chunks: Sequence[Chunk], requests: Sequence[Request], weights: np.ndarray, block: int | None = None
+) -> Any:
     """Sum over requests of ``weights[i] * log p(continuation i)``, as a differentiable scalar.
 
     Tokens whose weights cancel (a good/bad pair's shared start) are left out."""
     import torch
 
-    total = torch.zeros((), device=model.device)
-    for p, node_logprobs in _forward_trees(model, chunks, requests, weights):
-        w = torch.from_numpy(p.weight[p.nodes]).to(node_logprobs)
-        total = total + (node_logprobs * w).sum()
-    return total
+    total: Any = None
+    for p, node_logprobs in _forward_trees(model, chunks, requests, weights, block):
+        term = (node_logprobs * torch.from_numpy(p.weight[p.nodes]).to(node_logprobs)).sum()
+        total = term if total is None else total + term
+    return torch.zeros((), device=input_device(model)) if total is None else total
 
 
 def _at_least_fp32(logits: Any) -> Any:
@@ -251,7 +272,7 @@ def _score_padded(model: Any, requests: Sequence[Request], indices: Sequence[int
             rows += range(r * width + n_ctx - 1, r * width + len(s) - 1)
             toks += s[n_ctx:]
             sizes.append(len(s) - n_ctx)
-        logits = model(input_ids=inputs.to(model.device), use_cache=False).logits
+        logits = model(input_ids=inputs.to(input_device(model)), use_cache=False).logits
         logprobs = _target_logprobs(
             logits.reshape(-1, logits.shape[-1]),
             torch.tensor(rows, device=logits.device),
@@ -312,9 +333,10 @@ def score_requests(
         return scores
     if method == "auto":
         method = choose_method(model, requests, tree_nodes)
+    rows, block = logit_rows(model, batch_size), softmax_rows(batch_size)
     with torch.inference_mode():
-        for group in tree_batches(requests, batch_size, tree_nodes, logit_rows(model), share=method == "trie"):
-            got = _score_chunks(model, group, requests)
+        for group in tree_batches(requests, batch_size, tree_nodes, rows, share=method == "trie"):
+            got = _score_chunks(model, group, requests, block)
             for i, v in got.items():
                 scores[i] = v
             if progress:

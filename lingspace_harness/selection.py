@@ -9,10 +9,12 @@ exact selection among them finds the threshold. The result is exact: every entry
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 #: The helpers this module offers plugins (the public API beyond ``lingspace_harness.__all__``).
-__all__ = ["largest_magnitudes"]
+__all__ = ["largest_magnitudes", "largest_magnitudes_tensor"]
 
 #: Entries per block of the pass over the vector (16 MiB of float32).
 BLOCK = 1 << 22
@@ -68,3 +70,23 @@ def largest_magnitudes(x: np.ndarray, n: int) -> np.ndarray:
     tied = bits == threshold
     keep = above | (tied & (np.cumsum(tied) <= n - int(np.count_nonzero(above))))
     return found[keep].astype(index_dtype(x.size))
+
+
+def largest_magnitudes_tensor(x: Any, n: int) -> np.ndarray:
+    """``largest_magnitudes`` of a float32 torch tensor, computed where the tensor lives (e.g. on
+    a GPU): the same indices, ties included; only the ``n`` indices cross to the host."""
+    import torch
+
+    x = x.reshape(-1)
+    if x.dtype != torch.float32:
+        raise TypeError(f"largest_magnitudes_tensor needs a float32 tensor, got {x.dtype}")
+    if not 0 <= n <= x.numel():
+        raise ValueError(f"cannot select {n} of {x.numel()} entries")
+    if n == 0:
+        return np.zeros(0, index_dtype(x.numel()))
+    magnitude = x.abs()
+    threshold = torch.topk(magnitude, n, sorted=False).values.min()
+    above = torch.nonzero(magnitude > threshold).flatten()
+    tied = torch.nonzero(magnitude == threshold).flatten()[: n - above.numel()]
+    chosen = torch.cat([above, tied]).sort().values
+    return chosen.cpu().numpy().astype(index_dtype(x.numel()))

@@ -15,89 +15,29 @@ from typing import Any
 import numpy as np
 
 from .errors import UserError
+from .stats_base import (
+    CHUNK,
+    _check_counts,
+    _defined,
+    _p_value,
+    _permutations,
+    _rankdata,
+    _spearman,
+    _spearman_rows,
+    as_square,
+    is_symmetric,
+)
+from .stats_partial import holm, partial_mantel
 
 #: The helpers this module offers plugins (the public API beyond ``lingspace_harness.__all__``).
 __all__ = ["is_symmetric", "mantel", "partial_mantel", "spearman_rows", "within_between"]
-__all__ += ["split_half_reliability", "symmetrise"]
-
-#: Permuted entries are processed in blocks of about this many values.
-CHUNK = 1 << 20
-#: Permuted statistics within this of the observed one count as "at least as large".
-TIE = 1e-10
-
-
-def _rankdata(values: np.ndarray, axis: int | None = None) -> np.ndarray:
-    """Average ranks (``scipy.stats.rankdata``, imported on first use: it takes 0.4 s)."""
-    from scipy.stats import rankdata as ranks
-
-    return ranks(values) if axis is None else ranks(values, axis=axis)
-
-
-def as_square(m: Any, what: str = "matrix") -> np.ndarray:
-    """``m`` as a float64 N x N array; None, NaN and infinities become NaN (missing)."""
-    try:
-        a = np.array(m, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"{what} must be a numeric matrix") from exc
-    if a.ndim != 2 or a.shape[0] != a.shape[1]:
-        raise UserError(f"{what} must be a square matrix, got shape {a.shape}")
-    a[~np.isfinite(a)] = np.nan
-    return a
+__all__ += ["split_half_reliability", "symmetrise", "holm"]
 
 
 def symmetrise(m: Any) -> np.ndarray:
     """``(m + m.T) / 2``."""
     a = as_square(m)
     return (a + a.T) / 2
-
-
-def is_symmetric(m: Any, *, rtol: float = 1e-7, atol: float = 1e-10) -> bool:
-    """Whether ``m`` equals its transpose (within rounding; missing entries must mirror too)."""
-    a = as_square(m)
-    return bool(np.allclose(a, a.T, rtol=rtol, atol=atol, equal_nan=True))
-
-
-def _check_counts(permutations: int, bootstraps: int = 0) -> None:
-    if permutations < 1:
-        raise UserError(f"permutations must be at least 1, not {permutations}")
-    if bootstraps < 0:
-        raise UserError(f"bootstraps must be at least 0, not {bootstraps}")
-
-
-def _p_value(null: np.ndarray, observed: float) -> float:
-    """One-sided (k + 1) / (n + 1); a NaN permuted value counts as at least as large."""
-    k = int(np.count_nonzero(~(null < observed - TIE)))
-    return (k + 1) / (len(null) + 1)
-
-
-def _permutations(rng: np.random.Generator, n: int, count: int) -> np.ndarray:
-    return rng.permuted(np.tile(np.arange(n), (count, 1)), axis=1)
-
-
-def _defined(a: np.ndarray) -> np.ndarray:
-    """Tasks with at least one defined off-diagonal entry."""
-    off = ~np.isnan(a)
-    np.fill_diagonal(off, False)
-    return off.any(axis=0) | off.any(axis=1)
-
-
-def _spearman(x: np.ndarray, y: np.ndarray) -> float:
-    rx, ry = _rankdata(x), _rankdata(y)
-    rx, ry = rx - rx.mean(), ry - ry.mean()
-    return float(rx @ ry / np.sqrt((rx @ rx) * (ry @ ry)))
-
-
-def _spearman_rows(g: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Spearman r of each row of ``g`` with ``y``, over the entries defined in both."""
-    valid = ~np.isnan(g) & ~np.isnan(y)
-    # Missing entries rank after all defined ones, so defined entries get ranks 1..k.
-    rx = np.where(valid, _rankdata(np.where(valid, g, np.inf), axis=1), 0.0)
-    ry = np.where(valid, _rankdata(np.where(valid, np.broadcast_to(y, g.shape), np.inf), axis=1), 0.0)
-    k = valid.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cx = np.where(valid, rx - (rx.sum(axis=1) / k)[:, None], 0.0)
-        cy = np.where(valid, ry - (ry.sum(axis=1) / k)[:, None], 0.0)
-        return (cx * cy).sum(axis=1) / np.sqrt((cx * cx).sum(axis=1) * (cy * cy).sum(axis=1))
 
 
 def _null_symmetric(h: np.ndarray, x: np.ndarray, perms: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -304,89 +244,6 @@ def split_half_reliability(a: Any, b: Any) -> dict[str, Any]:
     if r <= 0:
         return {**out, "r": r, "reason": "no positive split-half correlation to correct"}
     return {**out, "r": r, "r_full": 2 * r / (1 + r)}
-
-
-def _partial(rxy: Any, rxz: Any, ryz: Any) -> Any:
-    """Partial correlation of x and y given z from the three pairwise correlations."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (rxy - rxz * ryz) / np.sqrt((1 - rxz**2) * (1 - ryz**2))
-
-
-def _null_partial(
-    a: np.ndarray, y: np.ndarray, z: np.ndarray, perms: np.ndarray, rows: np.ndarray, cols: np.ndarray
-) -> np.ndarray:
-    """Permuted partial r, permuting the space ``a``'s rows and columns together. When ``a`` is
-    symmetric and every entry is defined, its ranks are computed once and gathered."""
-    n = len(a)
-    x = a[rows, cols]
-    complete = not (np.isnan(x).any() or np.isnan(y).any() or np.isnan(z).any())
-    out = np.empty(len(perms))
-    step = max(1, CHUNK // len(rows))
-    if complete and is_symmetric(a):
-        table = np.zeros((n, n))
-        table[rows, cols] = table[cols, rows] = _rankdata(x)
-        flat = table.ravel()
-        ry, rz = (r - r.mean() for r in (_rankdata(y), _rankdata(z)))
-        rx = table[rows, cols] - table[rows, cols].mean()
-        # permuted ranks keep their mean, so uncentred ones against centred ry, rz suffice
-        dy, dz = np.sqrt((rx @ rx) * (ry @ ry)), np.sqrt((rx @ rx) * (rz @ rz))
-        ryz = ry @ rz / np.sqrt((ry @ ry) * (rz @ rz))
-        for s in range(0, len(perms), step):
-            g = flat[perms[s : s + step][:, rows] * n + perms[s : s + step][:, cols]]
-            out[s : s + step] = _partial(g @ ry / dy, g @ rz / dz, ryz)
-        return out
-    flat = a.ravel()
-    ny, nz = np.isnan(y), np.isnan(z)
-    for s in range(0, len(perms), step):
-        g = flat[perms[s : s + step][:, rows] * n + perms[s : s + step][:, cols]]
-        yy = np.where(np.isnan(g), np.nan, np.broadcast_to(y, g.shape))
-        out[s : s + step] = _partial(
-            _spearman_rows(np.where(nz, np.nan, g), y),
-            _spearman_rows(np.where(ny, np.nan, g), z),
-            _spearman_rows(yy, z),
-        )
-    return out
-
-
-def partial_mantel(
-    space: Any, hypothesis: Any, control: Any, *, permutations: int = 10000, seed: int = 0
-) -> dict[str, Any]:
-    """Partial Mantel test: the partial Spearman r between the off-diagonal upper triangle of
-    ``space`` and of ``hypothesis`` given ``control``, with a one-sided permutation p-value
-    ((k + 1) / (n + 1)) permuting the space's rows and columns together.
-
-    Entries missing in any of the three matrices are left out, and so are tasks with no
-    defined entry in one of them. Returns ``r, p, n_permutations, n_tasks, n_pairs``, plus
-    ``reason`` where r is None (fewer than 3 tasks or 4 pairs, a constant matrix, or a
-    hypothesis that the control determines).
-    """
-    a, h, c = as_square(space, "space"), as_square(hypothesis, "hypothesis"), as_square(control, "control")
-    if not a.shape == h.shape == c.shape:
-        raise UserError(f"space, hypothesis and control differ in shape: {a.shape}, {h.shape}, {c.shape}")
-    _check_counts(permutations)
-    keep = _defined(a) & _defined(h) & _defined(c)
-    a, h, c = (m[np.ix_(keep, keep)] for m in (a, h, c))
-    n = len(a)
-    out: dict[str, Any] = {"r": None, "p": None, "n_permutations": permutations, "n_tasks": n, "n_pairs": 0}
-    if n < 3:
-        return {**out, "reason": f"{n} tasks with defined entries; a partial Mantel test needs 3"}
-    rows, cols = np.triu_indices(n, 1)
-    x, y, z = a[rows, cols], h[rows, cols], c[rows, cols]
-    valid = ~np.isnan(x) & ~np.isnan(y) & ~np.isnan(z)
-    out["n_pairs"] = int(valid.sum())
-    if valid.sum() < 4:
-        return {**out, "reason": "fewer than 4 task pairs defined in all three matrices"}
-    for values, name in ((x, "space"), (y, "hypothesis"), (z, "control")):
-        if np.ptp(values[valid]) == 0:
-            return {**out, "reason": f"the {name} is constant over these tasks"}
-    ryz = _spearman(y[valid], z[valid])
-    if abs(ryz) > 1 - 1e-9:
-        return {**out, "reason": "the control determines the hypothesis's ranks"}
-    r = float(_partial(_spearman(x[valid], y[valid]), _spearman(x[valid], z[valid]), ryz))
-    perms = _permutations(np.random.default_rng(seed), n, permutations)
-    both = ~np.isnan(y) & ~np.isnan(z)
-    null = _null_partial(a, np.where(both, y, np.nan), np.where(both, z, np.nan), perms, rows, cols)
-    return {**out, "r": r, "p": _p_value(null, r)}
 
 
 def spearman_rows(x: Any, y: Any) -> np.ndarray:

@@ -24,6 +24,16 @@ def text_config(model: Any) -> Any:
     return config.get_text_config() if config is not None and hasattr(config, "get_text_config") else config
 
 
+def input_device(model: Any) -> Any:
+    """Where a model's inputs go: its first device (the embeddings') under a ``device_map``
+    (accelerate moves the activations on from there), else ``model.device``."""
+    import torch
+
+    mapped = getattr(model, "hf_device_map", None) or {}
+    first = next(iter(mapped.values()), "disk")
+    return model.device if first == "disk" else torch.device(first)
+
+
 def tree_mask(parent: np.ndarray, size: int) -> np.ndarray:
     """``allowed[i, j]``: node i attends to node j (an ancestor or itself). Padding attends to itself."""
     allowed = np.zeros((size, size), dtype=bool)
@@ -51,7 +61,7 @@ def tree_attention(model: Any, allowed: np.ndarray, depth: np.ndarray) -> Any:
 
     def additive(ok: np.ndarray) -> Any:
         mask = torch.zeros(ok.shape, dtype=model.dtype)
-        return mask.masked_fill_(~torch.from_numpy(ok), torch.finfo(model.dtype).min).to(model.device)
+        return mask.masked_fill_(~torch.from_numpy(ok), torch.finfo(model.dtype).min).to(input_device(model))
 
     config = text_config(model)
     window = _sliding_window(config)

@@ -15,6 +15,7 @@ from lingspace_harness.analysis import analyse
 from lingspace_harness.arguments import comma_list, positive_int
 from lingspace_harness.results import read_results, write_results
 from lingspace_harness.stats import (
+    holm,
     is_symmetric,
     mantel,
     partial_mantel,
@@ -23,11 +24,10 @@ from lingspace_harness.stats import (
     within_between,
 )
 
+from .hypotheses import CONTROLS, nesting
 from .space_agreement import Agreement
 
 LABEL_KINDS = ("phenomenon", "field", "group")
-#: The hypothesis that partial Mantel tests control for.
-CONTROL = "lexical"
 
 
 def _spaces(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -48,36 +48,74 @@ class Hypotheses:
     name = "hypotheses"
     description = (
         "Mantel tests (Spearman, permutations) of every space against every hypothesis; "
-        "asymmetric spaces are symmetrised, and each triangle is also tested"
+        "asymmetric spaces are symmetrised, and each triangle is also tested; partial Mantel "
+        "tests given the lexical controls and, for a label, given the labels nested in it; "
+        "Holm-adjusted p over all of them"
     )
 
     def build(self, results: dict[str, Any], ctx: AnalysisContext) -> dict[str, Any]:
-        o = ctx.options
         out: dict[str, Any] = {}
         for metric, space in _spaces(results).items():
             matrix = np.array(space["matrix"], dtype=float)
-            symmetric = is_symmetric(matrix)
-            tests = {}
             hyps = ctx.hypotheses(space["tasks"], results)
-            for name, hyp in hyps.items():
-                test = mantel(
-                    matrix if symmetric else symmetrise(matrix), hyp, permutations=o.permutations, seed=o.seed
-                )
-                if CONTROL in hyps and name != CONTROL:  # the same test, controlling for shared words
-                    test["partial"] = {
-                        CONTROL: partial_mantel(
-                            symmetrise(matrix), hyp, hyps[CONTROL], permutations=o.permutations, seed=o.seed
-                        )
-                    }
-                test["symmetrised"] = not symmetric
-                if not symmetric:
-                    for triangle in ("upper", "lower"):
-                        test[triangle] = mantel(
-                            matrix, hyp, permutations=o.permutations, seed=o.seed, triangle=triangle
-                        )
-                tests[name] = test
-            out[metric] = tests
+            lower = lower_labels(hyps)
+            out[metric] = {name: _tests(matrix, name, hyps, lower.get(name, []), ctx.options) for name in hyps}
+        adjust_holm(out)
         return out
+
+
+def _tests(
+    matrix: np.ndarray, name: str, hyps: dict[str, np.ndarray], lower: list[str], o: AnalysisOptions
+) -> dict[str, Any]:
+    """The Mantel test of ``matrix`` against hypothesis ``name``, and beside it a partial Mantel
+    test (Freedman-Lane) given each control and each label nested in ``name`` (``partial``)."""
+    symmetric = is_symmetric(matrix)
+    sym = matrix if symmetric else symmetrise(matrix)
+    hyp = hyps[name]
+    test = mantel(sym, hyp, permutations=o.permutations, seed=o.seed)
+    givens = [c for c in CONTROLS if c in hyps and name not in CONTROLS] + lower
+    if givens:  # the same test, controlling for shared words and tokens, and for lower labels
+        test["partial"] = {
+            c: partial_mantel(sym, hyp, hyps[c], permutations=o.permutations, seed=o.seed) for c in givens
+        }
+    test["symmetrised"] = not symmetric
+    if not symmetric:
+        for triangle in ("upper", "lower"):
+            test[triangle] = mantel(matrix, hyp, permutations=o.permutations, seed=o.seed, triangle=triangle)
+    return test
+
+
+def lower_labels(hyps: dict[str, np.ndarray]) -> dict[str, list[str]]:
+    """Higher label -> the labels nested in it (of two duplicate labels, the first only)."""
+    nest = nesting(hyps)
+    later = {b for _, b in nest["duplicates"]}
+    out: dict[str, list[str]] = {}
+    for rel in nest["nested"]:
+        if rel["lower"] not in later:
+            out.setdefault(rel["higher"], []).append(rel["lower"])
+    return out
+
+
+def adjust_holm(tests: dict[str, dict[str, Any]]) -> None:
+    """Give every test of a run's hypotheses output (Mantel, triangle and partial Mantel) its
+    Holm-adjusted p (``p_holm``) over all of them, and the family's size (``holm_family``:
+    the tests with a defined p)."""
+    family = []
+    for by_hypothesis in tests.values():
+        for test in by_hypothesis.values():
+            family += [test, *(test[k] for k in ("upper", "lower") if k in test), *test.get("partial", {}).values()]
+    adjusted = holm([t["p"] for t in family])
+    size = sum(q is not None for q in adjusted)
+    for test, q in zip(family, adjusted):
+        test["p_holm"], test["holm_family"] = q, size
+
+
+class Nesting:
+    name = "nesting"
+    description = "how the label hypotheses nest over the run's tasks (A in B: every same-A pair is a same-B pair)"
+
+    def build(self, results: dict[str, Any], ctx: AnalysisContext) -> dict[str, Any]:
+        return nesting(ctx.hypotheses(list(results.get("tasks", {})), results))
 
 
 class Generalisation:
@@ -187,13 +225,14 @@ class AnalyseCommand:
         if rows:
             w1 = max(len("space"), *(len(r[0]) for r in rows))
             w2 = max(len("hypothesis"), *(len(r[1]) for r in rows))
-            print(f"{'space':<{w1}}  {'hypothesis':<{w2}}  {'r':>7}  {'p':>7}")
+            print(f"{'space':<{w1}}  {'hypothesis':<{w2}}  {'r':>7}  {'p':>7}  {'p Holm':>7}")
             for space, hyp, test in rows:
                 notes = [test["reason"]] if test.get("reason") else []
                 if test.get("n_undefined"):
                     notes.append(f"{test['n_undefined']} undefined pairs left out")
                 note = f"  ({'; '.join(notes)})" if notes else ""
-                print(f"{space:<{w1}}  {hyp:<{w2}}  {_fmt(test['r'], '7.3f')}  {_fmt(test['p'], '7.4f')}{note}")
+                r, p, q = (_fmt(test[k], f) for k, f in (("r", "7.3f"), ("p", "7.4f"), ("p_holm", "7.4f")))
+                print(f"{space:<{w1}}  {hyp:<{w2}}  {r}  {p}  {q}{note}")
         print(f"wrote {', '.join(output) or 'nothing'} to {path}")
         return 0
 
@@ -201,6 +240,7 @@ class AnalyseCommand:
 @hookimpl
 def lingspace_register_space_builders(register):
     register(Hypotheses())
+    register(Nesting())
     register(Generalisation())
     register(Reliability())
     register(Agreement())

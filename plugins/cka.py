@@ -10,14 +10,13 @@ Both linear CKA and its debiased form (unbiased HSIC; Song et al. 2012, Nguyen e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from lingspace_harness import MetricResult, ModelAccess, ModelOptions, RunContext, Space, UserError, hookimpl
-from lingspace_harness.config import cache_dir
-from lingspace_harness.models import resolve_loader
+from lingspace_harness import MetricResult, ModelAccess, RunContext, Space, UserError, hookimpl
+from lingspace_harness.models import resolve_loader, split_revision
 from lingspace_harness.scoring import prefix_token_id
 
 #: What cka needs: each source task's tuned probe-set states (``transfer`` provides them).
@@ -97,7 +96,11 @@ def change_spaces(tasks: list[str], changes: dict[str, np.ndarray], layers: int)
 
 @dataclass(frozen=True)
 class CKAOptions:
-    cka_reference: str | None = None
+    cka_reference: str | None = None  # a model, as --model takes it (MODEL@REVISION for a checkpoint)
+
+    def __post_init__(self) -> None:
+        if self.cka_reference:  # a local path with a revision fails before anything loads
+            split_revision(self.cka_reference, what="--cka-reference")
 
 
 class CKA:
@@ -108,7 +111,9 @@ class CKA:
 
     def add_arguments(self, group: Any) -> None:
         group.add_argument(
-            "--cka-reference", metavar="MODEL", help="also compare with this model or checkpoint on the same probe set"
+            "--cka-reference",
+            metavar="MODEL",
+            help="also compare with this model or checkpoint (MODEL@REVISION) on the same probe set",
         )
 
     def compute(self, ctx: RunContext) -> MetricResult:
@@ -147,15 +152,18 @@ class CKA:
 
     def against(
         self, ctx: RunContext, reference: str, sentences: list[str], delimiters: list[str], states: np.ndarray
-    ) -> dict[str, list[float]]:
-        loader, spec = resolve_loader(ctx.harness.model_loaders, reference)
-        other = loader.load(spec, ModelOptions(dtype=ctx.config.dtype, device=ctx.config.device, cache_dir=cache_dir()))
+    ) -> dict[str, Any]:
+        """Per-layer CKA with ``reference`` (and the hub commit it was loaded at, if any)."""
+        name, revision = split_revision(reference, what="--cka-reference")
+        loader, spec = resolve_loader(ctx.harness.model_loaders, name)
+        options = replace(ctx.config.model_options(), revision=revision)
+        other = loader.load(spec, options)
         access = ModelAccess(other.model, other.tokenizer, prefix_token_id(other.tokenizer), method=ctx.config.scoring)
         theirs = access.hidden_states(sentences, delimiter=delimiters)
         if len(theirs) != len(states):  # different depth: compare by relative position
             idx = np.round(np.linspace(0, len(theirs) - 1, len(states))).astype(int)
             theirs = theirs[idx]
-        return per_layer(states, theirs)
+        return {"commit": other.commit, **per_layer(states, theirs)}
 
 
 @hookimpl

@@ -133,6 +133,19 @@ def interval(replicates: np.ndarray) -> list[float] | None:
     return [float(v) for v in np.percentile(finite, [2.5, 97.5])] if len(finite) >= 2 else None
 
 
+def slope(values: np.ndarray) -> np.ndarray:
+    """Per column (observed, replicates...), the least-squares slope of the runs' statistic on
+    the run position, over the runs whose observed value is defined; NaN in a replicate where
+    one of those runs' value is not. With 2 or 3 runs it is the first-to-last difference over
+    (runs - 1), so its interval decides as the first-to-last interval does."""
+    keep = np.isfinite(values[:, 0])
+    if keep.sum() < 2:
+        return np.full(values.shape[1], np.nan)
+    x = np.flatnonzero(keep).astype(float)
+    x -= x.mean()
+    return (x / (x @ x)) @ values[keep]
+
+
 def steps(labels: list[str], values: np.ndarray) -> list[dict[str, Any]]:
     """Each consecutive pair of runs' difference (and the first against the last) with its
     bootstrap interval; ``values`` is runs x (observed, replicates...)."""
@@ -148,15 +161,22 @@ def steps(labels: list[str], values: np.ndarray) -> list[dict[str, Any]]:
     ]
 
 
-def direction(stat: dict[str, Any], alpha: float) -> int | None:
-    """+1 (increase), -1 (decrease) or 0, from the trend test, or with fewer than 4 runs from
-    the first-to-last interval; None where neither is defined."""
-    t = stat["trend"]
-    if t["rho"] is not None:
-        return 1 if t["p_increase"] < alpha else -1 if t["p_decrease"] < alpha else 0
-    if t["n_runs"] >= 4:
-        return 0
-    ci = stat["steps"][-1]["ci"] if stat["steps"] else None
-    if ci is None:
-        return None
+def _sign(ci: list[float]) -> int:
     return 1 if ci[0] > 0 else -1 if ci[1] < 0 else 0
+
+
+def direction(stat: dict[str, Any], alpha: float) -> tuple[int | None, str | None]:
+    """+1 (increase), -1 (decrease) or 0, and the test that decided it; (None, None) where no
+    test is defined. A direction must hold across task resamples: the slope's 95% bootstrap
+    interval (``stat["slope"]["ci"]``) must exclude 0, and with 4 or more runs the order test
+    (Spearman rho against run order, one-sided permutation p < alpha) must agree. With 2 or 3
+    runs the slope interval is the first-to-last interval."""
+    t, ci = stat["trend"], (stat.get("slope") or {}).get("ci")
+    if ci is None:
+        return None, None
+    if t["n_runs"] < 4:
+        return _sign(ci), "first-to-last interval"
+    if t["rho"] is None:  # a constant statistic: no order, no direction
+        return 0, "order test and slope interval"
+    order = 1 if t["p_increase"] < alpha else -1 if t["p_decrease"] < alpha else 0
+    return (order if order == _sign(ci) else 0), "order test and slope interval"

@@ -10,8 +10,10 @@ mean ``overlap``, Mantel r with each hypothesis, within − between per label ki
 model into ``OUT/<label>/`` (skipping runs already done), then compares them into ``OUT``.
 
 comparison.json: ``{"version", "options", "notes", "tasks", "claims": {"alpha", "controls", "n_permutations",
-"n_bootstraps", "claims": [{"claim", "space", "verdict", ...}]}, "runs": [{"label", "dir", "model",
-"revision", "n_tasks", "mean_accuracy", "mean_overlap", "hypotheses": {space: {hypothesis:
+"n_bootstraps", "nesting": {space: {"nested": [[lower, higher]], "equivalent": [[a, b]]}}, "holm":
+{"method", "family_size", "family"}, "claims": [{"claim", "space", "verdict", "verdict_raw", "basis",
+"decided_by", "attenuation", ...}]}, "runs": [{"label", "dir", "model",
+"revision", "commit", "n_tasks", "mean_accuracy", "mean_overlap", "hypotheses": {space: {hypothesis:
 {"r", "p"}}}, "generalisation": {space: {labels: {"within", "between", "difference", "p"}}},
 "change": null | {"mean_accuracy", "mean_overlap", "generalisation": {space: {labels: difference}}}}],
 "spaces": {space: {"tasks", "symmetric", "dropped": {label: [task]}, "pairs": [{"a", "b",
@@ -34,9 +36,9 @@ from lingspace_harness.analysis import analyse
 from lingspace_harness.results import read_results, write_atomic
 from lingspace_harness.stats import is_symmetric, mantel, symmetrise
 
-from .claims import ClaimOptions, claims, run_order
-from .report_claims import HEADERS as CLAIM_HEADERS
-from .report_claims import claims_rows
+from .claims import ClaimOptions, claims, refuse_one_model, run_order
+from .comparison_text import format_comparison
+from .hypotheses import CONTROLS
 
 RESULTS_FILE = "results.json"
 COMPARISON_FILE = "comparison.json"
@@ -48,8 +50,9 @@ BUILDERS = ("hypotheses", "generalisation")
 # -- loading -------------------------------------------------------------------------------
 
 
-def load_runs(dirs: list[Path]) -> list[dict[str, Any]]:
-    """Each directory's results.json, in order; one-line errors for missing or broken ones."""
+def load_runs(dirs: list[Path], allow_same_model: bool = False) -> list[dict[str, Any]]:
+    """Each directory's results.json, in order; one-line errors for missing or broken ones, and
+    for two runs of the same model unless ``allow_same_model``."""
     if len(dirs) < 2:
         raise UserError(f"compare needs at least two run directories, got {len(dirs)}")
     runs = []
@@ -60,6 +63,8 @@ def load_runs(dirs: list[Path]) -> list[dict[str, Any]]:
             runs.append(read_results(d))
         except (OSError, ValueError) as exc:
             raise UserError(f"compare: cannot read {d / RESULTS_FILE}: {exc}") from exc
+    if not allow_same_model:
+        refuse_one_model(runs, dirs)
     return runs
 
 
@@ -197,6 +202,7 @@ def summarise(
         "dir": str(directory),
         "model": (results.get("model") or {}).get("name"),
         "revision": (results.get("config") or {}).get("revision"),
+        "commit": (results.get("model") or {}).get("commit"),
         "n_tasks": len(tasks),
         "mean_accuracy": sum(accs) / len(accs) if accs else None,
         "mean_overlap": mean_overlap,
@@ -263,7 +269,8 @@ def compare(
     options: ClaimOptions | None = None,
 ) -> dict[str, Any]:
     """The comparison of the runs in ``dirs`` (in ``order_by`` order), as written to comparison.json."""
-    runs = load_runs(dirs)
+    options = options or ClaimOptions(permutations=permutations, seed=seed)
+    runs = load_runs(dirs, options.allow_same_model)
     if labels is None:
         labels = default_labels(dirs, runs)
     elif len(labels) != len(dirs):
@@ -272,7 +279,6 @@ def compare(
         raise UserError("compare: the labels must differ")
     order = run_order(runs, order_by)
     runs, dirs, labels = [runs[i] for i in order], [dirs[i] for i in order], [labels[i] for i in order]
-    options = options or ClaimOptions(permutations=permutations, seed=seed)
     notes: list[str] = []
     spaces = common_spaces(runs, labels, notes)
     shared_tasks = set.intersection(*(set(r.get("tasks", {})) for r in runs))
@@ -314,65 +320,6 @@ def compare(
     }
 
 
-# -- text ----------------------------------------------------------------------------------
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.2e}" if value != 0 and abs(value) < 1e-3 else f"{value:.4f}"
-    return str(value)
-
-
-def aligned(headers: list[str], rows: list[list[Any]]) -> str:
-    cells = [headers] + [[_cell(v) for v in row] for row in rows]
-    widths = [max(len(row[k]) for row in cells) for k in range(len(headers))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
-
-
-def format_comparison(comparison: dict[str, Any]) -> str:
-    """The comparison as plain aligned tables: the runs, then one table per space."""
-    runs = comparison["runs"]
-    parts = [aligned(CLAIM_HEADERS, claims_rows(comparison))] if comparison.get("claims") else []
-    parts += [
-        aligned(
-            ["run", "model", "revision", "tasks", "accuracy", "d_accuracy", "overlap", "d_overlap"],
-            [
-                [
-                    r["label"],
-                    Path(r["model"] or "-").name,
-                    r["revision"],
-                    r["n_tasks"],
-                    r["mean_accuracy"],
-                    (r["change"] or {}).get("mean_accuracy"),
-                    r["mean_overlap"],
-                    (r["change"] or {}).get("mean_overlap"),
-                ]
-                for r in runs
-            ],
-        )
-    ]
-    for name, info in comparison["spaces"].items():
-        previous = {p["b"]: p for p in info["pairs"] if "previous" in p["relations"]}
-        first = {p["b"]: p for p in info["pairs"] if "first" in p["relations"]}
-        hyps = list(dict.fromkeys(h for r in runs for h in r["hypotheses"].get(name, {})))
-        kinds = list(dict.fromkeys(k for r in runs for k in r["generalisation"].get(name, {})))
-        headers = ["run", "rho_prev", "p_prev", "rho_first", "p_first"]
-        headers += [f"r_{h}" for h in hyps] + [f"wb_{k}" for k in kinds]
-        rows = []
-        for r in runs:
-            prev, fst = previous.get(r["label"], {}), first.get(r["label"], {})
-            rows.append(
-                [r["label"], prev.get("spearman"), prev.get("p"), fst.get("spearman"), fst.get("p")]
-                + [r["hypotheses"].get(name, {}).get(h, {}).get("r") for h in hyps]
-                + [r["generalisation"].get(name, {}).get(k, {}).get("difference") for k in kinds]
-            )
-        symmetrised = "" if info["symmetric"] else ", symmetrised"
-        parts.append(f"space {name} ({len(info['tasks'])} tasks{symmetrised})\n" + aligned(headers, rows))
-    return "\n\n".join(parts)
-
-
 def write_comparison(
     harness: Harness, dirs: list[Path], out: Path, labels: list[str] | None, args: argparse.Namespace
 ) -> dict[str, Any]:
@@ -380,8 +327,9 @@ def write_comparison(
         permutations=args.permutations,
         bootstraps=args.bootstraps,
         seed=args.seed,
-        controls=list(dict.fromkeys(["lexical", *args.controls])),
+        controls=list(dict.fromkeys([*CONTROLS, *args.controls])),
         hypothesis_files=list(args.hypothesis_files),
+        allow_same_model=args.allow_same_model,
     )
     comparison = compare(
         harness, dirs, labels, permutations=args.permutations, seed=args.seed, order_by=args.order_by, options=options

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from lingspace_harness import Harness, ModelOptions, UserError, hookimpl
 from lingspace_harness.config import cache_dir
-from lingspace_harness.models import resolve_loader
+from lingspace_harness.models import resolve_loader, split_revision
 
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -26,7 +26,8 @@ def export_hf(
     """
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
         raise UserError(f"export-hf: {out} exists and is not empty (--force replaces it)")
-    loader, spec = resolve_loader(harness.model_loaders, model)
+    name, revision = split_revision(model, revision, what="export-hf:")
+    loader, spec = resolve_loader(harness.model_loaders, name)
     loaded = loader.load(spec, ModelOptions(revision=revision, dtype=dtype, device="cpu", cache_dir=cache_dir()))
     if loaded.model is None or loaded.tokenizer is None:
         raise UserError(
@@ -55,7 +56,9 @@ class ExportHFCommand:
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
-            "model", metavar="MODEL", help="what --model of run takes: a .gguf file, a hub id, a directory"
+            "model",
+            metavar="MODEL",
+            help="what --model of run takes: a .gguf file, a hub id (MODEL@REVISION), a directory",
         )
         parser.add_argument("dir", type=Path, metavar="DIR", help="the directory to write")
         parser.add_argument("--revision", metavar="R", help="the hub revision (branch, tag, commit)")

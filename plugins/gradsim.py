@@ -9,7 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from lingspace_harness import HasLayerSlices, MetricResult, RunContext, RunPlan, Space, UserError, hookimpl
+from lingspace_harness import HasLayerSlices, MetricResult, ParamLayout, RunContext, RunPlan, Space, UserError, hookimpl
+
+from .overlap_null import HALVES, mask_shares, stratified_null
 
 #: What overlap compares: a gradient strategy's per-task mask (sorted flat indices).
 MASK = "mask"
@@ -148,7 +150,7 @@ class GradSim:
 
 class Overlap:
     name = "overlap"
-    description = "parameter sharing: Jaccard index of the tasks' top-k FTGD masks"
+    description = "parameter sharing: Jaccard index of the tasks' top-k FTGD masks, with its stratified null"
 
     needs = (MASK,)
 
@@ -158,12 +160,22 @@ class Overlap:
     def compute(self, ctx: RunContext) -> MetricResult:
         tasks = ctx.task_names
         masks = [np.asarray(ctx.gradient(ctx.provider(MASK).name, t)) for t in tasks]
-        k = float(np.mean([m.size for m in masks])) / ctx.gradient_layout.size
+        layout = ctx.gradient_layout
+        k = float(np.mean([m.size for m in masks])) / layout.size
         empty = [t for t, m in zip(tasks, masks) if not m.size]
         reason = f"empty mask for {', '.join(empty)}" if empty else None
-        return MetricResult(
-            space=Space(tasks, jaccard(masks).tolist(), {"k": k, "chance": k / (2 - k), "undefined": reason})
-        )
+        observed = jaccard(masks)
+        null = stratified_null(masks, layout)
+        if not ctx.variant and ctx.config.split_half:  # the halves' own nulls (their Jaccards are the runner's)
+            null["split_half"] = {h[-1]: self._half_null(ctx.for_variant(h), layout) for h in HALVES}
+        extra = {"k": k, "chance": k / (2 - k), "undefined": reason, "null": null}
+        extra |= {"excess": observed - null["matrix"], "mask_shares": mask_shares(masks, layout)}
+        return MetricResult(space=Space(tasks, observed.tolist(), extra))
+
+    def _half_null(self, ctx: RunContext, layout: ParamLayout) -> dict[str, Any]:
+        """A split half's stratified null (``chance`` and ``matrix``), from its own masks."""
+        null = stratified_null([np.asarray(ctx.gradient(ctx.provider(MASK).name, t)) for t in ctx.task_names], layout)
+        return {"chance": null["chance"], "matrix": null["matrix"]}
 
 
 @hookimpl

@@ -52,6 +52,14 @@ class LmEvalModels:
             raise ModelError(f"unknown lm-eval model {name!r}{hint}") from exc
         if options.revision:
             raise ModelError(f"--revision does not apply to --model lm_eval:{spec}; put revision=R in its arguments")
+        passed = {
+            "--device-map": options.device_map,
+            "--attn-implementation": options.attn_implementation,
+            "--trust-remote-code": options.trust_remote_code,
+        }
+        flag = next((f for f, value in passed.items() if value), None)
+        if flag:
+            raise ModelError(f"{flag} does not apply to --model lm_eval:{spec}; set it in the model's arguments")
         given = parse_model_args(args)
         extra: dict[str, Any] = {"device": options.device, "batch_size": options.batch_size}
         if "dtype" in inspect.signature(cls.__init__).parameters:

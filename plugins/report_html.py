@@ -86,6 +86,17 @@ def _test(t: Any) -> str:
     return f"{fmt(t.get('r'))} (p = {fmt(t.get('p'))})" if t.get("r") is not None else fmt(t.get("reason"))
 
 
+def _partials(partial: dict[str, Any]) -> str | None:
+    """Partial Mantel tests as ``given: r (p = ..., Holm ...)``, one per control or nested label."""
+    cells = []
+    for name, t in partial.items():
+        if t.get("r") is None:
+            cells.append(f"{name}: {fmt(t.get('reason'))}")
+        else:
+            cells.append(f"{name}: {fmt(t['r'])} (p = {fmt(t.get('p'))}, Holm {fmt(t.get('p_holm'))})")
+    return "; ".join(cells) or None
+
+
 def _rows_hypotheses(analysis: dict[str, Any]) -> list[list[Any]]:
     return [
         [
@@ -98,6 +109,8 @@ def _rows_hypotheses(analysis: dict[str, Any]) -> list[list[Any]]:
             t.get("symmetrised"),
             _test(t["upper"]) if "upper" in t else None,
             _test(t["lower"]) if "lower" in t else None,
+            t.get("p_holm"),
+            _partials(t.get("partial") or {}),
             t.get("n_undefined"),
             t.get("reason"),
         ]
@@ -173,6 +186,22 @@ def _rows_spaces(results: dict[str, Any]) -> list[list[Any]]:
     return rows
 
 
+def _rows_perplexity(results: dict[str, Any]) -> list[list[Any]]:
+    """FTGD's premise per tuned source: its relative general-text perplexity change, flagged
+    above the space's bound (``perplexity_flagged``)."""
+    rows = []
+    for name, space in (results.get("spaces") or {}).items():
+        flags = space.get("perplexity_flagged")
+        if not isinstance(flags, dict):
+            continue
+        changes = dict(zip(space.get("tasks") or [], space.get("perplexity_relative_change") or []))
+        for source in flags.get("sources") or []:
+            rows.append([name, source, space.get("perplexity_on"), changes.get(source), flags.get("bound")])
+        if not flags.get("sources"):
+            rows.append([name, "none flagged", space.get("perplexity_on"), None, flags.get("bound")])
+    return rows
+
+
 def accuracy_tables(tasks: dict[str, Any]) -> list[str]:
     """Accuracy by phenomenon and by task."""
     parts = ["<h2>Accuracy</h2>"]
@@ -208,15 +237,27 @@ def accuracy_tables(tasks: dict[str, Any]) -> list[str]:
     return parts
 
 
-def analysis_sections(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[Any]]]]:
-    """(title, headers, rows) of each table of results.json's spaces and analysis."""
-    analysis = results.get("analysis") or {}
+def space_sections(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[Any]]]]:
+    """(title, headers, rows) of the spaces' own tables: undefined cells, FTGD's perplexity flags."""
     return [
         (
             "Spaces: undefined cells (left out of every analysis, never read as 0)",
             ["space", "tasks", "undefined cells", "why"],
             _rows_spaces(results),
         ),
+        (
+            "FTGD: sources whose tune raised perplexity above the bound (damage, not targeted change)",
+            ["space", "source", "perplexity on", "relative change", "bound"],
+            _rows_perplexity(results),
+        ),
+    ]
+
+
+def analysis_sections(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[Any]]]]:
+    """(title, headers, rows) of each table of results.json's spaces and analysis."""
+    analysis = results.get("analysis") or {}
+    return [
+        *space_sections(results),
         (
             "Hypothesis tests (Mantel, Spearman r)",
             [
@@ -229,6 +270,8 @@ def analysis_sections(results: dict[str, Any]) -> list[tuple[str, list[str], lis
                 "symmetrised",
                 "upper triangle",
                 "lower triangle",
+                "p (Holm, over the run's tests)",
+                "partial Mantel given (Freedman–Lane)",
                 "undefined pairs left out",
                 "note",
             ],

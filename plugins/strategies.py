@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from lingspace_harness import ParamLayout, UserError, hookimpl
-from lingspace_harness.selection import largest_magnitudes
+from lingspace_harness.selection import largest_magnitudes, largest_magnitudes_tensor
 
 #: Entries per step of the projection (the plan's codes and the gradient's values stay in cache).
 CHUNK = 1 << 16
@@ -61,6 +61,10 @@ class TopK:
     def reduce(self, grad: np.ndarray, layout: ParamLayout, options: TopKOptions) -> np.ndarray:
         return largest_magnitudes(grad, max(1, int(round(options.topk * grad.size))))
 
+    def reduce_tensor(self, grad: Any, layout: ParamLayout, options: TopKOptions) -> np.ndarray:
+        """``reduce`` on the model's device: the same indices."""
+        return largest_magnitudes_tensor(grad, max(1, int(round(options.topk * grad.numel()))))
+
 
 @dataclass(frozen=True)
 class ProjectedOptions:
@@ -83,6 +87,7 @@ class Projected:
 
     def __init__(self) -> None:
         self._plans: dict[tuple, np.ndarray] = {}
+        self._device_plans: dict[tuple, Any] = {}
 
     def _plan(self, layout: ParamLayout, dim: int, seed: int) -> np.ndarray:
         """Each entry's bucket, plus ``dim`` where its sign is -1, in the smallest unsigned type
@@ -117,6 +122,32 @@ class Projected:
                 sums += np.bincount(codes[lo:hi], weights=grad[lo:hi], minlength=2 * dim)
             out[i * dim : (i + 1) * dim] = sums[:dim] - sums[dim:]
         return out.astype(np.float32)
+
+    def _device_plan(self, layout: ParamLayout, dim: int, seed: int, device: Any) -> Any:
+        """``_plan``'s codes as an int32 tensor on ``device``, copied there once."""
+        import torch
+
+        key = (layout, dim, seed, str(device))
+        if key not in self._device_plans:
+            codes = self._plan(layout, dim, seed)
+            self._device_plans = {key: torch.from_numpy(codes.astype(np.int32)).to(device)}
+        return self._device_plans[key]
+
+    def reduce_tensor(self, grad: Any, layout: ParamLayout, options: ProjectedOptions) -> np.ndarray:
+        """``reduce`` on the model's device (float64 sums there too); only the sketch crosses to
+        the host. Equal to ``reduce`` up to the order of the float64 sums."""
+        import torch
+
+        dim = options.projection_dim
+        codes = self._device_plan(layout, dim, options.seed, grad.device)
+        out = torch.zeros(len(layout.sizes) * dim, dtype=torch.float64, device=grad.device)
+        offsets = layout.offsets
+        for i in range(len(layout.sizes)):
+            lo, hi = offsets[i], offsets[i + 1]
+            sums = torch.zeros(2 * dim, dtype=torch.float64, device=grad.device)
+            sums.index_add_(0, codes[lo:hi].long(), grad[lo:hi].double())
+            out[i * dim : (i + 1) * dim] = sums[:dim] - sums[dim:]
+        return out.float().cpu().numpy()
 
     def layer_slices(self, layout: ParamLayout, options: ProjectedOptions) -> dict[str, list[tuple[int, int]]]:
         dim = options.projection_dim

@@ -40,7 +40,7 @@ def test_bad_values_raise_argument_type_errors(kind, value: str) -> None:
     "option, value, expected",
     [
         ("--limit", "abc", "argument --limit: expected a whole number of at least 1, got 'abc'"),
-        ("--batch-size", "0", "argument --batch-size: expected a whole number of at least 1, got '0'"),
+        ("--batch-size", "0", "argument --batch-size: expected a whole number of at least 1 or 'auto', got '0'"),
         (
             "--split-fractions",
             "1,2",

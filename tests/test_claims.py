@@ -185,25 +185,34 @@ def test_change_point_is_an_incisive_stage_and_a_smooth_series_is_not() -> None:
 
 def _stat(p_up: float | None, p_down: float | None, ci: list[float] | None = None, n: int = 5) -> dict:
     rho = None if p_up is None else 0.5
-    return {"trend": {"rho": rho, "p_increase": p_up, "p_decrease": p_down, "n_runs": n}, "steps": [{"ci": ci}]}
+    return {"trend": {"rho": rho, "p_increase": p_up, "p_decrease": p_down, "n_runs": n}, "slope": {"ci": ci}}
+
+
+UP, DOWN, FLAT = [0.1, 0.3], [-0.3, -0.1], [-0.1, 0.3]
 
 
 @pytest.mark.parametrize(
     "stats, expected",
     [
-        ([_stat(0.01, 0.99), _stat(0.04, 0.97)], "supported"),
-        ([_stat(0.01, 0.99), _stat(0.2, 0.8)], "inconclusive"),
-        ([_stat(0.99, 0.01), _stat(0.97, 0.03)], "contradicted"),
-        ([_stat(0.01, 0.99), _stat(0.99, 0.01)], "inconclusive"),
-        ([_stat(0.05, 0.95)], "inconclusive"),  # p must be below alpha
-        ([_stat(None, None, [0.1, 0.3], n=3)], "supported"),  # too few runs: first-to-last interval
-        ([_stat(None, None, [-0.3, -0.1], n=3)], "contradicted"),
-        ([_stat(None, None, [-0.1, 0.3], n=3)], "inconclusive"),
+        ([_stat(0.01, 0.99, UP), _stat(0.04, 0.97, UP)], "supported"),
+        # the order test alone no longer decides (issue 32): the slope's interval must agree
+        ([_stat(0.01, 0.99, FLAT), _stat(0.04, 0.97, UP)], "inconclusive"),
+        ([_stat(0.04, 0.97, FLAT)], "inconclusive"),
+        ([_stat(0.2, 0.8, UP)], "inconclusive"),  # nor does the interval without the order test
+        ([_stat(0.01, 0.99, UP), _stat(0.2, 0.8, UP)], "inconclusive"),
+        ([_stat(0.99, 0.01, DOWN), _stat(0.97, 0.03, DOWN)], "contradicted"),
+        ([_stat(0.01, 0.99, UP), _stat(0.99, 0.01, DOWN)], "inconclusive"),
+        ([_stat(0.05, 0.95, UP)], "inconclusive"),  # p must be below alpha
+        ([_stat(None, None, UP, n=3)], "supported"),  # too few runs: first-to-last interval
+        ([_stat(None, None, DOWN, n=3)], "contradicted"),
+        ([_stat(None, None, FLAT, n=3)], "inconclusive"),
         ([_stat(None, None, None, n=5)], "inconclusive"),
     ],
 )
 def test_verdicts_follow_the_numbers(stats: list[dict], expected: str) -> None:
-    assert cl.verdict([cl.direction(s, 0.05) for s in stats]) == expected
+    assert cl.verdict([cl.direction(s, 0.05)[0] for s in stats]) == expected
+    decided = {cl.direction(s, 0.05)[1] for s in stats}
+    assert decided <= {"order test and slope interval", "first-to-last interval", None}
 
 
 # -- partial Mantel ------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from lingspace_harness import MetricResult, Task, hookimpl
 from lingspace_harness.cli import main
@@ -322,3 +323,38 @@ def test_a_full_disk_is_one_line_and_keeps_finished_work(
     assert len(list(out.rglob("*.npy"))) == 1  # the finished unit is kept
     monkeypatch.setattr(np, "save", real_save)
     assert run_cli(capsys, *args)[0] == 0
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        lambda: torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.2 GiB total)"),
+        lambda: RuntimeError("MPS backend out of memory (MPS allocated: 17.00 GB)"),
+    ],
+)
+def test_out_of_memory_is_one_line_naming_the_option(
+    capsys, monkeypatch, tiny_model: Path, blimp_dir: Path, tmp_path: Path, error
+) -> None:
+    from lingspace_harness.access import ModelAccess
+
+    def exhausted(*args, **kwargs):
+        raise error()
+
+    monkeypatch.setattr(ModelAccess, "score_counted", exhausted)
+    argv = ["run", "--model", str(tiny_model), "--tasks", "blimp_passive_2", "--data-dir", str(blimp_dir)]
+    code, _, err = run_cli(capsys, *argv, "--limit", "4", "--output", str(tmp_path / "out"))
+    assert code == 1 and "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "out of memory" in lines[0] and "--batch-size" in lines[0]
+
+
+def test_other_runtime_errors_are_not_taken_for_memory(monkeypatch, tiny_model: Path, blimp_dir: Path, tmp_path: Path):
+    from lingspace_harness.access import ModelAccess
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("shape mismatch")
+
+    monkeypatch.setattr(ModelAccess, "score_counted", broken)
+    argv = ["run", "--model", str(tiny_model), "--tasks", "blimp_passive_2", "--data-dir", str(blimp_dir)]
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        main([*argv, "--limit", "4", "--output", str(tmp_path / "out")])

@@ -138,19 +138,23 @@ def test_differing_tasks_are_intersected_and_said(tmp_path: Path, capsys) -> Non
         ("one", "at least two run directories"),
         ("disjoint", "no task space is common"),
         ("labels", "1 labels for 2 runs"),
+        ("same-model", "hold runs of the same model"),  # e.g. a local directory run under two revision names
     ],
 )
 def test_compare_errors_are_one_line(tmp_path: Path, capsys, case: str, message: str) -> None:
-    a = write(tmp_path / "a", results_for(0.0, 1))
-    other = results_for(0.0, 2)
+    first, other = results_for(0.0, 1), results_for(0.0, 2)
     if case == "disjoint":
         other["spaces"] = {"cka": other["spaces"]["gradsim"]}
-    b = write(tmp_path / "b", other)
+    if case == "same-model":
+        for run, revision in ((first, "step1000"), (other, "step143000")):
+            run.update(config={"model": "./dir", "revision": revision}, fingerprints={"model": "params:0f"})
+    a, b = write(tmp_path / "a", first), write(tmp_path / "b", other)
     args = {
         "missing": [str(a), str(tmp_path / "nowhere")],
         "one": [str(a)],
         "disjoint": [str(a), str(b)],
         "labels": [str(a), str(b), "--labels", "x"],
+        "same-model": [str(a), str(b), "--order-by", "steps"],
     }[case]
     assert main(["compare", *args, "--output", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err

@@ -97,7 +97,7 @@ def test_study_equals_the_cli_and_resumes(
                 "--ftgd-batch",
                 "4",
                 "--perplexity-text",
-                str(ROOT / "benchmarks" / "general_text.txt"),
+                str(ROOT / "plugins" / "ftgd" / "general_text.txt"),
             ]
         )
         == 0

@@ -277,7 +277,9 @@ def test_a_run_writes_agreement_and_each_spaces_cost(tiny_model: Path, blimp_dir
         )
         == 0
     )
-    assert main(["compare", str(out), str(other), "--output", str(tmp_path / "cmp"), "--permutations", "19"]) == 0
+    argv = ["compare", str(out), str(other), "--output", str(tmp_path / "cmp"), "--permutations", "19"]
+    assert main(argv) == 2  # one model under two seeds is no trajectory, unless asked for
+    assert main([*argv, "--allow-same-model"]) == 0
     assert set(json.loads((tmp_path / "cmp" / "comparison.json").read_text())["spaces"]) == {"gradsim", "overlap"}
 
 

@@ -23,6 +23,8 @@ from lingspace_harness import RunContext, UserError
 MASK_KINDS = ("topk", "random", "magnitude", "full")
 #: What the perplexity is computed on without ``--perplexity-text``.
 BLIMP_GOOD_TEST = "blimp-good-test"
+#: General English text shipped with the package (50 passages, one a line), for ``--perplexity-text``.
+GENERAL_TEXT = Path(__file__).with_name("general_text.txt")
 
 
 def random_mask(size: int, k: int, seed: int, source: str) -> np.ndarray:

@@ -10,6 +10,7 @@ import numpy as np
 
 from lingspace_harness import MetricResult, RunContext, RunPlan, Space, Unit, UserError
 
+from .calibration import PERPLEXITY_BOUND, flagged, relative_changes
 from .controls import MASK_KINDS, PerplexityText, perplexity_text_argument, positive_int
 from .probing import (
     MASK,
@@ -57,12 +58,16 @@ def targets_per_task(tasks: list[str], rows: dict[str, dict[str, Any]]) -> dict[
 def tuning_extra(tasks: list[str], rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
     margin = rows_to_space(tasks, rows, "margin")
     untuned = [s for s in tasks if not rows[s].get("tuned", True)]
+    relative = relative_changes(rows[tasks[0]]["perplexity_before"], [rows[s]["perplexity_change"] for s in tasks])
     return {
         "accuracy": rows_to_space(tasks, rows, "accuracy"),
         "normalised": normalised(margin),
         "perplexity_on": rows[tasks[0]].get("perplexity_on"),
         "perplexity_before": rows[tasks[0]]["perplexity_before"],
         "perplexity_change": [rows[s]["perplexity_change"] for s in tasks],
+        "perplexity_relative_change": relative,
+        # FTGD's premise, checked per source: a tune that raised perplexity this much is damage, not targeted change
+        "perplexity_flagged": {"bound": PERPLEXITY_BOUND, "sources": flagged(tasks, relative)},
         "steps": [rows[s]["steps"] for s in tasks],
         "n_tuned": [rows[s]["n_tuned"] for s in tasks],
         "tuned": [rows[s].get("tuned", True) for s in tasks],

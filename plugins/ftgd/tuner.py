@@ -26,6 +26,9 @@ from lingspace_harness.gradients import layout_of
 
 from .masked_grads import MaskedLinearGrads, linear_owners
 
+#: The least precision of FTGD's optimiser state and master values (a half-precision model's too).
+STATE_DTYPE = "float32"
+
 
 @dataclass(frozen=True)
 class FTGDSettings:
@@ -67,7 +70,13 @@ class SparseAdam:
     (0.9, 0.999), eps 1e-8, bias correction, no weight decay) and state for those entries only.
 
     ``step()`` gathers the chosen gradient entries into one flat vector, updates it, and
-    writes the new values back: O(number of entries), not O(tensor sizes)."""
+    writes the new values back: O(number of entries), not O(tensor sizes).
+
+    The state and the entries' master values are kept in at least float32 (``STATE_DTYPE``),
+    whatever the tensors' dtype: a bfloat16 or float16 model's entries are written back as their
+    float32 master values rounded to the tensors' dtype, so steps below the half-precision spacing
+    accumulate instead of being lost. For float32 tensors the master values are the tensors'
+    own values, and the updates are exactly those of a float32 Adam."""
 
     def __init__(
         self,
@@ -82,14 +91,22 @@ class SparseAdam:
         self.tensors, self.indices = list(tensors), list(indices)
         self.flats = [t.detach().view(-1) for t in self.tensors]
         self.lr, self.betas, self.eps = lr, betas, eps
-        size = sum(len(i) for i in self.indices)
-        self.exp_avg = torch.zeros(size, dtype=self.tensors[0].dtype, device=self.tensors[0].device)
+        dtype = torch.promote_types(self.tensors[0].dtype, getattr(torch, STATE_DTYPE))
+        self.master = torch.cat([f[i] for f, i in zip(self.flats, self.indices)]).to(dtype)
+        self.exp_avg = torch.zeros_like(self.master)
         self.exp_avg_sq = torch.zeros_like(self.exp_avg)
         self.steps = 0
 
     def zero_grad(self) -> None:
         for t in self.tensors:
             t.grad = None
+
+    def reload(self) -> None:
+        """Take the master values from the tensors again (after something else wrote them)."""
+        import torch
+
+        with torch.no_grad():
+            self.master.copy_(torch.cat([f[i] for f, i in zip(self.flats, self.indices)]))
 
     def step(self, gathered: Sequence[Any] | None = None) -> None:
         """One update; ``gathered[k]``, where given (not None), is tensor k's gradient at its
@@ -110,11 +127,10 @@ class SparseAdam:
             self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
             correction1, correction2 = 1 - beta1 ** float(self.steps), 1 - beta2 ** float(self.steps)
             denom = (self.exp_avg_sq.sqrt() / correction2**0.5).add_(self.eps)
-            values = torch.cat([f[i] for f, i in zip(self.flats, self.indices)]).to(self.exp_avg)
-            values.addcdiv_(self.exp_avg, denom, value=-self.lr / correction1)
+            self.master.addcdiv_(self.exp_avg, denom, value=-self.lr / correction1)
             start = 0
             for f, i in zip(self.flats, self.indices):
-                f.index_copy_(0, i, values[start : start + len(i)].to(f.dtype))
+                f.index_copy_(0, i, self.master[start : start + len(i)].to(f.dtype))
                 start += len(i)
 
 
@@ -181,9 +197,15 @@ class MaskedTuner:
         tensors = [self.params[i] for i in self.trainable]
         if not tensors:
             raise ValueError("the mask selects no parameter entries")
-        if any(self.indices[i] is None for i in self.trainable):
+        whole = [i for i in self.trainable if self.indices[i] is None]
+        if whole and all(t.dtype == torch.promote_types(t.dtype, getattr(torch, STATE_DTYPE)) for t in tensors):
             return torch.optim.Adam(tensors, lr=lr, weight_decay=0.0)
-        return SparseAdam(tensors, [self.indices[i] for i in self.trainable], lr)
+        # a half-precision model's every entry: SparseAdam over all of them, for its float32 state
+        indices = [
+            torch.arange(self.params[i].numel(), device=self.params[i].device) if i in whole else self.indices[i]
+            for i in self.trainable
+        ]
+        return SparseAdam(tensors, indices, lr)
 
     def _step(self, optimizer: Any, access: ModelAccess, batch: Sequence[MinimalPair], delimiter: str) -> None:
         """One optimiser step on ``batch``'s pair loss."""
