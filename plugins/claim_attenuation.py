@@ -50,7 +50,7 @@ def reliability(a: np.ndarray, b: np.ndarray, idx: np.ndarray) -> np.ndarray:
 
     def statistic(rows: np.ndarray) -> np.ndarray:
         r = spearman_rows(entries(a, rows), entries(b, rows))
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore"):  # r = -1: masked below, never used
             return np.where(r > 0, 2 * r / (1 + r), np.nan)
 
     return per_resample(statistic, idx)
