@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .arguments import positive_int
 from .errors import UserError, out_of_memory
 from .pairs import MinimalPair
 from .tree_attention import input_device
@@ -41,12 +42,9 @@ def batch_size_arg(value: str) -> int | str:
     if value.strip().lower() == AUTO:
         return AUTO
     try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1 or 'auto', got {value!r}")
-    return number
+        return positive_int(value)
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1 or 'auto', got {value!r}") from exc
 
 
 def scaled(value: int, batch_size: int, reference: int = DEFAULT) -> int:
