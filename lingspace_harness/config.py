@@ -11,13 +11,17 @@ from .models import ModelOptions, split_revision
 from .tasks import SPLIT_FRACTIONS
 
 #: The helpers this module offers plugins (the public API beyond ``lingspace_harness.__all__``).
-__all__ = ["cache_dir"]
+__all__ = ["RECORDED_WHEN_SET", "cache_dir"]
 
 #: Settings that say how units run, never what they compute; kept out of ``config`` in results.json.
 EXECUTION_FIELDS = ("executor", "executor_options", "shard")
 #: Settings recorded only where they differ from their defaults (added later: a run.json written
 #: before them still equals the config that resumes it).
 OMITTED_AT_DEFAULT = ("device_map", "attn_implementation", "trust_remote_code")
+#: ``dataclasses.field(metadata=RECORDED_WHEN_SET)`` marks a plugin's option that run.json records
+#: only where it differs from its default: an option added later leaves the runs recorded before
+#: it resumable (see ``options.options_record``).
+RECORDED_WHEN_SET = {"recorded": "when set"}
 #: The executor that runs units one after another in the driver's process.
 IN_PROCESS = "serial"
 

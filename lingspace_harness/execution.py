@@ -1,7 +1,8 @@
 """Units of work and how a run hands them to an executor (or runs one shard of them).
 
 A run's independent units: stage 0, each task's gradient differential; stage 1, what metrics
-declare (e.g. one FTGD tune per source task). Every unit stores its result in the unit cache
+declare (e.g. one FTGD tune per source task); stage 2 (``GATHER_STAGE``), units that read every
+unit before them (e.g. one target's column of a linear transfer space). Every unit stores its result in the unit cache
 under the output directory, so whichever process runs it, the driver then assembles
 results.json from the cache exactly as a serial run does.
 """
@@ -29,6 +30,10 @@ from .results import write_atomic
 from .units import UNITS_DIR
 
 log = logging.getLogger("lingspace_harness")
+
+#: Units of this stage and later may read every unit of the earlier stages, whichever task's
+#: (e.g. linear transfer's target columns read every source's update), not only their own task's.
+GATHER_STAGE = 2
 
 
 def plan_units(ctx: Run) -> list[Unit]:
@@ -158,7 +163,8 @@ def execute_units(
 ) -> None:
     """Run the pending units stage by stage through ``executor`` (None: in this process), or only
     shard ``(i, n)`` of them. ``merge_of=n`` (merge) computes no unit: any missing one of n
-    shards is an error."""
+    shards is an error. A shard runs its units of ``GATHER_STAGE`` only once no unit of an earlier
+    stage is pending in any shard (they read them all): else it leaves them for a rerun."""
     if merge_of is not None:
         missing = plan_units(ctx)
         if missing:
@@ -167,16 +173,35 @@ def execute_units(
     units = plan_units(ctx)
     if shard is not None:
         units = [u for u in units if shard_of(u, ctx, shard[1]) == shard[0]]
+        if any(u.stage >= GATHER_STAGE for u in units):
+            _execute(ctx, executor, prepare, [u for u in units if u.stage < GATHER_STAGE])
+            waiting = [u for u in plan_units(ctx) if u.stage < GATHER_STAGE]
+            if waiting:
+                log.warning(
+                    "shard %d/%d: %d units read every shard's earlier units, and %d of those are not finished: "
+                    "rerun this shard once every shard has finished, then merge",
+                    *shard,
+                    sum(u.stage >= GATHER_STAGE for u in units),
+                    len(waiting),
+                )
+                return
+            units = [u for u in units if u.stage >= GATHER_STAGE]
+    _execute(ctx, executor, prepare, units)
+
+
+def _execute(ctx: Run, executor: Any, prepare: Prepare, units: list[Unit]) -> None:
+    """``units`` grouped by stage, through ``executor`` (None: in this process), then checked stored."""
     stages = [[u for u in units if u.stage == stage] for stage in sorted({u.stage for u in units})]
-    if stages:
-        name = executor.name if executor is not None else "in-process"
-        log.info("%d units in %d stage(s) through the %s executor", len(units), len(stages), name)
-        options = ctx.options(executor.name) if executor is not None else None
-        spec = WorkerSpec(ctx.config, prepare, local=ctx, fingerprints=ctx.shared.fingerprints, options=options)
-        (executor.execute if executor is not None else run_in_process)(stages, spec)
-        ctx.shared.buffers.release()
-        if executor is not None:  # in-process, a unit cannot be stored out of the driver's sight
-            spec.verify(units)
+    if not stages:
+        return
+    name = executor.name if executor is not None else "in-process"
+    log.info("%d units in %d stage(s) through the %s executor", len(units), len(stages), name)
+    options = ctx.options(executor.name) if executor is not None else None
+    spec = WorkerSpec(ctx.config, prepare, local=ctx, fingerprints=ctx.shared.fingerprints, options=options)
+    (executor.execute if executor is not None else run_in_process)(stages, spec)
+    ctx.shared.buffers.release()
+    if executor is not None:  # in-process, a unit cannot be stored out of the driver's sight
+        spec.verify(units)
 
 
 def check_stored(ctx: Run, units: list[Unit]) -> None:

@@ -14,6 +14,7 @@ from dataclasses import asdict, fields, is_dataclass
 from typing import Any
 
 from .capabilities import Configurable, HasOptions
+from .config import RECORDED_WHEN_SET
 from .errors import PluginError, UserError
 
 #: Namespace attributes of plugin options are ``PREFIX + plugin + "." + field``.
@@ -82,5 +83,12 @@ def plugin_options(plugin: Any, values: dict[str, Any], seed: int) -> Any:
 
 
 def options_record(value: Any) -> dict[str, Any]:
-    """A plugin's options as a plain dict (its ``Options`` dataclass's fields, or the dict itself)."""
-    return asdict(value) if is_dataclass(value) and not isinstance(value, type) else dict(value)
+    """A plugin's options as a plain dict (its ``Options`` dataclass's fields, or the dict itself);
+    a field marked ``RECORDED_WHEN_SET`` is left out while it holds its default."""
+    if not is_dataclass(value) or isinstance(value, type):
+        return dict(value)  # type: ignore[arg-type]
+    record = asdict(value)
+    for f in fields(value):
+        if f.metadata.get("recorded") == RECORDED_WHEN_SET["recorded"] and record[f.name] == f.default:
+            del record[f.name]
+    return record

@@ -195,7 +195,9 @@ class Hypothesis(Protocol):
 @dataclass(frozen=True)
 class Unit:
     """One independent unit of work of a run. Units of a lower ``stage`` all finish before a
-    higher stage starts. ``owner`` is the metric whose ``run_unit(ctx, name)`` computes it, or
+    higher stage starts. A stage-1 unit may read its own task's stage-0 units; a unit of stage 2
+    or later may read every earlier unit (a ``--shard`` runs those once all shards have finished
+    the earlier stages). ``owner`` is the metric whose ``run_unit(ctx, name)`` computes it, or
     ``""`` for the core's own units (a task's gradient differentials); ``kind`` and ``name``
     identify what it stores (two metrics that need the same unit name it alike). ``variant``
     names the data variant it runs on ("" for the run's data, ``half-a``/``half-b`` for the

@@ -3,15 +3,19 @@ and ``lookahead`` (its cheap estimate from a few FTGD steps without early stoppi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from lingspace_harness import MetricResult, RunContext, RunPlan, Space, Unit, UserError
+from lingspace_harness.config import RECORDED_WHEN_SET
 
 from .calibration import PERPLEXITY_BOUND, flagged, relative_changes
 from .controls import MASK_KINDS, PerplexityText, perplexity_text_argument, positive_int
+from .linear import FORMS, TARGET_STAGE, linear_space, source_kind, target_column, target_kind, tune_source
+from .linear import pending_sources as linear_sources
+from .linear import pending_targets as linear_targets
 from .probing import (
     MASK,
     Tuning,
@@ -87,6 +91,31 @@ def require_positive(**flags: float | None) -> None:
             raise UserError(f"--{name.replace('_', '-')} must be positive, got {value}")
 
 
+def check_form(name: str, value: str) -> None:
+    if value not in FORMS:
+        raise UserError(f"--{name.replace('_', '-')} must be one of {', '.join(FORMS)}, got {value!r}")
+
+
+def form_argument(group: Any, flag: str, metric: str) -> None:
+    group.add_argument(
+        flag,
+        choices=FORMS,
+        help=f"rescored (default): re-score every task after each tune; linear: the first-order {metric} "
+        "space, the update dotted with each target's margin gradient (no re-scoring; model work linear in tasks)",
+    )
+
+
+def linear_units(ctx: RunContext, tuning: Tuning, owner: str) -> list[Unit]:
+    """The linear form's units: one tune per source (stage 1), one column per target (stage 2)."""
+    return [Unit(1, source_kind(tuning), s, owner) for s in linear_sources(ctx, tuning)] + [
+        Unit(TARGET_STAGE, target_kind(tuning), t, owner) for t in linear_targets(ctx, tuning)
+    ]
+
+
+def run_linear_unit(ctx: RunContext, tuning: Tuning, unit: Unit) -> None:
+    (tune_source if unit.kind == source_kind(tuning) else target_column)(ctx, tuning, unit.name)
+
+
 @dataclass(frozen=True)
 class TransferOptions:
     ftgd_lr: float = 1e-4
@@ -99,8 +128,14 @@ class TransferOptions:
     transfer_targets: int | None = None
     perplexity_text: str | None = None
     seed: int = 0
+    transfer_form: str = field(default="rescored", metadata=RECORDED_WHEN_SET)
 
     def __post_init__(self) -> None:
+        check_form("transfer_form", self.transfer_form)
+        if self.transfer_form == "linear" and (self.ftgd_mask == "full" or self.transfer_baseline):
+            raise UserError(
+                "--transfer-form linear needs a sparse mask: not with --ftgd-mask full or --transfer-baseline"
+            )
         require_positive(
             ftgd_lr=self.ftgd_lr,
             ftgd_steps=self.ftgd_steps,
@@ -148,15 +183,17 @@ class Transfer:
             "--transfer-targets",
             type=positive_int,
             metavar="N",
-            help="re-score only the first N test pairs of each target task (default: all)",
+            help="use only the first N test pairs of each target task (re-scored, or the linear form's "
+            "gradient; default: all)",
         )
         group.add_argument(
             "--perplexity-text",
             type=perplexity_text_argument,
             metavar="FILE",
             help="measure each tuned model's perplexity change on this plain text (one passage a "
-            "line; default: the BLiMP good test sentences)",
+            "line; default: the BLiMP good test sentences; with --transfer-form linear: none)",
         )
+        form_argument(group, "--transfer-form", "transfer")
 
     def strategies(self, ctx: RunPlan) -> list[str]:
         return [] if ctx.options(self.name).ftgd_mask == "full" else [ctx.provider(MASK).name]
@@ -179,10 +216,22 @@ class Transfer:
             out.append(Tuning("transfer-baseline", settings, mask="full", **common))
         return out
 
+    def linear(self, ctx: RunPlan) -> bool:
+        return ctx.options(self.name).transfer_form == "linear"
+
     def units(self, ctx: RunContext) -> list[Unit]:
+        if self.linear(ctx):
+            if ctx.needed(TUNED_STATES):
+                raise UserError(
+                    "--transfer-form linear keeps no tuned model states: cka needs --transfer-form rescored"
+                )
+            return linear_units(ctx, self.tunings(ctx)[0], self.name)
         return [Unit(1, t.kind, s, self.name) for t in self.tunings(ctx) for s in pending_sources(ctx, t)]
 
     def run_unit(self, ctx: RunContext, unit: Unit) -> None:
+        if self.linear(ctx):
+            run_linear_unit(ctx, self.tunings(ctx)[0], unit)
+            return
         tuned_row(ctx, next(t for t in self.tunings(ctx) if t.kind == unit.kind), unit.name)
 
     def tuned_rows(self, ctx: RunContext) -> dict[str, dict[str, Any]]:
@@ -203,9 +252,16 @@ class Transfer:
     def compute(self, ctx: RunContext) -> MetricResult:
         tasks = ctx.task_names
         tunings = self.tunings(ctx)
+        if self.linear(ctx):
+            matrix, linear_extra = linear_space(ctx, tunings[0])
+            text = tunings[0].text
+            if text:
+                linear_extra["perplexity_text"] = {"file": text.name, "sha256": text.sha256}
+            return MetricResult(space=Space(tasks, matrix, {**linear_extra, "normalised": normalised(matrix)}))
         rows = tuned_rows(ctx, tunings[0])
         margin = rows_to_space(tasks, rows, "margin")
         extra: dict[str, Any] = {
+            "form": "rescored",
             "variant": "margin",
             "mask": tunings[0].mask,
             **tuning_extra(tasks, rows),
@@ -231,8 +287,10 @@ class LookaheadOptions:
     lookahead_batch: int = 16
     lookahead_targets: int | None = None
     seed: int = 0
+    lookahead_form: str = field(default="rescored", metadata=RECORDED_WHEN_SET)
 
     def __post_init__(self) -> None:
+        check_form("lookahead_form", self.lookahead_form)
         require_positive(
             lookahead_steps=self.lookahead_steps,
             lookahead_lr=self.lookahead_lr,
@@ -256,11 +314,16 @@ class Lookahead:
             "--lookahead-targets",
             type=positive_int,
             metavar="N",
-            help="re-score only the first N test pairs of each target task (default: all)",
+            help="use only the first N test pairs of each target task (re-scored, or the linear form's "
+            "gradient; default: all)",
         )
+        form_argument(group, "--lookahead-form", "lookahead")
 
     def strategies(self, ctx: RunPlan) -> list[str]:
         return [ctx.provider(MASK).name]
+
+    def linear(self, ctx: RunPlan) -> bool:
+        return ctx.options(self.name).lookahead_form == "linear"
 
     def tuning(self, ctx: RunContext) -> Tuning:
         o = ctx.options(self.name)
@@ -273,19 +336,32 @@ class Lookahead:
         )
 
     def units(self, ctx: RunContext) -> list[Unit]:
+        if self.linear(ctx):
+            return linear_units(ctx, self.tuning(ctx), self.name)
         return [Unit(1, "lookahead", s, self.name) for s in pending_sources(ctx, self.tuning(ctx))]
 
     def run_unit(self, ctx: RunContext, unit: Unit) -> None:
+        if self.linear(ctx):
+            run_linear_unit(ctx, self.tuning(ctx), unit)
+            return
         tuned_row(ctx, self.tuning(ctx), unit.name)
 
     def compute(self, ctx: RunContext) -> MetricResult:
         tasks = ctx.task_names
+        if self.linear(ctx):
+            matrix, extra = linear_space(ctx, self.tuning(ctx))
+            return MetricResult(space=Space(tasks, matrix, {**extra, "normalised": normalised(matrix)}))
         rows = tuned_rows(ctx, self.tuning(ctx))
         margin = rows_to_space(tasks, rows, "margin")
         return MetricResult(
             space=Space(
                 tasks,
                 margin,
-                {"variant": "margin", **tuning_extra(tasks, rows), "targets_per_task": targets_per_task(tasks, rows)},
+                {
+                    "form": "rescored",
+                    "variant": "margin",
+                    **tuning_extra(tasks, rows),
+                    "targets_per_task": targets_per_task(tasks, rows),
+                },
             )
         )

@@ -115,7 +115,10 @@ def probe_states(ctx: RunContext) -> np.ndarray:
     return ctx.access.hidden_states(probe_sentences(ctx), delimiter=probe_delimiters(ctx))
 
 
-def _store(ctx: RunContext, tuning: Tuning) -> UnitStore:
+def unit_settings(ctx: RunContext, tuning: Tuning) -> dict[str, Any]:
+    """What a tuning's units depend on beside the run's unit key: the mask (kind, and the mask
+    strategy with its options), the tasks, the FTGD settings, the re-scored targets and the text
+    the perplexity is measured on."""
     mask: dict[str, Any] = {"kind": tuning.mask}
     if tuning.masked:
         strategy = ctx.provider(MASK).name
@@ -124,14 +127,17 @@ def _store(ctx: RunContext, tuning: Tuning) -> UnitStore:
             strategy=strategy, options=asdict(options) if hasattr(options, "__dataclass_fields__") else dict(options)
         )
     perplexity = {"on": tuning.perplexity_on, **({"sha256": tuning.text.sha256} if tuning.text else {})}
-    return ctx.units(
-        tuning.kind,
-        mask=mask,
-        tasks=ctx.task_names,
-        ftgd=asdict(tuning.settings),
-        targets=tuning.targets,
-        perplexity=perplexity,
-    )
+    return {
+        "mask": mask,
+        "tasks": ctx.task_names,
+        "ftgd": asdict(tuning.settings),
+        "targets": tuning.targets,
+        "perplexity": perplexity,
+    }
+
+
+def _store(ctx: RunContext, tuning: Tuning) -> UnitStore:
+    return ctx.units(tuning.kind, **unit_settings(ctx, tuning))
 
 
 def pending_sources(ctx: RunContext, tuning: Tuning) -> list[str]:

@@ -190,6 +190,14 @@ class MaskedTuner:
         """Write the base values back into the tuned entries."""
         self._load(self.saved)
 
+    def delta(self) -> np.ndarray:
+        """The tuned entries' current values less their base values, as float32, in the order of
+        the sorted mask (every entry, parameter by parameter, without one): Δθ on the mask."""
+        import torch
+
+        now = self._snapshot()
+        return torch.cat([(a.float() - b.float()).reshape(-1) for a, b in zip(now, self.saved)]).cpu().numpy()
+
     def optimizer(self, lr: float) -> Any:
         """Adam over the tuned entries: ``SparseAdam`` on the mask, torch.optim.Adam without one."""
         import torch
