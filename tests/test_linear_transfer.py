@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from lingspace_harness_plugins.ftgd.linear import source_store, sorted_mask
+from lingspace_harness_plugins.ftgd.linear import sorted_mask, source_store
 from lingspace_harness_plugins.ftgd.probing import targets
 
 from lingspace_harness import RunConfig, load_harness
@@ -153,7 +153,10 @@ def test_linear_lookahead_split_half_resume_and_shards(tiny_model: Path, blimp_d
     assert main(["merge", str(shards)]) == 0
     merged = json.loads((shards / "results.json").read_text())["spaces"]["lookahead"]
     assert merged["matrix"] == record["matrix"]
-    assert (merged["split_half"]["a"], merged["split_half"]["b"]) == (record["split_half"]["a"], record["split_half"]["b"])
+    assert (merged["split_half"]["a"], merged["split_half"]["b"]) == (
+        record["split_half"]["a"],
+        record["split_half"]["b"],
+    )
 
 
 def test_linear_form_options(tiny_model: Path, blimp_dir: Path, tmp_path: Path, capsys) -> None:

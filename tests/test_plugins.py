@@ -31,6 +31,7 @@ BUILTINS = {
     "markdown",
     "strategies",
     "gradsim",
+    "signed_mask",
     "ftgd",
     "cka",
     "lm_eval_results",

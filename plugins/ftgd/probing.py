@@ -201,6 +201,12 @@ def tuned_rows(ctx: RunContext, tuning: Tuning) -> dict[str, dict[str, Any]]:
     return {source: store.load_json(source) for source in ctx.task_names}
 
 
+def stored_rows(ctx: RunContext, tuning: Tuning) -> dict[str, dict[str, Any]]:
+    """The source rows stored so far (none computed): e.g. to read an unfinished run."""
+    store = _store(ctx, tuning)
+    return {s: store.load_json(s) for s in ctx.task_names if store.has(s, ".json")}
+
+
 def tuned_states(ctx: RunContext, tuning: Tuning, source: str) -> np.ndarray:
     """The pooled probe-set states of the model tuned on ``source`` (``with_states`` rows)."""
     return _store(ctx, tuning).load_array(source)

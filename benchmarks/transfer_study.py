@@ -1,0 +1,202 @@
+"""Which probe predicts the re-scored transfer space at 67 paradigms, without shared noise?
+
+    python benchmarks/transfer_study.py --truth GT --probes RUN [RUN ...] [--bootstrap 1000]
+
+``GT`` is the re-scored transfer run (``--split-half``; see ``transfer_ground_truth.py``: it may be
+unfinished, then only the sources with both halves stored enter); each ``RUN`` is a finished
+``--split-half`` run over the same tasks and pairs whose spaces are the probes (``transfer`` or
+``lookahead`` with ``--*-form linear``, ``signmask``, ``gradsim``, a re-scored ``lookahead``).
+
+A probe and the transfer it is compared with share no training pair, batch or mask: the probe
+built on half A is compared with transfer tuned on half B and the other way round, over the
+ordered off-diagonal cells (source, target), Spearman r, the two directions averaged. The
+disattenuated r divides it by √(probe's split-half r × transfer's split-half r) over the same
+cells (each half is compared with a half, so no Spearman-Brown step). Its 95% interval resamples
+tasks (sources and targets together, with replacement) and recomputes both reliabilities in each
+replicate. "centred" repeats all of it after double-centring each matrix (row and column means
+removed, over the cells compared). "same half" (labelled so) compares a probe with transfer of the
+same half: they share pairs, batches and mask. The linear transfer's calibration regresses the
+re-scored cell on the linear one of the same tune (same half), diagonal and off-diagonal apart:
+slope and R².
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import rankdata
+
+HALVES = ("half-a", "half-b")
+
+
+def truth_halves(directory: Path) -> tuple[list[str], dict[str, np.ndarray]]:
+    """The re-scored transfer space of each half, NaN rows where a source is not stored yet (or untuned)."""
+    from lingspace_harness_plugins.ftgd.probing import stored_rows
+
+    from lingspace_harness import load_harness
+    from lingspace_harness.execution import read_run_file
+    from lingspace_harness.runner import prepare
+
+    config = read_run_file(directory)
+    config.output, config.shard = directory, None
+    ctx = prepare(load_harness(), config)
+    transfer = ctx.harness.metrics.get("transfer")
+    tasks, out = ctx.task_names, {}
+    for half in HALVES:
+        variant = ctx.for_variant(half)
+        rows = stored_rows(variant, transfer.tunings(variant)[0])
+        out[half] = np.array(
+            [
+                [np.nan if s not in rows or rows[s]["margin"][t] is None else rows[s]["margin"][t] for t in tasks]
+                for s in tasks
+            ]
+        )
+    return tasks, out
+
+
+def probe_halves(path: Path, tasks: list[str]) -> dict[str, dict[str, np.ndarray]]:
+    """Each space of a finished split-half run: {"half-a", "half-b", "whole"} matrices, in ``tasks`` order."""
+    results = json.loads((path / "results.json").read_text())
+    out = {}
+    for name, space in results["spaces"].items():
+        if "split_half" not in space:
+            continue
+        order = np.ix_(*[[space["tasks"].index(t) for t in tasks]] * 2)
+        form = space.get("form")
+        label = f"{name} ({form})" if form else name
+        out[label] = {
+            "half-a": reorder(space["split_half"]["a"], order),
+            "half-b": reorder(space["split_half"]["b"], order),
+        }
+        out[label]["whole"] = reorder(space["matrix"], order)
+    return out
+
+
+def fmt(x: float) -> str:
+    return f"{x:.2f}" if np.isfinite(x) else "undefined"
+
+
+def reorder(matrix: list, order: tuple) -> np.ndarray:
+    return np.array(matrix, dtype=float)[order]
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
+        return float("nan")
+    return float(np.corrcoef(rankdata(x[ok]), rankdata(y[ok]))[0, 1])
+
+
+def centred(m: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """``m`` less its row and column means (over ``cells``), plus the grand mean."""
+    x = np.where(cells, m, np.nan)
+    return x - np.nanmean(x, axis=1, keepdims=True) - np.nanmean(x, axis=0, keepdims=True) + np.nanmean(x)
+
+
+def statistics(probe: dict, truth: dict, rows: np.ndarray, cols: np.ndarray, centre: bool) -> dict[str, float]:
+    """Cross-half r, reliabilities and disattenuated r on the cells (rows[k], cols[k])."""
+    cells = np.zeros(truth["half-a"].shape, dtype=bool)
+    cells[rows, cols] = True
+    get = (lambda m: centred(m, cells)[rows, cols]) if centre else (lambda m: m[rows, cols])
+    pa, pb, ta, tb = (
+        get(d[h]) for d, h in ((probe, "half-a"), (probe, "half-b"), (truth, "half-a"), (truth, "half-b"))
+    )
+    cross = np.nanmean([spearman(pa, tb), spearman(pb, ta)])
+    same = np.nanmean([spearman(pa, ta), spearman(pb, tb)])
+    rel_p, rel_t = spearman(pa, pb), spearman(ta, tb)
+    ok = rel_p > 0 and rel_t > 0
+    return {
+        "cross": cross,
+        "same": same,
+        "rel_probe": rel_p,
+        "rel_truth": rel_t,
+        "disattenuated": cross / np.sqrt(rel_p * rel_t) if ok else float("nan"),
+    }
+
+
+def with_interval(probe: dict, truth: dict, sources: np.ndarray, n: int, centre: bool, reps: int, seed: int) -> dict:
+    """``statistics`` on every ordered off-diagonal cell of the sources, and its task-bootstrap interval."""
+    rows, cols = np.meshgrid(sources, np.arange(n), indexing="ij")
+    keep = rows != cols
+    point = statistics(probe, truth, rows[keep], cols[keep], centre)
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(reps):
+        pick = rng.choice(n, n, replace=True)
+        src = pick[np.isin(pick, sources)]
+        r, c = np.meshgrid(src, pick, indexing="ij")
+        ok = r != c
+        draws.append(statistics(probe, truth, r[ok], c[ok], centre)["disattenuated"])
+    draws_ = np.array(draws)
+    finite = draws_[np.isfinite(draws_)]
+    point["ci"] = [float(np.percentile(finite, 2.5)), float(np.percentile(finite, 97.5))] if finite.size else None
+    point["undefined_replicates"] = int((~np.isfinite(draws_)).sum())
+    return point
+
+
+def calibration(linear: dict, truth: dict, sources: np.ndarray) -> dict[str, dict[str, float]]:
+    """Re-scored on linear, same tune (each half), pooled: slope through OLS and R², diagonal and off-diagonal."""
+    out = {}
+    for part in ("diagonal", "off-diagonal"):
+        xs, ys = [], []
+        for h in HALVES:
+            for s in sources:
+                cols = [s] if part == "diagonal" else [t for t in range(len(truth[h])) if t != s]
+                xs += list(linear[h][s, cols])
+                ys += list(truth[h][s, cols])
+        x, y = np.array(xs), np.array(ys)
+        ok = np.isfinite(x) & np.isfinite(y)
+        slope, intercept = np.polyfit(x[ok], y[ok], 1)
+        r2 = float(np.corrcoef(x[ok], y[ok])[0, 1] ** 2)
+        out[part] = {"slope": float(slope), "intercept": float(intercept), "r2": r2, "cells": int(ok.sum())}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--truth", type=Path, required=True)
+    parser.add_argument("--probes", type=Path, nargs="+", required=True)
+    parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore", RuntimeWarning)  # a replicate with no defined cell: undefined, counted
+    tasks, truth = truth_halves(args.truth)
+    both = np.all(np.isfinite(truth["half-a"]), axis=1) & np.all(np.isfinite(truth["half-b"]), axis=1)
+    sources = np.flatnonzero(both)
+    print(f"{len(tasks)} targets; {len(sources)} sources with both halves re-scored and tuned\n")
+    figures: dict = {"sources": [tasks[i] for i in sources], "probes": {}}
+    print(
+        "| probe | same half r (shared noise) | cross-half r | probe rel. | transfer rel. | disattenuated r [95% CI] "
+        "| centred: disattenuated r [95% CI] |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for run in args.probes:
+        for name, probe in probe_halves(run, tasks).items():
+            raw = with_interval(probe, truth, sources, len(tasks), False, args.bootstrap, args.seed)
+            cen = with_interval(probe, truth, sources, len(tasks), True, args.bootstrap, args.seed)
+            figures["probes"][name] = {"raw": raw, "centred": cen}
+            if name.startswith("transfer (linear"):
+                figures["probes"][name]["calibration"] = calibration(probe, truth, sources)
+            ci = lambda s: "undefined" if s["ci"] is None else f"[{s['ci'][0]:.2f}, {s['ci'][1]:.2f}]"  # noqa: E731
+            print(
+                f"| {name} | {fmt(raw['same'])} | {fmt(raw['cross'])} | {fmt(raw['rel_probe'])} "
+                f"| {fmt(raw['rel_truth'])} "
+                f"| {fmt(raw['disattenuated'])} {ci(raw)} | {fmt(cen['disattenuated'])} {ci(cen)} |"
+            )
+    for name, entry in figures["probes"].items():
+        for part, c in entry.get("calibration", {}).items():
+            print(
+                f"\ncalibration of {name}, {part}: re-scored = {c['slope']:.3f} × linear + {c['intercept']:.4f}, "
+                f"R² {c['r2']:.3f} ({c['cells']} cells)"
+            )
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1))
+
+
+if __name__ == "__main__":
+    main()
