@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 python benchmarks/linear_transfer_cost.py --data-dir ../shared/blimp --threads 1
 
-One run on SmolLM2-135M over all 67 BLiMP paradigms at ``--limit`` pairs per paradigm (400: 200
+One run on SmolLM2-135M over all 67 BLiMP paradigms at ``--limit`` pairs per split (200: 200
 test pairs per target), default FTGD settings, torch on ``--threads`` threads:
 
 - ``tune``: one source's FTGD tune (the default ``topk`` mask, early stopping), for ``--sources``
@@ -37,7 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=default_model())
     parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--limit", type=int, default=400)
+    parser.add_argument("--limit", type=int, default=200)
     parser.add_argument("--sources", type=int, default=3, help="sources tuned and targets differentiated (median)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="output directory (default: a temporary one)")

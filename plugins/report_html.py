@@ -182,7 +182,8 @@ def _rows_spaces(results: dict[str, Any]) -> list[list[Any]]:
     rows = []
     for name, space in (results.get("spaces") or {}).items():
         undefined = space.get("undefined") or {}
-        rows.append([name, len(space.get("tasks") or []), undefined.get("count"), undefined.get("reason")])
+        form = space.get("form") or "-"
+        rows.append([name, form, len(space.get("tasks") or []), undefined.get("count"), undefined.get("reason")])
     return rows
 
 
@@ -241,8 +242,9 @@ def space_sections(results: dict[str, Any]) -> list[tuple[str, list[str], list[l
     """(title, headers, rows) of the spaces' own tables: undefined cells, FTGD's perplexity flags."""
     return [
         (
-            "Spaces: undefined cells (left out of every analysis, never read as 0)",
-            ["space", "tasks", "undefined cells", "why"],
+            "Spaces: how each was built (rescored or linear), and its undefined cells (left out of every "
+            "analysis, never read as 0)",
+            ["space", "form", "tasks", "undefined cells", "why"],
             _rows_spaces(results),
         ),
         (

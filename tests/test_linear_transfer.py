@@ -136,7 +136,9 @@ def test_with_a_small_learning_rate_rescored_over_linear_is_one(
     assert np.max(np.abs(far[both] / near[both] - 1)) > np.max(np.abs(ratio - 1))
 
 
-def test_linear_lookahead_split_half_resume_and_shards(tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> None:
+def test_linear_lookahead_split_half_resume_and_shards(
+    tiny_model: Path, blimp_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     extra = ["--lookahead-form", "linear", "--split-half"]
     serial = run(tiny_model, blimp_dir, tmp_path / "serial", *extra, metric="lookahead")
     record = serial["spaces"]["lookahead"]
@@ -147,9 +149,14 @@ def test_linear_lookahead_split_half_resume_and_shards(tiny_model: Path, blimp_d
     shards = tmp_path / "shards"
     base = ["run", "--model", str(tiny_model), "--tasks", ",".join(TASKS), "--data-dir", str(blimp_dir)]
     base += ["--limit", "12", "--metric", "lookahead", "--output", str(shards), "--analysis", "none", *FTGD, *extra]
-    for _ in range(2):  # the target columns read every shard's tunes: the second round computes them
-        for i in range(2):
-            assert main([*base, "--shard", f"{i}/2"]) == 0
+    assert main([*base, "--shard", "0/2"]) == 0
+    waited = capsys.readouterr().err
+    assert "rerun this shard once every shard has finished" in waited  # shard 1's tunes are not done
+    assert main(["merge", str(shards)]) == 2  # nor are shard 0's target columns
+    capsys.readouterr()
+    for i in (1, 0):  # shard 1 finds every tune stored (its own and shard 0's): it computes its columns at once
+        assert main([*base, "--shard", f"{i}/2"]) == 0
+        assert "rerun this shard" not in capsys.readouterr().err
     assert main(["merge", str(shards)]) == 0
     merged = json.loads((shards / "results.json").read_text())["spaces"]["lookahead"]
     assert merged["matrix"] == record["matrix"]
