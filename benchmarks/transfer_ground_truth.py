@@ -1,8 +1,9 @@
 """The re-scored transfer space's ground truth, tuned on each split half first.
 
     lingspace-harness run --model M --tasks 'blimp_*' --data-dir ../shared/blimp --limit 200 \\
-        --metric transfer --split-half --transfer-targets 40 --analysis none --output GT --shard 0/1
-    OMP_NUM_THREADS=1 python benchmarks/transfer_ground_truth.py GT      # resumable; then:
+        --metric transfer --split-half --transfer-targets 40 --analysis none --output GT
+        # stop it (Ctrl-C) once it prints its units: GT/run.json is written
+    OMP_NUM_THREADS=1 python benchmarks/transfer_ground_truth.py GT      # resumable
     python benchmarks/transfer_ground_truth.py GT --status
 
 A ``--split-half`` run tunes each source three times: on the run's training pairs, on half A
@@ -10,9 +11,11 @@ and on half B. Item 3 of the transfer study needs only the halves (a probe built
 compared with transfer tuned on the other; the two halves give the reliability), so this driver
 runs the run's own units in another order: every gradient unit, then each source's two halves
 (A, then B, source by source, so that an interrupted run holds both halves of the sources it
-reached), then, last, the tunings on the whole training set. Each unit is the one ``run`` would
-compute (the same ``Worker``, the same unit keys), so the directory stays an ordinary run
-directory: ``lingspace-harness merge GT`` assembles results.json once every unit is stored.
+reached), then, last, the tunings on the whole training set. Any run directory works so:
+a linear run's halves get their tunes and then their target columns before the whole run's.
+Each unit is the one ``run`` would compute (the same ``Worker``, the same unit keys), so the
+directory stays an ordinary run directory: the same ``run`` command, once every unit is stored,
+computes nothing and writes results.json.
 """
 
 from __future__ import annotations
@@ -26,18 +29,19 @@ ORDER = {"half-a": 0, "half-b": 1, "": 2}
 
 
 def ordered(units: list, tasks: list[str]) -> list:
-    """Stage 0 first; then stage 1 by (whole run last, source, half A before half B)."""
+    """Stage 0 first; then the halves' units, stage by stage, by (source, half A before half B);
+    then the whole run's (its stage-2 units, which fill the halves' too, find those done)."""
     index = {t: i for i, t in enumerate(tasks)}
 
     def key(u) -> tuple:
-        return (u.stage, not u.variant, index.get(u.name, len(tasks)), ORDER.get(u.variant, 2), u.kind)
+        return (u.stage > 0, not u.variant, u.stage, index.get(u.name, len(tasks)), ORDER.get(u.variant, 2), u.kind)
 
     return sorted(units, key=key)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("directory", type=Path, help="a run directory written by `run --shard 0/1`")
+    parser.add_argument("directory", type=Path, help="a run directory (its run.json written by `run`)")
     parser.add_argument("--status", action="store_true", help="print the units left per kind and variant, and exit")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)

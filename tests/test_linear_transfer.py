@@ -178,3 +178,24 @@ def test_linear_form_options(tiny_model: Path, blimp_dir: Path, tmp_path: Path, 
     assert "transfer_form" not in recorded
     linear = run(tiny_model, blimp_dir, tmp_path / "new", "--transfer-form", "linear")
     assert linear["config"]["options"]["transfer"]["transfer_form"] == "linear"
+
+
+def test_a_rescored_run_stores_the_updates_the_linear_form_reads(
+    tiny_model: Path, blimp_dir: Path, tmp_path: Path
+) -> None:
+    """A re-scored transfer run stores each source's update as the linear form does (same unit
+    key, same values), so a linear space can be built from its tunes without tuning again."""
+    from lingspace_harness_plugins.ftgd.linear import pending_sources
+
+    lr = ["--ftgd-lr", "3e-3"]
+    run(tiny_model, blimp_dir, tmp_path / "rescored", *lr)
+    run(tiny_model, blimp_dir, tmp_path / "linear", *lr, "--transfer-form", "linear")
+    rescored = linear_ctx(tiny_model, blimp_dir, tmp_path / "rescored")
+    fresh = linear_ctx(tiny_model, blimp_dir, tmp_path / "linear")
+    tuning = tuning_of(rescored)
+    assert pending_sources(rescored, tuning) == []  # every tune is there already
+    for source in TASKS:
+        a, b = source_store(rescored, tuning), source_store(fresh, tuning)
+        assert a.load_json(source) == b.load_json(source)
+        if a.load_json(source)["tuned"]:
+            assert np.array_equal(a.load_array(source), b.load_array(source))

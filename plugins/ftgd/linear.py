@@ -29,8 +29,9 @@ from lingspace_harness.tasks import task_delimiter
 
 from .calibration import PERPLEXITY_BOUND, flagged, relative_changes
 from .controls import source_mask
-from .probing import Tuning, base_text_perplexity, targets, text_perplexity, unit_settings
+from .probing import base_text_perplexity, text_perplexity, update_record
 from .tuner import MaskedTuner
+from .tuning import Tuning, save_update, targets, unit_settings, update_kind, update_store
 
 #: The forms a tuning metric's space can take.
 FORMS = ("rescored", "linear")
@@ -40,21 +41,12 @@ TARGET_STAGE = 2
 HALVES = ("half-a", "half-b")
 
 
-def source_kind(tuning: Tuning) -> str:
-    return f"{tuning.kind}-linear"
+source_kind = update_kind
+source_store = update_store
 
 
 def target_kind(tuning: Tuning) -> str:
     return f"{tuning.kind}-linear-target"
-
-
-def source_store(ctx: RunContext, tuning: Tuning) -> UnitStore:
-    """Where each source's update and tuning record are stored (nothing about targets)."""
-    settings = unit_settings(ctx, tuning)
-    settings.pop("targets")
-    if not tuning.text:
-        settings.pop("perplexity")
-    return ctx.units(source_kind(tuning), **settings)
 
 
 def target_store(ctx: RunContext, tuning: Tuning) -> UnitStore:
@@ -89,10 +81,9 @@ def pending_targets(ctx: RunContext, tuning: Tuning) -> list[str]:
 
 def tune_source(ctx: RunContext, tuning: Tuning, source: str) -> None:
     """One stage-1 unit: tune on ``source``, store Δθ on its mask, restore the model."""
-    store = source_store(ctx, tuning)
     mask = sorted_mask(ctx, tuning, source)
     data = ctx.data[source]
-    before = base_text_perplexity(ctx, tuning.text) if tuning.text else None
+    before = {"perplexity": base_text_perplexity(ctx, tuning.text)} if tuning.text else {"perplexity": None}
     tuner = MaskedTuner(ctx.access.model, ctx.gradient_params, mask)
     try:
         report = tuner.tune(
@@ -100,28 +91,12 @@ def tune_source(ctx: RunContext, tuning: Tuning, source: str) -> None:
         )
         tuned = report.best_step > 0
         delta = tuner.delta() if tuned else None
-        after = text_perplexity(ctx, tuning.text) if tuned and tuning.text else None
+        after = {"perplexity": text_perplexity(ctx, tuning.text)} if tuned and tuning.text else None
     finally:
         tuner.restore()
-    if delta is not None:
-        if delta.size != mask.size:
-            raise ValueError(f"{source}: the update has {delta.size} entries for a mask of {mask.size}")
-        store.save_array(source, delta)
-    store.save_json(
-        source,
-        {
-            "tuned": tuned,
-            "steps": report.steps,
-            "best_step": report.best_step,
-            "validation_margins": report.validation_margins,
-            "n_tuned": int(mask.size),
-            "mask": tuning.mask,
-            "perplexity_on": tuning.text.label if tuning.text else None,
-            "perplexity_before": before,
-            "perplexity_change": after - before if after is not None and before is not None else None,
-            "update_norm": float(np.linalg.norm(delta.astype(np.float64))) if delta is not None else None,
-        },
-    )
+    if delta is not None and delta.size != mask.size:
+        raise ValueError(f"{source}: the update has {delta.size} entries for a mask of {mask.size}")
+    save_update(ctx, tuning, source, update_record(tuning, report, mask.size, before, after), delta)
 
 
 def target_column(ctx: RunContext, tuning: Tuning, target: str) -> None:

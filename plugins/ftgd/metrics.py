@@ -17,8 +17,6 @@ from .linear import FORMS, TARGET_STAGE, linear_space, source_kind, target_colum
 from .linear import pending_sources as linear_sources
 from .linear import pending_targets as linear_targets
 from .probing import (
-    MASK,
-    Tuning,
     pending_sources,
     probe_delimiters,
     probe_sentences,
@@ -27,6 +25,7 @@ from .probing import (
     tuned_states,
 )
 from .tuner import FTGDSettings
+from .tuning import MASK, Tuning
 
 #: The capability ``transfer`` provides: each source's tuned probe-set states (for ``cka``).
 TUNED_STATES = "tuned-states"

@@ -14,7 +14,6 @@ model's) is stored as ``tuned: false`` with undefined (null) changes, not as zer
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -23,41 +22,12 @@ from lingspace_harness import PairScore, RunContext, UnitStore
 from lingspace_harness.progress import progress_bar
 from lingspace_harness.tasks import task_delimiter
 
-from .controls import BLIMP_GOOD_TEST, PerplexityText, source_mask
-from .tuner import FTGDSettings, MaskedTuner
+from .controls import PerplexityText, source_mask
+from .tuner import MaskedTuner
+from .tuning import Tuning, save_update, targets, unit_settings
 
 #: Probe set for representations: this many good test sentences of each task.
 PROBE_PER_TASK = 16
-#: The capability whose gradient reduction is the FTGD mask.
-MASK = "mask"
-
-
-@dataclass(frozen=True)
-class Tuning:
-    """One way of tuning every source: the unit kind it is stored as, its settings, the mask
-    kind (see ``controls``; ``full`` tunes every parameter), whether it keeps probe states,
-    how many test pairs per target task are re-scored (None: all), and the general text the
-    perplexity is measured on (None: the BLiMP good test sentences)."""
-
-    kind: str
-    settings: FTGDSettings
-    mask: str = "topk"
-    with_states: bool = False
-    targets: int | None = None
-    text: PerplexityText | None = None
-
-    @property
-    def masked(self) -> bool:
-        return self.mask != "full"
-
-    @property
-    def perplexity_on(self) -> str:
-        return self.text.label if self.text else BLIMP_GOOD_TEST
-
-
-def targets(ctx: RunContext, tuning: Tuning) -> dict[str, list[Any]]:
-    """The test pairs re-scored per target task: the first ``tuning.targets`` (None: all)."""
-    return {t: list(d.test[: tuning.targets]) for t, d in ctx.data.items()}
 
 
 def text_perplexity(ctx: RunContext, text: PerplexityText) -> float:
@@ -115,27 +85,6 @@ def probe_states(ctx: RunContext) -> np.ndarray:
     return ctx.access.hidden_states(probe_sentences(ctx), delimiter=probe_delimiters(ctx))
 
 
-def unit_settings(ctx: RunContext, tuning: Tuning) -> dict[str, Any]:
-    """What a tuning's units depend on beside the run's unit key: the mask (kind, and the mask
-    strategy with its options), the tasks, the FTGD settings, the re-scored targets and the text
-    the perplexity is measured on."""
-    mask: dict[str, Any] = {"kind": tuning.mask}
-    if tuning.masked:
-        strategy = ctx.provider(MASK).name
-        options = ctx.options(strategy)
-        mask.update(
-            strategy=strategy, options=asdict(options) if hasattr(options, "__dataclass_fields__") else dict(options)
-        )
-    perplexity = {"on": tuning.perplexity_on, **({"sha256": tuning.text.sha256} if tuning.text else {})}
-    return {
-        "mask": mask,
-        "tasks": ctx.task_names,
-        "ftgd": asdict(tuning.settings),
-        "targets": tuning.targets,
-        "perplexity": perplexity,
-    }
-
-
 def _store(ctx: RunContext, tuning: Tuning) -> UnitStore:
     return ctx.units(tuning.kind, **unit_settings(ctx, tuning))
 
@@ -168,8 +117,11 @@ def tuned_row(ctx: RunContext, tuning: Tuning, source: str) -> dict[str, Any]:
         )
         if tuning.with_states:
             store.save_array(source, probe_states(ctx))
+        delta = tuner.delta() if tuned and mask is not None else None
     finally:
         tuner.restore()
+    if mask is not None:  # the linear form reuses this tune: its update, stored as the linear form stores it
+        save_update(ctx, tuning, source, update_record(tuning, report, mask.size, base, after), delta)
     row = {
         "tuned": tuned,
         "accuracy": {t: after["accuracy"][t] - base["accuracy"][t] if after else None for t in ctx.task_names},
@@ -188,6 +140,25 @@ def tuned_row(ctx: RunContext, tuning: Tuning, source: str) -> dict[str, Any]:
         row["blimp_perplexity_change"] = after["blimp_perplexity"] - base["blimp_perplexity"] if after else None
     store.save_json(source, row)
     return row
+
+
+def update_record(
+    tuning: Tuning, report: Any, n_tuned: int, base: dict[str, Any], after: dict[str, Any] | None
+) -> dict:
+    """The linear form's record of a tune (``save_update``): the general text's perplexity only."""
+    before = base["perplexity"] if tuning.text else None
+    change = after["perplexity"] - base["perplexity"] if tuning.text and after else None
+    return {
+        "tuned": report.best_step > 0,
+        "steps": report.steps,
+        "best_step": report.best_step,
+        "validation_margins": report.validation_margins,
+        "n_tuned": int(n_tuned),
+        "mask": tuning.mask,
+        "perplexity_on": tuning.text.label if tuning.text else None,
+        "perplexity_before": before,
+        "perplexity_change": change,
+    }
 
 
 def tuned_rows(ctx: RunContext, tuning: Tuning) -> dict[str, dict[str, Any]]:
