@@ -26,6 +26,7 @@ import argparse
 import json
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.stats import rankdata
@@ -33,7 +34,7 @@ from scipy.stats import rankdata
 HALVES = ("half-a", "half-b")
 
 
-def truth_halves(directory: Path) -> tuple[list[str], dict[str, np.ndarray]]:
+def truth_halves(directory: Path) -> tuple[Any, dict[str, np.ndarray]]:
     """The re-scored transfer space of each half, NaN rows where a source is not stored yet (or untuned)."""
     from lingspace_harness_plugins.ftgd.probing import stored_rows
 
@@ -55,7 +56,38 @@ def truth_halves(directory: Path) -> tuple[list[str], dict[str, np.ndarray]]:
                 for s in tasks
             ]
         )
-    return tasks, out
+    return ctx, out
+
+
+def linear_from_truth(ctx: Any) -> dict[str, np.ndarray]:
+    """The linear transfer space of each half from the updates the re-scored run stored (its own
+    tunes: the linear form's stage 2 without its units), NaN rows where a source has none yet."""
+    from lingspace_harness_plugins.ftgd.linear import sorted_mask
+    from lingspace_harness_plugins.ftgd.tuning import targets, update_store
+
+    from lingspace_harness.tasks import task_delimiter
+
+    transfer = ctx.harness.metrics.get("transfer")
+    tasks = ctx.task_names
+    halves = {h: ctx.for_variant(h) for h in HALVES}
+    tunings = {h: transfer.tunings(v)[0] for h, v in halves.items()}
+    stores = {h: update_store(v, tunings[h]) for h, v in halves.items()}
+    out = {h: np.full((len(tasks), len(tasks)), np.nan) for h in HALVES}
+    updates = {
+        (h, i): (stores[h].load_array(s).astype(np.float64), sorted_mask(halves[h], tunings[h], s))
+        for h in HALVES
+        for i, s in enumerate(tasks)
+        if stores[h].has(s, ".npy")
+    }
+    for j, t in enumerate(tasks):
+        pairs = targets(ctx, tunings["half-a"])[t]
+        (grad,) = ctx.access.gradient_differentials(
+            [pairs], ctx.gradient_params, delimiter=task_delimiter(ctx.data[t].task)
+        )
+        for (h, i), (delta, mask) in updates.items():
+            out[h][i, j] = float(delta @ grad[mask]) / len(pairs)
+        print(f"linear cells: target {j + 1}/{len(tasks)}", flush=True)
+    return out
 
 
 def probe_halves(path: Path, tasks: list[str]) -> dict[str, dict[str, np.ndarray]]:
@@ -159,14 +191,25 @@ def calibration(linear: dict, truth: dict, sources: np.ndarray) -> dict[str, dic
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--truth", type=Path, required=True)
-    parser.add_argument("--probes", type=Path, nargs="+", required=True)
+    parser.add_argument("--probes", type=Path, nargs="*", default=[])
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--linear-from-truth",
+        action="store_true",
+        help="add the linear transfer computed from the truth's own stored updates (its sources so far)",
+    )
     args = parser.parse_args()
     warnings.simplefilter("ignore", RuntimeWarning)  # a replicate with no defined cell: undefined, counted
-    tasks, truth = truth_halves(args.truth)
-    both = np.all(np.isfinite(truth["half-a"]), axis=1) & np.all(np.isfinite(truth["half-b"]), axis=1)
+    ctx, truth = truth_halves(args.truth)
+    tasks = ctx.task_names
+    probes = [(name, probe) for run in args.probes for name, probe in probe_halves(run, tasks).items()]
+    if args.linear_from_truth:
+        probes.append(("transfer (linear, the truth's tunes)", linear_from_truth(ctx)))
+    both = np.ones(len(tasks), dtype=bool)
+    for matrices in [truth] + [p for _, p in probes if p.get("whole") is None]:  # and the linear rows
+        both &= np.all(np.isfinite(matrices["half-a"]), axis=1) & np.all(np.isfinite(matrices["half-b"]), axis=1)
     sources = np.flatnonzero(both)
     print(f"{len(tasks)} targets; {len(sources)} sources with both halves re-scored and tuned\n")
     figures: dict = {"sources": [tasks[i] for i in sources], "probes": {}}
@@ -175,19 +218,18 @@ def main() -> None:
         "| centred: disattenuated r [95% CI] |"
     )
     print("|---|---|---|---|---|---|---|")
-    for run in args.probes:
-        for name, probe in probe_halves(run, tasks).items():
-            raw = with_interval(probe, truth, sources, len(tasks), False, args.bootstrap, args.seed)
-            cen = with_interval(probe, truth, sources, len(tasks), True, args.bootstrap, args.seed)
-            figures["probes"][name] = {"raw": raw, "centred": cen}
-            if name.startswith("transfer (linear"):
-                figures["probes"][name]["calibration"] = calibration(probe, truth, sources)
-            ci = lambda s: "undefined" if s["ci"] is None else f"[{s['ci'][0]:.2f}, {s['ci'][1]:.2f}]"  # noqa: E731
-            print(
-                f"| {name} | {fmt(raw['same'])} | {fmt(raw['cross'])} | {fmt(raw['rel_probe'])} "
-                f"| {fmt(raw['rel_truth'])} "
-                f"| {fmt(raw['disattenuated'])} {ci(raw)} | {fmt(cen['disattenuated'])} {ci(cen)} |"
-            )
+    for name, probe in probes:
+        raw = with_interval(probe, truth, sources, len(tasks), False, args.bootstrap, args.seed)
+        cen = with_interval(probe, truth, sources, len(tasks), True, args.bootstrap, args.seed)
+        figures["probes"][name] = {"raw": raw, "centred": cen}
+        if name.startswith("transfer (linear"):
+            figures["probes"][name]["calibration"] = calibration(probe, truth, sources)
+        ci = lambda s: "undefined" if s["ci"] is None else f"[{s['ci'][0]:.2f}, {s['ci'][1]:.2f}]"  # noqa: E731
+        print(
+            f"| {name} | {fmt(raw['same'])} | {fmt(raw['cross'])} | {fmt(raw['rel_probe'])} "
+            f"| {fmt(raw['rel_truth'])} "
+            f"| {fmt(raw['disattenuated'])} {ci(raw)} | {fmt(cen['disattenuated'])} {ci(cen)} |"
+        )
     for name, entry in figures["probes"].items():
         for part, c in entry.get("calibration", {}).items():
             print(
