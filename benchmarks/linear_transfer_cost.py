@@ -46,8 +46,9 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from lingspace_harness_plugins.ftgd.controls import source_mask
-    from lingspace_harness_plugins.ftgd.probing import targets
+    from lingspace_harness_plugins.ftgd.linear import linear_cell
     from lingspace_harness_plugins.ftgd.tuner import MaskedTuner
+    from lingspace_harness_plugins.ftgd.tuning import targets
 
     from lingspace_harness import RunConfig, load_harness
     from lingspace_harness.runner import prepare
@@ -92,7 +93,7 @@ def main() -> None:
         )
         grads.append(time.perf_counter() - begin)
         begin = time.perf_counter()
-        cells = [float(np.dot(deltas[s].astype(np.float64), grad[masks[s]])) / len(pairs[t]) for s in chosen]
+        cells = [linear_cell(deltas[s], grad, masks[s], len(pairs[t])) for s in chosen]
         dots.append((time.perf_counter() - begin) / len(chosen) * len(tasks))  # one target's dots with N sources
         print(f"target gradient {t}: {grads[-1]:.1f} s; cells {np.round(cells, 4).tolist()}", flush=True)
     tune, grad, dot = (float(np.median(x)) for x in (tunes, grads, dots))

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from lingspace_harness_plugins.ftgd.linear import sorted_mask, source_store
-from lingspace_harness_plugins.ftgd.probing import targets
+from lingspace_harness_plugins.ftgd.linear import sorted_mask
+from lingspace_harness_plugins.ftgd.tuning import targets, update_store
 
 from lingspace_harness import RunConfig, load_harness
 from lingspace_harness.cli import main
@@ -81,7 +81,7 @@ def test_a_linear_cell_is_the_directional_derivative_of_the_target_margin(
     linear = space(results)
     ctx = linear_ctx(tiny_model, blimp_dir, tmp_path / "out")
     tuning = tuning_of(ctx)
-    store = source_store(ctx, tuning)
+    store = update_store(ctx, tuning)
     tuned = [s for s in TASKS if store.load_json(s)["tuned"]]
     assert tuned, "no source tuned: the test would prove nothing"
     for j, target in enumerate(TASKS):
@@ -195,7 +195,7 @@ def test_a_rescored_run_stores_the_updates_the_linear_form_reads(
     tuning = tuning_of(rescored)
     assert pending_sources(rescored, tuning) == []  # every tune is there already
     for source in TASKS:
-        a, b = source_store(rescored, tuning), source_store(fresh, tuning)
+        a, b = update_store(rescored, tuning), update_store(fresh, tuning)
         assert a.load_json(source) == b.load_json(source)
         if a.load_json(source)["tuned"]:
             assert np.array_equal(a.load_array(source), b.load_array(source))

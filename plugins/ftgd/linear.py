@@ -29,9 +29,9 @@ from lingspace_harness.tasks import task_delimiter
 
 from .calibration import PERPLEXITY_BOUND, flagged, relative_changes
 from .controls import source_mask
-from .probing import base_text_perplexity, text_perplexity, update_record
+from .probing import base_text_perplexity, text_perplexity
 from .tuner import MaskedTuner
-from .tuning import Tuning, save_update, targets, unit_settings, update_kind, update_store
+from .tuning import Tuning, save_update, targets, unit_settings, update_store
 
 #: The forms a tuning metric's space can take.
 FORMS = ("rescored", "linear")
@@ -39,10 +39,6 @@ FORMS = ("rescored", "linear")
 TARGET_STAGE = 2
 #: The split halves a run's own target unit fills too.
 HALVES = ("half-a", "half-b")
-
-
-source_kind = update_kind
-source_store = update_store
 
 
 def target_kind(tuning: Tuning) -> str:
@@ -64,13 +60,19 @@ def sorted_mask(ctx: RunContext, tuning: Tuning, source: str) -> np.ndarray:
     return mask if mask.size < 2 or bool(np.all(mask[1:] > mask[:-1])) else np.unique(mask)
 
 
+def linear_cell(delta: np.ndarray, grad: np.ndarray, mask: np.ndarray, n_pairs: int) -> float:
+    """Δθ_s · ∇θ m_t: the update on its ``mask`` dotted with the target's summed margin gradient
+    there (float64), divided by the target's ``n_pairs``: the mean margin's first-order change."""
+    return float(np.dot(np.asarray(delta, dtype=np.float64), grad[mask])) / n_pairs
+
+
 def runs_filled(ctx: RunContext) -> list[RunContext]:
     """The run's own target unit fills its split halves' columns too (their test pairs are its)."""
     return [ctx] + ([ctx.for_variant(h) for h in HALVES] if ctx.config.split_half and not ctx.variant else [])
 
 
 def pending_sources(ctx: RunContext, tuning: Tuning) -> list[str]:
-    store = source_store(ctx, tuning)
+    store = update_store(ctx, tuning)
     return [s for s in ctx.task_names if not store.has(s, ".json")]
 
 
@@ -83,7 +85,7 @@ def tune_source(ctx: RunContext, tuning: Tuning, source: str) -> None:
     """One stage-1 unit: tune on ``source``, store Δθ on its mask, restore the model."""
     mask = sorted_mask(ctx, tuning, source)
     data = ctx.data[source]
-    before = {"perplexity": base_text_perplexity(ctx, tuning.text)} if tuning.text else {"perplexity": None}
+    before = base_text_perplexity(ctx, tuning.text) if tuning.text else None
     tuner = MaskedTuner(ctx.access.model, ctx.gradient_params, mask)
     try:
         report = tuner.tune(
@@ -91,12 +93,10 @@ def tune_source(ctx: RunContext, tuning: Tuning, source: str) -> None:
         )
         tuned = report.best_step > 0
         delta = tuner.delta() if tuned else None
-        after = {"perplexity": text_perplexity(ctx, tuning.text)} if tuned and tuning.text else None
+        after = text_perplexity(ctx, tuning.text) if tuned and tuning.text else None
     finally:
         tuner.restore()
-    if delta is not None and delta.size != mask.size:
-        raise ValueError(f"{source}: the update has {delta.size} entries for a mask of {mask.size}")
-    save_update(ctx, tuning, source, update_record(tuning, report, mask.size, before, after), delta)
+    save_update(ctx, tuning, source, report, mask.size, delta, None if before is None else (before, after))
 
 
 def target_column(ctx: RunContext, tuning: Tuning, target: str) -> None:
@@ -113,7 +113,7 @@ def target_column(ctx: RunContext, tuning: Tuning, target: str) -> None:
     (grad,) = ctx.access.gradient_differentials([pairs], ctx.gradient_params, delimiter=delimiter)
     grad = np.asarray(grad)
     for r in runs:
-        sources = source_store(r, tuning)
+        sources = update_store(r, tuning)
         column: dict[str, float | None] = {}
         for s in r.task_names:
             if not sources.has(s, ".json"):
@@ -121,8 +121,7 @@ def target_column(ctx: RunContext, tuning: Tuning, target: str) -> None:
             if not sources.load_json(s)["tuned"]:
                 column[s] = None
                 continue
-            delta = sources.load_array(s)
-            column[s] = float(np.dot(delta.astype(np.float64), grad[sorted_mask(r, tuning, s)])) / len(pairs)
+            column[s] = linear_cell(sources.load_array(s), grad, sorted_mask(r, tuning, s), len(pairs))
         target_store(r, tuning).save_json(target, {"column": column, "n_pairs": len(pairs)})
 
 
@@ -134,7 +133,7 @@ def linear_space(ctx: RunContext, tuning: Tuning) -> tuple[list[list[float]], di
         tune_source(ctx, tuning, s)
     for t in pending_targets(ctx, tuning):
         target_column(ctx, tuning, t)
-    sources, columns = source_store(ctx, tuning), target_store(ctx, tuning)
+    sources, columns = update_store(ctx, tuning), target_store(ctx, tuning)
     rows = {s: sources.load_json(s) for s in tasks}
     cols = {t: columns.load_json(t) for t in tasks}
     matrix = [[float("nan") if cols[t]["column"][s] is None else cols[t]["column"][s] for t in tasks] for s in tasks]

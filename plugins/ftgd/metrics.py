@@ -13,7 +13,7 @@ from lingspace_harness.config import RECORDED_WHEN_SET
 
 from .calibration import PERPLEXITY_BOUND, flagged, relative_changes
 from .controls import MASK_KINDS, PerplexityText, perplexity_text_argument, positive_int
-from .linear import FORMS, TARGET_STAGE, linear_space, source_kind, target_column, target_kind, tune_source
+from .linear import FORMS, TARGET_STAGE, linear_space, target_column, target_kind, tune_source
 from .linear import pending_sources as linear_sources
 from .linear import pending_targets as linear_targets
 from .probing import (
@@ -25,7 +25,7 @@ from .probing import (
     tuned_states,
 )
 from .tuner import FTGDSettings
-from .tuning import MASK, Tuning
+from .tuning import MASK, Tuning, update_kind
 
 #: The capability ``transfer`` provides: each source's tuned probe-set states (for ``cka``).
 TUNED_STATES = "tuned-states"
@@ -106,13 +106,13 @@ def form_argument(group: Any, flag: str, metric: str) -> None:
 
 def linear_units(ctx: RunContext, tuning: Tuning, owner: str) -> list[Unit]:
     """The linear form's units: one tune per source (stage 1), one column per target (stage 2)."""
-    return [Unit(1, source_kind(tuning), s, owner) for s in linear_sources(ctx, tuning)] + [
+    return [Unit(1, update_kind(tuning), s, owner) for s in linear_sources(ctx, tuning)] + [
         Unit(TARGET_STAGE, target_kind(tuning), t, owner) for t in linear_targets(ctx, tuning)
     ]
 
 
 def run_linear_unit(ctx: RunContext, tuning: Tuning, unit: Unit) -> None:
-    (tune_source if unit.kind == source_kind(tuning) else target_column)(ctx, tuning, unit.name)
+    (tune_source if unit.kind == update_kind(tuning) else target_column)(ctx, tuning, unit.name)
 
 
 @dataclass(frozen=True)

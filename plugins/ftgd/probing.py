@@ -121,7 +121,8 @@ def tuned_row(ctx: RunContext, tuning: Tuning, source: str) -> dict[str, Any]:
     finally:
         tuner.restore()
     if mask is not None:  # the linear form reuses this tune: its update, stored as the linear form stores it
-        save_update(ctx, tuning, source, update_record(tuning, report, mask.size, base, after), delta)
+        text = (base["perplexity"], after["perplexity"] if after else None) if tuning.text else None
+        save_update(ctx, tuning, source, report, mask.size, delta, text)
     row = {
         "tuned": tuned,
         "accuracy": {t: after["accuracy"][t] - base["accuracy"][t] if after else None for t in ctx.task_names},
@@ -140,25 +141,6 @@ def tuned_row(ctx: RunContext, tuning: Tuning, source: str) -> dict[str, Any]:
         row["blimp_perplexity_change"] = after["blimp_perplexity"] - base["blimp_perplexity"] if after else None
     store.save_json(source, row)
     return row
-
-
-def update_record(
-    tuning: Tuning, report: Any, n_tuned: int, base: dict[str, Any], after: dict[str, Any] | None
-) -> dict:
-    """The linear form's record of a tune (``save_update``): the general text's perplexity only."""
-    before = base["perplexity"] if tuning.text else None
-    change = after["perplexity"] - base["perplexity"] if tuning.text and after else None
-    return {
-        "tuned": report.best_step > 0,
-        "steps": report.steps,
-        "best_step": report.best_step,
-        "validation_margins": report.validation_margins,
-        "n_tuned": int(n_tuned),
-        "mask": tuning.mask,
-        "perplexity_on": tuning.text.label if tuning.text else None,
-        "perplexity_before": before,
-        "perplexity_change": change,
-    }
 
 
 def tuned_rows(ctx: RunContext, tuning: Tuning) -> dict[str, dict[str, Any]]:

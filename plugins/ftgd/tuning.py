@@ -15,7 +15,7 @@ import numpy as np
 from lingspace_harness import RunContext, UnitStore
 
 from .controls import BLIMP_GOOD_TEST, PerplexityText
-from .tuner import FTGDSettings
+from .tuner import FTGDSettings, TuneReport
 
 #: The capability whose gradient reduction is the FTGD mask.
 MASK = "mask"
@@ -86,11 +86,34 @@ def update_store(ctx: RunContext, tuning: Tuning) -> UnitStore:
     return ctx.units(update_kind(tuning), **settings)
 
 
-def save_update(ctx: RunContext, tuning: Tuning, source: str, record: dict[str, Any], delta: np.ndarray | None) -> None:
-    """Store a source's update (None: early stopping kept the untuned model) and its tuning
-    ``record`` (``tuned``, steps, perplexity), with the update's norm."""
+def save_update(
+    ctx: RunContext,
+    tuning: Tuning,
+    source: str,
+    report: TuneReport,
+    mask_size: int,
+    delta: np.ndarray | None,
+    perplexity: tuple[float, float | None] | None = None,
+) -> None:
+    """Store a source's update on its mask of ``mask_size`` entries (None: early stopping kept
+    the untuned model) and how the tune went; ``perplexity``: the general text's (before, after;
+    after None when untuned), where ``tuning.text`` is given."""
+    if delta is not None and delta.size != mask_size:
+        raise ValueError(f"{source}: the update has {delta.size} entries for a mask of {mask_size}")
     store = update_store(ctx, tuning)
     if delta is not None:
         store.save_array(source, delta)
-    norm = float(np.linalg.norm(delta.astype(np.float64))) if delta is not None else None
-    store.save_json(source, {**record, "update_norm": norm})
+    before, after = perplexity if perplexity is not None else (None, None)
+    record = {
+        "tuned": report.best_step > 0,
+        "steps": report.steps,
+        "best_step": report.best_step,
+        "validation_margins": report.validation_margins,
+        "n_tuned": int(mask_size),
+        "mask": tuning.mask,
+        "perplexity_on": tuning.text.label if tuning.text else None,
+        "perplexity_before": before,
+        "perplexity_change": after - before if after is not None and before is not None else None,
+        "update_norm": float(np.linalg.norm(delta.astype(np.float64))) if delta is not None else None,
+    }
+    store.save_json(source, record)
