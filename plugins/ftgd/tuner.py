@@ -65,6 +65,10 @@ def pair_loss(access: ModelAccess, pairs: Sequence[MinimalPair], delimiter: str 
     return torch.nn.functional.softplus(-margins).mean()
 
 
+def _copy(tensor: Any) -> Any:
+    return None if tensor is None else tensor.clone()
+
+
 class SparseAdam:
     """Adam on chosen entries of several tensors, with torch.optim.Adam's formulas (betas
     (0.9, 0.999), eps 1e-8, bias correction, no weight decay) and state for those entries only.
@@ -166,6 +170,7 @@ class MaskedTuner:
             model, [(*owners[id(self.params[i])], self.indices[i]) for i in self.hooked]
         )
         self.saved = self._snapshot()
+        self.tuned_master: Any = None  # the kept float32 master values of the last ``tune``, if any
 
     def _snapshot(self) -> list[Any]:
         """The current values of the tuned entries, one tensor per trainable parameter."""
@@ -195,8 +200,10 @@ class MaskedTuner:
         the sorted mask (every entry, parameter by parameter, without one): Δθ on the mask."""
         import torch
 
-        now = self._snapshot()
-        return torch.cat([(a.float() - b.float()).reshape(-1) for a, b in zip(now, self.saved)]).cpu().numpy()
+        base = torch.cat([b.float().reshape(-1) for b in self.saved])
+        if self.tuned_master is not None:  # a half-precision model: its float32 master values, not their rounding
+            return (self.tuned_master.float() - base).cpu().numpy()
+        return (torch.cat([a.float().reshape(-1) for a in self._snapshot()]) - base).cpu().numpy()
 
     def optimizer(self, lr: float) -> Any:
         """Adam over the tuned entries: ``SparseAdam`` on the mask, torch.optim.Adam without one."""
@@ -255,6 +262,8 @@ class MaskedTuner:
         best = mean_margin(access, validation, delimiter) if settings.early_stopping else None
         report.validation_margins.append(best if best is not None else float("nan"))
         best_state = self._snapshot() if settings.early_stopping else None
+        master = getattr(optimizer, "master", None)  # SparseAdam's float32 values, in the snapshots' order
+        best_master = _copy(master)
         stale = 0
         was_training = self.model.training
         self.model.eval()
@@ -274,6 +283,7 @@ class MaskedTuner:
                     report.validation_margins.append(margin)
                     if margin > best:
                         best, best_state, report.best_step, stale = margin, self._snapshot(), step, 0
+                        best_master = _copy(master)
                     else:
                         stale += 1
                         if stale >= settings.patience:
@@ -282,6 +292,7 @@ class MaskedTuner:
                 self._load(best_state)
             else:
                 report.best_step = report.steps
+            self.tuned_master = _copy(master if best_state is None else best_master)
         finally:
             optimizer.zero_grad()
             for _, p in self.model.named_parameters():
