@@ -4,6 +4,7 @@
         --metric transfer --split-half --transfer-targets 40 --analysis none --output GT
         # stop it (Ctrl-C) once it prints its units: GT/run.json is written
     OMP_NUM_THREADS=1 python benchmarks/transfer_ground_truth.py GT      # resumable
+    # or side by side, one process per core: ... GT --part 0/2 & ... GT --part 1/2
     python benchmarks/transfer_ground_truth.py GT --status
 
 A ``--split-half`` run tunes each source three times: on the run's training pairs, on half A
@@ -44,7 +45,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("directory", type=Path, help="a run directory (its run.json written by `run`)")
     parser.add_argument("--status", action="store_true", help="print the units left per kind and variant, and exit")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--part", default="0/1", help="I/N: every N-th unit of the order, from the I-th")
     args = parser.parse_args(argv)
+    try:
+        part, parts = (int(x) for x in args.part.split("/"))
+        if not 0 <= part < parts:
+            raise ValueError
+    except ValueError:
+        parser.error(f"--part must be I/N with 0 <= I < N, got {args.part!r}")
     import torch
 
     torch.set_num_threads(args.threads)
@@ -55,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     config = read_run_file(args.directory)
     config.output, config.shard = args.directory, None
     ctx = prepare(load_harness(), config)
-    units = ordered(plan_units(ctx), ctx.task_names)
+    units = ordered(plan_units(ctx), ctx.task_names)[part::parts]
     counts: dict[tuple, int] = {}
     for u in units:
         counts[(u.kind, u.variant or "whole")] = counts.get((u.kind, u.variant or "whole"), 0) + 1

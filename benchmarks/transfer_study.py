@@ -62,7 +62,7 @@ def truth_halves(directory: Path) -> tuple[Any, dict[str, np.ndarray]]:
 def linear_from_truth(ctx: Any) -> dict[str, np.ndarray]:
     """The linear transfer space of each half from the updates the re-scored run stored (its own
     tunes: the linear form's stage 2 without its units), NaN rows where a source has none yet."""
-    from lingspace_harness_plugins.ftgd.linear import linear_cell, sorted_mask
+    from lingspace_harness_plugins.ftgd.linear import linear_cell, stored_mask
     from lingspace_harness_plugins.ftgd.tuning import targets, update_store
 
     from lingspace_harness.tasks import task_delimiter
@@ -74,7 +74,7 @@ def linear_from_truth(ctx: Any) -> dict[str, np.ndarray]:
     stores = {h: update_store(v, tunings[h]) for h, v in halves.items()}
     out = {h: np.full((len(tasks), len(tasks)), np.nan) for h in HALVES}
     updates = {
-        (h, i): (stores[h].load_array(s), sorted_mask(halves[h], tunings[h], s))
+        (h, i): (stores[h].load_array(s), stored_mask(halves[h], tunings[h], s))
         for h in HALVES
         for i, s in enumerate(tasks)
         if stores[h].has(s, ".npy")

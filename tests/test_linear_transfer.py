@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from lingspace_harness_plugins.ftgd.linear import sorted_mask
-from lingspace_harness_plugins.ftgd.tuning import targets, update_store
+from lingspace_harness_plugins.ftgd.linear import sorted_mask, stored_mask
+from lingspace_harness_plugins.ftgd.tuning import mask_unit, targets, update_store
 
 from lingspace_harness import RunConfig, load_harness
 from lingspace_harness.cli import main
@@ -91,7 +91,9 @@ def test_a_linear_cell_is_the_directional_derivative_of_the_target_margin(
                 assert np.isnan(linear[i, j])  # undefined, not zero
                 continue
             delta = store.load_array(source).astype(np.float64)
-            expected = float(delta @ grad[sorted_mask(ctx, tuning, source)])
+            mask = stored_mask(ctx, tuning, source)  # stored beside the update: the mask recomputed
+            assert store.has(mask_unit(source), ".npy") and np.array_equal(mask, sorted_mask(ctx, tuning, source))
+            expected = float(delta @ grad[mask])
             assert linear[i, j] == pytest.approx(expected, rel=1e-3, abs=1e-6)
     # and by finite differences: m(θ + εΔ) − m(θ − εΔ) over 2ε, with the model moved along Δθ
     source, target = tuned[0], TASKS[-1]

@@ -31,7 +31,7 @@ from .calibration import PERPLEXITY_BOUND, flagged, relative_changes
 from .controls import source_mask
 from .probing import base_text_perplexity, text_perplexity
 from .tuner import MaskedTuner
-from .tuning import Tuning, save_update, targets, unit_settings, update_store
+from .tuning import Tuning, mask_unit, save_update, sorted_unique, targets, unit_settings, update_store
 
 #: The forms a tuning metric's space can take.
 FORMS = ("rescored", "linear")
@@ -56,8 +56,16 @@ def sorted_mask(ctx: RunContext, tuning: Tuning, source: str) -> np.ndarray:
     mask = source_mask(ctx, tuning.mask, source, tuning.settings.seed)
     if mask is None:
         raise ValueError("the linear form needs a sparse mask (not --ftgd-mask full)")
-    mask = np.asarray(mask, dtype=np.int64)
-    return mask if mask.size < 2 or bool(np.all(mask[1:] > mask[:-1])) else np.unique(mask)
+    return sorted_unique(mask)
+
+
+def stored_mask(ctx: RunContext, tuning: Tuning, source: str) -> np.ndarray:
+    """The sorted mask stored beside the source's update (int64), or, for an update stored
+    without one, the mask recomputed."""
+    store = update_store(ctx, tuning)
+    if store.has(mask_unit(source), ".npy"):
+        return np.asarray(store.load_array(mask_unit(source)), dtype=np.int64)
+    return sorted_mask(ctx, tuning, source)
 
 
 def linear_cell(delta: np.ndarray, grad: np.ndarray, mask: np.ndarray, n_pairs: int) -> float:
@@ -96,7 +104,7 @@ def tune_source(ctx: RunContext, tuning: Tuning, source: str) -> None:
         after = text_perplexity(ctx, tuning.text) if tuned and tuning.text else None
     finally:
         tuner.restore()
-    save_update(ctx, tuning, source, report, mask.size, delta, None if before is None else (before, after))
+    save_update(ctx, tuning, source, report, mask, delta, None if before is None else (before, after))
 
 
 def target_column(ctx: RunContext, tuning: Tuning, target: str) -> None:
@@ -121,7 +129,7 @@ def target_column(ctx: RunContext, tuning: Tuning, target: str) -> None:
             if not sources.load_json(s)["tuned"]:
                 column[s] = None
                 continue
-            column[s] = linear_cell(sources.load_array(s), grad, sorted_mask(r, tuning, s), len(pairs))
+            column[s] = linear_cell(sources.load_array(s), grad, stored_mask(r, tuning, s), len(pairs))
         target_store(r, tuning).save_json(target, {"column": column, "n_pairs": len(pairs)})
 
 

@@ -122,7 +122,7 @@ def tuned_row(ctx: RunContext, tuning: Tuning, source: str) -> dict[str, Any]:
         tuner.restore()
     if mask is not None:  # the linear form reuses this tune: its update, stored as the linear form stores it
         text = (base["perplexity"], after["perplexity"] if after else None) if tuning.text else None
-        save_update(ctx, tuning, source, report, mask.size, delta, text)
+        save_update(ctx, tuning, source, report, mask, delta, text)
     row = {
         "tuned": tuned,
         "accuracy": {t: after["accuracy"][t] - base["accuracy"][t] if after else None for t in ctx.task_names},
