@@ -132,30 +132,28 @@ def test_differentials_are_summed_in_float32(tiny_model: Path, blimp_dir: Path, 
     assert np.linalg.norm(a - b) / np.linalg.norm(a) < (0.03 if dtype == torch.bfloat16 else 0.005)
 
 
-def transfer_space(model: Path, blimp_dir: Path, out: Path, dtype: str) -> np.ndarray:
+def space_in(model: Path, blimp_dir: Path, out: Path, dtype: str, metric: str, *options: str) -> np.ndarray:
     argv = ["run", "--model", str(model), "--tasks", "blimp_anaphor*,blimp_regular_plural*"]
-    argv += ["--data-dir", str(blimp_dir), "--limit", "40", "--metric", "transfer", "--ftgd-lr", "1e-3"]
+    argv += ["--data-dir", str(blimp_dir), "--limit", "40", "--metric", metric, *options]
     assert main([*argv, "--dtype", dtype, "--analysis", "none", "--output", str(out), "-q"]) == 0
-    return np.array(json.loads((out / "results.json").read_text())["spaces"]["transfer"]["matrix"], dtype=float)
+    return np.array(json.loads((out / "results.json").read_text())["spaces"][metric]["matrix"], dtype=float)
 
 
-def test_half_precision_transfer_space_agrees_with_float32(tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> None:
-    reference = transfer_space(tiny_model, blimp_dir, tmp_path / "float32", "float32")
+def assert_half_agrees(model: Path, blimp_dir: Path, tmp_path: Path, metric: str, *options: str) -> None:
+    """Each half-precision space is defined everywhere and within ``TOLERANCE`` of float32's."""
+    reference = space_in(model, blimp_dir, tmp_path / "float32", "float32", metric, *options)
     assert np.isfinite(reference).all()
     for dtype in HALF:
         name = str(dtype).removeprefix("torch.")
-        space = transfer_space(tiny_model, blimp_dir, tmp_path / name, name)
+        space = space_in(model, blimp_dir, tmp_path / name, name, metric, *options)
         assert np.isfinite(space).all(), f"{name}: undefined cells"
         worst = np.abs(space - reference).max() / np.abs(reference).max()
         assert worst <= TOLERANCE[dtype], f"{name}: largest difference {worst:.3f} of the largest cell"
         assert np.corrcoef(space.ravel(), reference.ravel())[0, 1] >= MIN_CORRELATION
 
 
-def lookahead_space(model: Path, blimp_dir: Path, out: Path, dtype: str) -> np.ndarray:
-    argv = ["run", "--model", str(model), "--tasks", "blimp_anaphor*,blimp_regular_plural*"]
-    argv += ["--data-dir", str(blimp_dir), "--limit", "40", "--metric", "lookahead", "--lookahead-form", "linear"]
-    assert main([*argv, "--dtype", dtype, "--analysis", "none", "--output", str(out), "-q"]) == 0
-    return np.array(json.loads((out / "results.json").read_text())["spaces"]["lookahead"]["matrix"], dtype=float)
+def test_half_precision_transfer_space_agrees_with_float32(tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> None:
+    assert_half_agrees(tiny_model, blimp_dir, tmp_path, "transfer", "--ftgd-lr", "1e-3")
 
 
 def test_half_precision_linear_space_agrees_with_float32(tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> None:
@@ -163,12 +161,4 @@ def test_half_precision_linear_space_agrees_with_float32(tiny_model: Path, blimp
     dtype: 3 steps at lr 1e-4 move most masked entries by less than a bfloat16 spacing. Measured:
     with the rounded change, bfloat16's largest difference was 0.171 of the largest cell (r 0.972);
     with the master values' change 0.029 (r 0.9994), and float16's 0.007 (r 0.99995)."""
-    reference = lookahead_space(tiny_model, blimp_dir, tmp_path / "float32", "float32")
-    assert np.isfinite(reference).all()
-    for dtype in HALF:
-        name = str(dtype).removeprefix("torch.")
-        space = lookahead_space(tiny_model, blimp_dir, tmp_path / name, name)
-        assert np.isfinite(space).all(), f"{name}: undefined cells"
-        worst = np.abs(space - reference).max() / np.abs(reference).max()
-        assert worst <= TOLERANCE[dtype], f"{name}: largest difference {worst:.3f} of the largest cell"
-        assert np.corrcoef(space.ravel(), reference.ravel())[0, 1] >= MIN_CORRELATION
+    assert_half_agrees(tiny_model, blimp_dir, tmp_path, "lookahead", "--lookahead-form", "linear")
