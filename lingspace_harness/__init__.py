@@ -1,6 +1,6 @@
 """lingspace-harness: linguistic task spaces from language models' learning signals.
 
-The public API for plugins lives here (each name is documented in CONTRIBUTING.md); anything
+The public API for plugins lives here (each name is documented in docs/plugins/api.md); anything
 else may change without notice.
 """
 

@@ -208,7 +208,7 @@ def _add_analysis_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="FILE",
-        help="your own hypothesis (CSV or JSON, see README); repeatable",
+        help="your own hypothesis (CSV or JSON, see docs/user-guide/analysis.md); repeatable",
     )
 
 

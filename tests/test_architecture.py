@@ -1,5 +1,5 @@
 """The shape of the code: data flows one way, the core names no built-in, modules and
-functions stay small, and the public API is documented."""
+functions stay small, and the public API is documented (docs/plugins/api.md)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,13 @@ import lingspace_harness
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "lingspace_harness"
 PLUGINS = ROOT / "plugins"
+#: The plugin author's page whose tables list the public API and the helper modules.
+API_DOC = ROOT / "docs" / "plugins" / "api.md"
+
+
+def _doc_section(title: str) -> str:
+    """The text of ``API_DOC``'s section ``## title``, up to the next section."""
+    return API_DOC.read_text().split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
 
 
 def _module_name(path: Path) -> str:
@@ -111,12 +118,11 @@ def test_modules_and_functions_stay_small() -> None:
                 assert length <= 60, f"{path.relative_to(ROOT)}: {node.name} has {length} lines"
 
 
-def test_every_public_name_is_documented_in_contributing() -> None:
-    text = (ROOT / "CONTRIBUTING.md").read_text().split("### The public API", 1)[1].split("\n### ", 1)[0]
-    table = set(re.findall(r"^\| `([A-Za-z_]+)`", text, flags=re.M))
+def test_every_public_name_is_documented_in_the_api_page() -> None:
+    table = set(re.findall(r"^\| `([A-Za-z_]+)`", _doc_section("The public API"), flags=re.M))
     public = set(lingspace_harness.__all__) - {"__version__"}
-    assert public - table == set(), f"public names missing from CONTRIBUTING.md's API table: {public - table}"
-    assert table - public == set(), f"CONTRIBUTING.md documents names that are not public: {table - public}"
+    assert public - table == set(), f"public names missing from docs/plugins/api.md's API table: {public - table}"
+    assert table - public == set(), f"docs/plugins/api.md documents names that are not public: {table - public}"
 
 
 #: The core's helper modules (their ``__all__`` is public beside ``lingspace_harness.__all__``).
@@ -138,14 +144,14 @@ HELPER_MODULES = (
 )
 
 
-def test_every_helper_is_documented_in_contributing() -> None:
+def test_every_helper_is_documented_in_the_api_page() -> None:
     import importlib
 
-    text = (ROOT / "CONTRIBUTING.md").read_text().split("### Helper modules", 1)[1].split("\n### ", 1)[0]
+    text = _doc_section("Helper modules")
     table = set(re.findall(r"^\| `lingspace_harness\.([a-z_]+)` \| `([A-Za-z_]+)` \|", text, flags=re.M))
     helpers = {(m, n) for m in HELPER_MODULES for n in importlib.import_module(f"lingspace_harness.{m}").__all__}
-    assert helpers - table == set(), f"helpers missing from CONTRIBUTING.md: {helpers - table}"
-    assert table - helpers == set(), f"CONTRIBUTING.md documents helpers that are not public: {table - helpers}"
+    assert helpers - table == set(), f"helpers missing from docs/plugins/api.md: {helpers - table}"
+    assert table - helpers == set(), f"docs/plugins/api.md documents helpers that are not public: {table - helpers}"
     assert not {n for _, n in helpers} & set(lingspace_harness.__all__), "a helper is also in the top-level API"
 
 

@@ -133,6 +133,7 @@ class RayWithOtherWorkers:
         Ray().execute(stages, replace(worker, config=self.change(worker.config), options=RayOptions(workers=2)))
 
 
+@pytest.mark.integration  # starts a local Ray cluster
 @pytest.mark.usefixtures("ray_cluster")
 def test_ray_workers_with_another_output_or_other_data_fail_in_one_line(
     executor, tiny_model: Path, blimp_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture

@@ -212,6 +212,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             os.environ["PYTHONPATH"] = old
 
 
+@pytest.mark.integration  # starts a local Ray cluster
 def test_ray_with_two_workers_equals_the_serial_run(
     ray_cluster: Path,
     one_thread: None,
@@ -240,6 +241,7 @@ def test_ray_with_two_workers_equals_the_serial_run(
     assert all(costs[name]["cost_s"] > 0 for name in ("gradsim", "overlap", "transfer"))
 
 
+@pytest.mark.integration  # starts a local Ray cluster
 @pytest.mark.third_party_plugins  # lsh_test_flaky, installed on sys.path
 def test_a_killed_ray_worker_is_retried_and_nothing_is_lost(
     ray_cluster: Path, one_thread: None, tiny_model: Path, blimp_dir: Path, tmp_path: Path

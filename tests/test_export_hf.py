@@ -12,6 +12,8 @@ import pytest
 
 from lingspace_harness.cli import main
 
+pytestmark = pytest.mark.integration  # exports models (and runs the lm_eval CLI on one)
+
 PARADIGM = "anaphor_gender_agreement"
 
 

@@ -28,6 +28,7 @@ def test_yaml_path_command(capsys, tmp_path: Path, blimp_dir: Path) -> None:
     assert main(["yaml-path", "--write", str(tmp_path / "x")]) == 2
 
 
+@pytest.mark.integration  # runs the lm_eval CLI
 def test_lm_eval_cli_on_local_yaml_agrees(tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> None:
     assert main(["yaml-path", "--data-dir", str(blimp_dir), "--write", str(tmp_path / "yaml")]) == 0
     tasks = ",".join(f"lingspace_blimp_{p}" for p in PARADIGMS)

@@ -11,6 +11,10 @@ import venv
 import zipfile
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.integration  # builds the wheel and installs it into a fresh venv
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
