@@ -14,7 +14,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from .errors import UserError
+from .errors import UserError, error_reason
 
 #: The helpers this module offers plugins (the public API beyond ``lingspace_harness.__all__``).
 __all__ = ["atomic_open", "read_results", "write_atomic", "write_results"]
@@ -22,6 +22,10 @@ __all__ = ["atomic_open", "read_results", "write_atomic", "write_results"]
 RESULTS_FILE = "results.json"
 PAIRS_FILE = "pairs.jsonl"
 SCHEMA_VERSION = 1
+#: What every run's results.json holds (see ``new_results``), and each one's JSON type: a
+#: reader refuses a file without them (``check_results``).
+RUN_KEYS: dict[str, type] = {"version": int, "config": dict, "tasks": dict, "spaces": dict}
+_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number"}
 
 
 def new_results(
@@ -131,12 +135,45 @@ def _nan_for_null(matrix: Any) -> Any:
     return [[math.nan if v is None else v for v in row] if isinstance(row, list) else row for row in matrix]
 
 
+def _json_type(value: Any) -> str:
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def check_results(results: Any, path: Path) -> dict[str, Any]:
+    """``results`` (read from ``path``) if it is a run's results.json: an object with each of
+    ``RUN_KEYS`` of its type. Anything else is a one-line :class:`UserError` naming the file."""
+    if not isinstance(results, dict):
+        raise UserError(f"{path} is not a run's results: it holds {_json_type(results)}, not an object")
+    problems = [f"{key} is {_json_type(results[key])}" for key in RUN_KEYS if key in results and not _is(results, key)]
+    missing = [key for key in RUN_KEYS if key not in results]
+    if missing:
+        problems.insert(0, f"it has no {', '.join(missing)}")
+    if problems:
+        raise UserError(f"{path} is not a run's results ({'; '.join(problems)}); give the --output directory of a run")
+    return results
+
+
+def _is(results: dict[str, Any], key: str) -> bool:
+    """Whether ``results[key]`` has its ``RUN_KEYS`` type (a JSON true or false is no number)."""
+    value = results[key]
+    return isinstance(value, RUN_KEYS[key]) and not isinstance(value, bool)
+
+
 def read_results(out_dir: Path) -> dict[str, Any]:
-    """results.json, with the null (undefined) cells of each space's ``matrix`` and split
-    halves back as NaN."""
-    with (out_dir / RESULTS_FILE).open(encoding="utf-8") as handle:
-        results = json.load(handle)
-    for space in (results.get("spaces") or {}).values() if isinstance(results, dict) else ():
+    """A run's results.json (checked by :func:`check_results`), with the null (undefined) cells
+    of each space's ``matrix`` and split halves back as NaN. A missing or unreadable file, or
+    one that is not a run's, is a one-line :class:`UserError`."""
+    path = Path(out_dir) / RESULTS_FILE
+    if not path.is_file():
+        raise UserError(f"no {RESULTS_FILE} in {out_dir} (is it a run's --output directory?)")
+    try:
+        with path.open(encoding="utf-8") as handle:
+            results = check_results(json.load(handle), path)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read {path}: {error_reason(exc)}") from exc
+    for space in results["spaces"].values():
         if not isinstance(space, dict):
             continue
         space["matrix"] = _nan_for_null(space.get("matrix"))

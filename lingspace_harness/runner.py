@@ -131,15 +131,22 @@ def check_config(harness: Harness, config: RunConfig, metrics: list[Any], provid
         hypothesis_from_file(path)
 
 
-def check_training_pairs(config: RunConfig, metrics: list[Any], data: dict[str, TaskData]) -> None:
-    learners = [m.name for m in metrics if reads_gradients(m)]
-    empty = [name for name, d in data.items() if len(d.train) < (2 if config.split_half else 1)]
-    if learners and empty:
-        raise UserError(
-            f"metric {learners[0]!r} learns from training pairs, but task {empty[0]!r} has "
-            f"{'too few to halve' if config.split_half and data[empty[0]].train else 'none'} "
-            f"(--split-fractions {','.join(map(str, config.split_fractions))}, --limit {config.limit})"
-        )
+def check_training_pairs(
+    harness: Harness, config: RunConfig, metrics: list[Any], providers: dict[str, Any], data: dict[str, TaskData]
+) -> None:
+    """Before the model loads: every metric that learns (see ``learns``) gets training pairs in
+    every task, two or more with ``--split-half`` (which halves them)."""
+    learners = [m.name for m in metrics if learns(m, providers, harness.gradient_strategies)]
+    need = 2 if config.split_half else 1
+    short = [name for name, d in data.items() if len(d.train) < need]
+    if not (learners and short):
+        return
+    few = "too few to halve" if data[short[0]].train else "none"
+    least = f"; --split-half needs --limit {need} or more" if config.limit is not None and config.limit < need else ""
+    raise UserError(
+        f"metric {learners[0]!r} learns from training pairs, but task {short[0]!r} has {few} "
+        f"(--split-fractions {','.join(map(str, config.split_fractions))}, --limit {config.limit}){least}"
+    )
 
 
 def prepare(
@@ -153,7 +160,7 @@ def prepare(
     check_config(harness, config, metrics + helpers, providers)
     check_output({})
     data = load_data(harness, config)
-    check_training_pairs(config, metrics + helpers, data)
+    check_training_pairs(harness, config, metrics + helpers, providers, data)
     tasks = data_fingerprints(data)
     fingerprints = {"data": digest(tasks), "tasks": tasks}
     check_output(fingerprints)

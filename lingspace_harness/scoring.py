@@ -85,7 +85,10 @@ def sentence_requests(
     tokenizer: Any, sentences: Sequence[str], prefix_id: int, delimiter: Delimiters = " "
 ) -> list[Request]:
     """Encode sentences as lm-eval does for an empty context: ``[prefix] + enc(delimiter + s)``
-    (lm-eval's ``target_delimiter``: a space for BLiMP; a sequence gives one per sentence)."""
+    (lm-eval's ``target_delimiter``: a space for BLiMP; a sequence gives one per sentence).
+    No sentences give no requests (e.g. the empty first half of a one-pair training split)."""
+    if not sentences:  # a fast tokenizer raises IndexError on an empty batch
+        return []
     delimiters = [delimiter] * len(sentences) if isinstance(delimiter, str) else delimiter
     texts = [d + s for d, s in zip(delimiters, sentences, strict=True)]
     encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]

@@ -89,7 +89,12 @@ def select_tasks(
     tasks: Registry, sources: Registry, patterns: list[str], options: DataOptions = DataOptions()
 ) -> list[Task]:
     """The tasks ``--tasks`` names: globs over registered tasks, and specs for task sources
-    (``NAME:spec``, or a spec a source claims). Two tasks of one name are an error."""
+    (``NAME:spec``, or a spec a source claims). Two tasks of one name are an error, and so is
+    a selection of no task (no pattern at all, or a source that finds none)."""
+    if not patterns:
+        raise UserError(
+            "--tasks names no task; give comma-separated globs, e.g. 'blimp_*' (see `lingspace-harness tasks`)"
+        )
     order: list[tuple[str, str]] = []  # ("glob", pattern) or ("source", name), first use only
     specs: dict[str, list[str]] = {}
     for pattern in patterns:
@@ -122,6 +127,8 @@ def select_tasks(
                     f"and from {where}); select only one of them"
                 )
             chosen[task.name], origin[task.name] = task, where
+    if not chosen:
+        raise UserError(f"--tasks {','.join(patterns)!r} selects no task (see `lingspace-harness tasks`)")
     return list(chosen.values())
 
 

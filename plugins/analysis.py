@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from lingspace_harness import AnalysisContext, AnalysisOptions, DataError, Registries, UserError, hookimpl
+from lingspace_harness import AnalysisContext, AnalysisOptions, DataError, Registries, hookimpl
 from lingspace_harness.analysis import analyse
 from lingspace_harness.arguments import comma_list, positive_int
 from lingspace_harness.results import read_results, write_results
@@ -203,12 +203,7 @@ class AnalyseCommand:
 
     def run(self, args: argparse.Namespace, harness: Registries) -> int:
         directory: Path = args.directory
-        if not (directory / "results.json").is_file():
-            raise UserError(f"no results.json in {directory} (run `lingspace-harness run --output {directory}` first)")
-        try:
-            results = read_results(directory)
-        except ValueError as exc:
-            raise UserError(f"{directory / 'results.json'} is not valid JSON: {exc}") from exc
+        results = read_results(directory)  # refuses a missing file, or one that is not a run's
         options = AnalysisOptions(
             permutations=args.permutations,
             bootstraps=args.bootstraps,

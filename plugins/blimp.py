@@ -8,6 +8,7 @@ says which: ``blimp:local:<resolved dir>`` or ``blimp:hub:nyu-mll/blimp@<revisio
 
 from __future__ import annotations
 
+import logging
 import os
 from functools import partial
 from pathlib import Path
@@ -15,13 +16,17 @@ from pathlib import Path
 import yaml
 
 from lingspace_harness import DataError, DataOptions, MinimalPair, Task, hookimpl
-from lingspace_harness.pairs import pairs_from_rows, read_pairs_jsonl
+from lingspace_harness.pairs import pairs_from_rows, read_jsonl
 
 from .blimp_yaml import yaml_path
 
 HUB_DATASET = "nyu-mll/blimp"
 HUB_REVISION = "main"
 ENV_DIR = "LINGSPACE_BLIMP_DIR"
+#: Rows in each official BLiMP paradigm file; a shorter local file is used, with a warning.
+OFFICIAL_ROWS = 1000
+
+log = logging.getLogger("lingspace_harness")
 
 
 def data_dir(options: DataOptions) -> Path | None:
@@ -45,7 +50,15 @@ def load_paradigm(uid: str, options: DataOptions) -> list[MinimalPair]:
         path = local / f"{uid}.jsonl"
         if not path.is_file():
             raise DataError(f"{path} not found: the BLiMP data directory must hold the official <UID>.jsonl files")
-        return read_pairs_jsonl(path)
+        rows = list(read_jsonl(path))
+        if len(rows) < OFFICIAL_ROWS:
+            log.warning(
+                "%s: %d rows, fewer than the official BLiMP paradigm's %s (a truncated or edited copy?)",
+                path,
+                len(rows),
+                f"{OFFICIAL_ROWS:,}",
+            )
+        return pairs_from_rows(rows, str(path))
     return _from_hub(uid)
 
 

@@ -40,7 +40,6 @@ from .claims import ClaimOptions, claims, refuse_one_model, run_order
 from .comparison_text import format_comparison
 from .hypotheses import CONTROLS
 
-RESULTS_FILE = "results.json"
 COMPARISON_FILE = "comparison.json"
 VERSION = 1
 #: Builders whose per-run output the comparison reads.
@@ -55,14 +54,7 @@ def load_runs(dirs: list[Path], allow_same_model: bool = False) -> list[dict[str
     for two runs of the same model unless ``allow_same_model``."""
     if len(dirs) < 2:
         raise UserError(f"compare needs at least two run directories, got {len(dirs)}")
-    runs = []
-    for d in dirs:
-        if not (d / RESULTS_FILE).is_file():
-            raise UserError(f"compare: {d} has no {RESULTS_FILE} (is it a run's --output directory?)")
-        try:
-            runs.append(read_results(d))
-        except (OSError, ValueError) as exc:
-            raise UserError(f"compare: cannot read {d / RESULTS_FILE}: {exc}") from exc
+    runs = [read_results(d) for d in dirs]  # each refuses a missing file, or one that is not a run's
     if not allow_same_model:
         refuse_one_model(runs, dirs)
     return runs

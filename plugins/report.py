@@ -40,6 +40,8 @@ from .report_html import (
     slug,
     table,
 )
+from .report_markdown import SUMMARY_FILE, summary_text
+from .report_values import duration
 
 RESULTS_FILE = "results.json"
 COMPARISON_FILE = "comparison.json"
@@ -200,32 +202,49 @@ def write_run_report(results: dict[str, Any], out: Path) -> list[Path]:
             write_atomic(path, png)
             written.append(path)
             body.append(image(png, caption))
-    agreement = analysis.get("agreement")
-    if agreement and agreement.get("pairs"):
-        costs = (results.get("execution") or {}).get("costs") or {}
-        png = agreement_figure(agreement, costs)
-        path = out / PNG_DIR / "agreement.png"
-        write_atomic(path, png)
-        written.append(path)
-        body += [
-            "<h2>Space agreement</h2>",
-            image(
-                png,
-                "Spearman r between every two spaces (asymmetric ones "
-                "symmetrised), each labelled with its cost (seconds of "
-                "its units, execution.costs); dashes: undefined",
-            ),
-            table(AGREEMENT_HEADERS, agreement_rows(agreement, costs), agreement_caption(agreement)),
-        ]
+    agreement_body, agreement_files = agreement_section(results, out)
+    body += agreement_body
+    written += agreement_files
     body += run_tables(results)
     path = out / HTML_FILE
     write_atomic(path, [page(f"Task spaces: {Path(str((results.get('model') or {}).get('name', ''))).name}", body)])
     return [*written, path]
 
 
+def agreement_spaces(agreement: dict[str, Any]) -> list[str]:
+    """The run's spaces among the agreement's probes (a space's centred form is no space of its own)."""
+    return list(dict.fromkeys(str((p or {}).get("space")) for p in (agreement.get("probes") or {}).values()))
+
+
+def agreement_section(results: dict[str, Any], out: Path) -> tuple[list[str], list[Path]]:
+    """The "Space agreement" section and its PNG. The heatmap is drawn for a run of two or more
+    spaces only (a space and its own centred form are not two: their pair is in the table); with
+    no pairs, a line says why."""
+    agreement = (results.get("analysis") or {}).get("agreement")
+    if not agreement:
+        return [], []
+    spaces = agreement_spaces(agreement)
+    if not agreement.get("pairs"):
+        reason = agreement.get("reason") or "no pairs of spaces"
+        return ["<h2>Space agreement</h2>", f"<p>not drawn: {esc(reason)}</p>"], []
+    costs = (results.get("execution") or {}).get("costs") or {}
+    rows = table(AGREEMENT_HEADERS, agreement_rows(agreement, costs), agreement_caption(agreement))
+    if len(spaces) < 2:
+        note = f"<p>heatmap not drawn: {len(spaces)} space in this run ({', '.join(map(esc, spaces))})</p>"
+        return ["<h2>Space agreement</h2>", note, rows], []
+    png = agreement_figure(agreement, costs)
+    path = out / PNG_DIR / "agreement.png"
+    write_atomic(path, png)
+    caption = (
+        "Spearman r between every two spaces (asymmetric ones symmetrised), each labelled with its cost "
+        "(wall time of its units and compute, execution.costs); dashes: undefined"
+    )
+    return ["<h2>Space agreement</h2>", image(png, caption), rows], [path]
+
+
 def agreement_figure(agreement: dict[str, Any], costs: dict[str, Any]) -> bytes:
     """The heatmap of ``analysis.agreement``: each pair's r (NaN where undefined), probes labelled
-    with their cost (``execution.costs``)."""
+    with their cost (``execution.costs``, as a duration)."""
     names = list(agreement.get("probes") or {})
     index = {n: i for i, n in enumerate(names)}
     r = np.full((len(names), len(names)), np.nan)
@@ -233,7 +252,7 @@ def agreement_figure(agreement: dict[str, Any], costs: dict[str, Any]) -> bytes:
         i, j = index[pair["a"]], index[pair["b"]]
         r[i, j] = r[j, i] = np.nan if pair.get("r") is None else pair["r"]
     seconds = probe_costs(agreement, costs)
-    labels = [f"{n} ({seconds[n]:.3g} s)" if seconds[n] is not None else f"{n} (cost –)" for n in names]
+    labels = [f"{n} ({duration(seconds[n])})" if seconds[n] is not None else f"{n} (cost –)" for n in names]
     return figures.agreement_heatmap(labels, r, "space agreement (Spearman r)")
 
 
@@ -253,7 +272,7 @@ class HtmlReport:
 
 class ReportCommand:
     name = "report"
-    help = "write report.html (and PNGs) for a run directory or a comparison directory"
+    help = "write report.html (and PNGs) for a run directory (and its summary.md) or a comparison directory"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("dir", type=Path, metavar="DIR", help="a run's output directory, or compare's")
@@ -264,6 +283,7 @@ class ReportCommand:
     def run(self, args: argparse.Namespace, harness: Harness) -> int:
         figures.require_matplotlib()
         out = args.output or args.dir
+        summary = ""
         if (args.dir / COMPARISON_FILE).is_file():
             comparison = _read_json(args.dir / COMPARISON_FILE)
             written = write_comparison_report(comparison, out)
@@ -274,9 +294,11 @@ class ReportCommand:
                 raise UserError(f"report: cannot read {args.dir / RESULTS_FILE}: {exc}") from exc
             results = ensure_analysis(results, harness, permutations=args.permutations, seed=args.seed)
             written = write_run_report(results, out)
+            write_atomic(out / SUMMARY_FILE, [summary_text(results)])
+            summary = f", {out / SUMMARY_FILE}"
         else:
             raise UserError(f"report: {args.dir} has no {RESULTS_FILE} or {COMPARISON_FILE}")
-        print(f"wrote {out / HTML_FILE} and {len(written) - 1} images under {out / PNG_DIR}")
+        print(f"wrote {out / HTML_FILE}{summary} and {len(written) - 1} images under {out / PNG_DIR}")
         return 0
 
 

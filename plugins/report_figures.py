@@ -44,14 +44,53 @@ def _png(fig: Any, dpi: int = 110) -> bytes:
     return buffer.getvalue()
 
 
-def palette(names: Sequence[Any]) -> dict[Any, Any]:
-    """A distinct colour per name (tab20, cycled), in first-seen order."""
+#: Two palettes, defined once and disjoint, so that no graph community is drawn in a phenomenon's
+#: colour: phenomena (and other task labels) take tab20's colours; communities take Dark2's (not its
+#: grey: grey marks tasks left out), then tab20b's, each at least ``COMMUNITY_DISTANCE`` (RGB
+#: distance) from every label colour and from the communities' colours before it.
+LABEL_COLOURMAP = "tab20"
+COMMUNITY_COLOURMAPS = ("Dark2", "tab20b")
+COMMUNITY_DISTANCE = 0.15
+
+
+def label_colours() -> list[tuple[float, ...]]:
+    """The phenomenon (label) palette: tab20's colours, RGBA."""
     require_matplotlib()
     from matplotlib import colormaps
 
-    cmap = colormaps["tab20"]
+    return [tuple(map(float, c)) for c in colormaps[LABEL_COLOURMAP](np.arange(20))]
+
+
+def community_colours() -> list[tuple[float, ...]]:
+    """The community palette: colours of ``COMMUNITY_COLOURMAPS`` far from every label colour."""
+    require_matplotlib()
+    from matplotlib import colormaps
+
+    labels = np.array(label_colours())[:, :3]
+    chosen: list[tuple[float, ...]] = []
+    for name in COMMUNITY_COLOURMAPS:
+        cmap = colormaps[name]
+        for colour in cmap(np.arange(cmap.N)):
+            rgb = np.asarray(colour[:3], dtype=float)
+            if rgb.min() == rgb.max():  # a grey
+                continue
+            near = np.vstack([labels, np.array(chosen)[:, :3]]) if chosen else labels
+            if np.sqrt(((near - rgb) ** 2).sum(axis=1)).min() >= COMMUNITY_DISTANCE:
+                chosen.append((*map(float, rgb), 1.0))
+    return chosen
+
+
+def palette(names: Sequence[Any], colours: Sequence[Any] | None = None) -> dict[Any, Any]:
+    """A distinct colour per name in first-seen order, from ``colours`` (default: the label
+    palette), cycled."""
+    colours = list(colours) if colours is not None else label_colours()
     unique = list(dict.fromkeys(names))
-    return {name: cmap(i % 20) for i, name in enumerate(unique)}
+    return {name: colours[i % len(colours)] for i, name in enumerate(unique)}
+
+
+def community_palette(communities: Sequence[Any]) -> dict[Any, Any]:
+    """A colour per community (from the community palette, none of them a label's colour)."""
+    return palette(communities, community_colours())
 
 
 def short_names(tasks: Sequence[str]) -> list[str]:
@@ -189,7 +228,7 @@ def task_graph(
     size = max(6.0, min(14.0, 4.0 + 0.12 * n))
     fig = _figure(size, size)
     ax = fig.add_subplot()
-    colours: dict[Any, Any] = {**palette(sorted({c for c in communities if c is not None})), None: "0.8"}
+    colours: dict[Any, Any] = {**community_palette(sorted({c for c in communities if c is not None})), None: "0.8"}
     colours = {c: v for c, v in colours.items() if c is not None or None in communities}
     if edges:
         low, high = min(w for *_, w in edges), max(w for *_, w in edges)

@@ -10,6 +10,17 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+from .report_values import (
+    COST_HEADERS,
+    cost_rows,
+    duration,
+    fmt,
+    lexical_controls,
+    mantel_cells,
+    mantel_headers,
+    other_partials,
+    sub_test,
+)
 from .space_agreement import REFERENCE
 
 #: Where a report's images go (under the output directory), and its page.
@@ -24,27 +35,6 @@ def slug(name: str) -> str:
 
 def esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
-
-
-def fmt(value: Any) -> str:
-    """A compact text form of a results value."""
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if value != value:
-            return "undefined"
-        if value != 0 and abs(value) < 1e-3:
-            return f"{value:.2e}"
-        return f"{value:.4f}" if abs(value) < 1000 else f"{value:.4g}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(fmt(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "; ".join(f"{k}: {fmt(v)}" for k, v in value.items())
-    return str(value)
 
 
 def table(headers: list[str], rows: Iterable[list[Any]], caption: str = "") -> str:
@@ -79,44 +69,47 @@ def page(title: str, body: list[str]) -> str:
     )
 
 
-def _test(t: Any) -> str:
-    """A sub-test ``{r, p, ...}`` as ``r (p = ...)``."""
-    if not isinstance(t, dict):
-        return fmt(t)
-    return f"{fmt(t.get('r'))} (p = {fmt(t.get('p'))})" if t.get("r") is not None else fmt(t.get("reason"))
-
-
-def _partials(partial: dict[str, Any]) -> str | None:
-    """Partial Mantel tests as ``given: r (p = ..., Holm ...)``, one per control or nested label."""
-    cells = []
-    for name, t in partial.items():
-        if t.get("r") is None:
-            cells.append(f"{name}: {fmt(t.get('reason'))}")
-        else:
-            cells.append(f"{name}: {fmt(t['r'])} (p = {fmt(t.get('p'))}, Holm {fmt(t.get('p_holm'))})")
-    return "; ".join(cells) or None
-
-
-def _rows_hypotheses(analysis: dict[str, Any]) -> list[list[Any]]:
+def _rows_hypotheses(analysis: dict[str, Any], controls: list[str]) -> list[list[Any]]:
     return [
         [
             space,
             name,
-            t.get("r"),
-            t.get("p"),
+            *mantel_cells(t, controls),
             t.get("n_tasks"),
             t.get("n_permutations"),
             t.get("symmetrised"),
-            _test(t["upper"]) if "upper" in t else None,
-            _test(t["lower"]) if "lower" in t else None,
-            t.get("p_holm"),
-            _partials(t.get("partial") or {}),
+            sub_test(t["upper"]) if "upper" in t else None,
+            sub_test(t["lower"]) if "lower" in t else None,
+            other_partials(t.get("partial") or {}),
             t.get("n_undefined"),
             t.get("reason"),
         ]
         for space, tests in (analysis.get("hypotheses") or {}).items()
         for name, t in tests.items()
     ]
+
+
+def hypotheses_section(analysis: dict[str, Any]) -> tuple[str, list[str], list[list[Any]]]:
+    """The hypothesis tests: Mantel r, p and Holm p, the partial Mantel tests given each lexical
+    control some test has (dashes where a test has none), then the rest."""
+    controls = lexical_controls(
+        {f"{s}/{h}": t for s, tests in (analysis.get("hypotheses") or {}).items() for h, t in tests.items()}
+    )
+    headers = [
+        "space",
+        "hypothesis",
+        *mantel_headers(controls),
+        "tasks",
+        "permutations",
+        "symmetrised",
+        "upper triangle",
+        "lower triangle",
+        "partial Mantel given a nested label",
+        "undefined pairs left out",
+        "note",
+    ]
+    title = "Hypothesis tests (Mantel, Spearman r; partial Mantel by Freedman–Lane; Holm over the run's tests)"
+    return title, headers, _rows_hypotheses(analysis, controls)
 
 
 def _rows_generalisation(analysis: dict[str, Any]) -> list[list[Any]]:
@@ -239,7 +232,7 @@ def accuracy_tables(tasks: dict[str, Any]) -> list[str]:
 
 
 def space_sections(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[Any]]]]:
-    """(title, headers, rows) of the spaces' own tables: undefined cells, FTGD's perplexity flags."""
+    """(title, headers, rows) of the spaces' own tables: undefined cells, FTGD's perplexity flags, costs."""
     return [
         (
             "Spaces: how each was built (rescored or linear), and its undefined cells (left out of every "
@@ -252,6 +245,11 @@ def space_sections(results: dict[str, Any]) -> list[tuple[str, list[str], list[l
             ["space", "source", "perplexity on", "relative change", "bound"],
             _rows_perplexity(results),
         ),
+        (
+            "Costs: wall time of each space's units and compute (execution.costs; split halves apart)",
+            COST_HEADERS,
+            cost_rows((results.get("execution") or {}).get("costs") or {}),
+        ),
     ]
 
 
@@ -260,25 +258,7 @@ def analysis_sections(results: dict[str, Any]) -> list[tuple[str, list[str], lis
     analysis = results.get("analysis") or {}
     return [
         *space_sections(results),
-        (
-            "Hypothesis tests (Mantel, Spearman r)",
-            [
-                "space",
-                "hypothesis",
-                "r",
-                "p",
-                "tasks",
-                "permutations",
-                "symmetrised",
-                "upper triangle",
-                "lower triangle",
-                "p (Holm, over the run's tests)",
-                "partial Mantel given (Freedman–Lane)",
-                "undefined pairs left out",
-                "note",
-            ],
-            _rows_hypotheses(analysis),
-        ),
+        hypotheses_section(analysis),
         (
             "Generalisation: within vs between labels",
             ["space", "labels", "within", "between", "difference", "p", "95% CI", "undefined pairs left out", "note"],
@@ -332,8 +312,8 @@ AGREEMENT_HEADERS = [
     "undefined pairs left out",
     "symmetrised",
     f"r / {REFERENCE} ceiling",
-    "cost a (s)",
-    "cost b (s)",
+    "cost a",
+    "cost b",
     "note",
 ]
 
@@ -368,8 +348,8 @@ def agreement_rows(agreement: dict[str, Any], costs: dict[str, Any]) -> list[lis
                 pair.get("n_undefined"),
                 pair.get("symmetrised"),
                 ratio,
-                cost.get(a),
-                cost.get(b),
+                duration(cost.get(a)),
+                duration(cost.get(b)),
                 pair.get("reason"),
             ]
         )

@@ -134,7 +134,7 @@ def test_differing_tasks_are_intersected_and_said(tmp_path: Path, capsys) -> Non
 @pytest.mark.parametrize(
     "case, message",
     [
-        ("missing", "has no results.json"),
+        ("missing", "no results.json in"),
         ("one", "at least two run directories"),
         ("disjoint", "no task space is common"),
         ("labels", "1 labels for 2 runs"),

@@ -17,6 +17,7 @@ from lingspace_harness import MinimalPair, load_harness
 from lingspace_harness.cli import main
 from lingspace_harness.gradient_cache import halves
 from lingspace_harness.gradients import gradient_differential, gradient_differentials, layout_of, select_parameters
+from lingspace_harness.scoring import sentence_requests
 from lingspace_harness.selection import index_dtype, largest_magnitudes
 
 
@@ -143,6 +144,22 @@ def test_a_group_is_summed_as_if_alone_and_the_halves_add_up(tiny_model: Path) -
     direct = gradient_differential(model, tokenizer, PAIRS, prefix, params, batch_size=4)
     scale = np.abs(direct).max()
     assert scale > 0 and np.abs((a + b) - direct).max() < 1e-6 * scale  # float32 rounding only
+
+
+def test_a_one_pair_split_has_an_empty_half_that_sums_to_zero(tiny_model: Path) -> None:
+    """``--limit 1``: a training split of one pair halves into none and one (issue 33: the empty
+    half once reached the tokenizer with no sentences and raised IndexError)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    params, prefix = select_parameters(model), tokenizer.bos_token_id
+    assert sentence_requests(tokenizer, [], prefix) == []
+    first, second = halves(PAIRS[:1])
+    assert (first, second) == ([], PAIRS[:1])
+    a, b = gradient_differentials(model, tokenizer, [first, second], prefix, params, batch_size=4)
+    assert not a.any()
+    np.testing.assert_array_equal(b, gradient_differential(model, tokenizer, second, prefix, params, batch_size=4))
 
 
 TASKS = "blimp_anaphor_gender_agreement,blimp_passive_2,blimp_npi_present_1"

@@ -176,5 +176,5 @@ def test_analyse_and_report_on_a_run_with_undefined_cells(tmp_path: Path, capsys
     assert main(["report", str(tmp_path)]) == 0
     text = (tmp_path / "report.html").read_text()
     assert "zero gradient differential for task t4" in text and "hatched cells are undefined" in text
-    assert len(list((tmp_path / "report").glob("*.png"))) == 4  # heatmap, dendrogram, graph; agreement
+    assert len(list((tmp_path / "report").glob("*.png"))) == 3  # heatmap, dendrogram, graph; one space: no agreement
     assert load_harness() is not None
