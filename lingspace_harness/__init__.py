@@ -1,7 +1,7 @@
 """lingspace-harness: linguistic task spaces from language models' learning signals.
 
-The public API for plugins lives here (each name is documented in docs/plugins/api.md); anything
-else may change without notice.
+The public API for plugins, and ``load`` for a finished run's results, live here (each name is
+documented in docs/plugins/api.md); anything else may change without notice.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from .protocols import (
     SpaceBuilder,
     Unit,
 )
+from .run_results import RunResults, SpaceResult, load
 from .runner import run
 from .tasks import DataOptions, Task, TaskData, TaskSource
 from .units import UnitStore
@@ -158,8 +159,10 @@ __all__ = [
     "RunConfig",
     "RunContext",
     "RunPlan",
+    "RunResults",
     "Space",
     "SpaceBuilder",
+    "SpaceResult",
     "Task",
     "TaskData",
     "TaskSource",
@@ -170,6 +173,7 @@ __all__ = [
     "Worker",
     "WorkerSpec",
     "hookimpl",
+    "load",
     "load_harness",
     "main",
     "register_plugin",

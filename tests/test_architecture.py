@@ -137,6 +137,7 @@ HELPER_MODULES = (
     "pairs",
     "progress",
     "results",
+    "run_results",
     "scoring",
     "selection",
     "stats",

@@ -41,6 +41,7 @@ def test_wheel_installs_into_a_fresh_venv(tmp_path: Path) -> None:
         "lingspace_harness/hookspecs.py",
         "lingspace_harness/cli.py",
         "lingspace_harness/py.typed",
+        "lingspace_harness/schema/results.schema.json",
         "lingspace_harness_plugins/blimp.py",
         "lingspace_harness_plugins/hf_models.py",
         "lingspace_harness_yaml/blimp/_template_yaml",
