@@ -75,7 +75,7 @@ def linear_from_truth(ctx: Any) -> dict[str, np.ndarray]:
     stores = {h: update_store(v, tunings[h]) for h, v in halves.items()}
     out = {h: np.full((len(tasks), len(tasks)), np.nan) for h in HALVES}
     updates = {
-        (h, i): (stores[h].load_array(s), stored_mask(halves[h], tunings[h], s))
+        (h, i): (stores[h].load_array(s), stored_mask(stores[h], halves[h], tunings[h], s))
         for h in HALVES
         for i, s in enumerate(tasks)
         if stores[h].has(s, ".npy")
