@@ -1,6 +1,7 @@
 """Which probe predicts the re-scored transfer space at 67 paradigms, without shared noise?
 
-    python benchmarks/transfer_study.py --truth GT --probes RUN [RUN ...] [--bootstrap 1000]
+    python benchmarks/transfer_study.py --truth GT --probes RUN [RUN ...] [--bootstrap 1000] [--linear-from-truth]
+        [--truth-space TEMPLATE OUT]   # then: lingspace-harness analyse OUT
 
 ``GT`` is the re-scored transfer run (``--split-half``; see ``transfer_ground_truth.py``: it may be
 unfinished, then only the sources with both halves stored enter); each ``RUN`` is a finished
@@ -74,7 +75,7 @@ def linear_from_truth(ctx: Any) -> dict[str, np.ndarray]:
     stores = {h: update_store(v, tunings[h]) for h, v in halves.items()}
     out = {h: np.full((len(tasks), len(tasks)), np.nan) for h in HALVES}
     updates = {
-        (h, i): (stores[h].load_array(s), stored_mask(halves[h], tunings[h], s))
+        (h, i): (stores[h].load_array(s), stored_mask(stores[h], halves[h], tunings[h], s))
         for h in HALVES
         for i, s in enumerate(tasks)
         if stores[h].has(s, ".npy")
@@ -99,13 +100,58 @@ def probe_halves(path: Path, tasks: list[str]) -> dict[str, dict[str, np.ndarray
             continue
         order = np.ix_(*[[space["tasks"].index(t) for t in tasks]] * 2)
         form = space.get("form")
-        label = f"{name} ({form})" if form else name
+        label = f"{name} ({form})" if form and name in ("transfer", "lookahead") else name  # signmask's is "linear" too
         out[label] = {
             "half-a": reorder(space["split_half"]["a"], order),
             "half-b": reorder(space["split_half"]["b"], order),
         }
         out[label]["whole"] = reorder(space["matrix"], order)
     return out
+
+
+def write_truth_space(
+    template: Path, out: Path, tasks: list[str], truth: dict, sources: np.ndarray, probes: list
+) -> None:
+    """``out/results.json``: ``template``'s run (a finished run over the same tasks and pairs, for
+    the tasks' labels and vocabularies) with one space, ``transfer``: the re-scored space as the
+    mean of its two halves' (each tuned on half the training pairs), its halves as the split
+    halves, and the rows of sources without both halves undefined. ``lingspace-harness analyse
+    out`` then tests it as it tests any run's space. Each probe's space is written beside it with the
+    same rows undefined, so that every space is tested on the same task pairs."""
+    results = json.loads((template / "results.json").read_text())
+    if sorted(results["tasks"]) != sorted(tasks):
+        raise SystemExit(f"{template}: its tasks are not the truth's")
+    keep = np.isin(np.arange(len(tasks)), sources)[:, None]
+    halves = {h: np.where(keep, truth[h], np.nan) for h in HALVES}
+
+    def cells(m: np.ndarray) -> list:
+        return [[None if not np.isfinite(x) else float(x) for x in row] for row in m]
+
+    results["spaces"] = {
+        "transfer": {
+            "tasks": tasks,
+            "matrix": cells((halves["half-a"] + halves["half-b"]) / 2),
+            "form": "rescored",
+            "built_as": "mean of the two split halves' re-scored spaces (each tuned on half the training pairs)",
+            "split_half": {"a": cells(halves["half-a"]), "b": cells(halves["half-b"])},
+            "undefined": {"count": int((~keep).sum()), "reason": "source not yet tuned on both halves"},
+        }
+    }
+    for name, probe in probes:
+        if probe.get("whole") is None:
+            continue
+        masked = {h: np.where(keep, probe[h], np.nan) for h in (*HALVES, "whole")}
+        results["spaces"][name.replace(" (", "-").rstrip(")")] = {
+            "tasks": tasks,
+            "matrix": cells(masked["whole"]),
+            "split_half": {"a": cells(masked["half-a"]), "b": cells(masked["half-b"])},
+            "undefined": {"count": int((~keep).sum()), "reason": "rows of the sources the truth lacks"},
+        }
+    for key in ("analysis", "execution"):
+        results.pop(key, None)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    print(f"wrote {out / 'results.json'} ({len(sources)} sources); test it: lingspace-harness analyse {out}")
 
 
 def fmt(x: float) -> str:
@@ -196,6 +242,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument(
+        "--truth-space",
+        nargs=2,
+        type=Path,
+        metavar=("TEMPLATE", "OUT"),
+        help="also write OUT/results.json: the truth's halves' mean as a run's space (TEMPLATE: a run, same tasks)",
+    )
+    parser.add_argument(
         "--linear-from-truth",
         action="store_true",
         help="add the linear transfer computed from the truth's own stored updates (its sources so far)",
@@ -212,6 +265,8 @@ def main() -> None:
         both &= np.all(np.isfinite(matrices["half-a"]), axis=1) & np.all(np.isfinite(matrices["half-b"]), axis=1)
     sources = np.flatnonzero(both)
     print(f"{len(tasks)} targets; {len(sources)} sources with both halves re-scored and tuned\n")
+    if args.truth_space:
+        write_truth_space(*args.truth_space, tasks, truth, sources, probes)
     figures: dict = {"sources": [tasks[i] for i in sources], "probes": {}}
     print(
         "| probe | same half r (shared noise) | cross-half r | probe rel. | transfer rel. | disattenuated r [95% CI] "

@@ -91,7 +91,7 @@ def test_a_linear_cell_is_the_directional_derivative_of_the_target_margin(
                 assert np.isnan(linear[i, j])  # undefined, not zero
                 continue
             delta = store.load_array(source).astype(np.float64)
-            mask = stored_mask(ctx, tuning, source)  # stored beside the update: the mask recomputed
+            mask = stored_mask(store, ctx, tuning, source)  # stored beside the update: the mask recomputed
             assert store.has(mask_unit(source), ".npy") and np.array_equal(mask, sorted_mask(ctx, tuning, source))
             expected = float(delta @ grad[mask])
             assert linear[i, j] == pytest.approx(expected, rel=1e-3, abs=1e-6)

@@ -30,8 +30,8 @@ from lingspace_harness.tasks import task_delimiter
 from .calibration import PERPLEXITY_BOUND, flagged, relative_changes
 from .controls import source_mask
 from .probing import base_text_perplexity, text_perplexity
-from .tuner import MaskedTuner
-from .tuning import Tuning, mask_unit, save_update, sorted_unique, targets, unit_settings, update_store
+from .tuner import MaskedTuner, sorted_unique
+from .tuning import Tuning, mask_unit, save_update, targets, unit_settings, update_store
 
 #: The forms a tuning metric's space can take.
 FORMS = ("rescored", "linear")
@@ -59,10 +59,9 @@ def sorted_mask(ctx: RunContext, tuning: Tuning, source: str) -> np.ndarray:
     return sorted_unique(mask)
 
 
-def stored_mask(ctx: RunContext, tuning: Tuning, source: str) -> np.ndarray:
-    """The sorted mask stored beside the source's update (int64), or, for an update stored
-    without one, the mask recomputed."""
-    store = update_store(ctx, tuning)
+def stored_mask(store: UnitStore, ctx: RunContext, tuning: Tuning, source: str) -> np.ndarray:
+    """The sorted mask stored beside the source's update in ``store`` (its ``update_store``),
+    as int64, or, for an update stored without one, the mask recomputed."""
     if store.has(mask_unit(source), ".npy"):
         return np.asarray(store.load_array(mask_unit(source)), dtype=np.int64)
     return sorted_mask(ctx, tuning, source)
@@ -129,7 +128,7 @@ def target_column(ctx: RunContext, tuning: Tuning, target: str) -> None:
             if not sources.load_json(s)["tuned"]:
                 column[s] = None
                 continue
-            column[s] = linear_cell(sources.load_array(s), grad, stored_mask(r, tuning, s), len(pairs))
+            column[s] = linear_cell(sources.load_array(s), grad, stored_mask(sources, r, tuning, s), len(pairs))
         target_store(r, tuning).save_json(target, {"column": column, "n_pairs": len(pairs)})
 
 

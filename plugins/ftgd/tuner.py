@@ -65,6 +65,13 @@ def pair_loss(access: ModelAccess, pairs: Sequence[MinimalPair], delimiter: str 
     return torch.nn.functional.softplus(-margins).mean()
 
 
+def sorted_unique(mask: Any) -> np.ndarray:
+    """Flat indices as the tuner orders them: sorted and unique, int64 (the masks of ``controls``
+    are sorted already, and are not copied again)."""
+    mask = np.asarray(mask, dtype=np.int64)
+    return mask if mask.size < 2 or bool(np.all(mask[1:] > mask[:-1])) else np.unique(mask)
+
+
 def _copy(tensor: Any) -> Any:
     return None if tensor is None else tensor.clone()
 
@@ -154,9 +161,7 @@ class MaskedTuner:
         offsets = layout_of(params).offsets
         self.indices: list[Any] = []  # per param: flat indices (int64, sorted), or None for "every entry"
         if mask is not None:
-            mask = np.asarray(mask, dtype=np.int64)
-            if mask.size > 1 and not np.all(mask[1:] > mask[:-1]):  # the masks of ``controls`` are sorted already
-                mask = np.unique(mask)
+            mask = sorted_unique(mask)
         for i, param in enumerate(self.params):
             if mask is None:
                 self.indices.append(None)
@@ -292,7 +297,7 @@ class MaskedTuner:
                 self._load(best_state)
             else:
                 report.best_step = report.steps
-            self.tuned_master = _copy(master if best_state is None else best_master)
+            self.tuned_master = _copy(master) if best_state is None else best_master
         finally:
             optimizer.zero_grad()
             for _, p in self.model.named_parameters():

@@ -17,7 +17,7 @@ import numpy as np
 from lingspace_harness import RunContext, UnitStore
 
 from .controls import BLIMP_GOOD_TEST, PerplexityText
-from .tuner import FTGDSettings, TuneReport
+from .tuner import FTGDSettings, TuneReport, sorted_unique
 
 #: The capability whose gradient reduction is the FTGD mask.
 MASK = "mask"
@@ -86,12 +86,6 @@ def update_store(ctx: RunContext, tuning: Tuning) -> UnitStore:
     if not tuning.text:
         settings.pop("perplexity")
     return ctx.units(update_kind(tuning), **settings)
-
-
-def sorted_unique(mask: np.ndarray) -> np.ndarray:
-    """Flat indices as the tuner orders them: sorted and unique, int64."""
-    mask = np.asarray(mask, dtype=np.int64)
-    return mask if mask.size < 2 or bool(np.all(mask[1:] > mask[:-1])) else np.unique(mask)
 
 
 def mask_unit(source: str) -> str:
