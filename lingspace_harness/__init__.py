@@ -10,8 +10,20 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .access import ModelAccess
 from .analysis import AnalysisContext, AnalysisOptions
+from .bases import (
+    CommandBase,
+    ExecutorBase,
+    GradientStrategyBase,
+    HypothesisBase,
+    MetricBase,
+    ModelLoaderBase,
+    ReporterBase,
+    SpaceBuilderBase,
+    TaskSourceBase,
+)
 from .capabilities import (
     AlwaysComputed,
+    ArgumentGroup,
     ChecksConfig,
     ChecksOptions,
     Configurable,
@@ -24,6 +36,7 @@ from .capabilities import (
     ReducesOnDevice,
     ScoresOnly,
     Summarises,
+    TakesPluginOptions,
 )
 from .config import RunConfig
 from .errors import DataError, ModelError, PluginError, UnknownNameError, UserError
@@ -49,7 +62,7 @@ from .protocols import (
     Unit,
 )
 from .run_results import RunResults, SpaceResult, load
-from .runner import run
+from .python_api import run
 from .tasks import DataOptions, Task, TaskData, TaskSource
 from .units import UnitStore
 
@@ -122,6 +135,7 @@ except PackageNotFoundError:  # running from a source tree without an install
 
 __all__ = [
     "AlwaysComputed",
+    "ArgumentGroup",
     "ChecksConfig",
     "ChecksOptions",
     "Configurable",
@@ -135,8 +149,18 @@ __all__ = [
     "Registries",
     "ScoresOnly",
     "Summarises",
+    "TakesPluginOptions",
     "AnalysisContext",
     "AnalysisOptions",
+    "CommandBase",
+    "ExecutorBase",
+    "GradientStrategyBase",
+    "HypothesisBase",
+    "MetricBase",
+    "ModelLoaderBase",
+    "ReporterBase",
+    "SpaceBuilderBase",
+    "TaskSourceBase",
     "Command",
     "DataError",
     "DataOptions",

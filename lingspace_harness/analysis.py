@@ -11,13 +11,15 @@ from __future__ import annotations
 import csv
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .capabilities import Configurable, HasOptions
 from .errors import DataError, PluginError, UserError
+from .options import plugin_options
 from .protocols import Hypothesis, Registries
 
 #: The helpers this module offers plugins (the public API beyond ``lingspace_harness.__all__``).
@@ -26,13 +28,23 @@ __all__ = ["analyse", "hypothesis_from_file"]
 
 @dataclass
 class AnalysisOptions:
-    """Settings for ``analyse``. ``builders=None`` runs every registered space builder."""
+    """Settings for ``analyse``. ``builders=None`` runs every registered space builder.
+    ``plugins``: each space builder's own options (its ``Options``; see ``HasOptions``), which a
+    builder reads as ``ctx.options(self.name)``; one left out gets its defaults."""
 
     permutations: int = 10000
     bootstraps: int = 1000
     seed: int = 0
     hypothesis_files: list[Path] = field(default_factory=list)
     builders: list[str] | None = None
+    plugins: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, builder: str) -> Any:
+        """A space builder's own options (``ctx.options(name)``, as every kind reads its options)."""
+        try:
+            return self.plugins[builder]
+        except KeyError as exc:
+            raise UserError(f"space builder {builder!r} has no options of its own") from exc
 
 
 class FileHypothesis:
@@ -213,7 +225,12 @@ def analyse(harness: Registries, results: dict[str, Any], options: AnalysisOptio
     options = options or AnalysisOptions()
     registry = harness.space_builders
     builders = [registry.get(name) for name in options.builders] if options.builders is not None else list(registry)
-    ctx = AnalysisContext(options, harness)
+    defaults = {
+        b.name: plugin_options(b, {}, options.seed)
+        for b in builders
+        if b.name not in options.plugins and isinstance(b, (Configurable, HasOptions))
+    }
+    ctx = AnalysisContext(replace(options, plugins={**options.plugins, **defaults}), harness)
     out = {}
     for builder in builders:
         output = builder.build(results, ctx)

@@ -10,13 +10,28 @@ with part of a protocol (``units`` without ``run_unit``).
 
 from __future__ import annotations
 
+import argparse
 import difflib
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+import numpy as np
+
+from .config import RunConfig
+from .gradients import ParamLayout
 from .protocols import RunContext, RunPlan, Unit
+
+if TYPE_CHECKING:
+    import torch
 
 #: How close a public name must be to a member the harness reads to be reported as a typo.
 NEAR_MISS_CUTOFF = 0.75
+
+
+class ArgumentGroup(Protocol):
+    """What ``add_arguments(group)`` gets: an argparse argument group of the plugin's own, whose
+    ``add_argument`` takes argparse's arguments (``dest`` names a field of the plugin's ``Options``)."""
+
+    def add_argument(self, *flags: str, **kwargs: Any) -> argparse.Action: ...
 
 
 @runtime_checkable
@@ -30,7 +45,7 @@ class AlwaysComputed(Protocol):
 class Configurable(Protocol):
     """Adds its own options to ``run`` (an argparse group); they reach it through ``Options``."""
 
-    def add_arguments(self, group: Any) -> None: ...
+    def add_arguments(self, group: ArgumentGroup) -> None: ...
 
 
 @runtime_checkable
@@ -95,14 +110,14 @@ class Summarises(Protocol):
 class ChecksConfig(Protocol):
     """An executor's check of the run's config before any work (e.g. a missing dependency)."""
 
-    def check(self, config: Any) -> None: ...
+    def check(self, config: RunConfig) -> None: ...
 
 
 @runtime_checkable
 class HasLayerSlices(Protocol):
     """A vector strategy's slices of its reduction per layer (for per-layer spaces)."""
 
-    def layer_slices(self, layout: Any, options: Any) -> dict[str, list[tuple[int, int]]]: ...
+    def layer_slices(self, layout: ParamLayout, options: Any) -> dict[str, list[tuple[int, int]]]: ...
 
 
 @runtime_checkable
@@ -111,7 +126,7 @@ class ReducesOnDevice(Protocol):
     there, and only the result (a numpy array, as ``reduce`` returns) crosses to the host. The
     core uses it when the model is not on the CPU; it must equal ``reduce`` (up to float sums)."""
 
-    def reduce_tensor(self, grad: Any, layout: Any, options: Any) -> Any: ...
+    def reduce_tensor(self, grad: torch.Tensor, layout: ParamLayout, options: Any) -> np.ndarray: ...
 
 
 @runtime_checkable
@@ -119,6 +134,15 @@ class ScoresOnly(Protocol):
     """A model loader whose models only score (no gradients, no token counts)."""
 
     scores_only: bool
+
+
+@runtime_checkable
+class TakesPluginOptions(Protocol):
+    """A command that takes the ``run`` options of the plugins of some kinds (ids in
+    ``lingspace_harness.kinds.KINDS``, e.g. ``("space_builder",)``): the CLI adds their option
+    groups to its parser, and ``lingspace_harness.options.parsed_options(args)`` reads them."""
+
+    plugin_options: tuple[str, ...]
 
 
 #: The optional protocols of each registry kind (see ``plugins.HOOKS``).
@@ -139,6 +163,7 @@ OPTIONAL: dict[str, tuple[type, ...]] = {
     "model loader": (ScoresOnly,),
     "space builder": (Configurable, HasOptions),
     "reporter": (Configurable, HasOptions),
+    "command": (TakesPluginOptions,),
 }
 
 

@@ -12,8 +12,10 @@ import traceback
 from importlib.metadata import PackageNotFoundError, version
 from typing import NoReturn, TypeVar
 
-from .commands import core_commands
+from .capabilities import TakesPluginOptions
+from .commands import RunCommand, core_commands
 from .errors import PluginError, UserError, error_reason, out_of_memory
+from .options import add_plugin_arguments
 from .plugins import Harness, load_harness
 from .protocols import Command
 
@@ -78,10 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     quiet_before = os.environ.get(QUIET_ENV)
     try:
         harness = load_harness(strict="--strict" in argv)
-        parser, commands = _parser(harness)
-        args = parser.parse_args(argv)
+        args, commands = _parse(harness, argv)
         if args.command is None:
-            parser.print_help()
+            _parser(harness)[0].print_help()
             return 2
         if args.quiet:
             os.environ[QUIET_ENV] = "1"
@@ -128,9 +129,22 @@ def main(argv: list[str] | None = None) -> int:
             os.environ[QUIET_ENV] = quiet_before
 
 
-def _parser(harness: Harness) -> tuple[argparse.ArgumentParser, dict[str, Command]]:
+def _parse(harness: Harness, argv: list[str]) -> tuple[argparse.Namespace, dict[str, Command]]:
+    """``argv`` parsed; for ``run --config FILE``, the file's values are the defaults argv overrides."""
+    parser, commands, parsers = _parser(harness)
+    args = parser.parse_args(argv)
+    command = commands.get(args.command) if args.command else None
+    if isinstance(command, RunCommand) and args.config is not None:
+        parsers[args.command].set_defaults(**command.defaults(args.config))
+        args = parser.parse_args(argv)
+    return args, commands
+
+
+def _parser(
+    harness: Harness,
+) -> tuple[argparse.ArgumentParser, dict[str, Command], dict[str, argparse.ArgumentParser]]:
     """The CLI's parser: the core's commands and the plugins' (which may not replace a core one)."""
-    parser = _Parser(prog="lingspace-harness", description=DESCRIPTION)
+    parser: argparse.ArgumentParser = _Parser(prog="lingspace-harness", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=_version())
     _add_common(parser)
     common = _add_common(_Parser(add_help=False), default=argparse.SUPPRESS)
@@ -143,11 +157,15 @@ def _parser(harness: Harness) -> tuple[argparse.ArgumentParser, dict[str, Comman
                 f"command {command.name!r}, which is a core command"
             )
         commands[command.name] = command
+    parsers: dict[str, argparse.ArgumentParser] = {}
     for command in commands.values():
-        command.add_arguments(
-            sub.add_parser(command.name, help=command.help, description=command.help, parents=[common])
+        parsers[command.name] = sub.add_parser(
+            command.name, help=command.help, description=command.help, parents=[common]
         )
-    return parser, commands
+        command.add_arguments(parsers[command.name])
+        if isinstance(command, TakesPluginOptions):  # e.g. analyse: the space builders' options
+            add_plugin_arguments(parsers[command.name], harness.registries_by_kind(), command.plugin_options)
+    return parser, commands, parsers
 
 
 def _version() -> str:

@@ -14,9 +14,10 @@ from .arguments import comma_list, positive_int, shard, split_fractions
 from .batch_size import DEFAULT, batch_size_arg
 from .capabilities import Summarises
 from .config import IN_PROCESS, RunConfig
+from .config_file import run_defaults
 from .errors import UserError
 from .execution import read_run_file, shard_status
-from .options import add_plugin_arguments, optioned, parsed_options
+from .options import add_plugin_arguments, parsed_options
 from .plugins import Harness
 from .results import PAIRS_FILE, RESULTS_FILE, check_output_dir
 from .runner import prepare, run
@@ -32,6 +33,9 @@ class RunCommand:
         self.harness = harness
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.usage = (  # not every option of every plugin: the groups below list them
+            "%(prog)s --model MODEL --tasks GLOBS [--metric NAMES] [--output DIR] [--config FILE] [options]"
+        )
         _add_run_arguments(parser)
         _add_scoring_arguments(parser)
         _add_analysis_arguments(parser)
@@ -50,20 +54,26 @@ class RunCommand:
             "--shard", type=shard, metavar="I/N", help="run only slice I of N of the units into --output; then `merge`"
         )
         if self.harness is not None:
-            registries = [r for hook, r in self.harness.registries.items() if hook in OPTIONED_HOOKS]
-            owners = {name: r.owner(name) for r in registries for name in r.names()}
-            add_plugin_arguments(parser, optioned(registries), owners)
+            add_plugin_arguments(parser, self.harness.registries_by_kind())
+
+    def defaults(self, path: Path) -> dict[str, Any]:
+        """``run --config FILE``: the option destinations the file sets (``config_file``)."""
+        if self.harness is None:
+            raise ValueError("run --config needs the loaded plugins")
+        return run_defaults(path, self.harness.optioned_kind)
 
     def config(self, args: argparse.Namespace) -> RunConfig:
-        """The RunConfig that parsed ``run`` arguments stand for."""
+        """The RunConfig that parsed ``run`` arguments stand for (a UserError without a model or tasks)."""
+        for name in ("model", "tasks"):
+            if getattr(args, name) is None:
+                raise UserError(f"run: --{name} is required (or --config FILE that sets it)")
         fields = RunConfig.__dataclass_fields__
         config = RunConfig(**{k: v for k, v in vars(args).items() if k in fields})
         if config.analysis == ["none"]:
             config.analysis = []
         options = parsed_options(args)
-        config.executor_options = options.pop(config.executor, {})
-        executors = set(self.harness.executors.names()) if self.harness else set()
-        config.options = {name: values for name, values in options.items() if name not in executors}
+        config.executor_options = options.pop("executor", {}).get(config.executor, {})
+        config.options = options
         return config
 
     def run(self, args: argparse.Namespace, harness: Harness) -> int:
@@ -85,25 +95,19 @@ class RunCommand:
         return 0
 
 
-#: Registries whose objects may add their own ``run`` options.
-OPTIONED_HOOKS = (
-    "lingspace_register_gradient_strategies",
-    "lingspace_register_metrics",
-    "lingspace_register_space_builders",
-    "lingspace_register_executors",
-    "lingspace_register_reporters",
-)
-
-
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="settings from a file with run.json's keys (a run.json reproduces its run); options given here win",
+    )
+    parser.add_argument(
         "--model",
-        required=True,
         help="hub id (MODEL@REVISION for a checkpoint), local directory or .gguf file; or LOADER:spec",
     )
     parser.add_argument(
         "--tasks",
-        required=True,
         type=comma_list,
         help="comma-separated task globs, e.g. 'blimp_*'; 'lm_eval:GLOB' or a task "
         "YAML file or directory for lm-eval tasks",

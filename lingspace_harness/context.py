@@ -13,7 +13,6 @@ import numpy as np
 from .access import ModelAccess
 from .batch_size import DEFAULT
 from .capabilities import needs
-from .capabilities import strategies as metric_strategies
 from .config import RunConfig
 from .errors import UserError
 from .fingerprints import UNIT_FORMAT
@@ -33,14 +32,12 @@ __all__ = ["VARIANTS", "Run", "Shared", "halves"]
 
 @dataclass
 class Shared:
-    """What every variant of a run shares: plugins, config, model, metrics, fingerprints, scores."""
+    """What every variant of a run shares: its plan (plugins, config, metrics, providers,
+    options), model, data, fingerprints and scores."""
 
-    harness: Harness
-    config: RunConfig
+    plan: Plan
     model: LoadedModel
     data: dict[str, TaskData]
-    metrics: list[Metric]
-    providers: dict[str, Metric | GradientStrategy]
     fingerprints: dict[str, Any]
     prefix_id: int | None
     access: ModelAccess | None
@@ -49,6 +46,22 @@ class Shared:
     params: list[tuple[str, Any]] | None = None
     buffers: Buffers = field(default_factory=Buffers)
     batch_size: int | str = DEFAULT  # sentences per forward pass, ``auto`` resolved (see ``runner.resolve_batch_size``)
+
+    @property
+    def harness(self) -> Harness:
+        return self.plan.harness
+
+    @property
+    def config(self) -> RunConfig:
+        return self.plan.config
+
+    @property
+    def metrics(self) -> list[Metric]:
+        return self.plan.run_metrics
+
+    @property
+    def providers(self) -> Mapping[str, Metric | GradientStrategy]:
+        return self.plan.providers
 
 
 class Run:
@@ -60,7 +73,7 @@ class Run:
         self.shared, self.variant = shared, variant
         shared.variants.setdefault(variant, self)
         self.harness, self.config, self.model = shared.harness, shared.config, shared.model
-        self.plan = Plan(shared.harness, shared.config, shared.providers)
+        self.plan = shared.plan
         self.metrics = shared.metrics
         self.prefix_id = shared.prefix_id
         half = VARIANTS.index(variant) if variant else None
@@ -92,9 +105,10 @@ class Run:
         return self.shared.access
 
     # -- plugins ----------------------------------------------------------------------
-    def options(self, plugin: str) -> Any:
-        """A plugin's options (its ``Options`` dataclass, or a dict), from the run's config."""
-        return self.plan.options(plugin)
+    def options(self, plugin: str, kind: str | None = None) -> Any:
+        """A plugin's options (its ``Options`` dataclass, or a dict), as the plan resolved them
+        (``Plan.options``: without ``kind``, the first optioned kind with that name)."""
+        return self.plan.options(plugin, kind)
 
     def provider(self, capability: str) -> Metric | GradientStrategy:
         """The metric or gradient strategy that provides ``capability`` to this run."""
@@ -140,8 +154,8 @@ class Run:
 
     @property
     def strategies(self) -> list[str]:
-        """The gradient strategies the run's metrics need, in order."""
-        return list(dict.fromkeys(s for m in self.metrics for s in metric_strategies(m, self)))
+        """The gradient strategies the run's metrics need, in order (resolved in the plan)."""
+        return list(self.plan.strategies)
 
     def pending_gradients(self, strategies: list[str] | None = None) -> list[str]:
         """Tasks whose differential is not stored yet (``gradient_cache.pending_gradients``) for

@@ -23,7 +23,8 @@ from .config import RunConfig
 from .context import Run
 from .costs import GRADIENT, record_seconds
 from .errors import UserError
-from .outputs import RUN_FILE
+from .outputs import RUN_FILE, recorded_options
+from .plan import Plan
 from .progress import progress_bar
 from .protocols import Unit
 from .results import write_atomic
@@ -196,7 +197,7 @@ def _execute(ctx: Run, executor: Any, prepare: Prepare, units: list[Unit]) -> No
         return
     name = executor.name if executor is not None else "in-process"
     log.info("%d units in %d stage(s) through the %s executor", len(units), len(stages), name)
-    options = ctx.options(executor.name) if executor is not None else None
+    options = ctx.options(executor.name, "executor") if executor is not None else None
     spec = WorkerSpec(ctx.config, prepare, local=ctx, fingerprints=ctx.shared.fingerprints, options=options)
     (executor.execute if executor is not None else run_in_process)(stages, spec)
     ctx.shared.buffers.release()
@@ -240,12 +241,14 @@ def shard_status(ctx: Run, shards: int) -> str:
     return "\n".join(lines)
 
 
-def write_run_file(config: RunConfig, fingerprints: dict[str, Any], batch_size: int | None = None) -> Path:
-    """Record the config and fingerprints beside the units: ``merge`` rebuilds the run from it,
-    and a later run into the same directory is checked against it. ``batch_size``: what
-    ``--batch-size auto`` resolved to, kept for ``recorded_batch_size``."""
-    path = Path(config.output) / RUN_FILE
-    body: dict[str, Any] = {"config": config.to_json(), "execution": config.execution_json()}
+def write_run_file(plan: Plan, fingerprints: dict[str, Any], batch_size: int | None = None) -> Path:
+    """Record the run beside its units: ``merge`` rebuilds the run from it, and a later run into
+    the same directory is checked against it (``outputs``; the options of plugins an earlier run
+    used stay recorded, see ``outputs.recorded_options``). ``batch_size``: what ``--batch-size
+    auto`` resolved to, kept for ``recorded_batch_size``."""
+    path = Path(plan.config.output) / RUN_FILE
+    config = {**plan.config_json(), "options": recorded_options(path.parent, plan)}
+    body: dict[str, Any] = {"config": config, "execution": plan.execution_json()}
     body["fingerprints"] = fingerprints
     if batch_size is not None:
         body["batch_size"] = batch_size

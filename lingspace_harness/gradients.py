@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from .errors import UserError
 from .pairs import MinimalPair
 from .prefix_trees import TREE_NODES, tree_batches
 from .scoring import Delimiters, logit_rows, sentence_requests, softmax_rows, weighted_logprob_sum
+
+if TYPE_CHECKING:
+    import torch
 
 #: The helpers this module offers plugins (the public API beyond ``lingspace_harness.__all__``).
 __all__ = ["gradient_differential", "gradient_differentials", "layout_of", "select_parameters"]
@@ -67,7 +70,7 @@ class ParamLayout:
         return dict(sorted(out.items(), key=lambda kv: (not kv[0].isdigit(), int(kv[0]) if kv[0].isdigit() else 0)))
 
 
-def select_parameters(model: Any, include_embeddings: bool = False) -> list[tuple[str, Any]]:
+def select_parameters(model: Any, include_embeddings: bool = False) -> list[tuple[str, torch.nn.Parameter]]:
     """The model's trainable parameters, without token/position embeddings (and a tied LM head)
     unless ``include_embeddings``."""
     import torch
@@ -90,7 +93,7 @@ def select_parameters(model: Any, include_embeddings: bool = False) -> list[tupl
     return chosen
 
 
-def layout_of(params: Sequence[tuple[str, Any]]) -> ParamLayout:
+def layout_of(params: Sequence[tuple[str, torch.Tensor]]) -> ParamLayout:
     return ParamLayout(tuple(n for n, _ in params), tuple(tuple(p.shape) for _, p in params))
 
 
@@ -99,7 +102,7 @@ def gradient_differential(
     tokenizer: Any,
     pairs: Sequence[MinimalPair],
     prefix_id: int,
-    params: Sequence[tuple[str, Any]],
+    params: Sequence[tuple[str, torch.Tensor]],
     *,
     batch_size: int = 64,
     tree_nodes: int = TREE_NODES,
@@ -128,7 +131,7 @@ def gradient_differentials(
     tokenizer: Any,
     groups: Sequence[Sequence[MinimalPair]],
     prefix_id: int,
-    params: Sequence[tuple[str, Any]],
+    params: Sequence[tuple[str, torch.Tensor]],
     *,
     batch_size: int = 64,
     tree_nodes: int = TREE_NODES,
@@ -184,7 +187,7 @@ def _differential(
     tokenizer: Any,
     pairs: Sequence[MinimalPair],
     prefix_id: int,
-    params: Sequence[tuple[str, Any]],
+    params: Sequence[tuple[str, torch.Tensor]],
     *,
     batch_size: int,
     tree_nodes: int,
@@ -227,12 +230,12 @@ def _differential(
     return out
 
 
-def half_precision(tensor: Any) -> bool:
+def half_precision(tensor: torch.Tensor) -> bool:
     """Whether ``tensor`` is 16-bit floating point: its sums are accumulated in float32."""
     return bool(tensor.is_floating_point() and tensor.element_size() < 4)
 
 
-def _grad_buffer(params: Sequence[tuple[str, Any]], out: np.ndarray | None = None) -> Any:
+def _grad_buffer(params: Sequence[tuple[str, torch.Tensor]], out: np.ndarray | None = None) -> torch.Tensor:
     """A zeroed flat tensor, in the parameters' dtype and device, with each parameter's ``.grad``
     set to its slice: backward then adds every batch's gradient into it in place. It is ``out``
     itself where the parameters are float32 on the CPU."""

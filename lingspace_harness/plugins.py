@@ -21,6 +21,7 @@ import pluggy
 from . import hookspecs
 from .capabilities import half_protocols, near_misses
 from .errors import PluginError
+from .kinds import KINDS, OPTIONED, kind_of
 from .models import ModelLoader
 from .protocols import Command, Executor, GradientStrategy, Hypothesis, Metric, Reporter, SpaceBuilder
 from .registry import Contract, Registry
@@ -33,21 +34,9 @@ BUILTIN_DISTRIBUTION = "lingspace-harness"
 LOAD_ENV = "LINGSPACE_LOAD_PLUGINS"
 DISABLE_ENV = "LINGSPACE_DISABLE_PLUGINS"
 
-# hook name -> (registry kind, used in messages; what its objects must look like). What a
-# registered object must have is read off the protocol (see Contract.of), and checked in register().
-HOOKS: dict[str, tuple[str, type]] = {
-    "lingspace_register_phenomena": ("task", Task),
-    "lingspace_register_task_sources": ("task source", TaskSource),
-    "lingspace_register_model_loaders": ("model loader", ModelLoader),
-    "lingspace_register_gradient_strategies": ("gradient strategy", GradientStrategy),
-    "lingspace_register_metrics": ("metric", Metric),
-    "lingspace_register_space_builders": ("space builder", SpaceBuilder),
-    "lingspace_register_hypotheses": ("hypothesis", Hypothesis),
-    "lingspace_register_executors": ("executor", Executor),
-    "lingspace_register_reporters": ("reporter", Reporter),
-    "lingspace_register_commands": ("command", Command),
-}
-KINDS = {hook: kind for hook, (kind, _) in HOOKS.items()}
+#: hook name -> (the kind in messages, what its objects must look like), from ``kinds.KINDS``.
+#: What a registered object must have is read off the contract (see Contract.of), and checked in register().
+HOOKS: dict[str, tuple[str, type]] = {k.hook: (k.label, k.contract) for k in KINDS}
 
 # Plugins added in-process (tests, notebooks): (name, object). See ``register_plugin``.
 _extra_plugins: list[tuple[str, Any]] = []
@@ -72,45 +61,58 @@ class Harness:
     registries: dict[str, Registry[Any]]
     warnings: list[str]
 
+    def registry(self, kind: str) -> Registry[Any]:
+        """The registry of a kind, by its id in ``kinds.KINDS`` (``"metric"``)."""
+        return self.registries[kind_of(kind).hook]
+
+    def optioned_kind(self, name: str) -> str | None:
+        """The first kind that may add options (``kinds.OPTIONED``) with a plugin named ``name``:
+        how options recorded before they were kept by kind are read (``options.by_kind``)."""
+        return next((k for k in OPTIONED if name in self.registry(k)), None)
+
+    def registries_by_kind(self) -> dict[str, Registry[Any]]:
+        """Every registry, by its kind's id (``kinds.KINDS`` order)."""
+        return {k.id: self.registries[k.hook] for k in KINDS}
+
     @property
     def tasks(self) -> Registry[Task]:
-        return self.registries["lingspace_register_phenomena"]
+        return self.registry("task")
 
     @property
     def task_sources(self) -> Registry[TaskSource]:
-        return self.registries["lingspace_register_task_sources"]
+        return self.registry("task_source")
 
     @property
     def model_loaders(self) -> Registry[ModelLoader]:
-        return self.registries["lingspace_register_model_loaders"]
+        return self.registry("model_loader")
 
     @property
     def gradient_strategies(self) -> Registry[GradientStrategy]:
-        return self.registries["lingspace_register_gradient_strategies"]
+        return self.registry("gradient_strategy")
 
     @property
     def metrics(self) -> Registry[Metric]:
-        return self.registries["lingspace_register_metrics"]
+        return self.registry("metric")
 
     @property
     def space_builders(self) -> Registry[SpaceBuilder]:
-        return self.registries["lingspace_register_space_builders"]
+        return self.registry("space_builder")
 
     @property
     def hypotheses(self) -> Registry[Hypothesis]:
-        return self.registries["lingspace_register_hypotheses"]
+        return self.registry("hypothesis")
 
     @property
     def executors(self) -> Registry[Executor]:
-        return self.registries["lingspace_register_executors"]
+        return self.registry("executor")
 
     @property
     def reporters(self) -> Registry[Reporter]:
-        return self.registries["lingspace_register_reporters"]
+        return self.registry("reporter")
 
     @property
     def commands(self) -> Registry[Command]:
-        return self.registries["lingspace_register_commands"]
+        return self.registry("command")
 
 
 def _names(value: str | None) -> set[str] | None:
@@ -278,5 +280,5 @@ def _check_hooks(pm: pluggy.PluginManager, name: str) -> None:
     for caller in pm.get_hookcallers(plugin) or []:
         if caller.spec is None:
             raise PluginError(
-                f"it implements {caller.name!r}, which is not a lingspace hook (known: {', '.join(KINDS)})"
+                f"it implements {caller.name!r}, which is not a lingspace hook (known: {', '.join(HOOKS)})"
             )

@@ -10,9 +10,10 @@ import argparse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
+import numpy.typing as npt
 
 from .access import ModelAccess
 from .config import RunConfig
@@ -23,6 +24,9 @@ from .registry import Registry
 from .results import json_safe
 from .tasks import Task, TaskData, TaskSource
 from .units import UnitStore
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
@@ -100,7 +104,7 @@ class RunPlan(Protocol):
     @property
     def harness(self) -> Registries: ...
 
-    def options(self, plugin: str) -> Any: ...
+    def options(self, plugin: str, kind: str | None = None) -> Any: ...
     def provider(self, capability: str) -> Metric | GradientStrategy: ...
 
 
@@ -120,13 +124,13 @@ class RunContext(RunPlan, Protocol):
     @property
     def access(self) -> ModelAccess: ...
     @property
-    def gradient_params(self) -> list[tuple[str, Any]]: ...
+    def gradient_params(self) -> list[tuple[str, torch.nn.Parameter]]: ...
     @property
     def gradient_layout(self) -> ParamLayout: ...
 
     def needed(self, capability: str) -> bool: ...
     def for_variant(self, variant: str) -> RunContext: ...
-    def units(self, kind: str, **settings: Any) -> UnitStore: ...
+    def units(self, kind: str, **settings: object) -> UnitStore: ...
     def gradient(self, strategy: str, task: str) -> np.ndarray: ...
     def scores(self, split: str = "test") -> dict[str, list[PairScore]]: ...
     def score_pairs(
@@ -165,7 +169,7 @@ class GradientStrategy(Protocol):
     description: str
     kind: str
 
-    def reduce(self, grad: Any, layout: Any, options: Any) -> Any: ...
+    def reduce(self, grad: np.ndarray, layout: ParamLayout, options: Any) -> np.ndarray: ...
 
 
 @runtime_checkable
@@ -189,7 +193,7 @@ class Hypothesis(Protocol):
     name: str
     description: str
 
-    def matrix(self, tasks: list[str], results: dict[str, Any]) -> Any: ...
+    def matrix(self, tasks: list[str], results: dict[str, Any]) -> npt.ArrayLike | None: ...
 
 
 @dataclass(frozen=True)

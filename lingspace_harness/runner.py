@@ -5,26 +5,16 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from .access import ModelAccess
-from .analysis import AnalysisOptions, analyse, hypothesis_from_file
+from .analysis import AnalysisOptions, analyse
 from .batch_size import AUTO, DEFAULT, auto_batch_size
-from .capabilities import (
-    ChecksConfig,
-    ChecksOptions,
-    HasOptions,
-    ScoresOnly,
-    is_always,
-    needs,
-    provides,
-    reads_gradients,
-    strategies,
-)
-from .config import IN_PROCESS, RunConfig
+from .capabilities import Configurable, HasOptions, reads_gradients
+from .config import RunConfig
 from .context import Run, Shared
 from .costs import mark_shared, space_cost
 from .errors import UserError
@@ -33,12 +23,12 @@ from .fingerprints import data_fingerprints, digest, model_fingerprint
 from .gradient_cache import VARIANTS
 from .lexicon import token_types
 from .models import LoadedModel, resolve_loader
-from .options import options_record
-from .outputs import claim_output, recorded_options, refuse_other_run
-from .plan import Plan, find_plugin
+from .outputs import claim_output, refuse_other_run
+from .plan import Plan
 from .plugins import Harness
 from .progress import progress_bar
-from .protocols import Metric, Space
+from .protocols import Metric, Reporter, Space
+from .resolve import check_scoring_only, learns, resolve_plan
 from .results import new_results, write_pairs, write_results
 from .scoring import prefix_token_id
 from .tasks import DataOptions, TaskData, load_task_data, select_tasks, task_delimiter, task_source
@@ -50,39 +40,6 @@ WORD = re.compile(r"[\w']+")
 def vocabulary(pairs: list) -> list[str]:
     """The distinct lower-cased word types of the pairs (the lexical-overlap control)."""
     return sorted({w for p in pairs for text in (p.good, p.bad) for w in WORD.findall(text.lower())})
-
-
-def resolve_metrics(harness: Harness, names: list[str]) -> list[Any]:
-    """The metrics every run computes (``always = True``), then those asked for, in order."""
-    always = [m.name for m in harness.metrics if is_always(m)]
-    return [harness.metrics.get(n) for n in dict.fromkeys(always + list(names))]
-
-
-def resolve_providers(harness: Harness, metrics: list[Any]) -> tuple[dict[str, Any], list[Any]]:
-    """Capability -> the metric or gradient strategy that provides it, for every metric's
-    ``needs`` (transitively); and the metrics that join the run only as providers."""
-    providers: dict[str, Any] = {}
-    helpers: list[Any] = []
-    todo = [(m, need) for m in metrics for need in needs(m)]
-    while todo:
-        metric, need = todo.pop(0)
-        if need in providers:
-            continue
-        candidates = [
-            x for registry in (harness.metrics, harness.gradient_strategies) for x in registry if need in provides(x)
-        ]
-        if not candidates:
-            raise UserError(
-                f"metric {metric.name!r} needs {need!r}, which no loaded plugin provides "
-                f"(see `lingspace-harness plugins`; is one disabled by LINGSPACE_DISABLE_PLUGINS?)"
-            )
-        chosen = next((c for c in candidates if c in metrics), candidates[0])
-        providers[need] = chosen
-        is_metric = chosen.name in harness.metrics and harness.metrics.get(chosen.name) is chosen
-        if is_metric and chosen not in metrics and chosen not in helpers:
-            helpers.append(chosen)
-            todo += [(chosen, n) for n in needs(chosen)]
-    return providers, helpers
 
 
 def load_data(harness: Harness, config: RunConfig) -> dict[str, TaskData]:
@@ -98,78 +55,56 @@ def load_data(harness: Harness, config: RunConfig) -> dict[str, TaskData]:
     return data
 
 
-def load_model(harness: Harness, config: RunConfig) -> LoadedModel:
-    loader, spec = resolve_loader(harness.model_loaders, config.model)
+def load_model(harness: Harness, config: RunConfig, plan: Plan | None = None) -> LoadedModel:
+    """The run's model, by the plan's loader (or the one ``config.model`` names)."""
+    loader, spec = (plan.loader, plan.model_spec) if plan else resolve_loader(harness.model_loaders, config.model)
     return loader.load(spec, config.model_options())
 
 
-def check_config(harness: Harness, config: RunConfig, metrics: list[Any], providers: dict[str, Any]) -> None:
-    """What can be checked before any data or model loads."""
-    if config.limit is not None and config.limit < 1:
-        raise UserError("--limit must be at least 1")
-    if config.batch_size != AUTO and (not isinstance(config.batch_size, int) or config.batch_size < 1):
-        raise UserError(f"--batch-size must be a whole number of at least 1 or 'auto', not {config.batch_size!r}")
-    if config.device_map and config.device != RunConfig.device:
-        raise UserError(f"give --device ({config.device}) or --device-map ({config.device_map}), not both")
-    loader = resolve_loader(harness.model_loaders, config.model)[0]
-    scores_only = isinstance(loader, ScoresOnly) and bool(loader.scores_only)
-    if scores_only:
-        check_scoring_only(config, metrics, providers, harness.gradient_strategies)
-    plan = Plan(harness, config, providers)
-    for name in config.options:  # every option given, of every plugin: Options validate themselves
-        if find_plugin(harness, name) is not None:  # (see ``HasOptions``)
-            plan.options(name)
-    for metric in metrics:  # a metric's own checks of its options against this run
-        name = metric.name
-        if isinstance(metric, ChecksOptions):
-            metric.check(plan.options(name), scores_only)
-        for strategy in strategies(metric, plan):  # the gradient strategies it reads exist
-            harness.gradient_strategies.get(strategy)
-    for builder in config.analysis or []:
-        harness.space_builders.get(builder)
-    for path in config.hypotheses:  # a bad file fails now, not after hours of work
-        hypothesis_from_file(path)
-
-
-def check_training_pairs(
-    harness: Harness, config: RunConfig, metrics: list[Any], providers: dict[str, Any], data: dict[str, TaskData]
-) -> None:
-    """Before the model loads: every metric that learns (see ``learns``) gets training pairs in
-    every task, two or more with ``--split-half`` (which halves them)."""
-    learners = [m.name for m in metrics if learns(m, providers, harness.gradient_strategies)]
+def check_training_pairs(plan: Plan, data: dict[str, TaskData]) -> None:
+    """Before the model loads: a run that learns (``Plan.learns``) gets training pairs in every
+    task, two or more with ``--split-half`` (which halves them)."""
+    config = plan.config
     need = 2 if config.split_half else 1
     short = [name for name, d in data.items() if len(d.train) < need]
-    if not (learners and short):
+    if not (plan.learns and short):
         return
     few = "too few to halve" if data[short[0]].train else "none"
     least = f"; --split-half needs --limit {need} or more" if config.limit is not None and config.limit < need else ""
     raise UserError(
-        f"metric {learners[0]!r} learns from training pairs, but task {short[0]!r} has {few} "
+        f"metric {_learner(plan)!r} learns from training pairs, but task {short[0]!r} has {few} "
         f"(--split-fractions {','.join(map(str, config.split_fractions))}, --limit {config.limit}){least}"
     )
 
 
+def _learner(plan: Plan) -> str:
+    """The first of the run's metrics that learns (see ``resolve.learns``)."""
+    providers, strategies = dict(plan.providers), plan.harness.gradient_strategies
+    return next(m.name for m in plan.run_metrics if learns(m, providers, strategies))
+
+
 def prepare(
-    harness: Harness, config: RunConfig, check_output: Callable[[dict[str, Any]], None] = lambda fingerprints: None
+    harness: Harness,
+    config: RunConfig,
+    check_output: Callable[[dict[str, Any]], None] = lambda fingerprints: None,
+    plan: Plan | None = None,
 ) -> Run:
-    """Check the config, load every task's data and the model: what a run and its workers share.
-    ``check_output(fingerprints)`` runs before the data loads and again before the model loads,
-    with the fingerprints known by then (see ``refuse_other_run``)."""
-    metrics = resolve_metrics(harness, config.metrics)
-    providers, helpers = resolve_providers(harness, metrics)
-    check_config(harness, config, metrics + helpers, providers)
+    """Resolve the run (unless ``plan`` is given), load every task's data and the model: what a
+    run and its workers share. ``check_output(fingerprints)`` runs before the data loads and again
+    before the model loads, with the fingerprints known by then (see ``refuse_other_run``)."""
+    plan = plan or resolve_plan(harness, config)
     check_output({})
     data = load_data(harness, config)
-    check_training_pairs(harness, config, metrics + helpers, providers, data)
+    check_training_pairs(plan, data)
     tasks = data_fingerprints(data)
     fingerprints = {"data": digest(tasks), "tasks": tasks}
     check_output(fingerprints)
     import torch
 
     torch.manual_seed(config.seed)
-    model = load_model(harness, config)
-    if model.scorer:
-        check_scoring_only(config, metrics + helpers, providers, harness.gradient_strategies)
+    model = load_model(harness, config, plan)
+    if model.scorer and not plan.scores_only:  # a loader that says so only once it has loaded
+        check_scoring_only(plan)
     prefix_id = None if model.scorer else prefix_token_id(model.tokenizer, config.prefix_token)
     batch = config.batch_size if isinstance(config.batch_size, int) else DEFAULT
     access = (
@@ -178,11 +113,9 @@ def prepare(
         else ModelAccess(model.model, model.tokenizer, prefix_id, method=config.scoring, batch_size=batch)
     )
     fingerprints["model"] = model_fingerprint(model)
-    shared = Shared(harness, config, model, data, metrics + helpers, providers, fingerprints, prefix_id, access)
+    shared = Shared(plan, model, data, fingerprints, prefix_id, access)
     ctx = Run(shared)
-    gradients = any(learns(m, providers, harness.gradient_strategies) for m in metrics + helpers)
-    shared.batch_size = resolve_batch_size(ctx, gradients)
-    config.options = {name: options_record(ctx.options(name)) for name in used_plugins(ctx)}
+    shared.batch_size = resolve_batch_size(ctx, plan.learns)
     return ctx
 
 
@@ -203,46 +136,6 @@ def resolve_batch_size(ctx: Run, gradients: bool) -> int | str:
     return size
 
 
-def refuse_other_run_early(harness: Harness, config: RunConfig, fingerprints: dict[str, Any]) -> None:
-    """``refuse_other_run`` with this run's options of the plugins the old run recorded, as the
-    run will record them (``Run.options``)."""
-    plan = Plan(harness, config, {})
-    options = {
-        name: options_record(plan.options(name))
-        for name in recorded_options(config.output)
-        if find_plugin(harness, name) is not None
-    }
-    refuse_other_run(config, fingerprints, options)
-
-
-def used_plugins(ctx: Run) -> list[str]:
-    """The plugins (other than the executor) whose options shape this run's results."""
-    names = [m.name for m in ctx.metrics] + ctx.strategies + [p.name for p in ctx.shared.providers.values()]
-    names += list(ctx.config.reporters) + list(ctx.config.analysis or [])
-    return [n for n in dict.fromkeys(names) if n in ctx.config.options or isinstance(ctx.plan.plugin(n), HasOptions)]
-
-
-def learns(metric: Any, providers: dict[str, Any], gradient_strategies: Iterable[Any]) -> bool:
-    """Whether a metric needs gradients: it reads differentials (``strategies``), or needs what a
-    registered gradient strategy, or a metric that reads differentials, provides."""
-    found = [providers[n] for n in needs(metric) if n in providers]
-    return reads_gradients(metric) or any(reads_gradients(p) or any(p is s for s in gradient_strategies) for p in found)
-
-
-def check_scoring_only(
-    config: RunConfig, metrics: list[Any], providers: dict[str, Any], gradient_strategies: Iterable[Any]
-) -> None:
-    """A model that only scores supports neither gradients (see ``learns``) nor our prefix."""
-    learners = [m.name for m in metrics if learns(m, providers, gradient_strategies)]
-    if learners:
-        raise UserError(f"metric {learners[0]} needs a torch model; --model {config.model} only scores")
-    if config.prefix_token:
-        raise UserError(
-            f"--prefix-token does not apply to --model {config.model}, which scores with "
-            f"its own prefix (set it in the model's arguments, e.g. prefix_token_id=ID)"
-        )
-
-
 def run(
     harness: Harness,
     config: RunConfig,
@@ -253,57 +146,58 @@ def run(
 ) -> dict[str, Any] | None:
     """Run every metric and write results.json (and pairs.jsonl) under ``config.output``.
 
-    Units of work go through ``config.executor``. With ``config.shard = (i, n)`` only the
-    i-th of n slices of the units runs and None is returned: ``merge`` assembles results.json
-    once every shard has finished; ``merge_of=n`` (merge) then refuses to compute any unit.
-    An output directory holds one run: another config, data or model there is refused unless
-    ``overwrite``, which clears the old run's files first. The config is compared before any data
-    or model loads, the data's fingerprints before the model loads. ``reports``, if given, is
-    extended with the files the reporters wrote.
+    The run is resolved once (``resolve.resolve_plan``), before anything loads. Units of work go
+    through ``config.executor``. With ``config.shard = (i, n)`` only the i-th of n slices of the
+    units runs and None is returned: ``merge`` assembles results.json once every shard has
+    finished; ``merge_of=n`` (merge) then refuses to compute any unit. An output directory holds
+    one run: a run whose units conflict with the stored ones is refused unless ``overwrite``,
+    which clears the old run's files first (see ``outputs``). ``reports``, if given, is extended
+    with the files the reporters wrote.
     """
-    executor = executor_for(harness, config)
-    reporters = [harness.reporters.get(n) for n in config.reporters]
+    plan = resolve_plan(harness, config)
     claims = merge_of is None and not overwrite  # merge keeps the shards' run.json
-    ctx = prepare(harness, config, partial(refuse_other_run_early, harness, config) if claims else lambda fp: None)
+    ctx = prepare(harness, config, partial(refuse_other_run, plan) if claims else lambda fp: None, plan)
     if merge_of is None:
-        claim_output(config, ctx.shared.fingerprints, overwrite)
+        claim_output(plan, ctx.shared.fingerprints, overwrite)
         resolved = ctx.shared.batch_size if config.batch_size == AUTO else None
-        write_run_file(config, ctx.shared.fingerprints, resolved if isinstance(resolved, int) else None)
+        write_run_file(plan, ctx.shared.fingerprints, resolved if isinstance(resolved, int) else None)
     if config.shard is not None:
-        execute_units(ctx, executor, prepare, shard=config.shard)
+        execute_units(ctx, plan.executor, prepare, shard=config.shard)
         return None
-    execute_units(ctx, executor, prepare, merge_of=merge_of)
+    execute_units(ctx, plan.executor, prepare, merge_of=merge_of)
     results = assemble(ctx)
     if config.analysis != []:
-        results["analysis"] = analyse(
-            harness,
-            results,
-            AnalysisOptions(
-                permutations=config.permutations,
-                seed=config.seed,
-                hypothesis_files=list(config.hypotheses),
-                builders=config.analysis,
-            ),
-        )
+        results["analysis"] = analyse(harness, results, analysis_options(plan))
     write_results(config.output, results)
-    for reporter in reporters:
-        written = reporter.report(results, config.output)
+    for reporter in plan.reporters:
+        written = call_reporter(reporter, results, config.output, plan)
         if reports is not None:
             reports += [Path(p) for p in written or []]
     return results
 
 
-def executor_for(harness: Harness, config: RunConfig) -> Any:
-    """The chosen executor (None: the core's own, in this process), checked before any work: its
-    options (validated by its ``Options``) are recorded as filled, unset ones left out."""
-    if config.executor == IN_PROCESS:
-        return None
-    executor = harness.executors.get(config.executor)
-    options = options_record(Plan(harness, config, {}).options(executor.name))
-    config.executor_options = {name: value for name, value in options.items() if value is not None}
-    if isinstance(executor, ChecksConfig):
-        executor.check(config)
-    return executor
+def call_reporter(reporter: Reporter, results: dict[str, Any], out: Path, plan: Plan) -> list[Path]:
+    """``reporter.report(results, out)``; one with options of its own (``add_arguments`` or
+    ``Options``) gets them too: ``report(results, out, options)``."""
+    if isinstance(reporter, (Configurable, HasOptions)):
+        return list(reporter.report(results, out, plan.options(reporter.name, "reporter")) or [])  # type: ignore[call-arg]
+    return list(reporter.report(results, out) or [])
+
+
+def analysis_options(plan: Plan) -> AnalysisOptions:
+    """What the run's space builders get: the analysis settings and each builder's own options."""
+    config = plan.config
+    return AnalysisOptions(
+        permutations=config.permutations,
+        seed=config.seed,
+        hypothesis_files=list(config.hypotheses),
+        builders=[b.name for b in plan.builders],
+        plugins={b.name: plan.options(b.name, "space_builder") for b in plan.builders if _optioned(plan, b.name)},
+    )
+
+
+def _optioned(plan: Plan, builder: str) -> bool:
+    return ("space_builder", builder) in plan.all_options
 
 
 def _space(metric: Metric, ctx: Run) -> Space:
@@ -384,10 +278,10 @@ def assemble(ctx: Run) -> dict[str, Any]:
         "scoring": access.decide(probe) if access and probe else None,
         "batch_size": ctx.shared.batch_size,
     }
-    results = new_results(config.to_json(), record, config.execution_json())
+    results = new_results(ctx.plan.config_json(), record, ctx.plan.execution_json())
     results["fingerprints"] = ctx.shared.fingerprints
     results["tasks"] = task_records(ctx)
-    asked = [m.name for m in resolve_metrics(ctx.harness, config.metrics)]
+    asked = [m.name for m in ctx.plan.metrics]
     costs = {m.name: cost for m in ctx.metrics if m.name in asked and (cost := add_metric(ctx, m, results)) is not None}
     mark_shared(costs)
     results["execution"]["costs"] = costs  # measured, not computed: like the rest of execution, it varies

@@ -13,6 +13,7 @@ import numpy as np
 from lingspace_harness import AnalysisContext, AnalysisOptions, DataError, Registries, hookimpl
 from lingspace_harness.analysis import analyse
 from lingspace_harness.arguments import comma_list, positive_int
+from lingspace_harness.options import parsed_options, plugin_options
 from lingspace_harness.results import read_results, write_results
 from lingspace_harness.stats import (
     holm,
@@ -171,6 +172,7 @@ def _fmt(value: float | None, spec: str) -> str:
 class AnalyseCommand:
     name = "analyse"
     help = "test a run's task spaces against hypotheses, cluster them, and write results.json back"
+    plugin_options = ("space_builder",)  # the builders' own options (TakesPluginOptions)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("directory", type=Path, metavar="DIR", help="a run's output directory")
@@ -210,6 +212,10 @@ class AnalyseCommand:
             seed=args.seed,
             hypothesis_files=list(args.hypothesis_files),
             builders=args.builders,
+            plugins={
+                name: plugin_options(harness.space_builders.get(name), values, args.seed)
+                for name, values in parsed_options(args).get("space_builder", {}).items()
+            },
         )
         output = analyse(harness, results, options)
         results.setdefault("analysis", {}).update(output)

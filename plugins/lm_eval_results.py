@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from lingspace_harness import hookimpl
+from lingspace_harness.options import recorded
 
 FILE = "results_lm_eval.json"
 
@@ -30,7 +31,7 @@ class LmEvalResults:
 
     def report(self, results: dict[str, Any], out_dir: Path) -> list[Path]:
         margins: dict[str, list[float]] = defaultdict(list)
-        per_token = results["config"].get("options", {}).get("accuracy", {}).get("normalise") == "tokens"
+        per_token = recorded(results["config"].get("options", {}), "metric", "accuracy").get("normalise") == "tokens"
         with (out_dir / "pairs.jsonl").open(encoding="utf-8") as handle:
             for line in handle:
                 row = json.loads(line)

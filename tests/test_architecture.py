@@ -134,6 +134,7 @@ HELPER_MODULES = (
     "errors",
     "gradients",
     "models",
+    "options",
     "pairs",
     "progress",
     "results",

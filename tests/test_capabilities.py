@@ -9,7 +9,7 @@ import pytest
 from lingspace_harness import MetricResult, PluginError, Task, hookimpl, load_harness
 from lingspace_harness.capabilities import OPTIONAL, HasUnits, half_protocols, members, near_misses
 from lingspace_harness.cli import main
-from lingspace_harness.runner import learns
+from lingspace_harness.resolve import learns
 
 
 class Base:

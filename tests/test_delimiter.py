@@ -199,8 +199,8 @@ def test_normalise_tokens(tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> 
     assert main([*args, "--normalise", "tokens", "--report", "lm_eval", "--output", str(tmp_path / "mean")]) == 0
     summed = json.loads((tmp_path / "sum" / "results.json").read_text())
     results = json.loads((tmp_path / "mean" / "results.json").read_text())
-    assert summed["config"]["options"]["accuracy"] == {"normalise": "none"}
-    assert results["config"]["options"]["accuracy"] == {"normalise": "tokens"}
+    assert summed["config"]["options"]["metric"]["accuracy"] == {"normalise": "none"}
+    assert results["config"]["options"]["metric"]["accuracy"] == {"normalise": "tokens"}
     pairs = [json.loads(line) for line in (tmp_path / "mean" / "pairs.jsonl").read_text().splitlines()]
     same = [json.loads(line) for line in (tmp_path / "sum" / "pairs.jsonl").read_text().splitlines()]
     assert pairs == same  # normalising changes the metric, not the scores

@@ -89,7 +89,7 @@ def test_random_and_magnitude_masks(ctx) -> None:
 def test_each_mask_end_to_end(kind: str, tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> None:
     results = run(tiny_model, blimp_dir, tmp_path / "out", "--ftgd-mask", kind, "--ftgd-patience", "5")
     space = results["spaces"]["transfer"]
-    assert space["mask"] == kind and results["config"]["options"]["transfer"]["ftgd_mask"] == kind
+    assert space["mask"] == kind and results["config"]["options"]["metric"]["transfer"]["ftgd_mask"] == kind
     n_params = sum(
         p.numel()
         for _, p in prepare(

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lingspace_harness import hookspecs
-from lingspace_harness.plugins import HOOKS, KINDS
+from lingspace_harness.plugins import HOOKS
 
 SPECS = [
     name for name, obj in vars(hookspecs).items() if inspect.isfunction(obj) and hasattr(obj, "lingspace_harness_spec")
@@ -21,7 +21,7 @@ TESTS = Path(__file__).parent
 
 
 def test_specs_are_the_registries() -> None:
-    assert sorted(SPECS) == sorted(KINDS)
+    assert sorted(SPECS) == sorted(HOOKS)
     assert len(SPECS) == 10
 
 

@@ -176,10 +176,10 @@ def test_linear_form_options(tiny_model: Path, blimp_dir: Path, tmp_path: Path, 
         assert len(err) == 1 and "--transfer-form linear needs a sparse mask" in err[0]
     # the default form is not recorded: run directories written before the option still resume
     run(tiny_model, blimp_dir, tmp_path / "old", "--ftgd-lr", "1e-3")
-    recorded = json.loads((tmp_path / "old" / "run.json").read_text())["config"]["options"]["transfer"]
+    recorded = json.loads((tmp_path / "old" / "run.json").read_text())["config"]["options"]["metric"]["transfer"]
     assert "transfer_form" not in recorded
     linear = run(tiny_model, blimp_dir, tmp_path / "new", "--transfer-form", "linear")
-    assert linear["config"]["options"]["transfer"]["transfer_form"] == "linear"
+    assert linear["config"]["options"]["metric"]["transfer"]["transfer_form"] == "linear"
 
 
 def test_a_rescored_run_stores_the_updates_the_linear_form_reads(

@@ -106,6 +106,8 @@ def test_another_run_is_refused_before_its_model_loads(
         str(data),
         "--limit",
         "2",
+        "--metric",
+        "overlap",
         "--output",
         str(out),
     ]
@@ -116,15 +118,17 @@ def test_another_run_is_refused_before_its_model_loads(
 
     assert main([*base, "--seed", "1"]) == 2  # another config
     one_line(capsys.readouterr().err, f"{out} holds another run (seed differ)", "--overwrite")
-    assert main([*base, "--normalise", "tokens"]) == 2  # a plugin's option, recorded with its defaults
-    one_line(capsys.readouterr().err, "holds another run (options.accuracy.normalise differ)")
+    assert main([*base, "--topk", "0.5"]) == 2  # the option of a plugin whose units are stored
+    one_line(capsys.readouterr().err, "holds another run (topk.topk differ)")
+    assert main([*base, "--normalise", "tokens"]) == 2  # accuracy stores no units: the same run
+    one_line(capsys.readouterr().err, str(model))  # so the model loads (and is missing)
 
     original = (data / "anaphor_gender_agreement.jsonl").read_text()
     (data / "anaphor_gender_agreement.jsonl").write_text(
         "".join(line for line in original.splitlines(keepends=True)[::-1])
     )
     assert main(base) == 2  # the same config, other pairs: refused once the data is read
-    one_line(capsys.readouterr().err, "holds another run (the pairs of blimp_anaphor_gender_agreement differ)")
+    one_line(capsys.readouterr().err, "holds another run (the tasks or pairs of blimp_anaphor_gender_agreement differ)")
     (data / "anaphor_gender_agreement.jsonl").write_text(original)
     assert main(base) == 2  # the same run: the model loads, and is missing
     err = capsys.readouterr().err

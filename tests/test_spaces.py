@@ -90,7 +90,7 @@ def test_gradient_spaces_and_cache(tiny_model: Path, blimp_dir: Path, tmp_path: 
     other = run(tiny_model, blimp_dir, tmp_path / "other", "gradsim,overlap", "--topk", "0.05")
     assert other["spaces"]["overlap"]["k"] == pytest.approx(0.05, abs=1e-4)
     assert other["spaces"]["gradsim"] == results["spaces"]["gradsim"]
-    assert other["config"]["options"]["topk"] == {"topk": 0.05}
+    assert other["config"]["options"]["gradient_strategy"]["topk"] == {"topk": 0.05}
 
 
 def test_transfer_and_lookahead(tiny_model: Path, blimp_dir: Path, tmp_path: Path) -> None:

@@ -156,7 +156,7 @@ def test_a_third_party_metric_owns_its_option(
     assert code == 0, err
     assert AlphaMetric.seen[-1] == 0.25
     results = json.loads((out / "results.json").read_text())
-    assert results["config"]["options"]["mymetric"] == {"alpha": 0.25}
+    assert results["config"]["options"]["metric"]["mymetric"] == {"alpha": 0.25}
     assert results["spaces"]["mymetric"]["matrix"] == [[0.25]]
 
 
