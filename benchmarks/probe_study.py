@@ -8,7 +8,8 @@ probes on one BLiMP paradigm per phenomenon, per model, then one table per model
 ``--metric transfer,gradsim,overlap,lookahead,cka --transfer-baseline --split-half`` at ``--limit``
 (``--pairs``), general-text perplexity from the packaged ``general_text.txt``
 (``ftgd.controls.GENERAL_TEXT``). A run resumes from its stored units, so an interrupted study
-is restarted with the same command. Each run's wall time and peak RSS go to OUT/<label>/study.json.
+is restarted with the same command. Each run's wall time and peak RSS go to OUT/<label>/study.json,
+with what made them under ``provenance`` (command line, commit, machine; see ``record.py``).
 
 ``table`` reads each run's ``analysis.agreement.transfer`` (every probe's Spearman r with transfer,
 its 95% task-bootstrap interval, Mantel p, the ratio to transfer's split-half ceiling) and
@@ -32,6 +33,7 @@ from pathlib import Path
 from common import default_model, one_per_phenomenon
 from lingspace_harness_plugins.ftgd.controls import GENERAL_TEXT
 from lingspace_harness_plugins.report_html import probe_costs
+from record import provenance, utc_now
 
 #: The goal: a probe at this fraction of transfer's ceiling ...
 GOAL_RATIO = 0.9
@@ -86,12 +88,16 @@ def run(args: argparse.Namespace) -> None:
             str(out),
         ]
         resumed = (out / "units").is_dir()  # then the wall time is the rest's, not the whole run's
-        start = time.perf_counter()
+        start, started = time.perf_counter(), utc_now()
         subprocess.run(argv, check=True)
         wall = time.perf_counter() - start
         rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest child so far
+        made = provenance(started)
         (out / "study.json").write_text(
-            json.dumps({"argv": argv[3:], "wall_s": wall, "peak_rss_mib": rss, "resumed": resumed}, indent=1)
+            json.dumps(
+                {"argv": argv[3:], "wall_s": wall, "peak_rss_mib": rss, "resumed": resumed, "provenance": made},
+                indent=1,
+            )
         )
         print(f"{label}: {wall:.0f} s, peak RSS {rss:.0f} MiB (largest run so far)", flush=True)
 

@@ -5,7 +5,8 @@
 Both score the same sentences (67 BLiMP paradigms x N test pairs) with the same fp32 model
 and thread count. lm-eval is timed at each of --lmeval-batch-sizes and its best is kept;
 then both run --repeats more times, interleaved. Prints medians, pairs/s, the ratio, and
-whether accuracies agree.
+whether accuracies agree; writes them, with the commit and the machine, to ``--json`` (default
+``benchmarks/results/scoring-<commit>.json``; see ``record.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from record import Record, add_json_option
 
 
 def default_model() -> str | None:
@@ -35,7 +37,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128, help="ours: sentences per forward")
     parser.add_argument("--lmeval-batch-sizes", default="16,32,64")
     parser.add_argument("--repeats", type=int, default=3)
+    add_json_option(parser)
     args = parser.parse_args()
+    record = Record("scoring", args)
 
     import torch
 
@@ -116,6 +120,26 @@ def main() -> None:
     print(
         f"accuracy identical on {sum(agree)}/{len(agree)} tasks; "
         f"|delta logp| median {np.median(diff):.1e}, max {diff.max():.1e}"
+    )
+    record.write(
+        {
+            "tasks": len(data),
+            "pairs": len(pairs),
+            "sentences": len(sentences),
+            "params_m": loaded.n_params / 1e6,
+            "lmeval_batch_s": timings,
+            "lmeval_batch": best,
+            "lmeval_each_s": lm_times,
+            "ours_each_s": our_times,
+            "lmeval_median_s": lm_med,
+            "ours_median_s": our_med,
+            "lmeval_pairs_per_s": len(pairs) / lm_med,
+            "ours_pairs_per_s": len(pairs) / our_med,
+            "ratio": lm_med / our_med,
+            "accuracy_identical_tasks": sum(agree),
+            "logp_abs_diff_median": np.median(diff),
+            "logp_abs_diff_max": diff.max(),
+        }
     )
 
 

@@ -13,6 +13,9 @@ and reduced in memory by ``projected`` (what a default gradsim run stores) and `
   difference as a fraction of the largest |cell|; as the README reports for gradsim's projection;
 - cost: a signmask run's gradient unit (differential + signed-sketch) over a gradsim run's
   (differential + projected), medians over tasks (goal <= 1.1).
+
+The figures, with the commit and the machine, go to ``--json`` (default
+``benchmarks/results/signmask_study-<commit>.json``; see ``record.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import time
 
 import numpy as np
 from common import default_model, one_per_phenomenon
+from record import Record, add_json_option
 from scipy.stats import spearmanr
 
 GOAL = 1.1
@@ -33,7 +37,9 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--limit", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1)
+    add_json_option(parser)
     args = parser.parse_args()
+    record = Record("signmask_study", args)
     import tempfile
     from pathlib import Path
 
@@ -107,6 +113,19 @@ def main() -> None:
         f"signed-sketch {med['signed-sketch']:.2f} s"
     )
     print(f"signmask unit / gradsim unit = {ratio:.3f} (goal <= {GOAL}: {'met' if ratio <= GOAL else 'missed'})")
+    record.write(
+        {
+            "tasks": tasks,
+            "pearson_r": pearson,
+            "spearman_r": rank,
+            "diagonal_pearson_r": diag,
+            "largest_difference_rel": worst,
+            "median_s": med,
+            "ratio": ratio,
+            "goal": GOAL,
+            "each_s": times,
+        }
+    )
 
 
 if __name__ == "__main__":

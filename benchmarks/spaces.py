@@ -33,6 +33,10 @@ of --repeats. ``ftgd-tune``: one source's tune (default FTGD settings, early sto
 validation split) plus re-scoring its test split, the same three ways. ``ftgd-source`` (the
 per-source cost of transfer in gradient differentials) and ``lookahead`` (the 67-task lookahead's
 wall time): see ``ftgd_cost.py``.
+
+Each command (but the internal ``gradient-child``) writes its figures with the commit and the
+machine to ``--json`` (default ``benchmarks/results/spaces-<command>-<commit>.json``; see
+``record.py``).
 """
 
 from __future__ import annotations
@@ -50,9 +54,10 @@ from pathlib import Path
 import numpy as np
 from common import clock, context, default_model, one_per_phenomenon, run_cli
 from ftgd_cost import ftgd_step, ftgd_tune, lookahead, source
+from record import Record, add_json_option
 
 
-def ratio(args: argparse.Namespace) -> None:
+def ratio(args: argparse.Namespace) -> dict:
     from lingspace_harness.gradients import gradient_differential
     from lingspace_harness.scoring import score_requests, sentence_requests
 
@@ -70,6 +75,16 @@ def ratio(args: argparse.Namespace) -> None:
     f, b = statistics.median(forward), statistics.median(backward)
     print(f"{args.task}, {len(pairs)} training pairs, {args.threads} threads")
     print(f"forward-only scoring: median {f:.2f} s; gradient differential: median {b:.2f} s; ratio {b / f:.2f}x")
+    return {
+        "task": args.task,
+        "pairs": len(pairs),
+        "scoring_s": f,
+        "gradient_s": b,
+        "ratio": b / f,
+        "goal_ratio": 3.5,
+        "scoring_each_s": forward,
+        "gradient_each_s": backward,
+    }
 
 
 def within_between(results: dict, metric: str, key: str = "phenomenon") -> tuple[float, float]:
@@ -81,13 +96,17 @@ def within_between(results: dict, metric: str, key: str = "phenomenon") -> tuple
     return (float(np.mean(same)) if same else float("nan")), float(np.mean(cross))
 
 
-def report(results: dict, metric: str) -> None:
+def report(results: dict, metric: str) -> dict:
+    """Print and return the mean same- and cross-label cell per label kind."""
+    out = {}
     for key in ("phenomenon", "group", "field"):
         same, cross = within_between(results, metric, key)
         print(f"  {metric}: same-{key} mean {same:.4f}, cross-{key} mean {cross:.4f}")
+        out[key] = {"same": same, "cross": cross}
+    return out
 
 
-def gradsim(args: argparse.Namespace) -> None:
+def gradsim(args: argparse.Namespace) -> dict:
     wall, rss = run_cli(
         [
             "--model",
@@ -109,11 +128,11 @@ def gradsim(args: argparse.Namespace) -> None:
         f"gradsim + overlap, {len(results['tasks'])} tasks x {args.pairs} training pairs: "
         f"wall {wall:.0f} s, peak RSS {rss:.0f} MiB"
     )
-    report(results, "gradsim")
-    report(results, "overlap")
+    spaces = {metric: report(results, metric) for metric in ("gradsim", "overlap")}
+    return {"tasks": len(results["tasks"]), "wall_s": wall, "peak_rss_mib": rss, "same_cross": spaces}
 
 
-def transfer(args: argparse.Namespace) -> None:
+def transfer(args: argparse.Namespace) -> dict:
     tasks = one_per_phenomenon(args.data_dir)
     wall, rss = run_cli(
         [
@@ -132,22 +151,31 @@ def transfer(args: argparse.Namespace) -> None:
         ]
     )
     results = json.loads((args.out / "results.json").read_text())
-    t = np.array(results["spaces"]["transfer"]["matrix"])
+    t = np.array(results["spaces"]["transfer"]["matrix"], dtype=float)  # undefined cells (None): NaN
     off = t[~np.eye(len(t), dtype=bool)]
     print(
         f"transfer, {len(tasks)} tasks (one per phenomenon) x {args.pairs} pairs per split: "
         f"wall {wall:.0f} s, peak RSS {rss:.0f} MiB"
     )
-    print(f"  margin change: own task (diagonal) mean {np.diag(t).mean():.3f}, other tasks mean {off.mean():.3f}")
+    diagonal, other = np.nanmean(np.diag(t)), np.nanmean(off)
+    print(f"  margin change: own task (diagonal) mean {diagonal:.3f}, other tasks mean {other:.3f}")
     print(
         f"  perplexity before {results['spaces']['transfer']['perplexity_before']:.1f}, change per source "
-        f"{[round(x, 1) for x in results['spaces']['transfer']['perplexity_change']]}"
+        f"{[None if x is None else round(x, 1) for x in results['spaces']['transfer']['perplexity_change']]}"
     )
-    for metric in ("transfer", "lookahead", "cka"):
-        report(results, metric)
+    return {
+        "tasks": tasks,
+        "wall_s": wall,
+        "peak_rss_mib": rss,
+        "diagonal_mean": diagonal,
+        "off_diagonal_mean": other,
+        "perplexity_before": results["spaces"]["transfer"]["perplexity_before"],
+        "perplexity_change": results["spaces"]["transfer"]["perplexity_change"],
+        "same_cross": {metric: report(results, metric) for metric in ("transfer", "lookahead", "cka")},
+    }
 
 
-def projection(args: argparse.Namespace) -> None:
+def projection(args: argparse.Namespace) -> dict:
     """How the projected strategy's gradsim space agrees with the full one, on 12 tasks (one per
     phenomenon): max |cosine difference| and Spearman r of the off-diagonal cells, per dimension."""
     from lingspace_harness_plugins.gradsim import cosine, gram_by_layer
@@ -173,6 +201,7 @@ def projection(args: argparse.Namespace) -> None:
     )
     print("| projection dim | MB per differential | max abs cosine difference | Spearman r (off-diagonal) |")
     print("|---|---|---|---|")
+    rows = []
     for dim in args.dims:
         options = projected.Options(projection_dim=dim)
         sketches = [projected.reduce(g, layout, options) for g in grads]
@@ -181,6 +210,21 @@ def projection(args: argparse.Namespace) -> None:
         print(
             f"| {dim} | {sketches[0].nbytes / 1e6:.2f} | {np.abs(approx - exact).max():.4f} | {rho:.4f} |", flush=True
         )
+        rows.append(
+            {
+                "dim": dim,
+                "mb_per_differential": sketches[0].nbytes / 1e6,
+                "max_abs_cosine_difference": np.abs(approx - exact).max(),
+                "spearman_r": rho,
+            }
+        )
+    return {
+        "tasks": tasks,
+        "parameters": layout.size,
+        "full_off_diagonal_mean": exact[off].mean(),
+        "full_off_diagonal_sd": exact[off].std(),
+        "projections": rows,
+    }
 
 
 #: The issue's six paradigms for the gradient-cost benchmark.
@@ -248,7 +292,7 @@ def gradient_child(args: argparse.Namespace) -> None:
         )
 
 
-def gradient_cost(args: argparse.Namespace) -> None:
+def gradient_cost(args: argparse.Namespace) -> dict:
     """The gradient work of a gradsim+overlap run as a ratio to scoring the same pairs, without and
     with --split-half, each in a fresh child process; alternating, medians of --repeats."""
     args.out.mkdir(parents=True, exist_ok=True)
@@ -304,9 +348,24 @@ def gradient_cost(args: argparse.Namespace) -> None:
         f"  on disk per task: {plain['mb_per_task']:.1f} MB, with --split-half {split['mb_per_task']:.1f} MB "
         f"(goal <= 20 MB)"
     )
+    return {
+        "tasks": plain["tasks"],
+        "pairs": plain["pairs"],
+        "ratio": ratio,
+        "ratio_cpu": cpu,
+        "bare_pass_ratio": bare,
+        "split_half_over_plain": ratio["split-half"] / ratio["plain"],
+        "split_half_over_plain_cpu": cpu["split-half"] / cpu["plain"],
+        "split_half_over_plain_seconds": split["gradients"] / plain["gradients"],
+        "peak_rss_mib": {m: med[m]["peak_mb"] for m in med},
+        "mb_per_task": {m: med[m]["mb_per_task"] for m in med},
+        "goals": {"ratio": 3.0, "split_half_over_plain": 1.15, "peak_rss_mib": 2.5e9 / 2**20, "mb_per_task": 20},
+        "medians": med,
+        "runs": rows,
+    }
 
 
-def executors(args: argparse.Namespace) -> None:
+def executors(args: argparse.Namespace) -> dict:
     tasks = ",".join(one_per_phenomenon(args.data_dir))
     base = [
         "--model",
@@ -341,6 +400,13 @@ def executors(args: argparse.Namespace) -> None:
         f"ray (2 workers) median {ray:.1f} s; serial/ray {serial / ray:.2f}x"
     )
     print(f"  max |gradsim serial - ray| = {np.abs(spaces['serial'] - spaces['ray']).max():.2e}")
+    return {
+        "serial_s": serial,
+        "ray_s": ray,
+        "serial_over_ray": serial / ray,
+        "each_s": walls,
+        "max_abs_difference": np.abs(spaces["serial"] - spaces["ray"]).max(),
+    }
 
 
 def main() -> None:
@@ -377,6 +443,7 @@ def main() -> None:
         help="gradient-cost: the interpreter of the measured runs (e.g. a venv with another "
         "version of the project installed, for a before/after comparison)",
     )
+    add_json_option(parser)
     parser.add_argument(
         "--dims",
         type=lambda s: [int(x) for x in s.split(",")],
@@ -386,7 +453,11 @@ def main() -> None:
     args = parser.parse_args()
     args.task = args.task or (GRADIENT_TASKS if args.what.startswith("gradient-") else "blimp_anaphor_number_agreement")
     os.environ.setdefault("LINGSPACE_NO_PROGRESS", "1")
-    commands[args.what](args)
+    if args.what == "gradient-child":  # a measured run of gradient-cost: its parent records it
+        gradient_child(args)
+        return
+    record = Record(f"spaces-{args.what}", args)
+    record.write(commands[args.what](args))
 
 
 if __name__ == "__main__":

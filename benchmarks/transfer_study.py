@@ -18,7 +18,8 @@ replicate. "centred" repeats all of it after double-centring each matrix (row an
 removed, over the cells compared). "same half" (labelled so) compares a probe with transfer of the
 same half: they share pairs, batches and mask. The linear transfer's calibration regresses the
 re-scored cell on the linear one of the same tune (same half), diagonal and off-diagonal apart:
-slope and R².
+slope and R². ``--json PATH`` also writes the figures there, with the command line, commit and
+machine (``record.py``'s format: the figures under ``figures``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from record import Record
 from scipy.stats import rankdata
 
 HALVES = ("half-a", "half-b")
@@ -254,6 +256,7 @@ def main() -> None:
         help="add the linear transfer computed from the truth's own stored updates (its sources so far)",
     )
     args = parser.parse_args()
+    record = Record("transfer_study", args)
     warnings.simplefilter("ignore", RuntimeWarning)  # a replicate with no defined cell: undefined, counted
     ctx, truth = truth_halves(args.truth)
     tasks = ctx.task_names
@@ -292,7 +295,7 @@ def main() -> None:
                 f"R² {c['r2']:.3f} ({c['cells']} cells)"
             )
     if args.json:
-        args.json.write_text(json.dumps(figures, indent=1))
+        record.write(figures)
 
 
 if __name__ == "__main__":

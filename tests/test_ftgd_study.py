@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,9 +18,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_study():
-    spec = importlib.util.spec_from_file_location("ftgd_study", ROOT / "benchmarks" / "ftgd_study.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(ROOT / "benchmarks"))  # it imports its sibling record.py
+    try:
+        spec = importlib.util.spec_from_file_location("ftgd_study", ROOT / "benchmarks" / "ftgd_study.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
     return module
 
 
@@ -68,6 +73,8 @@ def test_study_equals_the_cli_and_resumes(
     record = json.loads((tmp_path / "study" / "random-lr0.003-k0.05.json").read_text())
     tasks = record["space"]["tasks"]
     assert record["params"]["fingerprints"]["model"]  # other weights or data are never served these rows
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
+    assert record["provenance"]["commit"] == (head.stdout.strip() if head.returncode == 0 else None)
     assert (
         main(
             [
