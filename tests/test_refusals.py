@@ -94,8 +94,8 @@ class EmptySource:
 @pytest.mark.parametrize(
     "tasks, message",
     [
-        ("", "--tasks names no task; give comma-separated globs, e.g. 'blimp_*'"),
-        (" , ", "--tasks names no task"),
+        ("", "the task selection names no task; give comma-separated globs, e.g. 'blimp_*'"),
+        (" , ", "the task selection names no task"),
         ("empty:anything", "--tasks 'empty:anything' selects no task"),
     ],
 )
@@ -118,6 +118,9 @@ def test_a_selection_of_no_task_is_refused_before_the_model_loads(
     assert main(["run", "--model", str(tiny_model), "--tasks", tasks, "--output", str(out)]) == 2
     assert message in error_line(capsys)
     assert not (out / "results.json").exists()
+    if not tasks.strip(" ,"):  # the same words for `tasks`, whose selection is positional
+        assert main(["tasks", tasks]) == 2
+        assert message in error_line(capsys)
 
 
 @pytest.mark.parametrize("limit", [1, 2])

@@ -112,6 +112,9 @@ def test_transfer_and_lookahead(tiny_model: Path, blimp_dir: Path, tmp_path: Pat
     # a source whose tuning early stopping rejected is undefined, never zeros
     assert np.isnan(t[~tuned]).all() and np.isfinite(t[tuned]).all()
     assert transfer["undefined"]["count"] == 4 * int((~tuned).sum())
+    if not tuned.all():  # the reason is where every space keeps it (extra["undefined"])
+        assert transfer["undefined"]["reason"].startswith("early stopping kept the untuned model for")
+        assert "undefined_reason" not in transfer
     assert np.nanmean(np.diag(t)[tuned]) > 0  # tuning on a task raises its own margin
     for i, row in enumerate(transfer["normalised"]):
         assert row[i] == (1.0 if t[i, i] > 0 else None) and (t[i, i] > 0 or row == [None] * 4)

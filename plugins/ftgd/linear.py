@@ -166,5 +166,5 @@ def linear_space(ctx: RunContext, tuning: Tuning) -> tuple[list[list[float]], di
             "perplexity_flagged": {"bound": PERPLEXITY_BOUND, "sources": flagged(tasks, relative)},
         }
     if untuned:
-        extra["undefined_reason"] = f"early stopping kept the untuned model for {', '.join(untuned)}"
+        extra["undefined"] = f"early stopping kept the untuned model for {', '.join(untuned)}"
     return matrix, extra

@@ -79,7 +79,7 @@ def tuning_extra(tasks: list[str], rows: dict[str, dict[str, Any]]) -> dict[str,
             if "blimp_perplexity_change" in rows[tasks[0]]
             else {}
         ),
-        **({"undefined_reason": f"early stopping kept the untuned model for {', '.join(untuned)}"} if untuned else {}),
+        **({"undefined": f"early stopping kept the untuned model for {', '.join(untuned)}"} if untuned else {}),
     }
 
 
