@@ -93,7 +93,8 @@ def select_tasks(
     a selection of no task (no pattern at all, or a source that finds none)."""
     if not patterns:
         raise UserError(
-            "the task selection names no task; give comma-separated globs, e.g. 'blimp_*' (see `lingspace-harness tasks`)"
+            "the task selection names no task; give comma-separated globs, e.g. 'blimp_*' "
+            "(see `lingspace-harness tasks`)"
         )
     order: list[tuple[str, str]] = []  # ("glob", pattern) or ("source", name), first use only
     specs: dict[str, list[str]] = {}
