@@ -61,8 +61,8 @@ from .protocols import (
     SpaceBuilder,
     Unit,
 )
-from .run_results import RunResults, SpaceResult, load
 from .python_api import run
+from .run_results import RunResults, SpaceResult, load
 from .tasks import DataOptions, Task, TaskData, TaskSource
 from .units import UnitStore
 
