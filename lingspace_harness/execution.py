@@ -19,7 +19,7 @@ from typing import Any
 
 from .capabilities import HasUnits
 from .capabilities import units as metric_units
-from .config import RunConfig
+from .config import IN_PROCESS, RunConfig
 from .context import Run
 from .costs import GRADIENT, record_seconds
 from .errors import UserError
@@ -91,7 +91,9 @@ class WorkerSpec:
 
         if self.threads:
             torch.set_num_threads(self.threads)
-        ctx = self.prepare(load_harness(), self.config, self.same_as_driver)
+        # a worker runs its units itself: the driver's executor (perhaps registered only there) is not its own
+        local = replace(self.config, executor=IN_PROCESS, executor_options={})
+        ctx = self.prepare(load_harness(), local, self.same_as_driver)
         self.same_as_driver(ctx.shared.fingerprints)
         return Worker(ctx)
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import UnknownNameError, UserError
+from .options import recorded
 from .results import RESULTS_FILE, check_results, json_safe, read_results
 
 if TYPE_CHECKING:
@@ -164,6 +165,13 @@ class SpaceResult:
         """The same name and the same JSON (NaN cells equal NaN cells, unlike numpy's ``==``)."""
         return isinstance(other, SpaceResult) and (self.name, self.to_json()) == (other.name, other.to_json())
 
+    def submatrix(self, tasks: list[str]) -> np.ndarray:
+        """The matrix over ``tasks`` (some of the space's, in that order): a new float array,
+        rows sources and columns targets, NaN where undefined."""
+        index = {t: i for i, t in enumerate(self.tasks)}
+        idx = [index[t] for t in tasks]
+        return np.asarray(self.matrix, dtype=float)[np.ix_(idx, idx)]
+
     def labelled(self) -> tuple[list[str], np.ndarray]:
         """``(tasks, matrix)``: the task names and a copy of the matrix (rows are sources,
         columns targets; NaN where undefined). Needs no pandas."""
@@ -231,6 +239,18 @@ class RunResults:
             f"did you mean {' or '.join(map(repr, close))}?" if close else f"it has {', '.join(self.spaces) or 'none'}"
         )
         raise UnknownNameError(f"no space {name!r} in this run; {hint}")
+
+    def task_values(self, key: str, default: Any = None) -> dict[str, Any]:
+        """Task -> its ``key`` in ``tasks`` (a label such as ``phenomenon``, a count such as
+        ``n_test``, a metric's field such as ``accuracy``), ``default`` where a task has none; in
+        the tasks' order."""
+        return {t: f.get(key, default) if isinstance(f, dict) else default for t, f in self.tasks.items()}
+
+    def options(self, kind: str, name: str) -> dict[str, Any]:
+        """The options the run recorded for the plugin ``name`` of ``kind`` (``config.options``;
+        :func:`lingspace_harness.options.recorded`), {} where none are recorded."""
+        options = self.config.get("options")
+        return recorded(options if isinstance(options, dict) else {}, kind, name)
 
     def task_frame(self) -> pd.DataFrame:
         """A pandas DataFrame of the tasks (index ``task``) and their fields with one value

@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from lingspace_harness import AnalysisOptions, Harness, UserError
+from lingspace_harness import AnalysisOptions, Harness, RunResults, UserError
 from lingspace_harness.analysis import analyse
-from lingspace_harness.results import read_results, write_atomic
+from lingspace_harness.results import RESULTS_FILE, read_results, write_atomic
 from lingspace_harness.stats import is_symmetric, mantel, symmetrise
 
 from .claims import ClaimOptions, claims, refuse_one_model, run_order
@@ -49,21 +49,22 @@ BUILDERS = ("hypotheses", "generalisation")
 # -- loading -------------------------------------------------------------------------------
 
 
-def load_runs(dirs: list[Path], allow_same_model: bool = False) -> list[dict[str, Any]]:
-    """Each directory's results.json, in order; one-line errors for missing or broken ones, and
-    for two runs of the same model unless ``allow_same_model``."""
+def load_runs(dirs: list[Path], allow_same_model: bool = False) -> list[tuple[dict[str, Any], RunResults]]:
+    """Each directory's results.json, in order, as read (a dict, as the claims and the space
+    builders take it) and typed; one-line errors for missing or broken ones, and for two runs
+    of the same model unless ``allow_same_model``."""
     if len(dirs) < 2:
         raise UserError(f"compare needs at least two run directories, got {len(dirs)}")
     runs = [read_results(d) for d in dirs]  # each refuses a missing file, or one that is not a run's
     if not allow_same_model:
         refuse_one_model(runs, dirs)
-    return runs
+    return [(r, RunResults.from_json(r, d / RESULTS_FILE)) for r, d in zip(runs, dirs)]
 
 
-def default_labels(dirs: list[Path], runs: list[dict[str, Any]]) -> list[str]:
+def default_labels(dirs: list[Path], runs: list[RunResults]) -> list[str]:
     """The runs' revisions if all differ, else their directory names, else their paths."""
     candidates = [
-        [str((r.get("config") or {}).get("revision") or "") for r in runs],
+        [str(r.config.get("revision") or "") for r in runs],
         [d.resolve().name for d in dirs],
         [str(d) for d in dirs],
     ]
@@ -76,18 +77,12 @@ def default_labels(dirs: list[Path], runs: list[dict[str, Any]]) -> list[str]:
 # -- the comparison ------------------------------------------------------------------------
 
 
-def submatrix(space: dict[str, Any], tasks: list[str]) -> np.ndarray:
-    index = {t: i for i, t in enumerate(space["tasks"])}
-    idx = [index[t] for t in tasks]
-    return np.asarray(space["matrix"], dtype=float)[np.ix_(idx, idx)]
-
-
-def common_spaces(runs: list[dict[str, Any]], labels: list[str], notes: list[str]) -> dict[str, dict[str, Any]]:
+def common_spaces(runs: list[RunResults], labels: list[str], notes: list[str]) -> dict[str, dict[str, Any]]:
     """Spaces in every run, each over the tasks all runs' copies share (in the first run's order)."""
-    names = [n for n in runs[0].get("spaces", {}) if all(n in r.get("spaces", {}) for r in runs)]
+    names = [n for n in runs[0].spaces if all(n in r.spaces for r in runs)]
     out = {}
     for name in names:
-        task_lists = [r["spaces"][name]["tasks"] for r in runs]
+        task_lists = [r.spaces[name].tasks for r in runs]
         shared = set.intersection(*map(set, task_lists))
         tasks = [t for t in task_lists[0] if t in shared]
         dropped = {label: [t for t in ts if t not in shared] for label, ts in zip(labels, task_lists)}
@@ -103,7 +98,7 @@ def common_spaces(runs: list[dict[str, Any]], labels: list[str], notes: list[str
             )
         out[name] = {"tasks": tasks, "dropped": dropped}
     if not out:
-        listing = "; ".join(f"{label}: {', '.join(r.get('spaces', {})) or 'none'}" for label, r in zip(labels, runs))
+        listing = "; ".join(f"{label}: {', '.join(r.spaces) or 'none'}" for label, r in zip(labels, runs))
         raise UserError(f"compare: no task space is common to all runs over 3 or more tasks ({listing})")
     return out
 
@@ -139,14 +134,16 @@ def mean_off_diagonal(m: np.ndarray) -> float | None:
     return float(values.mean()) if values.size else None
 
 
-def restricted(results: dict[str, Any], spaces: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """A copy of ``results`` holding only the compared spaces, over the compared tasks."""
-    out = {k: v for k, v in results.items() if k not in ("spaces", "analysis")}
+def restricted(run: RunResults, spaces: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The run's results (a dict, as space builders take it) holding only the compared spaces,
+    over the compared tasks (each space's keys that are neither lists nor objects kept)."""
+    whole = run.to_json()
+    out = {k: v for k, v in whole.items() if k not in ("spaces", "analysis")}
     out["spaces"] = {
         name: {
-            **{k: v for k, v in results["spaces"][name].items() if not isinstance(v, (list, dict))},
+            **{k: v for k, v in whole["spaces"][name].items() if not isinstance(v, (list, dict))},
             "tasks": info["tasks"],
-            "matrix": submatrix(results["spaces"][name], info["tasks"]).tolist(),
+            "matrix": run.spaces[name].submatrix(info["tasks"]).tolist(),
         }
         for name, info in spaces.items()
     }
@@ -155,46 +152,46 @@ def restricted(results: dict[str, Any], spaces: dict[str, dict[str, Any]]) -> di
 
 
 def run_analysis(
-    harness: Harness, results: dict[str, Any], spaces: dict[str, dict[str, Any]], permutations: int, seed: int
+    harness: Harness, run: RunResults, spaces: dict[str, dict[str, Any]], permutations: int, seed: int
 ) -> dict[str, Any]:
     """The run's saved hypotheses and generalisation where they cover exactly the compared
     tasks; otherwise computed here on the compared tasks."""
-    saved = results.get("analysis") or {}
+    saved = run.analysis or {}
     wanted = [b for b in BUILDERS if b in harness.space_builders]
-    fits = all(sorted(results["spaces"][name]["tasks"]) == sorted(info["tasks"]) for name, info in spaces.items())
+    fits = all(sorted(run.spaces[name].tasks) == sorted(info["tasks"]) for name, info in spaces.items())
     if fits and all(all(name in (saved.get(b) or {}) for name in spaces) for b in wanted):
         return saved
     if not wanted:
         return saved if fits else {}
     options = AnalysisOptions(permutations=permutations, seed=seed, builders=wanted)
-    return analyse(harness, restricted(results, spaces), options)
+    return analyse(harness, restricted(run, spaces), options)
 
 
 def summarise(
     label: str,
     directory: Path,
-    results: dict[str, Any],
+    run: RunResults,
     analysis: dict[str, Any],
     tasks: list[str],
     spaces: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
     """One run's row: mean accuracy and mean off-diagonal overlap over the compared tasks, and
     each compared space's Mantel r per hypothesis and within/between per label kind."""
-    info = results["tasks"]
-    accs = [info[t]["accuracy"] for t in tasks if info[t].get("accuracy") is not None]
-    overlap = results.get("spaces", {}).get("overlap")
+    accuracy = run.task_values("accuracy")
+    accs = [accuracy[t] for t in tasks if accuracy[t] is not None]
+    overlap = run.spaces.get("overlap")
     mean_overlap = None
     if overlap is not None:
-        shared = spaces["overlap"]["tasks"] if "overlap" in spaces else [t for t in overlap["tasks"] if t in set(tasks)]
-        mean_overlap = mean_off_diagonal(submatrix(overlap, shared)) if len(shared) > 1 else None
+        shared = spaces["overlap"]["tasks"] if "overlap" in spaces else [t for t in overlap.tasks if t in set(tasks)]
+        mean_overlap = mean_off_diagonal(overlap.submatrix(shared)) if len(shared) > 1 else None
     tested = analysis.get("hypotheses") or {}
     contrasts = analysis.get("generalisation") or {}
     return {
         "label": label,
         "dir": str(directory),
-        "model": (results.get("model") or {}).get("name"),
-        "revision": (results.get("config") or {}).get("revision"),
-        "commit": (results.get("model") or {}).get("commit"),
+        "model": (run.model or {}).get("name"),
+        "revision": run.config.get("revision"),
+        "commit": (run.model or {}).get("commit"),
         "n_tasks": len(tasks),
         "mean_accuracy": sum(accs) / len(accs) if accs else None,
         "mean_overlap": mean_overlap,
@@ -250,6 +247,27 @@ def related_pairs(matrices: list[np.ndarray], labels: list[str], permutations: i
     return pairs
 
 
+def ordered_runs(
+    dirs: list[Path], labels: list[str] | None, order_by: str, allow_same_model: bool
+) -> tuple[list[dict[str, Any]], list[RunResults], list[Path], list[str]]:
+    """The runs in ``order_by`` order (:func:`load_runs`), as read and typed, with their
+    directories and labels (given, else :func:`default_labels`)."""
+    loaded = load_runs(dirs, allow_same_model)
+    if labels is None:
+        labels = default_labels(dirs, [run for _, run in loaded])
+    elif len(labels) != len(dirs):
+        raise UserError(f"compare: {len(labels)} labels for {len(dirs)} runs")
+    elif len(set(labels)) != len(labels):
+        raise UserError("compare: the labels must differ")
+    order = run_order([read for read, _ in loaded], order_by)
+    return (
+        [loaded[i][0] for i in order],
+        [loaded[i][1] for i in order],
+        [dirs[i] for i in order],
+        [labels[i] for i in order],
+    )
+
+
 def compare(
     harness: Harness,
     dirs: list[Path],
@@ -262,20 +280,12 @@ def compare(
 ) -> dict[str, Any]:
     """The comparison of the runs in ``dirs`` (in ``order_by`` order), as written to comparison.json."""
     options = options or ClaimOptions(permutations=permutations, seed=seed)
-    runs = load_runs(dirs, options.allow_same_model)
-    if labels is None:
-        labels = default_labels(dirs, runs)
-    elif len(labels) != len(dirs):
-        raise UserError(f"compare: {len(labels)} labels for {len(dirs)} runs")
-    elif len(set(labels)) != len(labels):
-        raise UserError("compare: the labels must differ")
-    order = run_order(runs, order_by)
-    runs, dirs, labels = [runs[i] for i in order], [dirs[i] for i in order], [labels[i] for i in order]
+    read, runs, dirs, labels = ordered_runs(dirs, labels, order_by, options.allow_same_model)
     notes: list[str] = []
     spaces = common_spaces(runs, labels, notes)
-    shared_tasks = set.intersection(*(set(r.get("tasks", {})) for r in runs))
-    tasks = [t for t in runs[0].get("tasks", {}) if t in shared_tasks]
-    if len(tasks) < max(len(r.get("tasks", {})) for r in runs):
+    shared_tasks = set.intersection(*(set(r.tasks) for r in runs))
+    tasks = [t for t in runs[0].tasks if t in shared_tasks]
+    if len(tasks) < max(len(r.tasks) for r in runs):
         notes.append(f"the runs' tasks differ; accuracy is the mean over the {len(tasks)} tasks they share")
     out_runs = [
         summarise(label, d, r, run_analysis(harness, r, spaces, permutations, seed), tasks, spaces)
@@ -286,7 +296,7 @@ def compare(
         after["change"] = None if before is None else change(before, after)
     out_spaces, symmetrised = {}, {}
     for name, info in spaces.items():
-        matrices = [submatrix(r["spaces"][name], info["tasks"]) for r in runs]
+        matrices = [r.spaces[name].submatrix(info["tasks"]) for r in runs]
         symmetrised[name] = [symmetrise(m) for m in matrices]
         out_spaces[name] = {
             "tasks": info["tasks"],
@@ -294,7 +304,7 @@ def compare(
             "dropped": info["dropped"],
             "pairs": related_pairs(matrices, labels, permutations, seed),
         }
-    found = claims(harness, runs, labels, symmetrised, {n: i["tasks"] for n, i in spaces.items()}, options)
+    found = claims(harness, read, labels, symmetrised, {n: i["tasks"] for n, i in spaces.items()}, options)
     return {
         "version": VERSION,
         "options": {

@@ -10,8 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from lingspace_harness import hookimpl
-from lingspace_harness.options import recorded
+from lingspace_harness import RunResults, hookimpl
 
 FILE = "results_lm_eval.json"
 
@@ -30,8 +29,9 @@ class LmEvalResults:
     description = f"{FILE}: per-task acc and margin in lm-eval's results schema"
 
     def report(self, results: dict[str, Any], out_dir: Path) -> list[Path]:
+        run = RunResults.from_json(results)
         margins: dict[str, list[float]] = defaultdict(list)
-        per_token = recorded(results["config"].get("options", {}), "metric", "accuracy").get("normalise") == "tokens"
+        per_token = run.options("metric", "accuracy").get("normalise") == "tokens"
         with (out_dir / "pairs.jsonl").open(encoding="utf-8") as handle:
             for line in handle:
                 row = json.loads(line)
@@ -48,7 +48,7 @@ class LmEvalResults:
             "n-samples": {},
             "higher_is_better": {},
         }
-        for task, fields in results["tasks"].items():
+        for task, fields in run.tasks.items():
             m = margins[task]
             correct = [float(v > 0) for v in m]
             out["results"][task] = {
@@ -67,18 +67,19 @@ class LmEvalResults:
                     "phenomenon": fields["phenomenon"],
                     "field": fields["field"],
                     "source": fields.get("source"),
-                    "seed": results["config"]["seed"],
+                    "seed": run.config["seed"],
                 },
             }
             out["versions"][task] = 1.0
             out["n-shot"][task] = 0
             out["n-samples"][task] = {"original": fields["n_test"], "effective": len(m)}
             out["higher_is_better"][task] = {"acc": True, "margin": True}
+        model = run.model or {}
         out["config"] = {
-            "model": results["model"]["name"],
-            "model_args": results["model"],
-            "batch_size": results["config"]["batch_size"],
-            "device": results["model"]["device"],
+            "model": model["name"],
+            "model_args": model,
+            "batch_size": run.config["batch_size"],
+            "device": model["device"],
         }
         path = out_dir / FILE
         path.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lingspace_harness import hookimpl
+from lingspace_harness import RunResults, hookimpl
 
 from .report_markdown import SUMMARY_FILE, summary_text
 
@@ -18,7 +18,7 @@ class MarkdownReport:
 
     def report(self, results: dict[str, Any], out_dir: Path) -> list[Path]:
         path = Path(out_dir) / SUMMARY_FILE
-        path.write_text(summary_text(results), encoding="utf-8")
+        path.write_text(summary_text(RunResults.from_json(results)), encoding="utf-8")
         return [path]
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from lingspace_harness import AnalysisOptions, Harness, UserError, hookimpl, load_harness
+from lingspace_harness import AnalysisOptions, Harness, RunResults, SpaceResult, UserError, hookimpl, load_harness
 from lingspace_harness.analysis import analyse
 from lingspace_harness.results import read_results, write_atomic
 from lingspace_harness.stats import symmetrise
@@ -90,12 +90,13 @@ def _given_linkage(value: Any, n: int) -> np.ndarray | None:
     return given if n > 1 and given.shape == (n - 1, 4) and is_valid_linkage(given) else None
 
 
-def layout(name: str, space: dict[str, Any], analysis: dict[str, Any], seed: int = 0) -> SpaceLayout:
-    """Order, tree and communities of a space: from ``analysis.clusters[name]`` where it
-    clustered the space's tasks, else from :func:`cluster_tasks` (the ``clusters`` builder's
-    own clustering) computed here."""
-    tasks = list(space["tasks"])
-    matrix = np.asarray(space["matrix"], dtype=float)
+def layout(name: str, space: SpaceResult | dict[str, Any], analysis: dict[str, Any], seed: int = 0) -> SpaceLayout:
+    """Order, tree and communities of a space (a :class:`SpaceResult`, or results.json's
+    ``spaces[name]``): from ``analysis.clusters[name]`` where it clustered the space's tasks,
+    else from :func:`cluster_tasks` (the ``clusters`` builder's own clustering) computed here."""
+    if not isinstance(space, SpaceResult):
+        space = SpaceResult.from_json(name, space)
+    tasks, matrix = space.labelled()
     clusters = (analysis.get("clusters") or {}).get(name) or {}
     names = clusters.get("order") or []
     from_analysis = not clusters.get("reason") and bool(names) and sorted(names) == sorted(tasks)
@@ -139,15 +140,15 @@ def ensure_analysis(results: dict[str, Any], harness: Harness | None = None, **o
 # -- files -----------------------------------------------------------------------------------
 
 
-def space_figures(
-    name: str, space: dict[str, Any], analysis: dict[str, Any], tasks: dict[str, Any]
-) -> dict[str, tuple[bytes, str]]:
+def space_figures(space: SpaceResult, run: RunResults) -> dict[str, tuple[bytes, str]]:
     """Kind -> (PNG, caption) of a space's heatmap, dendrogram (where there is a tree) and
     task graph; none for a space over fewer than 2 tasks."""
-    lay = layout(name, space, analysis)
+    name = space.name
+    lay = layout(name, space, run.analysis or {})
     if len(lay.tasks) < 2:
         return {}
-    phenomena = {t: str((tasks.get(t) or {}).get("phenomenon", "unknown")) for t in lay.tasks}
+    known = run.task_values("phenomenon", "unknown")
+    phenomena = {t: str(known.get(t, "unknown")) for t in lay.tasks}
     source = "analysis.clusters" if lay.from_analysis else "the clusters builder's clustering, computed here"
     left = [t for t, c in zip(lay.tasks, lay.communities) if c is None]
     note = f"; {len(left)} task(s) left out of the clustering for undefined similarities" if left else ""
@@ -171,29 +172,28 @@ def space_figures(
     return pngs
 
 
-def write_run_report(results: dict[str, Any], out: Path) -> list[Path]:
+def write_run_report(run: RunResults, out: Path) -> list[Path]:
     """The PNGs and report.html for one run's results; returns the files written."""
     figures.require_matplotlib()
-    analysis = results.get("analysis") or {}
-    tasks = results.get("tasks") or {}
+    model, config = run.model or {}, run.config
     written: list[Path] = []
     body = [
         table(
             ["model", "revision", "tasks", "metrics", "limit", "seed"],
             [
                 [
-                    (results.get("model") or {}).get("name"),
-                    (results.get("config") or {}).get("revision") or (results.get("model") or {}).get("revision"),
-                    len(tasks),
-                    ", ".join((results.get("config") or {}).get("metrics") or []),
-                    (results.get("config") or {}).get("limit"),
-                    (results.get("config") or {}).get("seed"),
+                    model.get("name"),
+                    config.get("revision") or model.get("revision"),
+                    len(run.tasks),
+                    ", ".join(config.get("metrics") or []),
+                    config.get("limit"),
+                    config.get("seed"),
                 ]
             ],
         )
     ]
-    for name, space in (results.get("spaces") or {}).items():
-        pngs = space_figures(name, space, analysis, tasks)
+    for name, space in run.spaces.items():
+        pngs = space_figures(space, run)
         if not pngs:
             continue
         body.append(f"<h2>Space {esc(name)}</h2>")
@@ -202,12 +202,12 @@ def write_run_report(results: dict[str, Any], out: Path) -> list[Path]:
             write_atomic(path, png)
             written.append(path)
             body.append(image(png, caption))
-    agreement_body, agreement_files = agreement_section(results, out)
+    agreement_body, agreement_files = agreement_section(run, out)
     body += agreement_body
     written += agreement_files
-    body += run_tables(results)
+    body += run_tables(run)
     path = out / HTML_FILE
-    write_atomic(path, [page(f"Task spaces: {Path(str((results.get('model') or {}).get('name', ''))).name}", body)])
+    write_atomic(path, [page(f"Task spaces: {Path(str(model.get('name', ''))).name}", body)])
     return [*written, path]
 
 
@@ -216,18 +216,18 @@ def agreement_spaces(agreement: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(str((p or {}).get("space")) for p in (agreement.get("probes") or {}).values()))
 
 
-def agreement_section(results: dict[str, Any], out: Path) -> tuple[list[str], list[Path]]:
+def agreement_section(run: RunResults, out: Path) -> tuple[list[str], list[Path]]:
     """The "Space agreement" section and its PNG. The heatmap is drawn for a run of two or more
     spaces only (a space and its own centred form are not two: their pair is in the table); with
     no pairs, a line says why."""
-    agreement = (results.get("analysis") or {}).get("agreement")
+    agreement = (run.analysis or {}).get("agreement")
     if not agreement:
         return [], []
     spaces = agreement_spaces(agreement)
     if not agreement.get("pairs"):
         reason = agreement.get("reason") or "no pairs of spaces"
         return ["<h2>Space agreement</h2>", f"<p>not drawn: {esc(reason)}</p>"], []
-    costs = (results.get("execution") or {}).get("costs") or {}
+    costs = (run.execution or {}).get("costs") or {}
     rows = table(AGREEMENT_HEADERS, agreement_rows(agreement, costs), agreement_caption(agreement))
     if len(spaces) < 2:
         note = f"<p>heatmap not drawn: {len(spaces)} space in this run ({', '.join(map(esc, spaces))})</p>"
@@ -267,7 +267,7 @@ class HtmlReport:
     description = f"{HTML_FILE} (self-contained) and PNGs under {PNG_DIR}/: heatmaps, dendrograms, task graphs, tables"
 
     def report(self, results: dict[str, Any], out_dir: Path) -> list[Path]:
-        return write_run_report(ensure_analysis(results), Path(out_dir))
+        return write_run_report(RunResults.from_json(ensure_analysis(results)), Path(out_dir))
 
 
 class ReportCommand:
@@ -293,8 +293,9 @@ class ReportCommand:
             except (OSError, ValueError) as exc:
                 raise UserError(f"report: cannot read {args.dir / RESULTS_FILE}: {exc}") from exc
             results = ensure_analysis(results, harness, permutations=args.permutations, seed=args.seed)
-            written = write_run_report(results, out)
-            write_atomic(out / SUMMARY_FILE, [summary_text(results)])
+            run = RunResults.from_json(results, args.dir / RESULTS_FILE)
+            written = write_run_report(run, out)
+            write_atomic(out / SUMMARY_FILE, [summary_text(run)])
             summary = f", {out / SUMMARY_FILE}"
         else:
             raise UserError(f"report: {args.dir} has no {RESULTS_FILE} or {COMPARISON_FILE}")

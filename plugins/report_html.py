@@ -10,6 +10,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+from lingspace_harness import RunResults
+
 from .report_values import (
     COST_HEADERS,
     cost_rows,
@@ -171,38 +173,42 @@ def _rows_agreement(analysis: dict[str, Any]) -> list[list[Any]]:
     return rows
 
 
-def _rows_spaces(results: dict[str, Any]) -> list[list[Any]]:
+def _rows_spaces(run: RunResults) -> list[list[Any]]:
     rows = []
-    for name, space in (results.get("spaces") or {}).items():
-        undefined = space.get("undefined") or {}
-        form = space.get("form") or "-"
-        rows.append([name, form, len(space.get("tasks") or []), undefined.get("count"), undefined.get("reason")])
+    for name, space in run.spaces.items():
+        undefined = space.extra.get("undefined") or {}
+        rows.append([name, space.form or "-", len(space.tasks), undefined.get("count"), undefined.get("reason")])
     return rows
 
 
-def _rows_perplexity(results: dict[str, Any]) -> list[list[Any]]:
+def _rows_perplexity(run: RunResults) -> list[list[Any]]:
     """FTGD's premise per tuned source: its relative general-text perplexity change, flagged
     above the space's bound (``perplexity_flagged``)."""
     rows = []
-    for name, space in (results.get("spaces") or {}).items():
-        flags = space.get("perplexity_flagged")
+    for name, space in run.spaces.items():
+        flags, on = space.extra.get("perplexity_flagged"), space.extra.get("perplexity_on")
         if not isinstance(flags, dict):
             continue
-        changes = dict(zip(space.get("tasks") or [], space.get("perplexity_relative_change") or []))
+        changes = dict(zip(space.tasks, space.extra.get("perplexity_relative_change") or []))
         for source in flags.get("sources") or []:
-            rows.append([name, source, space.get("perplexity_on"), changes.get(source), flags.get("bound")])
+            rows.append([name, source, on, changes.get(source), flags.get("bound")])
         if not flags.get("sources"):
-            rows.append([name, "none flagged", space.get("perplexity_on"), None, flags.get("bound")])
+            rows.append([name, "none flagged", on, None, flags.get("bound")])
     return rows
 
 
-def accuracy_tables(tasks: dict[str, Any]) -> list[str]:
+#: The columns of the accuracy table by task, beside the task: fields of results.json's ``tasks``.
+TASK_COLUMNS = ["phenomenon", "field", "group", "n_test", "accuracy", "margin"]
+
+
+def accuracy_tables(run: RunResults) -> list[str]:
     """Accuracy by phenomenon and by task."""
     parts = ["<h2>Accuracy</h2>"]
+    accuracy, phenomenon = run.task_values("accuracy"), run.task_values("phenomenon", "")
     by_phenomenon: dict[str, list[float]] = defaultdict(list)
-    for t in tasks.values():
-        if t.get("accuracy") is not None:
-            by_phenomenon[t.get("phenomenon", "")].append(t["accuracy"])
+    for t, a in accuracy.items():
+        if a is not None:
+            by_phenomenon[phenomenon[t]].append(a)
     parts.append(
         table(
             ["phenomenon", "tasks", "mean accuracy"],
@@ -210,54 +216,38 @@ def accuracy_tables(tasks: dict[str, Any]) -> list[str]:
             "by phenomenon",
         )
     )
-    parts.append(
-        table(
-            ["task", "phenomenon", "field", "group", "n_test", "accuracy", "margin"],
-            [
-                [
-                    name,
-                    t.get("phenomenon"),
-                    t.get("field"),
-                    t.get("group"),
-                    t.get("n_test"),
-                    t.get("accuracy"),
-                    t.get("margin"),
-                ]
-                for name, t in tasks.items()
-            ],
-            "by task",
-        )
-    )
+    columns = [run.task_values(key) for key in TASK_COLUMNS]
+    parts.append(table(["task", *TASK_COLUMNS], [[t, *(c[t] for c in columns)] for t in run.tasks], "by task"))
     return parts
 
 
-def space_sections(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[Any]]]]:
+def space_sections(run: RunResults) -> list[tuple[str, list[str], list[list[Any]]]]:
     """(title, headers, rows) of the spaces' own tables: undefined cells, FTGD's perplexity flags, costs."""
     return [
         (
             "Spaces: how each was built (rescored or linear), and its undefined cells (left out of every "
             "analysis, never read as 0)",
             ["space", "form", "tasks", "undefined cells", "why"],
-            _rows_spaces(results),
+            _rows_spaces(run),
         ),
         (
             "FTGD: sources whose tune raised perplexity above the bound (damage, not targeted change)",
             ["space", "source", "perplexity on", "relative change", "bound"],
-            _rows_perplexity(results),
+            _rows_perplexity(run),
         ),
         (
             "Costs: wall time of each space's units and compute (execution.costs; split halves apart)",
             COST_HEADERS,
-            cost_rows((results.get("execution") or {}).get("costs") or {}),
+            cost_rows((run.execution or {}).get("costs") or {}),
         ),
     ]
 
 
-def analysis_sections(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[Any]]]]:
+def analysis_sections(run: RunResults) -> list[tuple[str, list[str], list[list[Any]]]]:
     """(title, headers, rows) of each table of results.json's spaces and analysis."""
-    analysis = results.get("analysis") or {}
+    analysis = run.analysis or {}
     return [
-        *space_sections(results),
+        *space_sections(run),
         hypotheses_section(analysis),
         (
             "Generalisation: within vs between labels",
@@ -293,10 +283,10 @@ def analysis_sections(results: dict[str, Any]) -> list[tuple[str, list[str], lis
     ]
 
 
-def run_tables(results: dict[str, Any]) -> list[str]:
+def run_tables(run: RunResults) -> list[str]:
     """The run page's tables: accuracy, then each section of the analysis."""
-    parts = accuracy_tables(results.get("tasks") or {})
-    for title, headers, rows in analysis_sections(results):
+    parts = accuracy_tables(run)
+    for title, headers, rows in analysis_sections(run):
         parts.append(f"<h2>{esc(title)}</h2>")
         parts.append(table(headers, rows) if rows else "<p>not in this run's analysis</p>")
     return parts

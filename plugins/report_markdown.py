@@ -8,6 +8,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+from lingspace_harness import RunResults
+
 from .report_values import ceiling_text, duration, fmt, lexical_controls, mantel_cells, mantel_headers
 
 SUMMARY_FILE = "summary.md"
@@ -27,12 +29,14 @@ def md_table(headers: list[str], rows: Iterable[list[Any]]) -> list[str]:
     return lines + ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
 
 
-def accuracy_lines(tasks: dict[str, Any]) -> list[str]:
+def accuracy_lines(run: RunResults) -> list[str]:
     """Accuracy by phenomenon (tasks without one left out of the mean) and by task."""
+    accuracy, phenomenon = run.task_values("accuracy"), run.task_values("phenomenon")
+    n_test, margin = run.task_values("n_test"), run.task_values("margin")
     by_phenomenon: dict[str, list[float]] = defaultdict(list)
-    for t in tasks.values():
-        if t.get("accuracy") is not None:
-            by_phenomenon[str(t.get("phenomenon"))].append(t["accuracy"])
+    for t, a in accuracy.items():
+        if a is not None:
+            by_phenomenon[str(phenomenon[t])].append(a)
     lines = md_table(
         ["phenomenon", "tasks", "accuracy"],
         [[name, len(a), _fixed(sum(a) / len(a))] for name, a in sorted(by_phenomenon.items())],
@@ -42,18 +46,15 @@ def accuracy_lines(tasks: dict[str, Any]) -> list[str]:
         "",
         *md_table(
             ["task", "phenomenon", "n_test", "accuracy", "margin"],
-            [
-                [name, t.get("phenomenon"), t.get("n_test"), _fixed(t.get("accuracy")), _fixed(t.get("margin"))]
-                for name, t in tasks.items()
-            ],
+            [[t, phenomenon[t], n_test[t], _fixed(accuracy[t]), _fixed(margin[t])] for t in run.tasks],
         ),
     ]
 
 
-def space_lines(name: str, results: dict[str, Any]) -> list[str]:
+def space_lines(name: str, run: RunResults) -> list[str]:
     """One space's section: its ceiling, its cost and its hypothesis tests."""
-    analysis = results.get("analysis") or {}
-    cost = ((results.get("execution") or {}).get("costs") or {}).get(name) or {}
+    analysis = run.analysis or {}
+    cost = ((run.execution or {}).get("costs") or {}).get(name) or {}
     lines = [f"## Space {name}", ""]
     lines.append(f"- split-half ceiling: {ceiling_text((analysis.get('reliability') or {}).get(name))}")
     if cost:
@@ -67,13 +68,13 @@ def space_lines(name: str, results: dict[str, Any]) -> list[str]:
     return [*lines, "", *md_table(["hypothesis", *mantel_headers(controls), "note"], rows), ""]
 
 
-def summary_text(results: dict[str, Any]) -> str:
+def summary_text(run: RunResults) -> str:
     """The whole of ``summary.md``."""
-    lines = [f"# {(results.get('model') or {}).get('name')}", ""]
-    lines += accuracy_lines(results.get("tasks") or {})
-    spaces = list(results.get("spaces") or {})
+    lines = [f"# {(run.model or {}).get('name')}", ""]
+    lines += accuracy_lines(run)
+    spaces = list(run.spaces)
     for name in spaces:
-        lines += ["", *space_lines(name, results)]
+        lines += ["", *space_lines(name, run)]
     if spaces:
         lines.append(
             "_Mantel tests: Spearman r, permutation p, Holm p over the run's tests; partial Mantel tests "

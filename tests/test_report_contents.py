@@ -17,6 +17,8 @@ from lingspace_harness_plugins.report_html import AGREEMENT_HEADERS, agreement_r
 from lingspace_harness_plugins.report_values import duration
 from test_report import PHENOMENA, TASKS, Tables, constructed
 
+from lingspace_harness import RunResults
+
 
 def _test(r, p, holm, partial=None) -> dict:
     out = {"r": r, "p": p, "p_holm": holm, "n_tasks": 6, "n_permutations": 99, "symmetrised": False}
@@ -56,7 +58,7 @@ def analysed() -> dict:
 
 
 def test_hypothesis_table_has_the_partial_mantel_given_each_lexical_control() -> None:
-    page = Tables("".join(run_tables(analysed())))
+    page = Tables("".join(run_tables(RunResults.from_json(analysed()))))
     header, *rows = page.table("space", "hypothesis")
     at = {h: i for i, h in enumerate(header)}
     row = {(r[0], r[1]): r for r in rows}
@@ -141,7 +143,7 @@ def test_agreement_costs_are_durations() -> None:
     [row] = agreement_rows(agreement, analysed()["execution"]["costs"])
     at = AGREEMENT_HEADERS.index
     assert [row[at("cost a")], row[at("cost b")]] == ["17 min 00 s", "–"]
-    page = Tables("".join(run_tables(analysed())))
+    page = Tables("".join(run_tables(RunResults.from_json(analysed()))))
     assert page.table("space", "cost (its units and compute)")[1:] == [
         ["gradsim", "17 min 00 s", "0.5 s", "–", "–"],
         ["transfer", "–", "3.0 s", "–", "no seconds recorded"],

@@ -112,6 +112,29 @@ def test_the_python_api_page_recipe(run_dir: Path) -> None:
     assert result["n_tasks"] == 4 and result["n_permutations"] == 99
 
 
+def test_the_accessors_the_builtin_readers_use(run_dir: Path) -> None:
+    """Each task's field (a default where a task has none), a plugin's recorded options by kind,
+    and a space's matrix over some of its tasks (undefined cells NaN)."""
+    raw = json.loads((run_dir / "results.json").read_text())
+    run = load(run_dir)
+    tasks = list(raw["tasks"])
+    assert run.task_values("n_test") == {t: raw["tasks"][t]["n_test"] for t in tasks}
+    assert list(run.task_values("phenomenon")) == tasks
+    assert run.task_values("no such field") == dict.fromkeys(tasks) and run.task_values("x", 0) == dict.fromkeys(
+        tasks, 0
+    )
+    assert run.options("metric", "accuracy") == raw["config"]["options"]["metric"]["accuracy"]
+    assert run.options("metric", "holes") == {} and run.options("reporter", "accuracy") == {}
+    run.config["options"] = {"metric": {"accuracy": {"normalise": "tokens"}}, "gradsim": {"flat": 1}}
+    assert run.options("metric", "accuracy") == {"normalise": "tokens"}
+    assert run.options("metric", "gradsim") == {"flat": 1}  # recorded before options were kept by kind
+    holes = run.space("holes")
+    picked = holes.submatrix([holes.tasks[1], holes.tasks[0], holes.tasks[3]])
+    assert picked.shape == (3, 3) and np.isnan(picked[0, 1]) and picked[2, 2] == holes.matrix[3, 3]
+    picked[2, 2] = 5.0  # a new array
+    assert holes.matrix[3, 3] == 1.0
+
+
 def test_an_unknown_space_names_those_there_are(run_dir: Path) -> None:
     with pytest.raises(UnknownNameError, match="did you mean 'gradsim'"):
         load(run_dir).space("gradsm")
