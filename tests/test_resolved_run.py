@@ -239,3 +239,23 @@ def test_run_help_shows_plain_metavars(capsys) -> None:
     assert "PLUGIN:" not in text and "plugin:" not in text
     assert "--ftgd-steps FTGD_STEPS" in text and "--topk TOPK" in text
     assert "transfer (metric, plugin ftgd)" in text
+
+
+def test_a_run_recorded_before_options_were_kept_by_kind_resumes(
+    capsys, counted: list[str], tiny_model: Path, blimp_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    argv = base(tiny_model, blimp_dir, out, "--metric", "overlap", "--topk", "0.05")
+    assert run_cli(capsys, *argv)[0] == 0
+    record = json.loads((out / "run.json").read_text())
+    nested = record["config"]["options"]
+    assert nested == {"metric": {"accuracy": {"normalise": "none"}}, "gradient_strategy": {"topk": {"topk": 0.05}}}
+    record["config"]["options"] = {"accuracy": {"normalise": "none"}, "topk": {"topk": 0.05}}  # as written before
+    (out / "run.json").write_text(json.dumps(record))
+    counted.clear()
+    assert run_cli(capsys, *argv)[0] == 0
+    assert counted == []  # the same run: every unit reused
+    assert json.loads((out / "run.json").read_text())["config"]["options"] == nested  # and recorded by kind now
+    code, _, err = run_cli(capsys, *base(tiny_model, blimp_dir, out, "--metric", "overlap", "--topk", "0.1"))
+    assert code == 2  # the old record's options still count
+    one_line(err, "holds another run (topk.topk differ)")
