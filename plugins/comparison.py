@@ -33,7 +33,7 @@ import numpy as np
 
 from lingspace_harness import AnalysisOptions, Harness, RunResults, UserError
 from lingspace_harness.analysis import analyse
-from lingspace_harness.results import RESULTS_FILE, read_results, write_atomic
+from lingspace_harness.results import read_results, write_atomic
 from lingspace_harness.stats import is_symmetric, mantel, symmetrise
 
 from .claims import ClaimOptions, claims, refuse_one_model, run_order
@@ -58,7 +58,7 @@ def load_runs(dirs: list[Path], allow_same_model: bool = False) -> list[tuple[di
     runs = [read_results(d) for d in dirs]  # each refuses a missing file, or one that is not a run's
     if not allow_same_model:
         refuse_one_model(runs, dirs)
-    return [(r, RunResults.from_json(r, d / RESULTS_FILE)) for r, d in zip(runs, dirs)]
+    return [(r, RunResults.from_json(r, d)) for r, d in zip(runs, dirs)]
 
 
 def default_labels(dirs: list[Path], runs: list[RunResults]) -> list[str]:

@@ -24,7 +24,8 @@ def _missing(what: str) -> None:
 def find_blimp_dir() -> Path | None:
     env = os.environ.get("LINGSPACE_BLIMP_DIR")
     candidate = Path(env) if env else ROOT.parent / "shared" / "blimp"
-    return candidate if (candidate / "adjunct_island.jsonl").is_file() else None
+    # absolute: tests run commands, kernels and workers in other directories than the suite's
+    return candidate.resolve() if (candidate / "adjunct_island.jsonl").is_file() else None
 
 
 def find_smollm2() -> Path | None:
