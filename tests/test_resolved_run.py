@@ -100,6 +100,11 @@ def test_the_kinds_table_is_where_hooks_registries_and_option_groups_come_from()
     harness = load_harness()
     assert list(harness.registries_by_kind()) == [k.id for k in KINDS]
     assert set(OPTIONED) == {"gradient_strategy", "metric", "space_builder", "executor", "reporter"}
+    from lingspace_harness.capabilities import OPTIONAL, Configurable, HasOptions
+
+    assert set(OPTIONAL) <= {k.label for k in KINDS}  # the optional protocols name kinds of the table
+    optioned = {label for label, protocols in OPTIONAL.items() if {Configurable, HasOptions} & set(protocols)}
+    assert optioned == {k.label for k in KINDS if k.options}
 
 
 def test_a_reporter_named_like_a_metric_owns_its_option(
