@@ -80,9 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     quiet_before = os.environ.get(QUIET_ENV)
     try:
         harness = load_harness(strict="--strict" in argv)
-        args, commands = _parse(harness, argv)
+        parser, args, commands = _parse(harness, argv)
         if args.command is None:
-            _parser(harness)[0].print_help()
+            parser.print_help()
             return 2
         if args.quiet:
             os.environ[QUIET_ENV] = "1"
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             os.environ[QUIET_ENV] = quiet_before
 
 
-def _parse(harness: Harness, argv: list[str]) -> tuple[argparse.Namespace, dict[str, Command]]:
+def _parse(harness: Harness, argv: list[str]) -> tuple[argparse.ArgumentParser, argparse.Namespace, dict[str, Command]]:
     """``argv`` parsed; for ``run --config FILE``, the file's values are the defaults argv overrides."""
     parser, commands, parsers = _parser(harness)
     args = parser.parse_args(argv)
@@ -137,7 +137,7 @@ def _parse(harness: Harness, argv: list[str]) -> tuple[argparse.Namespace, dict[
     if isinstance(command, RunCommand) and args.config is not None:
         parsers[args.command].set_defaults(**command.defaults(args.config))
         args = parser.parse_args(argv)
-    return args, commands
+    return parser, args, commands
 
 
 def _parser(

@@ -76,7 +76,7 @@ def _stores_units(plan: Plan, kind: str, name: str) -> bool:
 def conflicts(old: dict[str, Any], plan: Plan, fingerprints: dict[str, Any]) -> list[str]:
     """What differs between the run recorded in ``old`` (a run.json) and ``plan`` in what units
     depend on, as far as ``fingerprints`` (those known so far) tell."""
-    config, new_config = old.get("config") or {}, json.loads(json.dumps(plan.config.to_json()))
+    config, new_config = old.get("config") or {}, plan.config.to_json()
     changed = [k for k in IDENTITY if _setting(config, k) != _setting(new_config, k)]
     old_options = by_kind(config.get("options") or {}, plan.harness.optioned_kind)
     new_options = plan.options_record()
@@ -85,12 +85,10 @@ def conflicts(old: dict[str, Any], plan: Plan, fingerprints: dict[str, Any]) -> 
             if _stores_units(plan, kind, name):
                 changed += differences(old_options[kind][name], new_options[kind][name], f"{name}.")
     recorded = old.get("fingerprints") or {}
-    tasks = sorted(
-        {*recorded.get("tasks", {}), *fingerprints.get("tasks", {})}
-        if "tasks" in fingerprints and recorded.get("tasks") != fingerprints["tasks"]
-        else []
+    old_tasks, new_tasks = recorded.get("tasks", {}), fingerprints.get("tasks")
+    odd = (
+        [] if new_tasks is None else sorted(t for t in {*old_tasks, *new_tasks} if old_tasks.get(t) != new_tasks.get(t))
     )
-    odd = [t for t in tasks if recorded.get("tasks", {}).get(t) != fingerprints["tasks"].get(t)]
     if odd:
         changed.append(f"the tasks or pairs of {', '.join(odd[:3])}{' ...' if len(odd) > 3 else ''}")
     if fingerprints.get("model") and recorded.get("model") not in (None, fingerprints["model"]):

@@ -25,7 +25,9 @@ __all__ = ["Plan"]
 class Plan:
     """A run before it loads anything. ``config`` is what was asked, never changed; ``metrics``
     are those asked for (and those every run computes), then the ``helpers`` that join only as
-    providers; ``options`` holds every optioned plugin's validated options by (kind, name)."""
+    providers; ``given`` is the config's plugin options by kind (an older record's read so);
+    ``all_options`` holds every optioned plugin's validated options by (kind, name);
+    ``learners`` names the run's metrics that learn from gradients (``resolve.learns``)."""
 
     harness: Harness
     config: RunConfig
@@ -33,11 +35,12 @@ class Plan:
     metrics: tuple[Metric, ...] = ()
     helpers: tuple[Metric, ...] = ()
     strategies: tuple[str, ...] = ()
+    given: Options = field(default_factory=dict)
     all_options: Mapping[tuple[str, str], Any] = field(default_factory=dict)
     loader: Any = None
     model_spec: str = ""
     scores_only: bool = False
-    learns: bool = False
+    learners: tuple[str, ...] = ()
     executor: Executor | None = None
     builders: tuple[SpaceBuilder, ...] = ()
     reporters: tuple[Reporter, ...] = ()
@@ -69,28 +72,31 @@ class Plan:
             raise UserError(f"nothing in this run provides {capability!r}") from exc
 
     @property
+    def learns(self) -> bool:
+        """Whether the run needs gradients (a metric of it learns)."""
+        return bool(self.learners)
+
+    @property
     def run_metrics(self) -> list[Metric]:
         """Every metric the run computes: those asked for, then the helpers."""
         return [*self.metrics, *self.helpers]
 
     def used(self) -> list[tuple[str, str]]:
         """(kind, name) of every plugin other than the executor that shapes this run's results."""
-        providers = [(self._kind_of(p), p.name) for p in self.providers.values()]
-        names = [("metric", m.name) for m in self.run_metrics] + [("gradient_strategy", s) for s in self.strategies]
-        names += providers + [("reporter", r.name) for r in self.reporters]
-        names += [("space_builder", b.name) for b in self.builders]
+        metrics = self.run_metrics  # a providing metric is one of them (a helper if not asked for)
+        names = [("metric", m.name) for m in metrics] + [("gradient_strategy", s) for s in self.strategies]
+        names += [("gradient_strategy", p.name) for p in self.providers.values() if not any(p is m for m in metrics)]
+        names += [("reporter", r.name) for r in self.reporters] + [("space_builder", b.name) for b in self.builders]
         return list(dict.fromkeys(names))
-
-    def _kind_of(self, item: Any) -> str:
-        return "metric" if any(m is item for m in self.harness.metrics) else "gradient_strategy"
 
     def options_record(self) -> Options:
         """What run.json and results.json record under ``config.options``: the options of every
         plugin the run uses, by kind (see ``options.options_record``)."""
-        given = self.config.options
         out: Options = {}
         for kind, name in self.used():
-            if (kind, name) in self.all_options and (name in given.get(kind, {}) or _has_options(self, kind, name)):
+            if (kind, name) in self.all_options and (
+                name in self.given.get(kind, {}) or _has_options(self, kind, name)
+            ):
                 out.setdefault(kind, {})[name] = options_record(self.all_options[(kind, name)])
         return out
 

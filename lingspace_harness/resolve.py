@@ -39,17 +39,19 @@ def resolve_plan(harness: Harness, config: RunConfig) -> Plan:
     metrics = resolve_metrics(harness, config.metrics)
     providers, helpers = resolve_providers(harness, metrics)
     loader, spec = resolve_loader(harness.model_loaders, config.model)
+    given = by_kind(config.options, harness.optioned_kind)  # an older record's, read by kind
     plan = Plan(
         harness,
         config,
         providers,
         tuple(metrics),
         tuple(helpers),
-        all_options=resolve_options(harness, config),
+        given=given,
+        all_options=resolve_options(harness, config, given),
         loader=loader,
         model_spec=spec,
         scores_only=isinstance(loader, ScoresOnly) and bool(loader.scores_only),
-        learns=any(learns(m, providers, harness.gradient_strategies) for m in metrics + helpers),
+        learners=tuple(m.name for m in metrics + helpers if learns(m, providers, harness.gradient_strategies)),
         executor=None if config.executor == IN_PROCESS else harness.executors.get(config.executor),
         builders=tuple(resolve_builders(harness, config.analysis)),
         reporters=tuple(harness.reporters.get(n) for n in config.reporters),
@@ -113,10 +115,10 @@ def resolve_providers(harness: Harness, metrics: list[Metric]) -> tuple[dict[str
     return providers, helpers
 
 
-def resolve_options(harness: Harness, config: RunConfig) -> dict[tuple[str, str], Any]:
-    """Every optioned plugin's options by (kind, name), from the config's values (an executor's
-    from ``executor_options``), each validated by its ``Options`` (see ``HasOptions``)."""
-    given = given_options(harness, config)
+def resolve_options(harness: Harness, config: RunConfig, given: Options) -> dict[tuple[str, str], Any]:
+    """Every optioned plugin's options by (kind, name), from the ``given`` values (the config's,
+    by kind; an executor's from ``executor_options``), each validated by its ``Options`` (see
+    ``HasOptions``)."""
     out: dict[tuple[str, str], Any] = {}
     for kind in OPTIONED:
         for plugin in harness.registry(kind):
@@ -127,12 +129,6 @@ def resolve_options(harness: Harness, config: RunConfig) -> dict[tuple[str, str]
             if values or isinstance(plugin, (Configurable, HasOptions)):
                 out[(kind, plugin.name)] = plugin_options(plugin, dict(values or {}), config.seed)
     return out
-
-
-def given_options(harness: Harness, config: RunConfig) -> Options:
-    """The config's plugin options by kind (a record from before options were kept by kind is
-    read as the harness would have: each name under the first optioned kind that has it)."""
-    return by_kind(config.options, harness.optioned_kind)
 
 
 def resolve_builders(harness: Harness, names: list[str] | None) -> list[Any]:
@@ -150,11 +146,9 @@ def learns(metric: Any, providers: dict[str, Any], gradient_strategies: Iterable
 
 def check_scoring_only(plan: Plan) -> None:
     """A model that only scores supports neither gradients (see ``learns``) nor our prefix."""
-    providers, strategies_ = dict(plan.providers), plan.harness.gradient_strategies
-    learners = [m.name for m in plan.run_metrics if learns(m, providers, strategies_)]
     model = plan.config.model
-    if learners:
-        raise UserError(f"metric {learners[0]} needs a torch model; --model {model} only scores")
+    if plan.learners:
+        raise UserError(f"metric {plan.learners[0]} needs a torch model; --model {model} only scores")
     if plan.config.prefix_token:
         raise UserError(
             f"--prefix-token does not apply to --model {model}, which scores with "

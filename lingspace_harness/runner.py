@@ -28,7 +28,7 @@ from .plan import Plan
 from .plugins import Harness
 from .progress import progress_bar
 from .protocols import Metric, Reporter, Space
-from .resolve import check_scoring_only, learns, resolve_plan
+from .resolve import check_scoring_only, resolve_plan
 from .results import new_results, write_pairs, write_results
 from .scoring import prefix_token_id
 from .tasks import DataOptions, TaskData, load_task_data, select_tasks, task_delimiter, task_source
@@ -72,15 +72,9 @@ def check_training_pairs(plan: Plan, data: dict[str, TaskData]) -> None:
     few = "too few to halve" if data[short[0]].train else "none"
     least = f"; --split-half needs --limit {need} or more" if config.limit is not None and config.limit < need else ""
     raise UserError(
-        f"metric {_learner(plan)!r} learns from training pairs, but task {short[0]!r} has {few} "
+        f"metric {plan.learners[0]!r} learns from training pairs, but task {short[0]!r} has {few} "
         f"(--split-fractions {','.join(map(str, config.split_fractions))}, --limit {config.limit}){least}"
     )
-
-
-def _learner(plan: Plan) -> str:
-    """The first of the run's metrics that learns (see ``resolve.learns``)."""
-    providers, strategies = dict(plan.providers), plan.harness.gradient_strategies
-    return next(m.name for m in plan.run_metrics if learns(m, providers, strategies))
 
 
 def prepare(
